@@ -1,0 +1,14 @@
+package runtime
+
+import "context"
+
+// Loader is what generated code hands to Load on a miss.
+type Loader[T any] struct {
+	// Load calls the wrapped repository.
+	Load func(ctx context.Context) (T, error)
+	// Tags are the entry's tags known before the call (from parameters).
+	Tags []string
+	// ResultTags, when set, returns the tags taken from a positive result
+	// ({result.Field}); ok=false (a nil hop) means the result is not stored.
+	ResultTags func(v T) (tags []string, ok bool)
+}

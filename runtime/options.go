@@ -1,0 +1,96 @@
+package runtime
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// Option configures a Cache.
+type Option func(*config)
+
+type config struct {
+	namespace        string
+	timeout          time.Duration
+	leaseTTL         time.Duration
+	leaseWait        time.Duration
+	pollMin, pollMax time.Duration
+	maxTTL           time.Duration
+	breakerFailures  int
+	breakerCooldown  time.Duration
+	logger           *slog.Logger
+	observer         func(Event)
+	now              func() time.Time
+	rand             func() uint64
+	cluster          *bool
+	maxPending       int
+}
+
+func defaultConfig() config {
+	return config{
+		namespace:       "cg",
+		timeout:         100 * time.Millisecond,
+		leaseTTL:        3 * time.Second,
+		leaseWait:       3 * time.Second,
+		pollMin:         2 * time.Millisecond,
+		pollMax:         50 * time.Millisecond,
+		maxTTL:          24 * time.Hour,
+		breakerFailures: 5,
+		breakerCooldown: time.Second,
+		logger:          slog.Default(),
+		now:             time.Now,
+		rand:            rand.Uint64,
+		maxPending:      10000,
+	}
+}
+
+// WithNamespace prefixes every key this Cache touches, so several applications
+// or tenants can share one Redis. Default "cg".
+func WithNamespace(ns string) Option { return func(c *config) { c.namespace = ns } }
+
+// WithTimeout is the budget of one Redis operation. When it runs out the call is
+// served from the source. It holds even for clients built with go-redis defaults
+// (ContextTimeoutEnabled false). Default 100ms.
+func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithLease sets how long a loader's lease lives (ttl) and how long other callers
+// wait for the leaseholder's value before loading from the source themselves
+// (wait). Defaults 3s and 3s.
+func WithLease(ttl, wait time.Duration) Option {
+	return func(c *config) { c.leaseTTL, c.leaseWait = ttl, wait }
+}
+
+// WithPoll sets the first and the longest interval between two looks at a key
+// while waiting for another loader. Defaults 2ms and 50ms.
+func WithPoll(first, longest time.Duration) Option {
+	return func(c *config) { c.pollMin, c.pollMax = first, longest }
+}
+
+// WithMaxTTL caps every entry TTL (jitter included). Invalidation markers of tags
+// live this long, which is what keeps tag state bounded. Default 24h.
+func WithMaxTTL(d time.Duration) Option { return func(c *config) { c.maxTTL = d } }
+
+// WithBreaker opens the circuit after failures consecutive Redis failures and
+// tries Redis again after cooldown. Defaults 5 and 1s.
+func WithBreaker(failures int, cooldown time.Duration) Option {
+	return func(c *config) { c.breakerFailures, c.breakerCooldown = failures, cooldown }
+}
+
+// WithLogger sets the logger for Redis errors, corrupt entries and breaker
+// transitions. Default slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithObserver receives an Event for every hit, miss, fill, invalidation and
+// failure, for metrics. It is called synchronously and must be fast.
+func WithObserver(f func(Event)) Option { return func(c *config) { c.observer = f } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithRand replaces the random source used for jitter and lease tokens (tests).
+// It must be safe for concurrent use.
+func WithRand(r func() uint64) Option { return func(c *config) { c.rand = r } }
+
+// WithCluster forces sharded (true) or single-node (false) mode. By default a
+// *redis.ClusterClient or *redis.Ring is sharded and anything else single-node.
+func WithCluster(sharded bool) Option { return func(c *config) { c.cluster = &sharded } }
