@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,6 +29,7 @@ type Cache struct {
 	stats   counters
 	pend    pending
 
+	lastLog   atomic.Int64 // UnixNano of the last Redis error logged
 	tokenBase string
 	tokenSeq  atomic.Uint64
 }
@@ -60,7 +60,7 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	var tok [8]byte
 	_, _ = rand.Read(tok[:])
 	c.tokenBase = hex.EncodeToString(tok[:]) + "."
-	c.brk.init(&c.cfg, c)
+	c.brk.init(c)
 	return c
 }
 
@@ -152,9 +152,9 @@ func (s *space) Key(b []byte) Key { return Key(append(b, '}')) }
 func (s *space) Group() Group { return Group(s.group) }
 
 // leaseKey derives the lease key from an entry key: same hash slot, 'l' for 'e'.
-func (s *space) leaseKey(k Key) string {
+func (c *Cache) leaseKey(k Key) string {
 	b := []byte(k)
-	b[len(s.c.ns)] = 'l'
+	b[len(c.ns)] = 'l'
 	return string(b)
 }
 
@@ -204,5 +204,3 @@ type Invalidation struct {
 func (inv Invalidation) empty() bool {
 	return len(inv.Keys) == 0 && len(inv.Tags) == 0 && len(inv.Groups) == 0
 }
-
-var _ = context.Background

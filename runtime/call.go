@@ -1,0 +1,79 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// errBreakerOpen marks calls the breaker skipped.
+var errBreakerOpen = errors.New("cachegen: circuit breaker open")
+
+// errTimeout is returned when a Redis call outlives the budget.
+var errTimeout = errors.New("cachegen: redis call exceeded the time budget")
+
+// call runs one Redis round trip within the time budget and feeds the breaker.
+// redis.Nil counts as success. Clients that honour context deadlines
+// (ContextTimeoutEnabled) get a deadline; others — go-redis's default, which
+// would wait out its 3s read timeout — run the call on a goroutine the caller
+// stops waiting for when the budget is spent.
+func call[R any](c *Cache, ctx context.Context, op func(context.Context) (R, error)) (R, error) {
+	var zero R
+	if !c.brk.allow() {
+		return zero, errBreakerOpen
+	}
+	r, err := bounded(c, ctx, op)
+	failed := err != nil && err != redis.Nil && ctx.Err() == nil
+	c.brk.record(failed)
+	if failed {
+		c.redisError(err)
+	}
+	return r, err
+}
+
+type result[R any] struct {
+	v   R
+	err error
+}
+
+func bounded[R any](c *Cache, ctx context.Context, op func(context.Context) (R, error)) (R, error) {
+	if c.ctxTO {
+		ctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
+		defer cancel()
+		r, err := op(ctx)
+		if err != nil && ctx.Err() == context.DeadlineExceeded {
+			err = errTimeout
+		}
+		return r, err
+	}
+	ch := make(chan result[R], 1)
+	go func() {
+		r, err := op(ctx)
+		ch <- result[R]{r, err}
+	}()
+	t := time.NewTimer(c.cfg.timeout)
+	defer t.Stop()
+	select {
+	case res := <-ch:
+		return res.v, res.err
+	case <-t.C:
+		var zero R
+		return zero, errTimeout
+	case <-ctx.Done():
+		var zero R
+		return zero, ctx.Err()
+	}
+}
+
+// redisError counts a failed Redis call and logs it, at most once a second:
+// a sick Redis must not flood the logs of a service that keeps working.
+func (c *Cache) redisError(err error) {
+	c.emit(EventRedisError, "", err)
+	now := c.cfg.now().UnixNano()
+	last := c.lastLog.Load()
+	if now-last >= int64(time.Second) && c.lastLog.CompareAndSwap(last, now) {
+		c.cfg.logger.Warn("cachegen: redis call failed; serving from the source", "err", err)
+	}
+}

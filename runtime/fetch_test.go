@@ -1,0 +1,97 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+type user struct {
+	ID    int64
+	Name  string
+	Email string
+}
+
+var errNotFound = errors.New("user not found")
+
+// fakeUsers is an in-memory source that counts its calls.
+type fakeUsers struct {
+	calls atomic.Int64
+	rows  map[int64]*user
+	delay time.Duration
+}
+
+func (f *fakeUsers) get(ctx context.Context, id int64) (*user, error) {
+	f.calls.Add(1)
+	if f.delay > 0 {
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if u, ok := f.rows[id]; ok {
+		cp := *u
+		return &cp, nil
+	}
+	return nil, fmt.Errorf("user %d: %w", id, errNotFound)
+}
+
+func userSpace(c *Cache) *Keyspace[*user] {
+	return NewKeyspace(c.Repo("users", 1), Spec[*user]{
+		Template: "user:{}", Schema: "s1", TTL: time.Minute, Negative: 10 * time.Second,
+		Jitter: Percent(10), NotFound: errNotFound, IsNil: func(u *user) bool { return u == nil },
+	})
+}
+
+func userKey(ks *Keyspace[*user], id int64) Key {
+	var buf [128]byte
+	return ks.Key(AppendInt(append(ks.AppendPrefix(buf[:0]), "user:"...), id))
+}
+
+// getUser is what generated code does for a get method.
+func getUser(ctx context.Context, ks *Keyspace[*user], src *fakeUsers, id int64) (*user, error) {
+	key := userKey(ks, id)
+	if v, hit, err := Lookup(ctx, ks, key); hit {
+		return v, err
+	}
+	return Load(ctx, ks, key, Loader[*user]{
+		Load: func(ctx context.Context) (*user, error) { return src.get(ctx, id) },
+		Tags: []string{string(AppendInt([]byte("user:"), id))},
+	})
+}
+
+func TestHitMissNegative(t *testing.T) {
+	c := newTestCache(t, redisClient(t))
+	ks := userSpace(c)
+	src := &fakeUsers{rows: map[int64]*user{1: {ID: 1, Name: "Ada"}}}
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		u, err := getUser(ctx, ks, src, 1)
+		if err != nil || u == nil || u.Name != "Ada" {
+			t.Fatalf("get 1: %v %v", u, err)
+		}
+	}
+	if n := src.calls.Load(); n != 1 {
+		t.Fatalf("source calls = %d, want 1", n)
+	}
+	for i := 0; i < 3; i++ {
+		u, err := getUser(ctx, ks, src, 2)
+		if !errors.Is(err, errNotFound) || u != nil {
+			t.Fatalf("get 2: %v %v", u, err)
+		}
+		if err.Error() != "user 2: user not found" {
+			t.Fatalf("cached error text %q", err.Error())
+		}
+	}
+	if n := src.calls.Load(); n != 2 {
+		t.Fatalf("source calls = %d, want 2", n)
+	}
+	s := c.Stats()
+	if s.Get(EventHit) != 2 || s.Get(EventNegativeHit) != 2 || s.Get(EventFill) != 2 {
+		t.Fatalf("stats %v", s)
+	}
+}
