@@ -1,0 +1,254 @@
+package annotations
+
+import (
+	"go/token"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Verbs and the options each accepts, in the order messages list them.
+var options = map[string][]string{
+	"repo":  {"prefix", "version", "ttl", "jitter", "negative", "notfound"},
+	"get":   {"key", "ttl", "jitter", "negative", "notfound", "tags"},
+	"put":   {"key", "value", "evict", "tags", "patterns"},
+	"evict": {"keys", "tags", "patterns"},
+}
+
+// Duration is an optional duration option.
+type Duration struct {
+	D   time.Duration
+	Set bool
+	Pos token.Position
+}
+
+// Jitter is a percentage of the TTL ("10%") or a fixed spread ("5s").
+type Jitter struct {
+	Percent   float64
+	Spread    time.Duration
+	IsPercent bool
+	Set       bool
+	Pos       token.Position
+}
+
+// Ident names a Go identifier, optionally qualified by a package name.
+type Ident struct {
+	Pkg, Name string
+	Set       bool
+	Pos       token.Position
+}
+
+func (id Ident) String() string {
+	if id.Pkg != "" {
+		return id.Pkg + "." + id.Name
+	}
+	return id.Name
+}
+
+// Repo is a decoded //cache:repo directive.
+type Repo struct {
+	Pos       token.Position
+	Prefix    string
+	PrefixSet bool
+	PrefixPos token.Position
+	Version   int
+	TTL       Duration
+	Negative  Duration
+	Jitter    Jitter
+	NotFound  Ident
+}
+
+// Method is a decoded //cache:get, //cache:put or //cache:evict directive.
+type Method struct {
+	Verb     string
+	Pos      token.Position
+	Key      Template   // get, put
+	KeyArg   Arg        // the key= argument, for messages
+	TTL      Duration   // get
+	Negative Duration   // get
+	Jitter   Jitter     // get
+	NotFound Ident      // get
+	Value    Ident      // put: the parameter to store instead of the result
+	Tags     []Template // get: attached to the entry; put, evict: invalidated
+	Keys     []Template // evict keys=, put evict=
+	Patterns []Pattern  // put, evict
+}
+
+// Decode checks the verb and keys of d and decodes it into a *Repo or a
+// *Method. It returns nil only with errors.
+func Decode(d Directive) (any, Errors) {
+	allowed, ok := options[d.Verb]
+	if !ok {
+		return nil, Errors{{d.VerbPos, "unknown verb " + strconv.Quote(d.Verb) + " (want repo, get, put or evict)"}}
+	}
+	var errs Errors
+	for _, a := range d.Args {
+		if !contains(allowed, a.Key) {
+			errs = append(errs, Error{a.Pos, "unknown option " + strconv.Quote(a.Key) + " for " + Prefix + d.Verb + " (want " + strings.Join(allowed, ", ") + ")"})
+		}
+	}
+	if d.Verb == "repo" {
+		r, more := decodeRepo(d)
+		return r, append(errs, more...)
+	}
+	m, more := decodeMethod(d)
+	return m, append(errs, more...)
+}
+
+func decodeRepo(d Directive) (*Repo, Errors) {
+	r := &Repo{Pos: d.Pos, Version: 1}
+	var errs Errors
+	for _, a := range d.Args {
+		switch a.Key {
+		case "prefix":
+			r.Prefix, r.PrefixSet, r.PrefixPos = a.Value, true, a.ValuePos
+			for i := 0; i < len(a.Value); i++ {
+				if c := a.Value[i]; c <= ' ' || c == 0x7f {
+					errs = append(errs, Error{a.At(i), "prefix must not contain spaces or control characters"})
+					break
+				}
+			}
+			if a.Value == "" {
+				errs = append(errs, Error{a.ValuePos, "empty prefix"})
+			}
+		case "version":
+			v, err := strconv.Atoi(a.Value)
+			if err != nil || v < 0 || v > 1<<31-1 {
+				errs = append(errs, Error{a.ValuePos, "bad version " + strconv.Quote(a.Value) + ": want a non-negative integer"})
+			}
+			r.Version = v
+		case "ttl", "negative", "jitter", "notfound":
+			errs = append(errs, decodeCommon(a, &r.TTL, &r.Negative, &r.Jitter, &r.NotFound)...)
+		}
+	}
+	return r, errs
+}
+
+func decodeMethod(d Directive) (*Method, Errors) {
+	m := &Method{Verb: d.Verb, Pos: d.Pos}
+	var errs Errors
+	hasKey := false
+	for _, a := range d.Args {
+		switch a.Key {
+		case "key":
+			t, e := ParseTemplate(a, 0, a.Value, "key")
+			m.Key, m.KeyArg, hasKey = t, a, true
+			errs = append(errs, e...)
+		case "ttl", "negative", "jitter", "notfound":
+			errs = append(errs, decodeCommon(a, &m.TTL, &m.Negative, &m.Jitter, &m.NotFound)...)
+		case "value":
+			id, e := decodeIdent(a)
+			if id.Pkg != "" {
+				e = append(e, Error{a.ValuePos, "value must name a parameter, found " + strconv.Quote(a.Value)})
+			}
+			m.Value = id
+			errs = append(errs, e...)
+		case "tags":
+			items, offs := splitList(a.Value)
+			for i, s := range items {
+				t, e := ParseTemplate(a, offs[i], s, "tag")
+				m.Tags = append(m.Tags, t)
+				errs = append(errs, e...)
+			}
+		case "keys", "evict":
+			items, offs := splitList(a.Value)
+			for i, s := range items {
+				t, e := ParseTemplate(a, offs[i], s, "key")
+				m.Keys = append(m.Keys, t)
+				errs = append(errs, e...)
+			}
+		case "patterns":
+			items, offs := splitList(a.Value)
+			for i, s := range items {
+				p, e := ParsePattern(a, offs[i], s)
+				m.Patterns = append(m.Patterns, p)
+				errs = append(errs, e...)
+			}
+		}
+	}
+	switch {
+	case (m.Verb == "get" || m.Verb == "put") && !hasKey:
+		errs = append(errs, Error{d.VerbPos, Prefix + m.Verb + " needs a key=\"...\" option"})
+	case m.Verb == "evict" && len(m.Keys) == 0 && len(m.Tags) == 0 && len(m.Patterns) == 0:
+		errs = append(errs, Error{d.VerbPos, Prefix + "evict names nothing to invalidate (want keys=, tags= or patterns=)"})
+	}
+	return m, errs
+}
+
+// decodeCommon decodes the options shared by repo and get.
+func decodeCommon(a Arg, ttl, negative *Duration, jitter *Jitter, notfound *Ident) Errors {
+	switch a.Key {
+	case "ttl":
+		d, err := parseDuration(a.Value)
+		switch {
+		case err != "":
+			return Errors{{a.ValuePos, "bad ttl " + strconv.Quote(a.Value) + ": " + err}}
+		case d <= 0:
+			return Errors{{a.ValuePos, "ttl must be positive"}}
+		}
+		*ttl = Duration{D: d, Set: true, Pos: a.ValuePos}
+	case "negative":
+		d, err := parseDuration(a.Value)
+		if err != "" {
+			return Errors{{a.ValuePos, "bad negative " + strconv.Quote(a.Value) + ": " + err + " (0 disables negative caching)"}}
+		}
+		*negative = Duration{D: d, Set: true, Pos: a.ValuePos}
+	case "jitter":
+		j := Jitter{Set: true, Pos: a.ValuePos}
+		if p, ok := strings.CutSuffix(a.Value, "%"); ok {
+			f, err := strconv.ParseFloat(p, 64)
+			if err != nil || f < 0 || f >= 100 || f != f {
+				return Errors{{a.ValuePos, "bad jitter percentage " + strconv.Quote(a.Value) + ": want 0% up to below 100%"}}
+			}
+			j.Percent, j.IsPercent = f, true
+		} else {
+			d, err := parseDuration(a.Value)
+			if err != "" {
+				return Errors{{a.ValuePos, "bad jitter " + strconv.Quote(a.Value) + ": want a percentage (10%) or a duration (5s)"}}
+			}
+			j.Spread = d
+		}
+		*jitter = j
+	case "notfound":
+		id, errs := decodeIdent(a)
+		*notfound = id
+		return errs
+	}
+	return nil
+}
+
+func parseDuration(s string) (time.Duration, string) {
+	if s == "0" {
+		return 0, ""
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, "want a Go duration such as 30s, 10m or 1h30m"
+	}
+	if d < 0 {
+		return 0, "must not be negative"
+	}
+	return d, ""
+}
+
+func decodeIdent(a Arg) (Ident, Errors) {
+	id := Ident{Set: true, Pos: a.ValuePos}
+	pkg, name, qualified := strings.Cut(a.Value, ".")
+	if !qualified {
+		pkg, name = "", a.Value
+	}
+	if !isIdent(name) || qualified && !isIdent(pkg) || name == "_" {
+		return id, Errors{{a.ValuePos, "bad " + a.Key + " " + strconv.Quote(a.Value) + ": want an identifier, optionally qualified (ErrNotFound, store.ErrNotFound)"}}
+	}
+	id.Pkg, id.Name = pkg, name
+	return id, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
