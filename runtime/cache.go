@@ -25,6 +25,7 @@ type Cache struct {
 
 	epoch   atomic.Uint64 // bumped by every local invalidation; keys the flights
 	flights flightGroup
+	lookups lookupGroup
 	brk     breaker
 	stats   counters
 	pend    pending

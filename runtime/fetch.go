@@ -19,18 +19,18 @@ import (
 // For a cached not-found entry it returns hit=true and the not-found error.
 func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (v T, hit bool, err error) {
 	c := ks.c
-	raw, found, rerr := ks.lookupRaw(ctx, key)
-	if rerr != nil {
-		if rerr == errBreakerOpen {
+	lc := c.lookups.do(ctx, &ks.space, key)
+	if lc.err != nil {
+		if lc.err == errBreakerOpen {
 			c.emit(EventBypass, ks.label, nil)
 		}
 		return v, false, nil
 	}
-	if !found {
+	if !lc.found {
 		c.emit(EventMiss, ks.label, nil)
 		return v, false, nil
 	}
-	e, _, ok := decodeEnvelope(raw)
+	e, _, ok := decodeEnvelope(lc.raw)
 	if ok {
 		if v, err, ok = ks.decode(e); ok {
 			if e.flags&(flagNil|flagNotFound) != 0 {
@@ -41,7 +41,7 @@ func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (v T, hit bool
 			return v, true, err
 		}
 	}
-	ks.corrupt(ctx, key)
+	lc.corrupt.Do(func() { ks.corrupt(ctx, key) })
 	c.emit(EventMiss, ks.label, nil)
 	return v, false, nil
 }
@@ -54,11 +54,10 @@ func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (v T, hit bool
 // Redis trouble never fails the call: the source's answer is returned.
 func Load[T any](ctx context.Context, ks *Keyspace[T], key Key, l Loader[T]) (T, error) {
 	c := ks.c
-	if !c.healthy() {
-		v, err := ks.callSource(ctx, l)
-		return v, err
-	}
 	res, err := c.flights.do(ctx, flightKey{key, c.epoch.Load()}, func(fctx context.Context) (any, error) {
+		if !c.healthy() { // Redis is failing: still one load per key in this process
+			return ks.loadOnly(fctx, l), nil
+		}
 		return ks.loadShared(fctx, key, l), nil
 	})
 	if err != nil { // this caller's context ended
@@ -132,7 +131,9 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, l Loader[T]) *lo
 		if found {
 			if e, _, ok := decodeEnvelope(raw); ok {
 				if _, _, ok := ks.decode(e); ok {
-					return &loaded[T]{env: e, encoded: true}
+					res := &loaded[T]{env: e, encoded: true}
+					res.taken.Store(true) // no source value: every caller decodes
+					return res
 				}
 			}
 			ks.corrupt(ctx, key)

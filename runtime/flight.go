@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"sync"
 )
 
@@ -81,3 +82,55 @@ func (g *flightGroup) run(ctx context.Context, k flightKey, f *flight, fn func(c
 	}()
 	f.val, f.err = fn(ctx)
 }
+
+// lookupGroup collapses concurrent hit checks of one key in this process: a
+// burst of a thousand readers costs Redis one round trip, not a thousand that
+// queue past the time budget and send everyone to the source. The first
+// caller makes the call inline; the others wait for its reply and decode their
+// own copy. The epoch in the key keeps a read that starts after an
+// invalidation from taking a reply fetched before it.
+type lookupGroup struct {
+	shards [64]struct {
+		mu sync.Mutex
+		m  map[flightKey]*lookupCall
+	}
+}
+
+type lookupCall struct {
+	done    chan struct{}
+	raw     []byte
+	found   bool
+	err     error
+	corrupt sync.Once // one delete and one log line per corrupt reply
+}
+
+func (g *lookupGroup) do(ctx context.Context, s *space, key Key) *lookupCall {
+	k := flightKey{key, s.c.epoch.Load()}
+	sh := &g.shards[maphash.String(lookupSeed, string(key))%uint64(len(g.shards))]
+	sh.mu.Lock()
+	if lc, ok := sh.m[k]; ok {
+		sh.mu.Unlock()
+		select {
+		case <-lc.done:
+			return lc
+		case <-ctx.Done():
+			return &lookupCall{err: ctx.Err()}
+		}
+	}
+	if sh.m == nil {
+		sh.m = make(map[flightKey]*lookupCall)
+	}
+	lc := &lookupCall{done: make(chan struct{})}
+	sh.m[k] = lc
+	sh.mu.Unlock()
+	defer func() {
+		sh.mu.Lock()
+		delete(sh.m, k)
+		sh.mu.Unlock()
+		close(lc.done)
+	}()
+	lc.raw, lc.found, lc.err = s.lookupRaw(ctx, key)
+	return lc
+}
+
+var lookupSeed = maphash.MakeSeed()

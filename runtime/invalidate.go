@@ -49,9 +49,11 @@ func (c *Cache) markers(inv Invalidation) []string {
 // returns the sequence a write-through entry may be stored under (with
 // needSeq, the current one when no marker moved).
 func (c *Cache) invalidate(ctx context.Context, keys []Key, markers []string, needSeq bool) (uint64, error) {
-	c.epoch.Add(1) // later reads in this process must not join earlier loads
 	c.emit(EventInvalidate, "", nil)
 	seq, err := c.deliver(ctx, keys, markers, needSeq, false)
+	// Reads that start from now on must not join a lookup or load that began
+	// before this point (while the invalidation was still on its way).
+	c.epoch.Add(1)
 	if err != nil {
 		c.pend.add(c, keys, markers)
 	}

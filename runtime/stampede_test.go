@@ -1,0 +1,106 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const stampedeProcs, stampedeGoroutines = 4, 1000
+
+// TestStampede: 1000 goroutines in each of 4 processes miss one key at the
+// same moment; the source is called exactly once in all.
+func TestStampede(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		_, isCluster := rdb.(*redis.ClusterClient)
+		ns := testNamespace(t)
+		start := time.Now().Add(time.Second).UnixNano()
+		var wg sync.WaitGroup
+		outs := make([]string, stampedeProcs)
+		errs := make([]error, stampedeProcs)
+		for i := 0; i < stampedeProcs; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cmd := exec.Command(os.Args[0], "-test.run=^TestStampedeChild$", "-test.count=1", "-test.v")
+				cmd.Env = append(os.Environ(), "CACHEGEN_STAMPEDE_NS="+ns, "CACHEGEN_STAMPEDE_START="+strconv.FormatInt(start, 10))
+				if isCluster {
+					cmd.Env = append(cmd.Env, "CACHEGEN_CLUSTER_ADDRS="+strings.Join(cluster.addrs, ","))
+				}
+				out, err := cmd.CombinedOutput()
+				outs[i], errs[i] = string(out), err
+			}()
+		}
+		wg.Wait()
+		total := 0
+		re := regexp.MustCompile(`stampede: calls=(\d+) ok=(\d+)`)
+		for i := range outs {
+			m := re.FindStringSubmatch(outs[i])
+			if errs[i] != nil || m == nil {
+				t.Fatalf("child %d: %v\n%s", i, errs[i], outs[i])
+			}
+			calls, _ := strconv.Atoi(m[1])
+			if ok, _ := strconv.Atoi(m[2]); ok != stampedeGoroutines {
+				t.Fatalf("child %d: only %d of %d goroutines got the value", i, ok, stampedeGoroutines)
+			}
+			total += calls
+		}
+		if total != 1 {
+			t.Fatalf("source called %d times across %d processes × %d goroutines, want 1", total, stampedeProcs, stampedeGoroutines)
+		}
+	})
+}
+
+// TestStampedeChild is one process of TestStampede.
+func TestStampedeChild(t *testing.T) {
+	ns := os.Getenv("CACHEGEN_STAMPEDE_NS")
+	if ns == "" {
+		t.Skip("child process of TestStampede; runs only when re-executed by it")
+	}
+	var rdb redis.UniversalClient
+	if os.Getenv("CACHEGEN_CLUSTER_ADDRS") != "" {
+		rdb = clusterClient(t)
+	} else {
+		rdb = redisClient(t)
+	}
+	c := New(rdb, WithNamespace(ns), WithLogger(quietLogger()))
+	ks := userSpace(c)
+	var calls atomic.Int64
+	src := func(ctx context.Context) (*user, error) {
+		calls.Add(1)
+		time.Sleep(300 * time.Millisecond) // a slow query: everyone else piles up
+		return &user{ID: 1, Name: "Ada"}, nil
+	}
+	startNs, _ := strconv.ParseInt(os.Getenv("CACHEGEN_STAMPEDE_START"), 10, 64)
+	time.Sleep(time.Until(time.Unix(0, startNs)))
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < stampedeGoroutines; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx := context.Background()
+			key := userKey(ks, 1)
+			v, hit, err := Lookup(ctx, ks, key)
+			if !hit {
+				v, err = Load(ctx, ks, key, Loader[*user]{Load: src})
+			}
+			if err == nil && v != nil && v.Name == "Ada" {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	fmt.Printf("stampede: calls=%d ok=%d\n", calls.Load(), ok.Load())
+	t.Logf("stats %v", c.Stats())
+}
