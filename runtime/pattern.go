@@ -28,7 +28,7 @@ func (c *Cache) DeletePattern(ctx context.Context, glob string) (int64, error) {
 
 func (c *Cache) deletePattern(ctx context.Context, match string) (int64, error) {
 	c.emit(EventInvalidate, "", nil)
-	defer c.epoch.Add(1) // as in invalidate: later reads must not join earlier ones
+	defer c.epoch.Add(1)   // as in invalidate: later reads must not join earlier ones
 	var total atomic.Int64 // masters are scanned in parallel
 	scan := func(ctx context.Context, node redis.UniversalClient) error {
 		var cursor uint64
