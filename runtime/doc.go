@@ -1,0 +1,40 @@
+// Package runtime is the cache engine behind every repository cachegen
+// generates. Users touch three things: New (one Cache per Redis deployment
+// and namespace), the generated NewCached<Interface> constructors, and the
+// Invalidate helpers for event-driven invalidation. The rest — Keyspace,
+// Lookup, Load, Put, Invalidation — is what generated code calls.
+//
+// # Guarantees
+//
+//   - One source call per key across goroutines and processes: concurrent
+//     readers in a process share one lookup and one load; across processes a
+//     Redis lease (SET NX PX with a random token) lets one load while the others
+//     poll for its value, bounded by the lease wait, after which they load
+//     themselves (the safety valve: nobody hangs).
+//   - No stale fill: a fill is a script that succeeds only while the loader's
+//     lease is intact and no invalidation marker of the entry (its tags, its
+//     pattern group, its repository, the namespace) moved past the
+//     invalidation sequence read before the load began. Evicting a key deletes
+//     its lease. Tags taken from the result are covered too: they are compared
+//     against the sequence at load start, not read after the load.
+//   - Negative caching of nil results and of a sentinel error, flagged in the
+//     entry's envelope so no real value can look like a placeholder.
+//   - TTL jitter, uniformly spread, on positive and negative TTLs.
+//   - Bounded decoding: entries carry a CRC-32C and msgpack payloads are
+//     structurally validated before decoding, so corrupt or hostile bytes are a
+//     miss (deleted, counted, logged) with allocation bounded by their size.
+//   - Versioned keys: namespace, repository prefix and version and a hash of the
+//     key template and result type are part of every key; InvalidateAll and
+//     InvalidateNamespace are O(1) marker bumps, never KEYS or SCAN.
+//   - Tags and pattern groups in O(1): invalidating one costs the same for 10
+//     or 100,000 entries; a hit checks the markers in the same round trip
+//     (one script on a single node, two parallel rounds on Cluster).
+//   - Fail-open: Redis errors and timeouts are logged and counted, never
+//     returned; every call then goes to the source within the time budget,
+//     even for clients built with go-redis defaults. A circuit breaker skips a
+//     failing Redis and closes by itself; invalidations that could not be
+//     delivered are replayed, and until then this process reads from the source.
+//
+// See docs/runtime.md for the key layout, the envelope, the lease protocol and
+// what happens on each failure.
+package runtime
