@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 type user struct {
@@ -65,7 +67,11 @@ func getUser(ctx context.Context, ks *Keyspace[*user], src *fakeUsers, id int64)
 }
 
 func TestHitMissNegative(t *testing.T) {
-	c := newTestCache(t, redisClient(t))
+	backends(t, testHitMissNegative)
+}
+
+func testHitMissNegative(t *testing.T, rdb redis.UniversalClient) {
+	c := newTestCache(t, rdb)
 	ks := userSpace(c)
 	src := &fakeUsers{rows: map[int64]*user{1: {ID: 1, Name: "Ada"}}}
 	ctx := context.Background()
@@ -93,5 +99,60 @@ func TestHitMissNegative(t *testing.T) {
 	s := c.Stats()
 	if s.Get(EventHit) != 2 || s.Get(EventNegativeHit) != 2 || s.Get(EventFill) != 2 {
 		t.Fatalf("stats %v", s)
+	}
+}
+
+// TestDeletePattern: SCAN+UNLINK over every master, leases included, and a
+// value spliced into the glob cannot widen it.
+func TestDeletePattern(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		c := newTestCache(t, rdb)
+		ks := NewKeyspace(c.Repo("posts", 1), Spec[string]{Template: "post:{}", Schema: "s", TTL: time.Minute})
+		key := func(slug string) Key {
+			return ks.Key(AppendString(append(ks.AppendPrefix(nil), "post:"...), slug))
+		}
+		slugs := []string{"a*", "a1", "a2", "b1", "a:x", "[a]"}
+		for i := 0; i < 50; i++ { // enough keys to spread over all three masters
+			slugs = append(slugs, fmt.Sprint("c", i))
+		}
+		for _, s := range slugs {
+			Put(ctx, ks, key(s), s, nil, Invalidation{})
+		}
+		// "a*" as a value matches only the key whose slug is literally "a*".
+		n, err := ks.repo.DeletePattern(ctx, "post:"+string(AppendString(nil, "a*")))
+		if err != nil || n != 1 {
+			t.Fatalf("deleted %d, %v; want exactly the key of slug a*", n, err)
+		}
+		n, err = ks.repo.DeletePattern(ctx, "post:c*")
+		if err != nil || n != 50 {
+			t.Fatalf("deleted %d, %v; want 50", n, err)
+		}
+		for _, s := range slugs {
+			_, hit, _ := Lookup(ctx, ks, key(s))
+			gone := s == "a*" || s[0] == 'c'
+			if hit == gone {
+				t.Fatalf("slug %q: hit=%v after delete", s, hit)
+			}
+		}
+	})
+}
+
+// TestMarkersExpire: tag state is bounded — a marker lives MaxTTL after its
+// last bump, never longer.
+func TestMarkersExpire(t *testing.T) {
+	ctx := context.Background()
+	rdb := redisClient(t)
+	c := newTestCache(t, rdb, WithMaxTTL(time.Hour))
+	if err := c.Invalidate(ctx, Invalidation{Tags: []string{"t1"}}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := rdb.PTTL(ctx, c.tagKey("t1")).Result()
+	if err != nil || d <= 59*time.Minute || d > time.Hour {
+		t.Fatalf("marker ttl %v, %v", d, err)
+	}
+	// Entries are capped at MaxTTL, so none can outlive the marker.
+	if got := Percent(10).ttl(2*time.Hour, time.Hour, 12345); got != time.Hour {
+		t.Fatalf("ttl not capped: %v", got)
 	}
 }
