@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"runtime/debug"
 	"sync"
 )
 
@@ -69,9 +70,10 @@ func (g *flightGroup) do(ctx context.Context, k flightKey, fn func(context.Conte
 func (g *flightGroup) run(ctx context.Context, k flightKey, f *flight, fn func(context.Context) (any, error)) {
 	defer func() {
 		if r := recover(); r != nil {
-			f.panic = fmt.Errorf("cachegen: loader panicked: %v", r)
+			// Re-panicked in every caller; keep the loader's stack in the value.
+			f.panic = fmt.Errorf("cachegen: loader panicked: %v\n\n%s", r, debug.Stack())
 			if err, ok := r.(error); ok {
-				f.panic = fmt.Errorf("cachegen: loader panicked: %w", err)
+				f.panic = fmt.Errorf("cachegen: loader panicked: %w\n\n%s", err, debug.Stack())
 			}
 		}
 		g.mu.Lock()

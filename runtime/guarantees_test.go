@@ -403,3 +403,49 @@ func TestKeyEncodingInjective(t *testing.T) {
 		t.Fatalf("EscapeGlob: %q", got)
 	}
 }
+
+// TestLoaderPanicAndCancel: a panicking loader reaches every waiting caller
+// and frees its lease at once; a cancelled caller returns without failing the
+// others, and the load is cancelled when the last caller leaves.
+func TestLoaderPanicAndCancel(t *testing.T) {
+	ctx := context.Background()
+	rdb := redisClient(t)
+	c := newTestCache(t, rdb)
+	ks := userSpace(c)
+	key := userKey(ks, 1)
+	func() {
+		defer func() {
+			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "boom") {
+				t.Fatalf("recovered %v, want the loader's panic", r)
+			}
+		}()
+		_, _ = Load(ctx, ks, key, Loader[*user]{Load: func(context.Context) (*user, error) { panic("boom") }})
+	}()
+	if n, _ := rdb.Exists(ctx, c.leaseKey(key)).Result(); n != 0 {
+		t.Fatal("the lease outlived the panicking loader")
+	}
+
+	started := make(chan struct{})
+	var cancelled atomic.Bool
+	slow := Loader[*user]{Load: func(ctx context.Context) (*user, error) {
+		close(started)
+		<-ctx.Done()
+		cancelled.Store(true)
+		return nil, ctx.Err()
+	}}
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error)
+	go func() { _, err := Load(cctx, ks, key, slow); errc <- err }()
+	<-started
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller got %v", err)
+	}
+	deadline := time.Now().Add(time.Second)
+	for !cancelled.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if !cancelled.Load() {
+		t.Fatal("the load kept running after its only caller left")
+	}
+}
