@@ -1,0 +1,47 @@
+package news
+
+import "context"
+
+// Articles is the source of truth for articles.
+//
+// Article reads are cached for 10 minutes and tagged with the article and its
+// author, so an edit of either drops them. Unknown ids and slugs are cached
+// negatively for 30 seconds. The home feed has a short TTL; category feeds are
+// tagged per category and dropped when an article is published in it.
+//
+//cache:repo prefix=articles version=1 ttl=10m jitter=10% negative=30s
+type Articles interface {
+	// Get returns the article with the given id, or ErrNotFound.
+	//
+	//cache:get key="article:{id}" notfound=ErrNotFound tags="article:{id},author:{result.AuthorID}"
+	Get(ctx context.Context, id int64) (*Article, error)
+
+	// BySlug returns the article with the given slug, or ErrNotFound.
+	//
+	//cache:get key="article:slug:{slug}" notfound=ErrNotFound tags="article:{result.ID},author:{result.AuthorID}"
+	BySlug(ctx context.Context, slug string) (*Article, error)
+
+	// HomepageFeed returns page (0-based) of the newest articles.
+	//
+	//cache:get key="feed:home:{page}" ttl=30s tags="feed"
+	HomepageFeed(ctx context.Context, page int) ([]Summary, error)
+
+	// CategoryFeed returns page (0-based) of the newest articles of a category.
+	//
+	//cache:get key="feed:category:{category}:{page}" ttl=2m tags="feed,feed:{category}"
+	CategoryFeed(ctx context.Context, category string, page int) ([]Summary, error)
+
+	// Publish inserts a new article and sets a.ID, a.PublishedAt and
+	// a.UpdatedAt. It drops every home feed page (pattern), the feeds of the
+	// article's category (tag) and a negatively cached lookup of its slug.
+	//
+	//cache:evict keys="article:slug:{a.Slug}" tags="feed:{a.Category}" patterns="feed:home:*"
+	Publish(ctx context.Context, a *Article) error
+
+	// Update saves the title, summary and body of article a.ID (the category
+	// and author do not change). It drops the article, everything tagged with
+	// it (its slug lookup), and the feeds, which show the title.
+	//
+	//cache:evict keys="article:{a.ID}" tags="article:{a.ID},feed"
+	Update(ctx context.Context, a *Article) error
+}
