@@ -1,0 +1,43 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+//go:generate go run github.com/cachegen/cachegen/cmd/cachegen
+
+// User is one row of bench_users.
+type User struct {
+	ID        int64     `msgpack:"id"`
+	Name      string    `msgpack:"name"`
+	Email     string    `msgpack:"email"`
+	Team      string    `msgpack:"team"`
+	Bio       string    `msgpack:"bio"`
+	Score     int64     `msgpack:"score"`
+	UpdatedAt time.Time `msgpack:"updated_at"`
+}
+
+// ErrNotFound is returned for an id with no row.
+var ErrNotFound = errors.New("bench: user not found")
+
+// Users is the source the benchmarks cache. Get carries no tags, so the
+// cachegen entry does what the hand-written cache-aside does (plus the
+// runtime's own namespace, repository and pattern-group markers); Member
+// carries a tag shared by a whole team, for the invalidation benchmark.
+//
+//cache:repo prefix=benchusers version=1 ttl=10m jitter=10% negative=30s
+type Users interface {
+	//cache:get key="user:{id}" notfound=ErrNotFound
+	Get(ctx context.Context, id int64) (*User, error)
+
+	//cache:get key="member:{team}:{id}" tags="team:{team}"
+	Member(ctx context.Context, team string, id int64) (*User, error)
+
+	//cache:evict keys="user:{id}"
+	Touch(ctx context.Context, id int64) error
+
+	//cache:evict tags="team:{team}"
+	TeamChanged(ctx context.Context, team string) error
+}
