@@ -1,0 +1,115 @@
+// Command cachegen generates typed caching decorators for Go repository
+// interfaces annotated with //cache: directives.
+//
+// Usage:
+//
+//	cachegen [flags] [packages]
+//
+// With no packages it processes the package in the current directory, which
+// is what //go:generate go tool cachegen needs. See docs/annotations.md.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/cachegen/cachegen/gen"
+)
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("cachegen: ")
+	check := flag.Bool("check", false, "write nothing; print a diff and exit 1 if any generated file would change")
+	tags := flag.String("tags", "", "comma-separated build tags to apply when loading packages")
+	version := flag.Bool("version", false, "print the version and exit")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: cachegen [flags] [packages]\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if *version {
+		fmt.Println("cachegen", buildVersion())
+		return
+	}
+	os.Exit(run(flag.Args(), *tags, *check))
+}
+
+// run generates and returns the exit code.
+func run(patterns []string, tags string, check bool) int {
+	cfg := gen.Config{Patterns: patterns}
+	if tags != "" {
+		cfg.BuildFlags = []string{"-tags=" + tags}
+	}
+	outs, err := gen.Generate(cfg)
+	if err != nil {
+		var errs gen.Errors
+		if errors.As(err, &errs) {
+			for _, e := range errs {
+				e.Pos.Filename = relative(e.Pos.Filename)
+				fmt.Fprintln(os.Stderr, e.Error())
+			}
+			return 1
+		}
+		log.Print(err)
+		return 1
+	}
+	if check {
+		stale := false
+		for _, o := range outs {
+			if o.Changed() {
+				stale = true
+				os.Stdout.WriteString(gen.Diff(relative(o.Path), o.Old, o.New))
+			}
+		}
+		if stale {
+			log.Print("generated files are out of date; run go generate")
+			return 1
+		}
+		return 0
+	}
+	if err := gen.Write(outs); err != nil {
+		log.Print(err)
+		return 1
+	}
+	return 0
+}
+
+// relative shortens path to be relative to the working directory when it is
+// below it, as the go command prints positions.
+func relative(path string) string {
+	wd, err := os.Getwd()
+	if err != nil || path == "" {
+		return path
+	}
+	rel, err := filepath.Rel(wd, path)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return path
+	}
+	return rel
+}
+
+func buildVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	v := info.Main.Version
+	if info.Main.Path != "github.com/cachegen/cachegen" {
+		// Installed as a tool of another module: report our module's version.
+		for _, d := range info.Deps {
+			if d.Path == "github.com/cachegen/cachegen" {
+				v = d.Version
+			}
+		}
+	}
+	if v == "" {
+		v = "(devel)"
+	}
+	return v
+}

@@ -1,0 +1,633 @@
+package gen
+
+import (
+	"go/token"
+	"go/types"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/tools/go/packages"
+
+	"github.com/cachegen/cachegen/annotations"
+)
+
+// builder turns the directives of one package into the model, collecting
+// every error rather than stopping at the first.
+type builder struct {
+	p        *packages.Package
+	errs     Errors
+	ctxType  types.Type // context.Context, when the package can see it
+	prefixes map[string]*Repo
+}
+
+func buildPackage(p *packages.Package) ([]*File, Errors) {
+	b := &builder{p: p, prefixes: map[string]*Repo{}}
+	b.ctxType = findContext(p.Types)
+	var files []*File
+	for i, f := range p.Syntax {
+		if i >= len(p.CompiledGoFiles) {
+			break
+		}
+		name := p.CompiledGoFiles[i]
+		decls, errs := scanFile(p, f)
+		b.errs = append(b.errs, errs...)
+		file := &File{Source: name, Output: outputPath(name), Pkg: p.Types, Build: buildConstraint(p.Fset, f)}
+		for _, d := range decls {
+			b.typeErrorsIn(d)
+			if r := b.repo(d); r != nil {
+				file.Repos = append(file.Repos, r)
+			}
+		}
+		if len(file.Repos) > 0 {
+			files = append(files, file)
+		}
+	}
+	return files, b.errs
+}
+
+func (b *builder) errorf(p token.Position, format string, args ...any) {
+	b.errs = append(b.errs, errorf(p, format, args...))
+}
+
+// typeErrorsIn reports the type errors inside a repository interface: its
+// types would be wrong. Type errors elsewhere in the package (say, code that
+// calls a generated constructor which does not exist yet) do not matter.
+func (b *builder) typeErrorsIn(d *ifaceDecl) {
+	start := b.p.Fset.Position(d.spec.Pos())
+	end := b.p.Fset.Position(d.spec.End())
+	for _, e := range b.p.Errors {
+		if e.Kind != packages.TypeError {
+			continue
+		}
+		p := parsePos(e.Pos)
+		if p.Filename == start.Filename && p.Line >= start.Line && p.Line <= end.Line {
+			b.errs = append(b.errs, annotations.Error{Pos: p, Msg: e.Msg})
+		}
+	}
+}
+
+// findContext returns context.Context if pkg imports context, directly or not.
+func findContext(pkg *types.Package) types.Type {
+	seen := map[*types.Package]bool{}
+	var walk func(p *types.Package) types.Type
+	walk = func(p *types.Package) types.Type {
+		if seen[p] {
+			return nil
+		}
+		seen[p] = true
+		if p.Path() == "context" {
+			if obj := p.Scope().Lookup("Context"); obj != nil {
+				return obj.Type()
+			}
+		}
+		for _, q := range p.Imports() {
+			if t := walk(q); t != nil {
+				return t
+			}
+		}
+		return nil
+	}
+	return walk(pkg)
+}
+
+var errorType = types.Universe.Lookup("error").Type()
+
+func isError(t types.Type) bool { return types.Identical(t, errorType) }
+
+func (b *builder) isContext(t types.Type) bool {
+	if b.ctxType != nil {
+		return types.Identical(t, b.ctxType)
+	}
+	// Export data may not list context among the imports; the object's
+	// package path and name then identify the type just as well.
+	n, ok := types.Unalias(t).(*types.Named)
+	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == "context" && n.Obj().Name() == "Context"
+}
+
+func (b *builder) typeString(t types.Type) string {
+	return types.TypeString(t, func(p *types.Package) string {
+		if p == b.p.Types {
+			return ""
+		}
+		return p.Name()
+	})
+}
+
+// repo builds one repository and validates everything its directives say.
+func (b *builder) repo(d *ifaceDecl) *Repo {
+	named, ok := d.name.Type().(*types.Named)
+	if !ok {
+		return nil
+	}
+	iface, ok := named.Underlying().(*types.Interface)
+	if !ok {
+		return nil
+	}
+	dr := d.repo
+	r := &Repo{Name: d.name.Name(), Named: named, Prefix: strings.ToLower(d.name.Name()), Version: dr.Version, Pos: dr.Pos}
+	if dr.PrefixSet {
+		r.Prefix = dr.Prefix
+	}
+	if !iface.IsMethodSet() {
+		b.errorf(dr.Pos, "%s is a constraint interface (it has a type set); a repository needs methods only", r.Name)
+		return nil
+	}
+	if other := b.prefixes[r.Prefix]; other != nil {
+		b.errorf(dr.Pos, "%s uses prefix %q, like %s: repositories on one Cache would share entries; set prefix=", r.Name, r.Prefix, other.Name)
+	}
+	b.prefixes[r.Prefix] = r
+	for i := 0; i < named.TypeParams().Len(); i++ {
+		r.TypeParams = append(r.TypeParams, named.TypeParams().At(i))
+	}
+	for _, n := range []string{r.Struct(), "New" + r.Struct()} {
+		if obj := b.p.Types.Scope().Lookup(n); obj != nil {
+			b.errorf(dr.Pos, "generated name %s clashes with %s declared at %s", n, n, b.p.Fset.Position(obj.Pos()))
+		}
+	}
+
+	// Methods: the interface's own in source order, then embedded ones by name.
+	byName := map[string]*types.Func{}
+	for i := 0; i < iface.NumMethods(); i++ {
+		byName[iface.Method(i).Name()] = iface.Method(i)
+	}
+	var order []string
+	for _, f := range d.itype.Methods.List {
+		for _, n := range f.Names {
+			order = append(order, n.Name)
+		}
+	}
+	own := map[string]bool{}
+	for _, n := range order {
+		own[n] = true
+	}
+	var rest []string
+	for n := range byName {
+		if !own[n] {
+			rest = append(rest, n)
+		}
+	}
+	sort.Strings(rest)
+	order = append(order, rest...)
+
+	spaces := map[string]*Keyspace{}
+	var pending []func()
+	for _, name := range order {
+		fn := byName[name]
+		if fn == nil {
+			continue
+		}
+		if !fn.Exported() && fn.Pkg() != b.p.Types {
+			b.errorf(dr.Pos, "%s cannot be implemented here: method %s of package %s is unexported", r.Name, name, fn.Pkg().Path())
+			continue
+		}
+		m := b.method(fn)
+		r.Methods = append(r.Methods, m)
+		dm := d.methods[name]
+		if dm == nil {
+			continue
+		}
+		m.Verb, m.Pos = dm.Verb, dm.Pos
+		if !b.checkShape(m) {
+			m.Verb = ""
+			continue
+		}
+		switch dm.Verb {
+		case "get":
+			b.get(r, d, m, dm, spaces)
+		case "put":
+			pending = append(pending, func() { b.put(r, m, dm, spaces) })
+		case "evict":
+			pending = append(pending, func() { b.evict(r, m, dm, spaces) })
+		}
+	}
+	// Puts and evicts refer to the keyspaces of gets declared anywhere.
+	for _, f := range pending {
+		f()
+	}
+	for _, m := range r.Methods {
+		for _, n := range generatedMethods(r, m) {
+			if byName[n] != nil {
+				b.errorf(m.Pos, "generated method %s clashes with method %s of %s", n, n, r.Name)
+			}
+		}
+	}
+	if _, ok := byName["InvalidateAll"]; ok {
+		b.errorf(dr.Pos, "generated method InvalidateAll clashes with method InvalidateAll of %s", r.Name)
+	}
+	return r
+}
+
+// generatedMethods lists the extra methods generated for m.
+func generatedMethods(r *Repo, m *Method) []string {
+	if m.Verb == "get" && m.Space != nil && m.Space.Get == m {
+		return []string{"Invalidate" + m.Name}
+	}
+	return nil
+}
+
+func (b *builder) method(fn *types.Func) *Method {
+	sig := fn.Type().(*types.Signature)
+	m := &Method{Name: fn.Name(), Variadic: sig.Variadic()}
+	for i := 0; i < sig.Params().Len(); i++ {
+		v := sig.Params().At(i)
+		m.Params = append(m.Params, &Param{Orig: v.Name(), Type: v.Type(), Variadic: sig.Variadic() && i == sig.Params().Len()-1})
+	}
+	if len(m.Params) > 0 && b.isContext(m.Params[0].Type) {
+		m.Params[0].Context = true
+	}
+	for i := 0; i < sig.Results().Len(); i++ {
+		m.Results = append(m.Results, sig.Results().At(i).Type())
+	}
+	return m
+}
+
+// checkShape checks the context parameter and the results of a method with
+// a directive.
+func (b *builder) checkShape(m *Method) bool {
+	ok := true
+	if len(m.Params) == 0 || !b.isContext(m.Params[0].Type) {
+		found := "no parameters"
+		if len(m.Params) > 0 {
+			found = b.typeString(m.Params[0].Type)
+		}
+		b.errorf(m.Pos, "%s: the first parameter of a cached method must be a context.Context, found %s", m.Name, found)
+		ok = false
+	} else {
+		m.Params[0].Context = true
+	}
+	res := make([]string, len(m.Results))
+	for i, t := range m.Results {
+		res[i] = b.typeString(t)
+	}
+	found := "(" + strings.Join(res, ", ") + ")"
+	lastErr := len(m.Results) > 0 && isError(m.Results[len(m.Results)-1])
+	switch m.Verb {
+	case "get":
+		if len(m.Results) != 2 || !lastErr || isError(m.Results[0]) {
+			b.errorf(m.Pos, "%s: //cache:get needs results (T, error), found %s", m.Name, found)
+			ok = false
+		}
+	case "put":
+		if !lastErr || len(m.Results) > 2 || len(m.Results) == 2 && isError(m.Results[0]) {
+			b.errorf(m.Pos, "%s: //cache:put needs results (T, error) or (error), found %s", m.Name, found)
+			ok = false
+		}
+	case "evict":
+		if !lastErr {
+			b.errorf(m.Pos, "%s: //cache:evict needs error as the last result, found %s", m.Name, found)
+			ok = false
+		}
+	}
+	return ok
+}
+
+func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, spaces map[string]*Keyspace) {
+	dr := d.repo
+	key, ok := b.tmpl(dm.Key, m, nil, nil, "a get key")
+	if !ok {
+		return
+	}
+	ks := &Keyspace{Field: "ks" + m.Name, Norm: dm.Key.Norm(), Result: m.Results[0], Get: m}
+	ttl := dm.TTL
+	if !ttl.Set {
+		ttl = dr.TTL
+	}
+	if !ttl.Set {
+		b.errorf(m.Pos, "%s: no ttl: set ttl= on the method or on the //cache:repo of %s", m.Name, r.Name)
+	}
+	ks.TTL = ttl.D
+	neg := dm.Negative
+	if !neg.Set {
+		neg = dr.Negative
+	}
+	ks.Negative = neg.D
+	ks.Jitter = dm.Jitter
+	if !ks.Jitter.Set {
+		ks.Jitter = dr.Jitter
+	}
+	if !ks.Jitter.Set {
+		ks.Jitter = annotations.Jitter{Percent: 10, IsPercent: true}
+	}
+	if !ks.Jitter.IsPercent && ks.Jitter.Spread >= ks.TTL && ttl.Set {
+		b.errorf(ks.Jitter.Pos, "%s: jitter %v must be shorter than ttl %v", m.Name, ks.Jitter.Spread, ks.TTL)
+	}
+	nf := dm.NotFound
+	if !nf.Set {
+		nf = dr.NotFound
+	}
+	if nf.Set {
+		ks.NotFound = b.notFound(d, nf)
+		if !neg.Set {
+			b.errorf(nf.Pos, "%s: notfound=%s needs a negative TTL: set negative= on the method or the repo (negative=0 disables negative caching)", m.Name, nf)
+		}
+	}
+	if !containsTypeParam(ks.Result) {
+		s, bad := schema(ks.Result)
+		if bad != "" {
+			b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), bad)
+		}
+		ks.Schema = s
+	}
+	key.Space = ks
+	m.Key = key
+	seen := map[*Param]bool{}
+	for _, v := range key.Values() {
+		if !seen[v.Root] {
+			seen[v.Root] = true
+		}
+	}
+	for _, p := range m.Params {
+		if seen[p] {
+			m.KeyParams = append(m.KeyParams, p)
+		}
+	}
+	for _, t := range dm.Tags {
+		if tt, ok := b.tmpl(t, m, m.Results[0], nil, ""); ok {
+			m.Tags = append(m.Tags, tt)
+		}
+	}
+	ks.tagSig = tagSignature(dm)
+	if other := spaces[ks.Norm]; other != nil {
+		o := other.Get
+		switch {
+		case !types.Identical(other.Result, ks.Result):
+			b.errorf(dm.KeyArg.ValuePos, "%s and %s share the key template %q but return %s and %s: give them different keys", o.Name, m.Name, ks.Norm, b.typeString(other.Result), b.typeString(ks.Result))
+		case other.TTL != ks.TTL || other.Negative != ks.Negative || other.Jitter.Percent != ks.Jitter.Percent || other.Jitter.Spread != ks.Jitter.Spread || other.NotFound != ks.NotFound:
+			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its ttl, negative, jitter or notfound", m.Name, ks.Norm, o.Name)
+		case other.tagSig != ks.tagSig:
+			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its tags", m.Name, ks.Norm, o.Name)
+		}
+		m.Space, key.Space = other, other
+		return
+	}
+	spaces[ks.Norm] = ks
+	r.Spaces = append(r.Spaces, ks)
+	m.Space = ks
+}
+
+// tagSignature describes the tags of a get with key placeholders replaced by
+// their position, so two gets sharing a key template can be compared.
+func tagSignature(dm *annotations.Method) string {
+	keyIdx := map[string]int{}
+	for i, p := range dm.Key.Placeholders() {
+		keyIdx[p.Name()] = i
+	}
+	var tags []string
+	for _, t := range dm.Tags {
+		var s strings.Builder
+		for _, p := range t.Parts {
+			switch {
+			case !p.IsPlaceholder():
+				s.WriteString(p.Lit)
+			case p.Path[0] == "result":
+				s.WriteString("{" + p.Name() + "}")
+			default:
+				if i, ok := keyIdx[p.Name()]; ok {
+					s.WriteString("{#" + strconv.Itoa(i) + "}")
+				} else {
+					s.WriteString("{?" + p.Name() + "}")
+				}
+			}
+		}
+		tags = append(tags, s.String())
+	}
+	return strings.Join(tags, ",")
+}
+
+// notFound resolves notfound=ErrX or notfound=pkg.ErrX.
+func (b *builder) notFound(d *ifaceDecl, id annotations.Ident) types.Object {
+	var obj types.Object
+	if id.Pkg == "" {
+		obj = b.p.Types.Scope().Lookup(id.Name)
+	} else {
+		for _, imp := range d.file.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			var ipkg *types.Package
+			for _, q := range b.p.Types.Imports() {
+				if q.Path() == path {
+					ipkg = q
+				}
+			}
+			if ipkg == nil {
+				continue
+			}
+			name := ipkg.Name()
+			if imp.Name != nil {
+				name = imp.Name.Name
+			}
+			if name == id.Pkg {
+				obj = ipkg.Scope().Lookup(id.Name)
+				if obj != nil && !obj.Exported() {
+					obj = nil
+				}
+				break
+			}
+		}
+	}
+	v, ok := obj.(*types.Var)
+	if !ok {
+		b.errorf(id.Pos, "notfound=%s names no package-level error variable", id)
+		return nil
+	}
+	if !types.AssignableTo(v.Type(), errorType) {
+		b.errorf(id.Pos, "notfound=%s has type %s, which is not an error", id, b.typeString(v.Type()))
+		return nil
+	}
+	return v
+}
+
+func (b *builder) put(r *Repo, m *Method, dm *annotations.Method, spaces map[string]*Keyspace) {
+	result := m.resultType()
+	stored := result
+	if dm.Value.Set {
+		m.Store = m.param(dm.Value.Name)
+		if m.Store == nil {
+			b.errorf(dm.Value.Pos, "value=%s names no parameter of %s (have %s)", dm.Value.Name, m.Name, m.paramNames())
+			return
+		}
+		stored = m.Store.Type
+	} else if result == nil {
+		b.errorf(m.Pos, "%s returns only an error: name the parameter to store with value=", m.Name)
+		return
+	}
+	key, ok := b.tmpl(dm.Key, m, result, nil, "a put key")
+	ks := spaces[dm.Key.Norm()]
+	if ks == nil {
+		b.errorf(dm.KeyArg.ValuePos, "key %q of %s matches no //cache:get key template of %s%s", dm.Key.Text, m.Name, r.Name, have(r))
+		ok = false
+	} else if !types.Identical(ks.Result, stored) {
+		b.errorf(dm.KeyArg.ValuePos, "%s stores %s under %q, but %s caches %s there", m.Name, b.typeString(stored), dm.Key.Text, ks.Get.Name, b.typeString(ks.Result))
+		ok = false
+	}
+	b.invalidations(r, m, dm, spaces)
+	if !ok {
+		return
+	}
+	if !b.compatible(ks, key, dm.KeyArg.ValuePos) {
+		return
+	}
+	key.Space = ks
+	m.Key, m.Space = key, ks
+	// The stored entry gets the tags of the get, re-expressed with this
+	// put's values at the same key positions.
+	getKey := ks.Get.Key
+	for _, gt := range ks.Get.Tags {
+		t := &Tmpl{Text: gt.Text}
+		for _, s := range gt.Segs {
+			if s.Val == nil {
+				t.Segs = append(t.Segs, s)
+				continue
+			}
+			var nv *Value
+			if s.Val.Root == nil {
+				// {result.X} of the get is the stored value here.
+				part := annotations.Part{Path: append([]string{"result"}, s.Val.Fields...), Pos: dm.KeyArg.ValuePos}
+				var rootParam *Param
+				if m.Store != nil {
+					rootParam = m.Store
+				}
+				nv, _ = b.value(part, m, stored, rootParam, "")
+			} else {
+				for i, kv := range getKey.Values() {
+					if kv.Text == s.Val.Text {
+						nv = key.Values()[i]
+						break
+					}
+				}
+				if nv == nil {
+					b.errorf(dm.KeyArg.ValuePos, "%s cannot tag the stored entry like %s does: tag %q uses {%s}, which is not part of the key %q", m.Name, ks.Get.Name, gt.Text, s.Val.Text, ks.Get.Key.Text)
+					return
+				}
+			}
+			if nv == nil {
+				return
+			}
+			t.Segs = append(t.Segs, Seg{Val: nv})
+		}
+		m.EntryTags = append(m.EntryTags, t)
+	}
+}
+
+func (b *builder) evict(r *Repo, m *Method, dm *annotations.Method, spaces map[string]*Keyspace) {
+	b.invalidations(r, m, dm, spaces)
+}
+
+// invalidations resolves the keys, tags and patterns a put or evict drops.
+func (b *builder) invalidations(r *Repo, m *Method, dm *annotations.Method, spaces map[string]*Keyspace) {
+	for _, kt := range dm.Keys {
+		t, ok := b.tmpl(kt, m, nil, nil, "an invalidated key")
+		if !ok {
+			continue
+		}
+		ks := spaces[kt.Norm()]
+		if ks == nil {
+			b.errorf(kt.Pos, "key %q of %s matches no //cache:get key template of %s%s", kt.Text, m.Name, r.Name, have(r))
+			continue
+		}
+		if b.compatible(ks, t, kt.Pos) {
+			t.Space = ks
+			m.Evict = append(m.Evict, t)
+		}
+	}
+	for _, tt := range dm.Tags {
+		if t, ok := b.tmpl(tt, m, nil, nil, "an invalidated tag"); ok {
+			m.Tags = append(m.Tags, t)
+		}
+	}
+	seen := map[*Keyspace]bool{}
+	for _, p := range dm.Patterns {
+		n := 0
+		for _, ks := range r.Spaces {
+			if annotations.Covers(p.Text, ks.Get.keyTemplate()) {
+				n++
+				if !seen[ks] {
+					seen[ks] = true
+					m.Groups = append(m.Groups, ks)
+				}
+			}
+		}
+		if n == 0 {
+			b.errorf(p.Pos, "pattern %q of %s matches no //cache:get key template of %s%s", p.Text, m.Name, r.Name, have(r))
+		}
+	}
+}
+
+// compatible checks that the values of t write the same kind of bytes as the
+// values of the keyspace's get key at the same positions.
+func (b *builder) compatible(ks *Keyspace, t *Tmpl, p token.Position) bool {
+	want := ks.Get.Key.Values()
+	for i, v := range t.Values() {
+		if i < len(want) && v.Kind.class() != want[i].Kind.class() {
+			b.errorf(p, "{%s} is %s but {%s} of %s's key %q is %s", v.Text, v.Kind.class(), want[i].Text, ks.Get.Name, ks.Get.Key.Text, want[i].Kind.class())
+			return false
+		}
+	}
+	return true
+}
+
+func have(r *Repo) string {
+	if len(r.Spaces) == 0 {
+		return " (it has none)"
+	}
+	var s []string
+	for _, ks := range r.Spaces {
+		s = append(s, strconv.Quote(ks.Get.Key.Text))
+	}
+	return " (have " + strings.Join(s, ", ") + ")"
+}
+
+// keyTemplate re-parses the key of a get for pattern matching.
+func (m *Method) keyTemplate() annotations.Template {
+	var t annotations.Template
+	for _, s := range m.Key.Segs {
+		if s.Val != nil {
+			t.Parts = append(t.Parts, annotations.Part{Path: strings.Split(s.Val.Text, ".")})
+		} else {
+			t.Parts = append(t.Parts, annotations.Part{Lit: s.Lit})
+		}
+	}
+	return t
+}
+
+func (m *Method) param(name string) *Param {
+	for _, p := range m.Params {
+		if p.Orig == name && name != "_" && name != "" {
+			return p
+		}
+	}
+	return nil
+}
+
+func (m *Method) paramNames() string {
+	var s []string
+	for _, p := range m.Params {
+		if !p.Context && p.Orig != "" && p.Orig != "_" {
+			s = append(s, p.Orig)
+		}
+	}
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// tmpl binds a template's placeholders to values. result is the type
+// {result} stands for, or nil where the result is not available.
+func (b *builder) tmpl(t annotations.Template, m *Method, result types.Type, resultParam *Param, where string) (*Tmpl, bool) {
+	out := &Tmpl{Text: t.Text}
+	ok := true
+	for _, p := range t.Parts {
+		if !p.IsPlaceholder() {
+			out.Segs = append(out.Segs, Seg{Lit: p.Lit})
+			continue
+		}
+		v, vok := b.value(p, m, result, resultParam, where)
+		if !vok {
+			ok = false
+			continue
+		}
+		out.Segs = append(out.Segs, Seg{Val: v})
+	}
+	return out, ok
+}

@@ -1,0 +1,467 @@
+package gen
+
+import (
+	"go/types"
+	"strconv"
+	"strings"
+
+	"github.com/dave/jennifer/jen"
+)
+
+// scope tracks what a method body has declared while its keys and tags are
+// rendered: the name of the result, and the MarshalText outputs.
+type scope struct {
+	result string
+	txt    map[string]string // value path -> txtN
+	n      int
+}
+
+func newScope(result string) *scope { return &scope{result: result, txt: map[string]string{}} }
+
+func (g *renderer) rootName(v *Value, sc *scope) string {
+	if v.Root == nil {
+		return sc.result
+	}
+	return v.Root.Name
+}
+
+// expr renders the value's root followed by its first n fields.
+func (g *renderer) expr(v *Value, n int, sc *scope) *jen.Statement {
+	s := jen.Id(g.rootName(v, sc))
+	for _, f := range v.Fields[:n] {
+		s = s.Dot(f)
+	}
+	return s
+}
+
+func (g *renderer) pathKey(v *Value, n int, sc *scope) string {
+	return strings.Join(append([]string{g.rootName(v, sc)}, v.Fields[:n]...), ".")
+}
+
+// appendVal renders runtime.AppendX(cur, value).
+func (g *renderer) appendVal(cur *jen.Statement, v *Value, sc *scope) *jen.Statement {
+	x := g.expr(v, len(v.Fields), sc)
+	if v.Deref {
+		x = jen.Op("*").Add(x)
+	}
+	if v.Conv != "" {
+		x = jen.Id(v.Conv).Call(x)
+	}
+	switch v.Kind {
+	case KindString:
+		return jen.Qual(rt, "AppendString").Call(cur, x)
+	case KindInt:
+		return jen.Qual(rt, "AppendInt").Call(cur, x)
+	case KindUint:
+		return jen.Qual(rt, "AppendUint").Call(cur, x)
+	case KindBool:
+		return jen.Qual(rt, "AppendBool").Call(cur, x)
+	case KindStringer:
+		return jen.Qual(rt, "AppendString").Call(cur, x.Dot("String").Call())
+	}
+	return jen.Qual(rt, "AppendBytes").Call(cur, jen.Id(sc.txt[g.pathKey(v, len(v.Fields), sc)]))
+}
+
+// build appends the template's literals and values to start.
+func (g *renderer) build(start *jen.Statement, t *Tmpl, sc *scope) *jen.Statement {
+	cur := start
+	for _, s := range t.Segs {
+		if s.Val == nil {
+			cur = jen.Append(cur, jen.Lit(s.Lit).Op("..."))
+			continue
+		}
+		cur = g.appendVal(cur, s.Val, sc)
+	}
+	return cur
+}
+
+func (g *renderer) bufStart() *jen.Statement {
+	return jen.Id(g.l("buf")).Index(jen.Empty(), jen.Lit(0))
+}
+
+// key renders r.ksX.Key(...the template appended to the keyspace prefix...).
+func (g *renderer) key(recv string, t *Tmpl, sc *scope) *jen.Statement {
+	ks := jen.Id(recv).Dot(t.Space.Field)
+	return ks.Clone().Dot("Key").Call(g.build(ks.Clone().Dot("AppendPrefix").Call(g.bufStart()), t, sc))
+}
+
+// tag renders a tag string: a literal, or string(...appended values...).
+func (g *renderer) tag(t *Tmpl, sc *scope) *jen.Statement {
+	if t.Static() {
+		return jen.Lit(t.Text)
+	}
+	return jen.String().Call(g.build(g.bufStart(), t, sc))
+}
+
+type check struct {
+	v *Value
+	n int
+}
+
+type text struct {
+	v        *Value
+	txt, err string
+}
+
+// prepare lists the nil checks and MarshalText calls the values need, in
+// order and without repeats, and names the texts.
+func (g *renderer) prepare(vals []*Value, sc *scope) ([]check, []text) {
+	var checks []check
+	var texts []text
+	seen := map[string]bool{}
+	for _, v := range vals {
+		for _, n := range v.NilChecks {
+			k := g.pathKey(v, n, sc)
+			if !seen[k] {
+				seen[k] = true
+				checks = append(checks, check{v, n})
+			}
+		}
+	}
+	for _, v := range vals {
+		if v.Kind != KindText {
+			continue
+		}
+		k := g.pathKey(v, len(v.Fields), sc)
+		if _, ok := sc.txt[k]; ok {
+			continue
+		}
+		n := strconv.Itoa(sc.n)
+		sc.n++
+		sc.txt[k] = "txt" + n
+		texts = append(texts, text{v, "txt" + n, "err" + n})
+	}
+	return checks, texts
+}
+
+// bailGuards renders the checks as early exits: bail("") for a nil hop,
+// bail(errN) for a MarshalText error.
+func (g *renderer) bailGuards(vals []*Value, sc *scope, bail func(errName string) []jen.Code) []jen.Code {
+	checks, texts := g.prepare(vals, sc)
+	var out []jen.Code
+	if len(checks) > 0 {
+		var conds []jen.Code
+		for i, c := range checks {
+			if i > 0 {
+				conds = append(conds, jen.Op("||"))
+			}
+			conds = append(conds, g.expr(c.v, c.n, sc).Op("==").Nil())
+		}
+		out = append(out, jen.If(conds...).Block(bail("")...))
+	}
+	for _, t := range texts {
+		out = append(out,
+			jen.List(jen.Id(t.txt), jen.Id(t.err)).Op(":=").Add(g.expr(t.v, len(t.v.Fields), sc)).Dot("MarshalText").Call(),
+			jen.If(jen.Id(t.err).Op("!=").Nil()).Block(bail(t.err)...))
+	}
+	return out
+}
+
+// skipGuards wraps body so it runs only when every value can be computed.
+func (g *renderer) skipGuards(vals []*Value, sc *scope, body func() []jen.Code) []jen.Code {
+	checks, texts := g.prepare(vals, sc)
+	stmts := body()
+	for i := len(texts) - 1; i >= 0; i-- {
+		t := texts[i]
+		stmts = []jen.Code{jen.If(
+			jen.List(jen.Id(t.txt), jen.Id(t.err)).Op(":=").Add(g.expr(t.v, len(t.v.Fields), sc)).Dot("MarshalText").Call(),
+			jen.Id(t.err).Op("==").Nil(),
+		).Block(stmts...)}
+	}
+	if len(checks) > 0 {
+		var conds []jen.Code
+		for i, c := range checks {
+			if i > 0 {
+				conds = append(conds, jen.Op("&&"))
+			}
+			conds = append(conds, g.expr(c.v, c.n, sc).Op("!=").Nil())
+		}
+		stmts = []jen.Code{jen.If(conds...).Block(stmts...)}
+	}
+	return stmts
+}
+
+func (g *renderer) params(m *Method) []jen.Code {
+	var out []jen.Code
+	for _, p := range m.Params {
+		out = append(out, g.param(p))
+	}
+	return out
+}
+
+func (g *renderer) param(p *Param) jen.Code {
+	if p.Variadic {
+		return jen.Id(p.Name).Op("...").Add(g.typ(p.Type.(*types.Slice).Elem()))
+	}
+	return jen.Id(p.Name).Add(g.typ(p.Type))
+}
+
+func (g *renderer) results(m *Method) jen.Code {
+	var out []jen.Code
+	for _, t := range m.Results {
+		out = append(out, g.typ(t))
+	}
+	return resultList(out)
+}
+
+// callNext renders r.next.M(args...).
+func (g *renderer) callNext(recv string, m *Method) *jen.Statement {
+	var args []jen.Code
+	for _, p := range m.Params {
+		a := jen.Id(p.Name)
+		if p.Variadic {
+			a.Op("...")
+		}
+		args = append(args, a)
+	}
+	return jen.Id(recv).Dot("next").Dot(m.Name).Call(args...)
+}
+
+func (g *renderer) method(jf *jen.File, r *Repo, recv string, m *Method) {
+	var body []jen.Code
+	switch m.Verb {
+	case "get":
+		jf.Commentf("%s serves %q from the cache, loading from next on a miss.", m.Name, m.Key.Text)
+		body = g.get(recv, m)
+	case "put":
+		jf.Commentf("%s writes through next, then caches the stored value at %q.", m.Name, m.Key.Text)
+		body = g.put(recv, m)
+	case "evict":
+		jf.Commentf("%s calls next, then invalidates even when next fails (a failed write may still have changed the source).", m.Name)
+		body = g.evict(recv, m)
+	default:
+		jf.Commentf("%s calls next directly.", m.Name)
+		call := g.callNext(recv, m)
+		if len(m.Results) > 0 {
+			body = []jen.Code{jen.Return(call)}
+		} else {
+			body = []jen.Code{call}
+		}
+	}
+	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id(m.Name).
+		Params(g.params(m)...).Add(g.results(m)).Block(body...)
+}
+
+func (g *renderer) get(recv string, m *Method) []jen.Code {
+	ks := m.Space
+	ctx, buf := g.l("ctx"), g.l("buf")
+	sc := newScope("")
+	var paramTags, resultTags []*Tmpl
+	vals := m.Key.Values()
+	for _, t := range m.Tags {
+		if t.usesResult() {
+			resultTags = append(resultTags, t)
+		} else {
+			paramTags = append(paramTags, t)
+			vals = append(vals, t.Values()...)
+		}
+	}
+	passThrough := func(string) []jen.Code {
+		return []jen.Code{
+			jen.Id(recv).Dot(ks.Field).Dot("Bypass").Call(),
+			jen.Return(g.callNext(recv, m)),
+		}
+	}
+	body := g.bailGuards(vals, sc, passThrough)
+	v, hit, err, key := g.l("v"), g.l("hit"), g.l("err"), g.l("key")
+	body = append(body,
+		jen.Var().Id(buf).Index(jen.Lit(128)).Byte(),
+		jen.Id(key).Op(":=").Add(g.key(recv, m.Key, sc)),
+		jen.If(
+			jen.List(jen.Id(v), jen.Id(hit), jen.Id(err)).Op(":=").Qual(rt, "Lookup").Call(jen.Id(ctx), jen.Id(recv).Dot(ks.Field), jen.Id(key)),
+			jen.Id(hit),
+		).Block(jen.Return(jen.Id(v), jen.Id(err))),
+	)
+	T := ks.Result
+	loader := []jen.Code{
+		field("Load", jen.Func().Params(jen.Id(ctx).Qual(ctxPkg, "Context")).Params(g.typ(T), jen.Error()).
+			Block(jen.Return(g.callNext(recv, m)))),
+	}
+	if len(paramTags) > 0 {
+		var tags []jen.Code
+		for _, t := range paramTags {
+			tags = append(tags, g.tag(t, sc))
+		}
+		loader = append(loader, field("Tags", jen.Index().String().Values(tags...)))
+	}
+	if len(resultTags) > 0 {
+		rsc := newScope(v)
+		rsc.n = sc.n
+		var rvals []*Value
+		for _, t := range resultTags {
+			rvals = append(rvals, t.Values()...)
+		}
+		fn := g.bailGuards(rvals, rsc, func(string) []jen.Code { return []jen.Code{jen.Return(jen.Nil(), jen.False())} })
+		var tags []jen.Code
+		for _, t := range resultTags {
+			tags = append(tags, g.tag(t, rsc))
+		}
+		fn = append(fn,
+			jen.Var().Id(buf).Index(jen.Lit(64)).Byte(),
+			jen.Return(jen.Index().String().Values(tags...), jen.True()))
+		loader = append(loader, field("ResultTags", jen.Func().Params(jen.Id(v).Add(g.typ(T))).
+			Params(jen.Index().String(), jen.Bool()).Block(fn...)))
+	}
+	body = append(body, jen.Return(jen.Qual(rt, "Load").Call(
+		jen.Id(ctx), jen.Id(recv).Dot(ks.Field), jen.Id(key),
+		jen.Qual(rt, "Loader").Types(g.typ(T)).Add(multi(loader...)),
+	)))
+	return body
+}
+
+// invalidation declares inv with the static tags and groups, and returns the
+// statements that add the keys and tags computed from parameters.
+func (g *renderer) invalidation(recv string, m *Method, sc *scope) (decl jen.Code, items []jen.Code) {
+	inv := g.l("inv")
+	var static, groups []jen.Code
+	for _, t := range m.Tags {
+		if t.Static() {
+			static = append(static, jen.Lit(t.Text))
+		}
+	}
+	for _, ks := range m.Groups {
+		groups = append(groups, jen.Id(recv).Dot(ks.Field).Dot("Group").Call())
+	}
+	var fields []jen.Code
+	if len(static) > 0 {
+		fields = append(fields, field("Tags", jen.Index().String().Values(static...)))
+	}
+	if len(groups) > 0 {
+		fields = append(fields, field("Groups", jen.Index().Qual(rt, "Group").Values(groups...)))
+	}
+	if len(fields) > 0 {
+		decl = jen.Id(inv).Op(":=").Qual(rt, "Invalidation").Values(fields...)
+	} else {
+		decl = jen.Var().Id(inv).Qual(rt, "Invalidation")
+	}
+	for _, t := range m.Evict {
+		items = append(items, g.skipGuards(t.Values(), sc, func() []jen.Code {
+			return []jen.Code{jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), g.key(recv, t, sc))}
+		})...)
+	}
+	for _, t := range m.Tags {
+		if t.Static() {
+			continue
+		}
+		items = append(items, g.skipGuards(t.Values(), sc, func() []jen.Code {
+			return []jen.Code{jen.Id(inv).Dot("Tags").Op("=").Append(jen.Id(inv).Dot("Tags"), g.tag(t, sc))}
+		})...)
+	}
+	return decl, items
+}
+
+func (g *renderer) invalidate(recv string) jen.Code {
+	return jen.Id("_").Op("=").Id(recv).Dot("cache").Dot("Invalidate").Call(jen.Id(g.l("ctx")), jen.Id(g.l("inv")))
+}
+
+func (g *renderer) put(recv string, m *Method) []jen.Code {
+	ctx, res, err, buf, inv := g.l("ctx"), g.l("res"), g.l("err"), g.l("buf"), g.l("inv")
+	hasResult := len(m.Results) == 2
+	sc := newScope(res)
+	var body []jen.Code
+	var ret func(e jen.Code) jen.Code
+	if hasResult {
+		body = append(body, jen.List(jen.Id(res), jen.Id(err)).Op(":=").Add(g.callNext(recv, m)))
+		ret = func(e jen.Code) jen.Code { return jen.Return(jen.Id(res), e) }
+	} else {
+		body = append(body, jen.Id(err).Op(":=").Add(g.callNext(recv, m)))
+		ret = func(e jen.Code) jen.Code { return jen.Return(e) }
+	}
+	body = append(body, jen.Var().Id(buf).Index(jen.Lit(128)).Byte())
+	decl, items := g.invalidation(recv, m, sc)
+	body = append(body, decl)
+	body = append(body, items...)
+	// On error the write may or may not have happened: drop the key too,
+	// when the parameters alone name it.
+	failed := []jen.Code{}
+	if !m.Key.usesResult() {
+		failed = append(failed, g.skipGuards(m.Key.Values(), sc, func() []jen.Code {
+			return []jen.Code{jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), g.key(recv, m.Key, sc))}
+		})...)
+	}
+	failed = append(failed, g.invalidate(recv), ret(jen.Id(err)))
+	body = append(body, jen.If(jen.Id(err).Op("!=").Nil()).Block(failed...))
+
+	vals := m.Key.Values()
+	for _, t := range m.EntryTags {
+		vals = append(vals, t.Values()...)
+	}
+	body = append(body, g.bailGuards(vals, sc, func(string) []jen.Code {
+		return []jen.Code{jen.Id(recv).Dot(m.Space.Field).Dot("Bypass").Call(), g.invalidate(recv), ret(jen.Nil())}
+	})...)
+	key := g.l("key")
+	body = append(body, jen.Id(key).Op(":=").Add(g.key(recv, m.Key, sc)))
+	tags := jen.Nil()
+	if len(m.EntryTags) > 0 {
+		var list []jen.Code
+		for _, t := range m.EntryTags {
+			list = append(list, g.tag(t, sc))
+		}
+		body = append(body, jen.Id(g.l("tags")).Op(":=").Index().String().Values(list...))
+		tags = jen.Id(g.l("tags"))
+	}
+	stored := jen.Id(res)
+	if m.Store != nil {
+		stored = jen.Id(m.Store.Name)
+	}
+	body = append(body,
+		jen.Qual(rt, "Put").Call(jen.Id(ctx), jen.Id(recv).Dot(m.Space.Field), jen.Id(key), stored, tags, jen.Id(inv)),
+		ret(jen.Nil()))
+	return body
+}
+
+func (g *renderer) evict(recv string, m *Method) []jen.Code {
+	err := g.l("err")
+	var names []jen.Code
+	for i := 0; i < len(m.Results)-1; i++ {
+		if len(m.Results) == 2 {
+			names = append(names, jen.Id(g.l("res")))
+		} else {
+			names = append(names, jen.Id("res"+strconv.Itoa(i)))
+		}
+	}
+	names = append(names, jen.Id(err))
+	sc := newScope("")
+	body := []jen.Code{jen.List(names...).Op(":=").Add(g.callNext(recv, m))}
+	if len(m.Evict) > 0 || hasDynamic(m.Tags) {
+		body = append(body, jen.Var().Id(g.l("buf")).Index(jen.Lit(128)).Byte())
+	}
+	decl, items := g.invalidation(recv, m, sc)
+	body = append(body, decl)
+	body = append(body, items...)
+	body = append(body, g.invalidate(recv), jen.Return(names...))
+	return body
+}
+
+func hasDynamic(ts []*Tmpl) bool {
+	for _, t := range ts {
+		if !t.Static() {
+			return true
+		}
+	}
+	return false
+}
+
+// invalidateGet renders Invalidate<Get>(ctx, key params): event-driven
+// invalidation of one entry from outside.
+func (g *renderer) invalidateGet(jf *jen.File, r *Repo, recv string, m *Method) {
+	ctx := g.l("ctx")
+	params := []jen.Code{jen.Id(ctx).Qual(ctxPkg, "Context")}
+	for _, p := range m.KeyParams {
+		params = append(params, g.param(p))
+	}
+	sc := newScope("")
+	body := g.bailGuards(m.Key.Values(), sc, func(errName string) []jen.Code {
+		if errName == "" {
+			return []jen.Code{jen.Return(jen.Nil())}
+		}
+		return []jen.Code{jen.Return(jen.Id(errName))}
+	})
+	body = append(body,
+		jen.Var().Id(g.l("buf")).Index(jen.Lit(128)).Byte(),
+		jen.Return(jen.Id(recv).Dot("cache").Dot("Invalidate").Call(jen.Id(ctx),
+			jen.Qual(rt, "Invalidation").Values(field("Keys", jen.Index().Qual(rt, "Key").Values(g.key(recv, m.Key, sc)))))))
+	jf.Commentf("Invalidate%s drops the entry %s caches for these arguments, for writes that bypass %s.", m.Name, m.Name, r.Struct())
+	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("Invalidate"+m.Name).
+		Params(params...).Error().Block(body...)
+}

@@ -1,0 +1,177 @@
+package gen
+
+import (
+	"go/token"
+	"go/types"
+	"strings"
+	"time"
+
+	"github.com/cachegen/cachegen/annotations"
+)
+
+// The model is what the generator knows about one output file, resolved
+// against go/types and validated. It has no jennifer in it, so the rules
+// live in build.go and the syntax in render.go.
+
+// File is one generated file: the repositories declared in one source file.
+type File struct {
+	Source string // the Go file that declares the interfaces
+	Output string // <source>_cache.go
+	Pkg    *types.Package
+	Build  string // the source's //go:build line, copied so both files build together
+	Repos  []*Repo
+}
+
+// Repo is one //cache:repo interface.
+type Repo struct {
+	Name       string // interface name
+	Named      *types.Named
+	TypeParams []*types.TypeParam
+	Prefix     string
+	Version    int
+	Spaces     []*Keyspace
+	Methods    []*Method
+	Pos        token.Position
+}
+
+// Struct is the name of the generated type: CachedUsers.
+func (r *Repo) Struct() string { return "Cached" + r.Name }
+
+// Keyspace is one distinct get key template of a repository.
+type Keyspace struct {
+	Field    string // struct field: ks<first get method>
+	Norm     string // "user:{}"
+	Result   types.Type
+	Schema   string // hash of Result; "" when it depends on type parameters
+	TTL      time.Duration
+	Negative time.Duration
+	Jitter   annotations.Jitter
+	NotFound types.Object // a package-level error variable, or nil
+	Get      *Method      // the first get that reads it
+	tagSig   string       // canonical tags, to compare gets sharing the template
+}
+
+// Method is one method of the interface, with what its directive asks for.
+type Method struct {
+	Name     string
+	Verb     string // "get", "put", "evict", or "" to pass straight through
+	Pos      token.Position
+	Params   []*Param
+	Results  []types.Type
+	Variadic bool
+
+	Space     *Keyspace   // get: read; put: written
+	Key       *Tmpl       // get, put
+	Tags      []*Tmpl     // get: attached to the entry; put, evict: invalidated
+	Store     *Param      // put: value= parameter; nil stores the result
+	EntryTags []*Tmpl     // put: the tags of the stored entry
+	Evict     []*Tmpl     // put evict=, evict keys=
+	Groups    []*Keyspace // put, evict: pattern groups
+	KeyParams []*Param    // get: the parameters its key uses
+}
+
+// resultType is the non-error result of a (T, error) method, or nil.
+func (m *Method) resultType() types.Type {
+	if len(m.Results) < 2 {
+		return nil
+	}
+	return m.Results[0]
+}
+
+// Param is a method parameter. Name is what the generated code calls it;
+// Orig is what the interface calls it (placeholders use Orig).
+type Param struct {
+	Name     string
+	Orig     string
+	Type     types.Type
+	Variadic bool
+	Context  bool // the leading context.Context
+}
+
+// Tmpl is a key or tag template bound to values. Space is set for keys.
+type Tmpl struct {
+	Space *Keyspace
+	Text  string
+	Segs  []Seg
+}
+
+// Seg is a literal or a value of a template.
+type Seg struct {
+	Lit string
+	Val *Value
+}
+
+// Static reports whether the template has no values.
+func (t *Tmpl) Static() bool {
+	for _, s := range t.Segs {
+		if s.Val != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// Values returns the values of the template in order.
+func (t *Tmpl) Values() []*Value {
+	var out []*Value
+	for _, s := range t.Segs {
+		if s.Val != nil {
+			out = append(out, s.Val)
+		}
+	}
+	return out
+}
+
+// usesResult reports whether any value is rooted at the result.
+func (t *Tmpl) usesResult() bool {
+	for _, v := range t.Values() {
+		if v.Root == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Kind is how a value is appended to a key.
+type Kind int
+
+const (
+	KindString   Kind = iota // runtime.AppendString
+	KindInt                  // runtime.AppendInt(int64(x))
+	KindUint                 // runtime.AppendUint(uint64(x))
+	KindBool                 // runtime.AppendBool
+	KindText                 // MarshalText, then runtime.AppendBytes
+	KindStringer             // runtime.AppendString(x.String())
+)
+
+// class groups kinds that write the same bytes for the same logical value,
+// so put and evict keys can use a different but compatible type than get.
+func (k Kind) class() string {
+	switch k {
+	case KindInt, KindUint:
+		return "an integer"
+	case KindBool:
+		return "a bool"
+	}
+	return "a string"
+}
+
+// Value is a placeholder resolved to an expression: Root.Fields[0].Fields[1]...
+type Value struct {
+	Text      string // as written, without braces
+	Root      *Param // nil: the method result (or the stored value)
+	Fields    []string
+	NilChecks []int // prefixes (in fields) that must not be nil before the value is read
+	Kind      Kind
+	Conv      string // conversion to apply first ("int64"), or ""
+	Deref     bool   // the value is a pointer to a basic type
+	Type      types.Type
+}
+
+func (v *Value) path(n int) string {
+	root := "result"
+	if v.Root != nil {
+		root = v.Root.Orig
+	}
+	return strings.Join(append([]string{root}, v.Fields[:n]...), ".")
+}

@@ -1,0 +1,492 @@
+package gen
+
+import (
+	"bytes"
+	"fmt"
+	"go/format"
+	"go/types"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dave/jennifer/jen"
+)
+
+const (
+	rt     = "github.com/cachegen/cachegen/runtime"
+	ctxPkg = "context"
+)
+
+// renderer turns one File of the model into Go source.
+type renderer struct {
+	f        *File
+	reserved map[string]bool   // names visible at file level: imports, package scope, universe
+	local    map[string]string // generated local name -> name used (renamed on a clash)
+}
+
+func render(f *File) ([]byte, error) {
+	g := &renderer{f: f, reserved: map[string]bool{}, local: map[string]string{}}
+	jf := jen.NewFilePathName(f.Pkg.Path(), f.Pkg.Name())
+	jf.HeaderComment(Header)
+	if f.Build != "" {
+		jf.HeaderComment(f.Build)
+	}
+	g.imports(jf)
+	for _, n := range []string{"r", "next", "c", "repo", "ctx", "buf", "key", "v", "hit", "err", "res", "inv", "tags"} {
+		name := n
+		for g.reserved[name] {
+			name += "_"
+		}
+		g.local[n] = name
+	}
+	for _, r := range f.Repos {
+		g.nameParams(r)
+		g.repo(jf, r)
+	}
+	var buf bytes.Buffer
+	if err := jf.Render(&buf); err != nil {
+		return nil, err
+	}
+	return format.Source(buf.Bytes())
+}
+
+// l returns the name of a generated local.
+func (g *renderer) l(name string) string { return g.local[name] }
+
+// imports names every package the file refers to, deterministically: the
+// package's own name unless another import or a package-level name has it.
+func (g *renderer) imports(jf *jen.File) {
+	pkgs := map[string]string{rt: "runtime", ctxPkg: "context"}
+	add := func(p *types.Package) {
+		if p != nil && p != g.f.Pkg {
+			pkgs[p.Path()] = p.Name()
+		}
+	}
+	needTime := false
+	for _, r := range g.f.Repos {
+		for _, tp := range r.TypeParams {
+			walkPkgs(tp.Constraint(), add)
+		}
+		walkPkgs(r.Named, add)
+		for _, m := range r.Methods {
+			for _, p := range m.Params {
+				walkPkgs(p.Type, add)
+			}
+			for _, t := range m.Results {
+				walkPkgs(t, add)
+			}
+		}
+		for _, ks := range r.Spaces {
+			walkPkgs(ks.Result, add)
+			if ks.NotFound != nil {
+				add(ks.NotFound.Pkg())
+			}
+			needTime = true
+		}
+	}
+	if needTime {
+		pkgs["time"] = "time"
+	}
+	for _, n := range g.f.Pkg.Scope().Names() {
+		g.reserved[n] = true
+	}
+	for _, n := range types.Universe.Names() {
+		g.reserved[n] = true
+	}
+	paths := make([]string, 0, len(pkgs))
+	for p := range pkgs {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	taken := map[string]bool{}
+	for n := range g.reserved {
+		taken[n] = true
+	}
+	for _, p := range paths {
+		name := pkgs[p]
+		alias := name
+		for i := 2; taken[alias]; i++ {
+			alias = name + strconv.Itoa(i)
+		}
+		taken[alias] = true
+		g.reserved[alias] = true
+		if alias == name {
+			jf.ImportName(p, name)
+		} else {
+			jf.ImportAlias(p, alias)
+		}
+	}
+}
+
+// walkPkgs calls add with the package of every named type in t.
+func walkPkgs(t types.Type, add func(*types.Package)) {
+	seen := map[types.Type]bool{}
+	var walk func(t types.Type)
+	walk = func(t types.Type) {
+		if t == nil || seen[t] {
+			return
+		}
+		seen[t] = true
+		switch t := t.(type) {
+		case *types.Alias:
+			add(t.Obj().Pkg())
+			for i := 0; i < t.TypeArgs().Len(); i++ {
+				walk(t.TypeArgs().At(i))
+			}
+		case *types.Named:
+			add(t.Obj().Pkg())
+			for i := 0; i < t.TypeArgs().Len(); i++ {
+				walk(t.TypeArgs().At(i))
+			}
+		case *types.Pointer:
+			walk(t.Elem())
+		case *types.Slice:
+			walk(t.Elem())
+		case *types.Array:
+			walk(t.Elem())
+		case *types.Map:
+			walk(t.Key())
+			walk(t.Elem())
+		case *types.Chan:
+			walk(t.Elem())
+		case *types.Signature:
+			for _, tup := range []*types.Tuple{t.Params(), t.Results()} {
+				for i := 0; i < tup.Len(); i++ {
+					walk(tup.At(i).Type())
+				}
+			}
+		case *types.Struct:
+			for i := 0; i < t.NumFields(); i++ {
+				walk(t.Field(i).Type())
+			}
+		case *types.Interface:
+			for i := 0; i < t.NumExplicitMethods(); i++ {
+				walk(t.ExplicitMethod(i).Type())
+			}
+			for i := 0; i < t.NumEmbeddeds(); i++ {
+				walk(t.EmbeddedType(i))
+			}
+		case *types.Union:
+			for i := 0; i < t.Len(); i++ {
+				walk(t.Term(i).Type())
+			}
+		}
+	}
+	walk(t)
+}
+
+// generatedLocal reports names the method bodies declare on their own.
+func generatedLocal(name string) bool {
+	for _, p := range []string{"txt", "err", "res"} {
+		if rest, ok := strings.CutPrefix(name, p); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// nameParams gives every parameter a name that clashes with nothing the
+// generated method refers to: imports, package-level names, locals, type
+// parameters and the other parameters.
+func (g *renderer) nameParams(r *Repo) {
+	for _, m := range r.Methods {
+		used := map[string]bool{}
+		for n := range g.reserved {
+			used[n] = true
+		}
+		for _, n := range g.local {
+			used[n] = true
+		}
+		for _, tp := range r.TypeParams {
+			used[tp.Obj().Name()] = true
+		}
+		for i, p := range m.Params {
+			if p.Context {
+				p.Name = g.l("ctx")
+				continue
+			}
+			base := p.Orig
+			if base == "" || base == "_" {
+				base = "p" + strconv.Itoa(i)
+			}
+			name := base
+			for n := 1; used[name] || generatedLocal(name); n++ {
+				name = base + "Arg"
+				if n > 1 {
+					name += strconv.Itoa(n)
+				}
+			}
+			used[name] = true
+			p.Name = name
+		}
+	}
+}
+
+// typ renders a type, qualifying names from other packages.
+func (g *renderer) typ(t types.Type) *jen.Statement {
+	switch t := t.(type) {
+	case *types.Alias:
+		return g.obj(t.Obj()).Add(g.typeArgs(t.TypeArgs()))
+	case *types.Named:
+		return g.obj(t.Obj()).Add(g.typeArgs(t.TypeArgs()))
+	case *types.Basic:
+		return jen.Id(t.Name())
+	case *types.Pointer:
+		return jen.Op("*").Add(g.typ(t.Elem()))
+	case *types.Slice:
+		return jen.Index().Add(g.typ(t.Elem()))
+	case *types.Array:
+		return jen.Index(jen.Lit(int(t.Len()))).Add(g.typ(t.Elem()))
+	case *types.Map:
+		return jen.Map(g.typ(t.Key())).Add(g.typ(t.Elem()))
+	case *types.Chan:
+		switch t.Dir() {
+		case types.SendOnly:
+			return jen.Chan().Op("<-").Add(g.typ(t.Elem()))
+		case types.RecvOnly:
+			return jen.Op("<-").Chan().Add(g.typ(t.Elem()))
+		}
+		return jen.Chan().Add(g.typ(t.Elem()))
+	case *types.Signature:
+		return jen.Func().Add(g.signature(t))
+	case *types.Struct:
+		var fields []jen.Code
+		for i := 0; i < t.NumFields(); i++ {
+			f := t.Field(i)
+			var c *jen.Statement
+			if f.Embedded() {
+				c = g.typ(f.Type())
+			} else {
+				c = jen.Id(f.Name()).Add(g.typ(f.Type()))
+			}
+			if tag := t.Tag(i); tag != "" {
+				if strings.Contains(tag, "`") {
+					c.Op(strconv.Quote(tag))
+				} else {
+					c.Op("`" + tag + "`")
+				}
+			}
+			fields = append(fields, c)
+		}
+		return jen.Struct(fields...)
+	case *types.Interface:
+		var items []jen.Code
+		for i := 0; i < t.NumEmbeddeds(); i++ {
+			items = append(items, g.typ(t.EmbeddedType(i)))
+		}
+		for i := 0; i < t.NumExplicitMethods(); i++ {
+			m := t.ExplicitMethod(i)
+			items = append(items, jen.Id(m.Name()).Add(g.signature(m.Type().(*types.Signature))))
+		}
+		return jen.Interface(items...)
+	case *types.Union:
+		var terms []jen.Code
+		for i := 0; i < t.Len(); i++ {
+			term := t.Term(i)
+			if term.Tilde() {
+				terms = append(terms, jen.Op("~").Add(g.typ(term.Type())))
+			} else {
+				terms = append(terms, g.typ(term.Type()))
+			}
+		}
+		return jen.Union(terms...)
+	case *types.TypeParam:
+		return jen.Id(t.Obj().Name())
+	}
+	panic(fmt.Sprintf("cachegen: cannot render type %T", t))
+}
+
+func (g *renderer) obj(o types.Object) *jen.Statement {
+	if o.Pkg() == nil || o.Pkg() == g.f.Pkg {
+		return jen.Id(o.Name())
+	}
+	return jen.Qual(o.Pkg().Path(), o.Name())
+}
+
+func (g *renderer) typeArgs(l *types.TypeList) *jen.Statement {
+	if l == nil || l.Len() == 0 {
+		return jen.Null()
+	}
+	var args []jen.Code
+	for i := 0; i < l.Len(); i++ {
+		args = append(args, g.typ(l.At(i)))
+	}
+	return jen.Types(args...)
+}
+
+func (g *renderer) signature(s *types.Signature) *jen.Statement {
+	var params, results []jen.Code
+	for i := 0; i < s.Params().Len(); i++ {
+		t := s.Params().At(i).Type()
+		if s.Variadic() && i == s.Params().Len()-1 {
+			params = append(params, jen.Op("...").Add(g.typ(t.(*types.Slice).Elem())))
+			continue
+		}
+		params = append(params, g.typ(t))
+	}
+	for i := 0; i < s.Results().Len(); i++ {
+		results = append(results, g.typ(s.Results().At(i).Type()))
+	}
+	return jen.Params(params...).Add(resultList(results))
+}
+
+func resultList(results []jen.Code) *jen.Statement {
+	switch len(results) {
+	case 0:
+		return jen.Null()
+	case 1:
+		return jen.Add(results[0])
+	}
+	return jen.Params(results...)
+}
+
+// typeParams renders [K ~string, V any] for declarations.
+func (g *renderer) typeParams(r *Repo) *jen.Statement {
+	if len(r.TypeParams) == 0 {
+		return jen.Null()
+	}
+	var items []jen.Code
+	for _, tp := range r.TypeParams {
+		c := tp.Constraint()
+		var ct *jen.Statement
+		if ifc, ok := c.(*types.Interface); ok && ifc.IsImplicit() && ifc.NumEmbeddeds() == 1 {
+			ct = g.typ(ifc.EmbeddedType(0))
+		} else {
+			ct = g.typ(c)
+		}
+		items = append(items, jen.Id(tp.Obj().Name()).Add(ct))
+	}
+	return jen.Types(items...)
+}
+
+// typeArgNames renders [K, V] for uses.
+func typeArgNames(r *Repo) *jen.Statement {
+	if len(r.TypeParams) == 0 {
+		return jen.Null()
+	}
+	var items []jen.Code
+	for _, tp := range r.TypeParams {
+		items = append(items, jen.Id(tp.Obj().Name()))
+	}
+	return jen.Types(items...)
+}
+
+func (g *renderer) ifaceType(r *Repo) *jen.Statement {
+	return g.obj(r.Named.Obj()).Add(typeArgNames(r))
+}
+
+func (g *renderer) structType(r *Repo) *jen.Statement {
+	return jen.Id(r.Struct()).Add(typeArgNames(r))
+}
+
+func multi(items ...jen.Code) *jen.Statement {
+	return jen.Custom(jen.Options{Open: "{", Close: "}", Separator: ",", Multi: true}, items...)
+}
+
+func field(name string, value jen.Code) jen.Code {
+	return jen.Id(name).Op(":").Add(value)
+}
+
+func (g *renderer) repo(jf *jen.File, r *Repo) {
+	recv, next, c, repo := g.l("r"), g.l("next"), g.l("c"), g.l("repo")
+	fields := []jen.Code{
+		jen.Id("next").Add(g.ifaceType(r)),
+		jen.Id("cache").Op("*").Qual(rt, "Cache"),
+		jen.Id("repo").Op("*").Qual(rt, "Repo"),
+	}
+	for _, ks := range r.Spaces {
+		fields = append(fields, jen.Id(ks.Field).Op("*").Qual(rt, "Keyspace").Types(g.typ(ks.Result)).Comment(strconv.Quote(ks.Get.Key.Text)))
+	}
+	jf.Commentf("%s is a %s that caches in Redis through a runtime.Cache.", r.Struct(), r.Name)
+	jf.Type().Id(r.Struct()).Add(g.typeParams(r)).Struct(fields...)
+	if len(r.TypeParams) == 0 {
+		jf.Var().Id("_").Add(g.ifaceType(r)).Op("=").Parens(jen.Op("*").Id(r.Struct())).Call(jen.Nil())
+	}
+
+	// Constructor.
+	var values []jen.Code
+	values = append(values, field("next", jen.Id(next)), field("cache", jen.Id(c)), field("repo", jen.Id(repo)))
+	for _, ks := range r.Spaces {
+		values = append(values, field(ks.Field, jen.Qual(rt, "NewKeyspace").Call(jen.Id(repo), g.spec(ks))))
+	}
+	body := []jen.Code{
+		jen.Id(repo).Op(":=").Id(c).Dot("Repo").Call(jen.Lit(r.Prefix), jen.Lit(r.Version)),
+	}
+	if len(r.TypeParams) > 0 {
+		body = append(body, jen.Var().Id("_").Add(g.ifaceType(r)).Op("=").Parens(jen.Op("*").Add(g.structType(r))).Call(jen.Nil()))
+	}
+	body = append(body, jen.Return(jen.Op("&").Add(g.structType(r)).Add(multi(values...))))
+	jf.Commentf("New%s returns a %s that serves from c and reads through to next.", r.Struct(), r.Name)
+	jf.Func().Id("New"+r.Struct()).Add(g.typeParams(r)).
+		Params(jen.Id(next).Add(g.ifaceType(r)), jen.Id(c).Op("*").Qual(rt, "Cache")).
+		Op("*").Add(g.structType(r)).Block(body...)
+
+	for _, m := range r.Methods {
+		g.method(jf, r, recv, m)
+	}
+	for _, ks := range r.Spaces {
+		g.invalidateGet(jf, r, recv, ks.Get)
+	}
+	jf.Commentf("InvalidateAll drops every entry of %s at once.", r.Struct())
+	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("InvalidateAll").
+		Params(jen.Id(g.l("ctx")).Qual(ctxPkg, "Context")).Error().
+		Block(jen.Return(jen.Id(recv).Dot("repo").Dot("InvalidateAll").Call(jen.Id(g.l("ctx")))))
+}
+
+// spec renders the runtime.Spec of a keyspace.
+func (g *renderer) spec(ks *Keyspace) *jen.Statement {
+	items := []jen.Code{field("Template", jen.Lit(ks.Norm))}
+	if ks.Schema != "" {
+		items = append(items, field("Schema", jen.Lit(ks.Schema)))
+	} else {
+		items = append(items, field("Schema", jen.Qual(rt, "SchemaOf").Types(g.typ(ks.Result)).Call()))
+	}
+	items = append(items, field("TTL", duration(ks.TTL)))
+	if ks.Negative > 0 {
+		items = append(items, field("Negative", duration(ks.Negative)))
+	}
+	switch {
+	case ks.Jitter.IsPercent && ks.Jitter.Percent > 0:
+		items = append(items, field("Jitter", jen.Qual(rt, "Percent").Call(jen.Op(strconv.FormatFloat(ks.Jitter.Percent, 'g', -1, 64)))))
+	case !ks.Jitter.IsPercent && ks.Jitter.Spread > 0:
+		items = append(items, field("Jitter", jen.Qual(rt, "Spread").Call(duration(ks.Jitter.Spread))))
+	}
+	if ks.NotFound != nil {
+		items = append(items, field("NotFound", g.obj(ks.NotFound)))
+	}
+	if nilable(ks.Result) {
+		v := g.l("v")
+		items = append(items, field("IsNil", jen.Func().Params(jen.Id(v).Add(g.typ(ks.Result))).Bool().
+			Block(jen.Return(jen.Id(v).Op("==").Nil()))))
+	}
+	return jen.Qual(rt, "Spec").Types(g.typ(ks.Result)).Add(multi(items...))
+}
+
+func nilable(t types.Type) bool {
+	if _, ok := types.Unalias(t).(*types.TypeParam); ok {
+		return false
+	}
+	switch t.Underlying().(type) {
+	case *types.Pointer, *types.Slice, *types.Map, *types.Interface, *types.Chan, *types.Signature:
+		return true
+	}
+	return false
+}
+
+// duration renders d as a readable constant expression: 90 * time.Minute.
+func duration(d time.Duration) *jen.Statement {
+	units := []struct {
+		d    time.Duration
+		name string
+	}{{time.Hour, "Hour"}, {time.Minute, "Minute"}, {time.Second, "Second"}, {time.Millisecond, "Millisecond"}, {time.Microsecond, "Microsecond"}, {time.Nanosecond, "Nanosecond"}}
+	for _, u := range units {
+		if d%u.d == 0 {
+			if d == u.d {
+				return jen.Qual("time", u.name)
+			}
+			return jen.Lit(int(d / u.d)).Op("*").Qual("time", u.name)
+		}
+	}
+	return jen.Lit(int(d))
+}
