@@ -462,6 +462,6 @@ func (g *renderer) invalidateGet(jf *jen.File, r *Repo, recv string, m *Method) 
 		jen.Return(jen.Id(recv).Dot("cache").Dot("Invalidate").Call(jen.Id(ctx),
 			jen.Qual(rt, "Invalidation").Values(field("Keys", jen.Index().Qual(rt, "Key").Values(g.key(recv, m.Key, sc)))))))
 	jf.Commentf("Invalidate%s drops the entry %s caches for these arguments, for writes that bypass %s.", m.Name, m.Name, r.Struct())
-	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("Invalidate"+m.Name).
+	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("Invalidate" + m.Name).
 		Params(params...).Error().Block(body...)
 }

@@ -20,10 +20,9 @@ type Article struct {
 	Title string
 }
 
-//go:generate go tool cachegen
-//
 // Users is the source of truth for users.
 //
+//go:generate go tool cachegen
 //cache:repo prefix=users version=1 ttl=10m jitter=10% negative=30s
 type Users interface {
 	//cache:get key="user:{id}" ttl=30m notfound=ErrNotFound tags="user:{id}"
