@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -68,6 +69,12 @@ func poolConns() int32 {
 func openEnv() (*env, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// A plain dial first: go-redis would retry and log every attempt.
+	if cn, err := net.DialTimeout("tcp", redisAddr(), time.Second); err != nil {
+		return nil, fmt.Errorf("redis at %s unreachable (%v); start it (make services) or set REDIS_ADDR", redisAddr(), err)
+	} else {
+		_ = cn.Close()
+	}
 	e := &env{
 		rdb:        redis.NewClient(&redis.Options{Addr: redisAddr(), ContextTimeoutEnabled: true}),
 		rdbDefault: redis.NewClient(&redis.Options{Addr: redisAddr()}),
@@ -126,9 +133,16 @@ type contender interface {
 	Forget(ctx context.Context, id int64) error // make id cold (outside the timer)
 }
 
+// cachegenRepo is what the benchmarks use of the generated CachedUsers.
+type cachegenRepo interface {
+	Users
+	contender
+	Reset(ctx context.Context) error // InvalidateAll: every entry cold, O(1)
+}
+
 // newCachegen builds the generated repository; cachegen_test.go sets it, so
 // the rest of the suite builds (and skips the cachegen lines) without it.
-var newCachegen func(src Users, c *runtime.Cache) contender
+var newCachegen func(src Users, c *runtime.Cache) cachegenRepo
 
 func newCache(rdb redis.UniversalClient) *runtime.Cache {
 	return runtime.New(rdb, runtime.WithNamespace(cgNamespace))

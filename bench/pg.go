@@ -113,7 +113,9 @@ func (MemUsers) Get(ctx context.Context, id int64) (*User, error) {
 }
 
 // Member is Get.
-func (m MemUsers) Member(ctx context.Context, team string, id int64) (*User, error) { return m.Get(ctx, id) }
+func (m MemUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
+	return m.Get(ctx, id)
+}
 
 // Touch does nothing.
 func (MemUsers) Touch(ctx context.Context, id int64) error { return nil }

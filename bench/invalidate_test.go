@@ -1,0 +1,134 @@
+package bench
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Tag invalidation cost against the number of entries carrying the tag.
+// cachegen: TeamChanged evicts tags="team:{team}" (versioned tag: INCR + one
+// marker script, whatever the count). handwritten-setkeys: the usual
+// hand-written design — a Redis set of keys per tag; invalidate = SMEMBERS +
+// DEL of the members (pipelined, 1,000 keys per DEL) + DEL of the set.
+//
+// Entries are filled outside the timer. The set design deletes its entries,
+// so it refills before every iteration. cachegen's invalidation never touches
+// entries (they are stale by their recorded tag sequence, and expire by TTL),
+// so its entries, filled through the generated repository, are filled once
+// per size and process and the timed call costs the same every time.
+var invalidateSizes = []int{10, 1_000, 100_000}
+
+func BenchmarkInvalidate(b *testing.B) {
+	for _, n := range invalidateSizes {
+		b.Run("entries="+strconv.Itoa(n), func(b *testing.B) {
+			b.Run("cachegen", func(b *testing.B) { benchInvalidateCachegen(b, n) })
+			b.Run("handwritten-setkeys", func(b *testing.B) { benchInvalidateSetKeys(b, n) })
+		})
+	}
+}
+
+var filled sync.Map // team -> struct{}: cachegen entries already filled in this process
+
+func benchInvalidateCachegen(b *testing.B, n int) {
+	e := getEnv(b)
+	if newCachegen == nil {
+		b.Skip("bench: cachegen skipped: the generated repository (users_cache.go) is missing; run `go generate` in bench/")
+	}
+	src := &countingMem{}
+	repo := newCachegen(src, newCache(e.rdb))
+	ctx := context.Background()
+	team := "inv" + strconv.Itoa(n)
+	if _, done := filled.Load(team); !done {
+		fillMembers(b, repo, team, n)
+		filled.Store(team, struct{}{})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := repo.TeamChanged(ctx, team); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	// The entries are really invalid: a read goes to the source.
+	before := src.reads.Load()
+	if _, err := repo.Member(ctx, team, 1); err != nil {
+		b.Fatal(err)
+	}
+	if src.reads.Load() == before {
+		b.Errorf("cachegen: a member of %s was still served from the cache after TeamChanged", team)
+	}
+	// That read refilled one entry; the next invalidation makes it stale again.
+}
+
+// fillMembers reads n members of team through the generated repository, so n
+// entries carry the tag team:<team>.
+func fillMembers(b *testing.B, repo cachegenRepo, team string, n int) {
+	ctx := context.Background()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(n) {
+					return
+				}
+				if _, err := repo.Member(ctx, team, i); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func benchInvalidateSetKeys(b *testing.B, n int) {
+	e := getEnv(b)
+	s := &SetTags{RDB: e.rdb, Prefix: setPrefix, TTL: ttl}
+	ctx := context.Background()
+	u, _ := MemUsers{}.Get(ctx, 1)
+	val, err := msgpack.Marshal(u)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tag := "team:inv" + strconv.Itoa(n)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		b.StopTimer()
+		if err := s.Fill(ctx, tag, n, val); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		got, err := s.Invalidate(ctx, tag)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got != n {
+			b.Fatalf("set design deleted %d keys, want %d", got, n)
+		}
+	}
+}
+
+// countingMem is MemUsers with a read counter.
+type countingMem struct {
+	MemUsers
+	reads atomic.Int64
+}
+
+func (m *countingMem) Get(ctx context.Context, id int64) (*User, error) {
+	m.reads.Add(1)
+	return m.MemUsers.Get(ctx, id)
+}
+
+func (m *countingMem) Member(ctx context.Context, team string, id int64) (*User, error) {
+	m.reads.Add(1)
+	return m.MemUsers.Get(ctx, id)
+}
