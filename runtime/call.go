@@ -25,12 +25,45 @@ func call[R any](c *Cache, ctx context.Context, op func(context.Context) (R, err
 		return zero, errBreakerOpen
 	}
 	r, err := bounded(c, ctx, op)
-	failed := err != nil && err != redis.Nil && ctx.Err() == nil
+	c.settle(ctx, err)
+	return r, err
+}
+
+// settle feeds the breaker and the error log with one call's outcome.
+func (c *Cache) settle(ctx context.Context, err error) {
+	// A corrupt entry is the data's fault, not Redis's.
+	failed := err != nil && err != redis.Nil && err != errCorrupt && ctx.Err() == nil
 	c.brk.record(failed)
 	if failed {
 		c.redisError(err)
 	}
-	return r, err
+}
+
+// deadlineCtx carries the budget as a deadline, which go-redis turns into
+// socket deadlines when ContextTimeoutEnabled is set. Unlike
+// context.WithTimeout it allocates no timer, channel or closure on the hit
+// path; the price is that Done does not fire at the deadline, so a wait for a
+// pooled connection is bounded by go-redis's PoolTimeout, not the budget.
+type deadlineCtx struct {
+	context.Context
+	d time.Time
+}
+
+func (c *deadlineCtx) Deadline() (time.Time, bool) {
+	if pd, ok := c.Context.Deadline(); ok && pd.Before(c.d) {
+		return pd, true
+	}
+	return c.d, true
+}
+
+func (c *deadlineCtx) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.d) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 type result[R any] struct {
@@ -40,10 +73,9 @@ type result[R any] struct {
 
 func bounded[R any](c *Cache, ctx context.Context, op func(context.Context) (R, error)) (R, error) {
 	if c.ctxTO {
-		ctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
-		defer cancel()
-		r, err := op(ctx)
-		if err != nil && ctx.Err() == context.DeadlineExceeded {
+		dctx := &deadlineCtx{ctx, time.Now().Add(c.cfg.timeout)}
+		r, err := op(dctx)
+		if err != nil && err != redis.Nil && dctx.Err() == context.DeadlineExceeded {
 			err = errTimeout
 		}
 		return r, err

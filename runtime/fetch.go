@@ -352,9 +352,10 @@ func (ks *Keyspace[T]) corrupt(ctx context.Context, key Key) {
 func (s *space) lookupRaw(ctx context.Context, key Key) (raw []byte, found bool, err error) {
 	c := s.c
 	if !c.sharded {
-		r, err := call(c, ctx, func(ctx context.Context) (string, error) {
-			return hitScript.run(ctx, c.rdb, []string{string(key)}).Text()
-		})
+		r, err := s.hitSingle(ctx, key)
+		if err == errCorrupt {
+			return nil, true, nil // decoding nil fails: the caller counts and logs it
+		}
 		if err != nil {
 			if err == redis.Nil {
 				err = nil
@@ -380,14 +381,41 @@ func (s *space) lookupRaw(ctx context.Context, key Key) (raw []byte, found bool,
 	var names []string
 	eachDep(deps, func(d string) { names = append(names, d) })
 	stale, err := c.staleSince(ctx, e.seq, names)
-	if err != nil || stale {
+	switch {
+	case err == errCorrupt:
+		return nil, true, nil // as above
+	case err != nil || stale:
 		return nil, false, err
 	}
 	return raw, true, nil
 }
 
+// hitSingle runs the hit script within the budget. It is call() unrolled
+// for the hottest path: no closure when the client honours deadlines.
+func (s *space) hitSingle(ctx context.Context, key Key) (string, error) {
+	c := s.c
+	if !c.brk.allow() {
+		return "", errBreakerOpen
+	}
+	var r string
+	var err error
+	if c.ctxTO {
+		dctx := &deadlineCtx{ctx, time.Now().Add(c.cfg.timeout)}
+		r, err = hitScript.hit(dctx, c.rdb, key)
+		if err != nil && err != redis.Nil && dctx.Err() == context.DeadlineExceeded {
+			err = errTimeout
+		}
+	} else {
+		r, err = bounded(c, ctx, func(ctx context.Context) (string, error) { return hitScript.hit(ctx, c.rdb, key) })
+	}
+	c.settle(ctx, err)
+	return r, err
+}
+
 // staleSince reports whether any marker was bumped past seq (Cluster: one
-// pipelined round, run on the markers' nodes in parallel).
+// pipelined round, run on the markers' nodes in parallel). A marker that is
+// not a number — a foreign key named by a hostile entry — is errCorrupt, not a
+// Redis failure.
 func (c *Cache) staleSince(ctx context.Context, seq uint64, markers []string) (bool, error) {
 	return call(c, ctx, func(ctx context.Context) (bool, error) {
 		cmds := make([]*redis.StringCmd, len(markers))
@@ -397,17 +425,23 @@ func (c *Cache) staleSince(ctx context.Context, seq uint64, markers []string) (b
 			}
 			return nil
 		})
-		if err != nil && err != redis.Nil {
+		var reply redis.Error
+		if err != nil && err != redis.Nil && !errors.As(err, &reply) {
 			return false, err
 		}
+		corrupt := false
 		for _, cmd := range cmds {
 			at, err := parseSeq(cmd)
 			if err != nil {
-				return false, err
+				corrupt = true
+				continue
 			}
 			if at > seq {
 				return true, nil
 			}
+		}
+		if corrupt {
+			return true, errCorrupt
 		}
 		return false, nil
 	})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -12,11 +14,32 @@ import (
 // script is a Lua script run by EVALSHA, loaded with EVAL on NOSCRIPT.
 type script struct {
 	src, sha string
+	shaArg   any // boxed once, not per call
 }
 
 func newScript(src string) *script {
 	h := sha1.Sum([]byte(src))
-	return &script{src: src, sha: hex.EncodeToString(h[:])}
+	sha := hex.EncodeToString(h[:])
+	return &script{src: src, sha: sha, shaArg: sha}
+}
+
+// hit runs a one-key script through Do, which spends two allocations where
+// EvalSha spends four.
+func (s *script) hit(ctx context.Context, rdb redis.UniversalClient, key Key) (string, error) {
+	cmd := rdb.Do(ctx, "evalsha", s.shaArg, 1, string(key))
+	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		cmd = rdb.Do(ctx, "eval", s.src, 1, string(key))
+	}
+	switch v := cmd.Val().(type) {
+	case string:
+		return v, nil
+	case int64: // the script found the entry corrupt and deleted it
+		return "", errCorrupt
+	}
+	if err := cmd.Err(); err != nil {
+		return "", err
+	}
+	return "", fmt.Errorf("cachegen: unexpected reply %T from the hit script", cmd.Val())
 }
 
 func (s *script) run(ctx context.Context, rdb redis.Scripter, keys []string, args ...any) *redis.Cmd {
@@ -27,10 +50,15 @@ func (s *script) run(ctx context.Context, rdb redis.Scripter, keys []string, arg
 	return cmd
 }
 
+// errCorrupt marks an entry found corrupt while checking its markers.
+var errCorrupt = errors.New("cachegen: corrupt entry")
+
 // hitScript returns the entry at KEYS[1] unless one of the markers listed in
 // its envelope was bumped after the entry's fill sequence (then false, a
-// miss). Single node only: the markers live in other hash slots. Anything it
-// cannot parse is returned as is, for Go to reject and delete.
+// miss). Single node only: the markers live in other hash slots. A header it
+// cannot parse is returned as is, for Go to reject and delete; a marker that
+// is not a number (a hostile or foreign key) makes it delete the entry and
+// return 0, which Go counts as corrupt.
 var hitScript = newScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then return false end
@@ -44,8 +72,13 @@ for i = 1, deps do
   if p + 1 > n then return v end
   local l = string.byte(v, p) * 256 + string.byte(v, p + 1)
   if p + 1 + l > n then return v end
-  local at = redis.call('GET', string.sub(v, p + 2, p + 1 + l))
-  if at and (tonumber(at) or 0) > seq then return false end
+  local at = redis.pcall('GET', string.sub(v, p + 2, p + 1 + l))
+  if type(at) == 'table' then redis.call('DEL', KEYS[1]) return 0 end
+  if at then
+    local m = tonumber(at)
+    if not m then redis.call('DEL', KEYS[1]) return 0 end
+    if m > seq then return false end
+  end
   p = p + 2 + l
 end
 return v

@@ -56,6 +56,7 @@ func TestStampede(t *testing.T) {
 			total += calls
 		}
 		if total != 1 {
+			t.Logf("children:\n%s", strings.Join(outs, "\n"))
 			t.Fatalf("source called %d times across %d processes × %d goroutines, want 1", total, stampedeProcs, stampedeGoroutines)
 		}
 	})
@@ -73,7 +74,10 @@ func TestStampedeChild(t *testing.T) {
 	} else {
 		rdb = redisClient(t)
 	}
-	c := New(rdb, WithNamespace(ns), WithLogger(quietLogger()))
+	// A generous budget: under -race on a loaded 2-core machine a slow reply
+	// must not count as a Redis failure (fail-open is fault_test.go's subject);
+	// here the lease protocol alone must hold the line.
+	c := New(rdb, WithNamespace(ns), WithLogger(quietLogger()), WithTimeout(2*time.Second))
 	ks := userSpace(c)
 	var calls atomic.Int64
 	src := func(ctx context.Context) (*user, error) {
@@ -101,6 +105,5 @@ func TestStampedeChild(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	fmt.Printf("stampede: calls=%d ok=%d\n", calls.Load(), ok.Load())
-	t.Logf("stats %v", c.Stats())
+	fmt.Printf("stampede: calls=%d ok=%d stats=%v\n", calls.Load(), ok.Load(), c.Stats())
 }
