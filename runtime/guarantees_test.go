@@ -345,7 +345,7 @@ func TestJitter(t *testing.T) {
 	for i, cmd := range cmds {
 		// Add back what the TTL counted down since the SET.
 		d := cmd.(*redis.DurationCmd).Val() + read.Sub(stored[i])
-		if d < 90*time.Second-50*time.Millisecond || d > 110*time.Second+50*time.Millisecond {
+		if d < 90*time.Second-500*time.Millisecond || d > 110*time.Second+500*time.Millisecond { // slack: PTTL is read over a while
 			t.Fatalf("ttl %v outside 90s–110s", d)
 		}
 		b := int((d - 90*time.Second) / (2 * time.Second))
