@@ -53,6 +53,7 @@ test: services vet fmt-check check-generated
 demo:
 	$(GO) run ./example/cmd/newsdemo
 
-## bench: benchmarks of the bench/ module
+## bench: benchmarks of the bench/ module, then a table with ratios against hand-written
+BENCHFLAGS ?= -count=1
 bench:
-	cd bench && $(GO) test -run '^$$' -bench . -benchmem ./...
+	cd bench && $(GO) test -v -run '^$$' -bench . -benchmem -timeout 60m $(BENCHFLAGS) ./... | $(GO) run ./cmd/report
