@@ -35,6 +35,9 @@ func buildPackage(p *packages.Package) ([]*File, Errors) {
 		file := &File{Source: name, Output: outputPath(name), Pkg: p.Types, Build: buildConstraint(p.Fset, f)}
 		for _, d := range decls {
 			b.typeErrorsIn(d)
+			if d.broken {
+				continue
+			}
 			if r := b.repo(d); r != nil {
 				file.Repos = append(file.Repos, r)
 			}
@@ -207,6 +210,9 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 	}
 	for _, m := range r.Methods {
 		for _, n := range generatedMethods(r, m) {
+			if n == "InvalidateAll" {
+				b.errorf(m.Pos, "generated method InvalidateAll for get %s clashes with the InvalidateAll of the whole repository; rename %s", m.Name, m.Name)
+			}
 			if byName[n] != nil {
 				b.errorf(m.Pos, "generated method %s clashes with method %s of %s", n, n, r.Name)
 			}

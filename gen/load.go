@@ -170,7 +170,9 @@ func isGenerated(path string) bool {
 func listErrors(p *packages.Package) Errors {
 	var errs Errors
 	for _, e := range p.Errors {
-		if e.Kind == packages.TypeError {
+		// Compiler output relayed by go list repeats the type errors,
+		// which are judged later.
+		if e.Kind == packages.TypeError || e.Kind == packages.ListError && strings.HasPrefix(e.Msg, "# ") {
 			continue
 		}
 		errs = append(errs, annotations.Error{Pos: parsePos(e.Pos), Msg: e.Msg})
@@ -209,6 +211,7 @@ type ifaceDecl struct {
 	name    *types.TypeName
 	repo    *annotations.Repo
 	methods map[string]*annotations.Method // explicit method name -> directive
+	broken  bool                           // a directive had syntax errors: skip the checks that would cascade
 }
 
 // scanFile finds the interfaces of a file and their directives, and reports
@@ -263,6 +266,7 @@ func scanFile(p *packages.Package, f *ast.File) ([]*ifaceDecl, Errors) {
 			}
 			d := &ifaceDecl{file: f, spec: ts, itype: it, methods: map[string]*annotations.Method{}}
 			d.name, _ = p.TypesInfo.Defs[ts.Name].(*types.TypeName)
+			before := len(errs)
 			for _, v := range directives(doc) {
 				switch v := v.(type) {
 				case *annotations.Repo:
@@ -301,6 +305,7 @@ func scanFile(p *packages.Package, f *ast.File) ([]*ifaceDecl, Errors) {
 					}
 				}
 			}
+			d.broken = len(errs) > before
 			if d.repo != nil && d.name != nil {
 				decls = append(decls, d)
 			}

@@ -140,14 +140,14 @@ func (g *renderer) bailGuards(vals []*Value, sc *scope, bail func(errName string
 	checks, texts := g.prepare(vals, sc)
 	var out []jen.Code
 	if len(checks) > 0 {
-		var conds []jen.Code
+		cond := jen.Null()
 		for i, c := range checks {
 			if i > 0 {
-				conds = append(conds, jen.Op("||"))
+				cond.Op("||")
 			}
-			conds = append(conds, g.expr(c.v, c.n, sc).Op("==").Nil())
+			cond.Add(g.expr(c.v, c.n, sc).Op("==").Nil())
 		}
-		out = append(out, jen.If(conds...).Block(bail("")...))
+		out = append(out, jen.If(cond).Block(bail("")...))
 	}
 	for _, t := range texts {
 		out = append(out,
@@ -159,6 +159,13 @@ func (g *renderer) bailGuards(vals []*Value, sc *scope, bail func(errName string
 
 // skipGuards wraps body so it runs only when every value can be computed.
 func (g *renderer) skipGuards(vals []*Value, sc *scope, body func() []jen.Code) []jen.Code {
+	// Texts marshalled here live in the if statements below only.
+	outer := sc.txt
+	sc.txt = map[string]string{}
+	for k, v := range outer {
+		sc.txt[k] = v
+	}
+	defer func() { sc.txt = outer }()
 	checks, texts := g.prepare(vals, sc)
 	stmts := body()
 	for i := len(texts) - 1; i >= 0; i-- {
@@ -169,14 +176,14 @@ func (g *renderer) skipGuards(vals []*Value, sc *scope, body func() []jen.Code) 
 		).Block(stmts...)}
 	}
 	if len(checks) > 0 {
-		var conds []jen.Code
+		cond := jen.Null()
 		for i, c := range checks {
 			if i > 0 {
-				conds = append(conds, jen.Op("&&"))
+				cond.Op("&&")
 			}
-			conds = append(conds, g.expr(c.v, c.n, sc).Op("!=").Nil())
+			cond.Add(g.expr(c.v, c.n, sc).Op("!=").Nil())
 		}
-		stmts = []jen.Code{jen.If(conds...).Block(stmts...)}
+		stmts = []jen.Code{jen.If(cond).Block(stmts...)}
 	}
 	return stmts
 }

@@ -1,0 +1,51 @@
+// Package errkeys has keys, patterns and puts that match nothing.
+package errkeys
+
+import (
+	"context"
+	"errors"
+)
+
+var ErrGone = errors.New("gone")
+
+type User struct {
+	ID    int64
+	Email string
+}
+
+type Profile struct{ Bio string }
+
+//cache:repo prefix=users ttl=10m negative=1s
+type Users interface {
+	//cache:get key="user:{id}" tags="org:{org}"
+	Get(ctx context.Context, id int64, org string) (*User, error)
+
+	//cache:get key="user:{id}"
+	Profile(ctx context.Context, id int64) (*Profile, error)
+
+	//cache:get key="email:{email}" notfound=ErrGon
+	ByEmail(ctx context.Context, email string) (*User, error)
+
+	//cache:put key="user:{result.ID}"
+	Save(ctx context.Context, u *User) (*User, error)
+
+	//cache:put key="usr:{result.ID}"
+	Typo(ctx context.Context, u *User) (*User, error)
+
+	//cache:put key="email:{u.Email}" value=p
+	WrongType(ctx context.Context, u *User, p *Profile) error
+
+	//cache:evict keys="user:{u.Email},usr:{u.ID}" patterns="feed:*"
+	Update(ctx context.Context, u *User) error
+}
+
+//cache:repo prefix=users ttl=1m
+type Duplicate interface {
+	InvalidateAll(ctx context.Context) error
+}
+
+//cache:repo prefix=totals ttl=1m
+type Totals interface {
+	//cache:get key="all"
+	All(ctx context.Context) (int64, error)
+}
