@@ -22,7 +22,7 @@ const stampedeProcs, stampedeGoroutines = 4, 1000
 // same moment; the source is called exactly once in all.
 func TestStampede(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
-		_, isCluster := rdb.(*redis.ClusterClient)
+		cl, isCluster := rdb.(*redis.ClusterClient)
 		ns := testNamespace(t)
 		start := time.Now().Add(time.Second).UnixNano()
 		var wg sync.WaitGroup
@@ -35,7 +35,7 @@ func TestStampede(t *testing.T) {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestStampedeChild$", "-test.count=1", "-test.v")
 				cmd.Env = append(os.Environ(), "CACHEGEN_STAMPEDE_NS="+ns, "CACHEGEN_STAMPEDE_START="+strconv.FormatInt(start, 10))
 				if isCluster {
-					cmd.Env = append(cmd.Env, "CACHEGEN_CLUSTER_ADDRS="+strings.Join(cluster.addrs, ","))
+					cmd.Env = append(cmd.Env, "CACHEGEN_CLUSTER_ADDRS="+strings.Join(cl.Options().Addrs, ","))
 				}
 				out, err := cmd.CombinedOutput()
 				outs[i], errs[i] = string(out), err
