@@ -50,7 +50,9 @@ func (c *Cache) markers(inv Invalidation) []string {
 // needSeq, the current one when no marker moved).
 func (c *Cache) invalidate(ctx context.Context, keys []Key, markers []string, needSeq bool) (uint64, error) {
 	c.emit(EventInvalidate, "", nil)
-	seq, err := c.deliver(ctx, keys, markers, needSeq, false)
+	// The write it follows has happened: a caller that gives up must not
+	// leave the cache stale. The time budget still bounds each round.
+	seq, err := c.deliver(context.WithoutCancel(ctx), keys, markers, needSeq, false)
 	// Reads that start from now on must not join a lookup or load that began
 	// before this point (while the invalidation was still on its way).
 	c.epoch.Add(1)
@@ -133,7 +135,7 @@ func Put[T any](ctx context.Context, ks *Keyspace[T], key Key, v T, tags []strin
 		deps = append(deps, c.tagKey(t))
 	}
 	env := appendEnvelope(nil, flags, c.cfg.now().UnixMilli(), seq, deps, payload)
-	_, err = call(c, ctx, func(ctx context.Context) (int64, error) {
+	_, err = call(c, context.WithoutCancel(ctx), func(ctx context.Context) (int64, error) {
 		return storeScript.run(ctx, c.rdb, []string{string(key), c.leaseKey(key)}, env, ttl.Milliseconds()).Int64()
 	})
 	if err != nil {
