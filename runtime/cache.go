@@ -55,6 +55,10 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	if c.cfg.cluster != nil {
 		c.sharded = *c.cfg.cluster
 	}
+	if !c.ctxTO {
+		c.cfg.logger.Info("cachegen: the Redis client ignores context deadlines (ContextTimeoutEnabled=false); " +
+			"each Redis call runs on a helper goroutine to keep the time budget — set ContextTimeoutEnabled: true for the faster path")
+	}
 	c.ns = string(AppendString(nil, c.cfg.namespace)) + ":"
 	c.seqKey = c.ns + "seq"
 	c.nsDep = c.ns + "ns"

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -18,7 +19,10 @@ import (
 // there — except under CI=true, where a missing server is a failure.
 func redisClient(t testing.TB) *redis.Client {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: testenv.NeedRedis(t)})
+	// ContextTimeoutEnabled, as docs/runtime.md recommends: a call that
+	// outlives the budget gives its connection back at once. fault_test.go
+	// covers clients built with go-redis defaults.
+	rdb := redis.NewClient(&redis.Options{Addr: testenv.NeedRedis(t), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
 }
@@ -34,7 +38,10 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 func newTestCache(t testing.TB, rdb redis.UniversalClient, opts ...Option) *Cache {
 	t.Helper()
-	base := []Option{WithNamespace(testNamespace(t)), WithLogger(quietLogger())}
+	// A generous budget: correctness tests run under -race next to other
+	// packages on two cores, where a slow reply is not a Redis failure.
+	// Fault tests pass their own small budget (later options win).
+	base := []Option{WithNamespace(testNamespace(t)), WithLogger(quietLogger()), WithTimeout(2 * time.Second)}
 	return New(rdb, append(base, opts...)...)
 }
 
@@ -49,7 +56,7 @@ func clusterClient(t testing.TB) *redis.ClusterClient {
 	if addrs[0] == "" {
 		addrs = testenv.SharedCluster(t)
 	}
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
 }

@@ -151,7 +151,7 @@ func TestRandomInterleavings(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		const rounds, workers = 1000, 8
 		c := newTestCache(t, rdb, WithPoll(time.Millisecond, 5*time.Millisecond))
-		var done atomic.Int64
+		var done, failed atomic.Int64
 		var wg sync.WaitGroup
 		errs := make(chan error, workers)
 		for w := 0; w < workers; w++ {
@@ -177,8 +177,10 @@ func TestRandomInterleavings(t *testing.T) {
 					written := src.write()
 					inv := invalidations[rand.IntN(len(invalidations))]
 					if err := inv.do(ctx, c, ks, userKey(ks, 1)); err != nil {
-						errs <- err
-						return
+						// Undelivered (a starved machine): it is replayed, and
+						// until then reads bypass the cache — the check below
+						// must hold all the same.
+						failed.Add(1)
 					}
 					u, err := getRow(ctx, ks, src)
 					if err != nil || u == nil || u.Name != fmt.Sprint(written) {
@@ -198,7 +200,8 @@ func TestRandomInterleavings(t *testing.T) {
 		if s.Get(EventHit) == 0 || s.Get(EventFill) == 0 {
 			t.Fatalf("the cache was not exercised: %v", s)
 		}
-		t.Logf("hits %d fills %d rejected %d", s.Get(EventHit), s.Get(EventFill), s.Get(EventFillRejected))
+		t.Logf("hits %d fills %d rejected %d undelivered invalidations %d",
+			s.Get(EventHit), s.Get(EventFill), s.Get(EventFillRejected), failed.Load())
 	})
 }
 
