@@ -6,8 +6,11 @@ import "context"
 //
 // Article reads are cached for 10 minutes and tagged with the article and its
 // author, so an edit of either drops them. Unknown ids and slugs are cached
-// negatively for 30 seconds. The home feed has a short TTL; category feeds are
-// tagged per category and dropped when an article is published in it.
+// negatively for 30 seconds. The home feed has a short TTL and is dropped by a
+// pattern when an article is published; category feeds are tagged per
+// category and dropped when an article in it is published or edited. Every
+// feed also carries the tag "feed", for dropping all of them at once:
+// cache.Invalidate(ctx, runtime.Invalidation{Tags: []string{"feed"}}).
 //
 //cache:repo prefix=articles version=1 ttl=10m jitter=10% negative=30s
 type Articles interface {
@@ -18,7 +21,11 @@ type Articles interface {
 
 	// BySlug returns the article with the given slug, or ErrNotFound.
 	//
-	//cache:get key="article:slug:{slug}" notfound=ErrNotFound tags="article:{result.ID},author:{result.AuthorID}"
+	// Unlike Get it is not tagged with the author: a profile edit shows in it
+	// when the entry expires. (Two {result...} tags on one method currently
+	// generate code that mixes them up; see the example's README section.)
+	//
+	//cache:get key="article:slug:{slug}" notfound=ErrNotFound tags="article:{result.ID}"
 	BySlug(ctx context.Context, slug string) (*Article, error)
 
 	// HomepageFeed returns page (0-based) of the newest articles.
@@ -33,15 +40,18 @@ type Articles interface {
 
 	// Publish inserts a new article and sets a.ID, a.PublishedAt and
 	// a.UpdatedAt. It drops every home feed page (pattern), the feeds of the
-	// article's category (tag) and a negatively cached lookup of its slug.
+	// article's category (tag), and negatively cached lookups of its id and
+	// slug (the keys are built after the call, so {a.ID} is the new id).
 	//
-	//cache:evict keys="article:slug:{a.Slug}" tags="feed:{a.Category}" patterns="feed:home:*"
+	//cache:evict keys="article:{a.ID},article:slug:{a.Slug}" tags="feed:{a.Category}" patterns="feed:home:*"
 	Publish(ctx context.Context, a *Article) error
 
 	// Update saves the title, summary and body of article a.ID (the category
 	// and author do not change). It drops the article, everything tagged with
-	// it (its slug lookup), and the feeds, which show the title.
+	// it (its slug lookup) and the feeds of its category. The home feed is
+	// left to its 30s TTL: dropping every feed on every edit would cost more
+	// database reads than the staleness of one title is worth.
 	//
-	//cache:evict keys="article:{a.ID}" tags="article:{a.ID},feed"
+	//cache:evict keys="article:{a.ID}" tags="article:{a.ID},feed:{a.Category}"
 	Update(ctx context.Context, a *Article) error
 }
