@@ -11,7 +11,7 @@
 package news
 
 // One directive for the package: cachegen processes every file of it.
-//go:generate go run github.com/cachegen/cachegen/cmd/cachegen
+//go:generate go tool cachegen
 
 import (
 	"errors"
