@@ -14,6 +14,7 @@ type scope struct {
 	result string
 	txt    map[string]string // value path -> txtN
 	n      int
+	b      bool // the byte slice b is declared
 }
 
 func newScope(result string) *scope { return &scope{result: result, txt: map[string]string{}} }
@@ -62,17 +63,36 @@ func (g *renderer) appendVal(cur *jen.Statement, v *Value, sc *scope) *jen.State
 	return jen.Qual(rt, "AppendBytes").Call(cur, jen.Id(sc.txt[g.pathKey(v, len(v.Fields), sc)]))
 }
 
-// build appends the template's literals and values to start.
-func (g *renderer) build(start *jen.Statement, t *Tmpl, sc *scope) *jen.Statement {
-	cur := start
+// build appends the template's literals and values to start. Templates
+// with up to two values are one nested expression; longer ones append to a
+// local b, one statement per part, appended to pre, so they stay readable.
+func (g *renderer) build(start *jen.Statement, t *Tmpl, sc *scope, pre *[]jen.Code) *jen.Statement {
+	if len(t.Values()) <= 2 {
+		cur := start
+		for _, s := range t.Segs {
+			if s.Val == nil {
+				cur = jen.Append(cur, jen.Lit(s.Lit).Op("..."))
+				continue
+			}
+			cur = g.appendVal(cur, s.Val, sc)
+		}
+		return cur
+	}
+	b := g.l("b")
+	op := ":="
+	if sc.b {
+		op = "="
+	}
+	sc.b = true
+	*pre = append(*pre, jen.Id(b).Op(op).Add(start))
 	for _, s := range t.Segs {
 		if s.Val == nil {
-			cur = jen.Append(cur, jen.Lit(s.Lit).Op("..."))
+			*pre = append(*pre, jen.Id(b).Op("=").Append(jen.Id(b), jen.Lit(s.Lit).Op("...")))
 			continue
 		}
-		cur = g.appendVal(cur, s.Val, sc)
+		*pre = append(*pre, jen.Id(b).Op("=").Add(g.appendVal(jen.Id(b), s.Val, sc)))
 	}
-	return cur
+	return jen.Id(b)
 }
 
 func (g *renderer) bufStart() *jen.Statement {
@@ -80,17 +100,17 @@ func (g *renderer) bufStart() *jen.Statement {
 }
 
 // key renders r.ksX.Key(...the template appended to the keyspace prefix...).
-func (g *renderer) key(recv string, t *Tmpl, sc *scope) *jen.Statement {
+func (g *renderer) key(recv string, t *Tmpl, sc *scope, pre *[]jen.Code) *jen.Statement {
 	ks := jen.Id(recv).Dot(t.Space.Field)
-	return ks.Clone().Dot("Key").Call(g.build(ks.Clone().Dot("AppendPrefix").Call(g.bufStart()), t, sc))
+	return ks.Clone().Dot("Key").Call(g.build(ks.Clone().Dot("AppendPrefix").Call(g.bufStart()), t, sc, pre))
 }
 
 // tag renders a tag string: a literal, or string(...appended values...).
-func (g *renderer) tag(t *Tmpl, sc *scope) *jen.Statement {
+func (g *renderer) tag(t *Tmpl, sc *scope, pre *[]jen.Code) *jen.Statement {
 	if t.Static() {
 		return jen.Lit(t.Text)
 	}
-	return jen.String().Call(g.build(g.bufStart(), t, sc))
+	return jen.String().Call(g.build(g.bufStart(), t, sc, pre))
 }
 
 type check struct {
@@ -165,7 +185,8 @@ func (g *renderer) skipGuards(vals []*Value, sc *scope, body func() []jen.Code) 
 	for k, v := range outer {
 		sc.txt[k] = v
 	}
-	defer func() { sc.txt = outer }()
+	declared := sc.b
+	defer func() { sc.txt, sc.b = outer, declared }()
 	checks, texts := g.prepare(vals, sc)
 	stmts := body()
 	for i := len(texts) - 1; i >= 0; i-- {
@@ -271,9 +292,10 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 	}
 	body := g.bailGuards(vals, sc, passThrough)
 	v, hit, err, key := g.l("v"), g.l("hit"), g.l("err"), g.l("key")
+	body = append(body, jen.Var().Id(buf).Index(jen.Lit(128)).Byte())
+	keyExpr := g.key(recv, m.Key, sc, &body)
 	body = append(body,
-		jen.Var().Id(buf).Index(jen.Lit(128)).Byte(),
-		jen.Id(key).Op(":=").Add(g.key(recv, m.Key, sc)),
+		jen.Id(key).Op(":=").Add(keyExpr),
 		jen.If(
 			jen.List(jen.Id(v), jen.Id(hit), jen.Id(err)).Op(":=").Qual(rt, "Lookup").Call(jen.Id(ctx), jen.Id(recv).Dot(ks.Field), jen.Id(key)),
 			jen.Id(hit),
@@ -287,7 +309,7 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 	if len(paramTags) > 0 {
 		var tags []jen.Code
 		for _, t := range paramTags {
-			tags = append(tags, g.tag(t, sc))
+			tags = append(tags, g.tag(t, sc, &body))
 		}
 		loader = append(loader, field("Tags", jen.Index().String().Values(tags...)))
 	}
@@ -299,13 +321,12 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 			rvals = append(rvals, t.Values()...)
 		}
 		fn := g.bailGuards(rvals, rsc, func(string) []jen.Code { return []jen.Code{jen.Return(jen.Nil(), jen.False())} })
+		fn = append(fn, jen.Var().Id(buf).Index(jen.Lit(64)).Byte())
 		var tags []jen.Code
 		for _, t := range resultTags {
-			tags = append(tags, g.tag(t, rsc))
+			tags = append(tags, g.tag(t, rsc, &fn))
 		}
-		fn = append(fn,
-			jen.Var().Id(buf).Index(jen.Lit(64)).Byte(),
-			jen.Return(jen.Index().String().Values(tags...), jen.True()))
+		fn = append(fn, jen.Return(jen.Index().String().Values(tags...), jen.True()))
 		loader = append(loader, field("ResultTags", jen.Func().Params(jen.Id(v).Add(g.typ(T))).
 			Params(jen.Index().String(), jen.Bool()).Block(fn...)))
 	}
@@ -343,7 +364,9 @@ func (g *renderer) invalidation(recv string, m *Method, sc *scope) (decl jen.Cod
 	}
 	for _, t := range m.Evict {
 		items = append(items, g.skipGuards(t.Values(), sc, func() []jen.Code {
-			return []jen.Code{jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), g.key(recv, t, sc))}
+			var pre []jen.Code
+			k := g.key(recv, t, sc, &pre)
+			return append(pre, jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), k))
 		})...)
 	}
 	for _, t := range m.Tags {
@@ -351,7 +374,9 @@ func (g *renderer) invalidation(recv string, m *Method, sc *scope) (decl jen.Cod
 			continue
 		}
 		items = append(items, g.skipGuards(t.Values(), sc, func() []jen.Code {
-			return []jen.Code{jen.Id(inv).Dot("Tags").Op("=").Append(jen.Id(inv).Dot("Tags"), g.tag(t, sc))}
+			var pre []jen.Code
+			tag := g.tag(t, sc, &pre)
+			return append(pre, jen.Id(inv).Dot("Tags").Op("=").Append(jen.Id(inv).Dot("Tags"), tag))
 		})...)
 	}
 	return decl, items
@@ -383,7 +408,9 @@ func (g *renderer) put(recv string, m *Method) []jen.Code {
 	failed := []jen.Code{}
 	if !m.Key.usesResult() {
 		failed = append(failed, g.skipGuards(m.Key.Values(), sc, func() []jen.Code {
-			return []jen.Code{jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), g.key(recv, m.Key, sc))}
+			var pre []jen.Code
+			k := g.key(recv, m.Key, sc, &pre)
+			return append(pre, jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), k))
 		})...)
 	}
 	failed = append(failed, g.invalidate(recv), ret(jen.Id(err)))
@@ -397,12 +424,13 @@ func (g *renderer) put(recv string, m *Method) []jen.Code {
 		return []jen.Code{jen.Id(recv).Dot(m.Space.Field).Dot("Bypass").Call(), g.invalidate(recv), ret(jen.Nil())}
 	})...)
 	key := g.l("key")
-	body = append(body, jen.Id(key).Op(":=").Add(g.key(recv, m.Key, sc)))
+	keyExpr := g.key(recv, m.Key, sc, &body)
+	body = append(body, jen.Id(key).Op(":=").Add(keyExpr))
 	tags := jen.Nil()
 	if len(m.EntryTags) > 0 {
 		var list []jen.Code
 		for _, t := range m.EntryTags {
-			list = append(list, g.tag(t, sc))
+			list = append(list, g.tag(t, sc, &body))
 		}
 		body = append(body, jen.Id(g.l("tags")).Op(":=").Index().String().Values(list...))
 		tags = jen.Id(g.l("tags"))
@@ -464,10 +492,11 @@ func (g *renderer) invalidateGet(jf *jen.File, r *Repo, recv string, m *Method) 
 		}
 		return []jen.Code{jen.Return(jen.Id(errName))}
 	})
+	body = append(body, jen.Var().Id(g.l("buf")).Index(jen.Lit(128)).Byte())
+	k := g.key(recv, m.Key, sc, &body)
 	body = append(body,
-		jen.Var().Id(g.l("buf")).Index(jen.Lit(128)).Byte(),
 		jen.Return(jen.Id(recv).Dot("cache").Dot("Invalidate").Call(jen.Id(ctx),
-			jen.Qual(rt, "Invalidation").Values(field("Keys", jen.Index().Qual(rt, "Key").Values(g.key(recv, m.Key, sc)))))))
+			jen.Qual(rt, "Invalidation").Values(field("Keys", jen.Index().Qual(rt, "Key").Values(k))))))
 	jf.Commentf("Invalidate%s drops the entry %s caches for these arguments, for writes that bypass %s.", m.Name, m.Name, r.Struct())
 	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("Invalidate" + m.Name).
 		Params(params...).Error().Block(body...)

@@ -33,7 +33,7 @@ func render(f *File) ([]byte, error) {
 		jf.HeaderComment(f.Build)
 	}
 	g.imports(jf)
-	for _, n := range []string{"r", "next", "c", "repo", "ctx", "buf", "key", "v", "hit", "err", "res", "inv", "tags"} {
+	for _, n := range []string{"r", "next", "c", "repo", "ctx", "buf", "key", "v", "hit", "err", "res", "inv", "tags", "b"} {
 		name := n
 		for g.reserved[name] {
 			name += "_"

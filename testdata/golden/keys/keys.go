@@ -53,6 +53,15 @@ type Items interface {
 
 	//cache:evict keys="at:{at}:{s}" tags="at:{at}"
 	Forget(ctx context.Context, at *time.Time, s fmtStringer) error
+
+	//cache:evict keys="q:{q.Tenant}:{q.Org.ID}:{q.Org.Name}:{q.Status}:{q.Slug}:{q.Active}:{q.Limit}" tags="org:{q.Org.ID}:{q.Status}:{q.Slug}"
+	Drop(ctx context.Context, q *Query) error
+
+	//cache:get key="tr:{a}:{b}:{c}" tags="tr:{a}:{b}:{c}"
+	Triple(ctx context.Context, a, b, c string) (*Item, error)
+
+	//cache:put key="tr:{a}:{b}:{c}"
+	SetTriple(ctx context.Context, a, b, c string) (*Item, error)
 }
 
 type fmtStringer interface{ String() string }

@@ -16,6 +16,7 @@ type CachedItems struct {
 	ksSearch *runtime.Keyspace[[]Item] // "q:{q.Tenant}:{q.Org.ID}:{q.Org.Name}:{q.Status}:{q.Slug}:{q.Active}:{q.Limit}"
 	ksRecent *runtime.Keyspace[[]Item] // "t:{q.Since}:{q.Addr}:{q.Color}"
 	ksAt     *runtime.Keyspace[*Item]  // "at:{at}:{s}"
+	ksTriple *runtime.Keyspace[*Item]  // "tr:{a}:{b}:{c}"
 }
 
 var _ Items = (*CachedItems)(nil)
@@ -54,6 +55,15 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 				return v == nil
 			},
 		}),
+		ksTriple: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
+			Template: "tr:{}:{}:{}",
+			Schema:   "1c5b4df6da2158a3",
+			TTL:      time.Minute,
+			Jitter:   runtime.Percent(10),
+			IsNil: func(v *Item) bool {
+				return v == nil
+			},
+		}),
 	}
 }
 
@@ -64,7 +74,22 @@ func (r *CachedItems) Search(ctx context.Context, q *Query) ([]Item, error) {
 		return r.next.Search(ctx, q)
 	}
 	var buf [128]byte
-	key := r.ksSearch.Key(runtime.AppendUint(append(runtime.AppendBool(append(runtime.AppendString(append(runtime.AppendInt(append(runtime.AppendString(append(runtime.AppendInt(append(runtime.AppendString(append(r.ksSearch.AppendPrefix(buf[:0]), "q:"...), q.Base.Tenant), ":"...), q.Org.ID), ":"...), *q.Org.Name), ":"...), int64(q.Status)), ":"...), string(q.Slug)), ":"...), q.Active), ":"...), uint64(q.Limit)))
+	b := r.ksSearch.AppendPrefix(buf[:0])
+	b = append(b, "q:"...)
+	b = runtime.AppendString(b, q.Base.Tenant)
+	b = append(b, ":"...)
+	b = runtime.AppendInt(b, q.Org.ID)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, *q.Org.Name)
+	b = append(b, ":"...)
+	b = runtime.AppendInt(b, int64(q.Status))
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, string(q.Slug))
+	b = append(b, ":"...)
+	b = runtime.AppendBool(b, q.Active)
+	b = append(b, ":"...)
+	b = runtime.AppendUint(b, uint64(q.Limit))
+	key := r.ksSearch.Key(b)
 	if v, hit, err := runtime.Lookup(ctx, r.ksSearch, key); hit {
 		return v, err
 	}
@@ -88,7 +113,14 @@ func (r *CachedItems) Recent(ctx context.Context, q Query) ([]Item, error) {
 		return r.next.Recent(ctx, q)
 	}
 	var buf [128]byte
-	key := r.ksRecent.Key(runtime.AppendString(append(runtime.AppendBytes(append(runtime.AppendBytes(append(r.ksRecent.AppendPrefix(buf[:0]), "t:"...), txt0), ":"...), txt1), ":"...), q.Color.String()))
+	b := r.ksRecent.AppendPrefix(buf[:0])
+	b = append(b, "t:"...)
+	b = runtime.AppendBytes(b, txt0)
+	b = append(b, ":"...)
+	b = runtime.AppendBytes(b, txt1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, q.Color.String())
+	key := r.ksRecent.Key(b)
 	if v, hit, err := runtime.Lookup(ctx, r.ksRecent, key); hit {
 		return v, err
 	}
@@ -150,13 +182,131 @@ func (r *CachedItems) Forget(ctx context.Context, at *time.Time, s fmtStringer) 
 	return err
 }
 
+// Drop calls next, then invalidates even when next fails (a failed write may still have changed the source).
+func (r *CachedItems) Drop(ctx context.Context, q *Query) error {
+	err := r.next.Drop(ctx, q)
+	var buf [128]byte
+	var inv runtime.Invalidation
+	if q != nil && q.Base != nil && q.Org != nil && q.Org.Name != nil {
+		b := r.ksSearch.AppendPrefix(buf[:0])
+		b = append(b, "q:"...)
+		b = runtime.AppendString(b, q.Base.Tenant)
+		b = append(b, ":"...)
+		b = runtime.AppendInt(b, q.Org.ID)
+		b = append(b, ":"...)
+		b = runtime.AppendString(b, *q.Org.Name)
+		b = append(b, ":"...)
+		b = runtime.AppendInt(b, int64(q.Status))
+		b = append(b, ":"...)
+		b = runtime.AppendString(b, string(q.Slug))
+		b = append(b, ":"...)
+		b = runtime.AppendBool(b, q.Active)
+		b = append(b, ":"...)
+		b = runtime.AppendUint(b, uint64(q.Limit))
+		inv.Keys = append(inv.Keys, r.ksSearch.Key(b))
+	}
+	if q != nil && q.Org != nil {
+		b := buf[:0]
+		b = append(b, "org:"...)
+		b = runtime.AppendInt(b, q.Org.ID)
+		b = append(b, ":"...)
+		b = runtime.AppendInt(b, int64(q.Status))
+		b = append(b, ":"...)
+		b = runtime.AppendString(b, string(q.Slug))
+		inv.Tags = append(inv.Tags, string(b))
+	}
+	_ = r.cache.Invalidate(ctx, inv)
+	return err
+}
+
+// Triple serves "tr:{a}:{b}:{c}" from the cache, loading from next on a miss.
+func (r *CachedItems) Triple(ctx context.Context, a string, bArg string, cArg string) (*Item, error) {
+	var buf [128]byte
+	b := r.ksTriple.AppendPrefix(buf[:0])
+	b = append(b, "tr:"...)
+	b = runtime.AppendString(b, a)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, bArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, cArg)
+	key := r.ksTriple.Key(b)
+	if v, hit, err := runtime.Lookup(ctx, r.ksTriple, key); hit {
+		return v, err
+	}
+	b = buf[:0]
+	b = append(b, "tr:"...)
+	b = runtime.AppendString(b, a)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, bArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, cArg)
+	return runtime.Load(ctx, r.ksTriple, key, runtime.Loader[*Item]{
+		Load: func(ctx context.Context) (*Item, error) {
+			return r.next.Triple(ctx, a, bArg, cArg)
+		},
+		Tags: []string{string(b)},
+	})
+}
+
+// SetTriple writes through next, then caches the stored value at "tr:{a}:{b}:{c}".
+func (r *CachedItems) SetTriple(ctx context.Context, a string, bArg string, cArg string) (*Item, error) {
+	res, err := r.next.SetTriple(ctx, a, bArg, cArg)
+	var buf [128]byte
+	var inv runtime.Invalidation
+	if err != nil {
+		b := r.ksTriple.AppendPrefix(buf[:0])
+		b = append(b, "tr:"...)
+		b = runtime.AppendString(b, a)
+		b = append(b, ":"...)
+		b = runtime.AppendString(b, bArg)
+		b = append(b, ":"...)
+		b = runtime.AppendString(b, cArg)
+		inv.Keys = append(inv.Keys, r.ksTriple.Key(b))
+		_ = r.cache.Invalidate(ctx, inv)
+		return res, err
+	}
+	b := r.ksTriple.AppendPrefix(buf[:0])
+	b = append(b, "tr:"...)
+	b = runtime.AppendString(b, a)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, bArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, cArg)
+	key := r.ksTriple.Key(b)
+	b = buf[:0]
+	b = append(b, "tr:"...)
+	b = runtime.AppendString(b, a)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, bArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, cArg)
+	tags := []string{string(b)}
+	runtime.Put(ctx, r.ksTriple, key, res, tags, inv)
+	return res, nil
+}
+
 // InvalidateSearch drops the entry Search caches for these arguments, for writes that bypass CachedItems.
 func (r *CachedItems) InvalidateSearch(ctx context.Context, q *Query) error {
 	if q == nil || q.Base == nil || q.Org == nil || q.Org.Name == nil {
 		return nil
 	}
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksSearch.Key(runtime.AppendUint(append(runtime.AppendBool(append(runtime.AppendString(append(runtime.AppendInt(append(runtime.AppendString(append(runtime.AppendInt(append(runtime.AppendString(append(r.ksSearch.AppendPrefix(buf[:0]), "q:"...), q.Base.Tenant), ":"...), q.Org.ID), ":"...), *q.Org.Name), ":"...), int64(q.Status)), ":"...), string(q.Slug)), ":"...), q.Active), ":"...), uint64(q.Limit)))}})
+	b := r.ksSearch.AppendPrefix(buf[:0])
+	b = append(b, "q:"...)
+	b = runtime.AppendString(b, q.Base.Tenant)
+	b = append(b, ":"...)
+	b = runtime.AppendInt(b, q.Org.ID)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, *q.Org.Name)
+	b = append(b, ":"...)
+	b = runtime.AppendInt(b, int64(q.Status))
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, string(q.Slug))
+	b = append(b, ":"...)
+	b = runtime.AppendBool(b, q.Active)
+	b = append(b, ":"...)
+	b = runtime.AppendUint(b, uint64(q.Limit))
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksSearch.Key(b)}})
 }
 
 // InvalidateRecent drops the entry Recent caches for these arguments, for writes that bypass CachedItems.
@@ -170,7 +320,14 @@ func (r *CachedItems) InvalidateRecent(ctx context.Context, q Query) error {
 		return err1
 	}
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksRecent.Key(runtime.AppendString(append(runtime.AppendBytes(append(runtime.AppendBytes(append(r.ksRecent.AppendPrefix(buf[:0]), "t:"...), txt0), ":"...), txt1), ":"...), q.Color.String()))}})
+	b := r.ksRecent.AppendPrefix(buf[:0])
+	b = append(b, "t:"...)
+	b = runtime.AppendBytes(b, txt0)
+	b = append(b, ":"...)
+	b = runtime.AppendBytes(b, txt1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, q.Color.String())
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksRecent.Key(b)}})
 }
 
 // InvalidateAt drops the entry At caches for these arguments, for writes that bypass CachedItems.
@@ -184,6 +341,19 @@ func (r *CachedItems) InvalidateAt(ctx context.Context, at *time.Time, s fmtStri
 	}
 	var buf [128]byte
 	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAt.Key(runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt0), ":"...), s.String()))}})
+}
+
+// InvalidateTriple drops the entry Triple caches for these arguments, for writes that bypass CachedItems.
+func (r *CachedItems) InvalidateTriple(ctx context.Context, a string, bArg string, cArg string) error {
+	var buf [128]byte
+	b := r.ksTriple.AppendPrefix(buf[:0])
+	b = append(b, "tr:"...)
+	b = runtime.AppendString(b, a)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, bArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, cArg)
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTriple.Key(b)}})
 }
 
 // InvalidateAll drops every entry of CachedItems at once.

@@ -99,7 +99,24 @@ func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]
 // By serves "by:{next}:{v}:{hit}:{res}:{inv}:{buf}:{err}:{ok}" from the cache, loading from next on a miss.
 func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hitArg string, resArg string, invArg string, bufArg string, errArg string, ok string) (Event, error) {
 	var buf [128]byte
-	key := r.ksBy.Key(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(r.ksBy.AppendPrefix(buf[:0]), "by:"...), nextArg), ":"...), vArg), ":"...), hitArg), ":"...), resArg), ":"...), invArg), ":"...), bufArg), ":"...), errArg), ":"...), ok))
+	b := r.ksBy.AppendPrefix(buf[:0])
+	b = append(b, "by:"...)
+	b = runtime.AppendString(b, nextArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, vArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, hitArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, resArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, invArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, bufArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, errArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, ok)
+	key := r.ksBy.Key(b)
 	if v, hit, err := runtime.Lookup(ctx, r.ksBy, key); hit {
 		return v, err
 	}
@@ -160,7 +177,24 @@ func (r *CachedEvents) InvalidateSince(ctx context.Context, timeArg string, rArg
 // InvalidateBy drops the entry By caches for these arguments, for writes that bypass CachedEvents.
 func (r *CachedEvents) InvalidateBy(ctx context.Context, nextArg string, vArg string, hitArg string, resArg string, invArg string, bufArg string, errArg string, ok string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksBy.Key(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(runtime.AppendString(append(r.ksBy.AppendPrefix(buf[:0]), "by:"...), nextArg), ":"...), vArg), ":"...), hitArg), ":"...), resArg), ":"...), invArg), ":"...), bufArg), ":"...), errArg), ":"...), ok))}})
+	b := r.ksBy.AppendPrefix(buf[:0])
+	b = append(b, "by:"...)
+	b = runtime.AppendString(b, nextArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, vArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, hitArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, resArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, invArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, bufArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, errArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, ok)
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksBy.Key(b)}})
 }
 
 // InvalidateFind drops the entry Find caches for these arguments, for writes that bypass CachedEvents.
