@@ -32,7 +32,13 @@ func buildPackage(p *packages.Package) ([]*File, Errors) {
 		name := p.CompiledGoFiles[i]
 		decls, errs := scanFile(p, f)
 		b.errs = append(b.errs, errs...)
-		file := &File{Source: name, Output: outputPath(name), Pkg: p.Types, Build: buildConstraint(p.Fset, f)}
+		file := &File{Source: name, Output: outputPath(name), Pkg: p.Types, Build: buildConstraint(p.Fset, f), Names: map[string]string{}}
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if imp.Name != nil && imp.Name.Name != "_" && imp.Name.Name != "." {
+				file.Names[path] = imp.Name.Name
+			}
+		}
 		for _, d := range decls {
 			b.typeErrorsIn(d)
 			if d.broken {

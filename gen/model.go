@@ -20,6 +20,9 @@ type File struct {
 	Pkg    *types.Package
 	Build  string // the source's //go:build line, copied so both files build together
 	Repos  []*Repo
+	// Names maps import paths to the names the source file gives them;
+	// the output uses the same names where it can, to read alike.
+	Names map[string]string
 }
 
 // Repo is one //cache:repo interface.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dave/jennifer/jen"
+	"golang.org/x/tools/imports"
 )
 
 const (
@@ -48,7 +49,13 @@ func render(f *File) ([]byte, error) {
 	if err := jf.Render(&buf); err != nil {
 		return nil, err
 	}
-	return format.Source(buf.Bytes())
+	src, err := format.Source(buf.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	// Group the standard library apart from other imports, as goimports
+	// does; FormatOnly leaves the set of imports alone.
+	return imports.Process(f.Output, src, &imports.Options{FormatOnly: true, Comments: true, TabIndent: true, TabWidth: 8})
 }
 
 // l returns the name of a generated local.
@@ -57,10 +64,14 @@ func (g *renderer) l(name string) string { return g.local[name] }
 // imports names every package the file refers to, deterministically: the
 // package's own name unless another import or a package-level name has it.
 func (g *renderer) imports(jf *jen.File) {
-	pkgs := map[string]string{rt: "runtime", ctxPkg: "context"}
+	pkgs := map[string]string{rt: "runtime", ctxPkg: "context"} // path -> preferred name
+	real := map[string]string{rt: "runtime", ctxPkg: "context", "time": "time"}
 	add := func(p *types.Package) {
 		if p != nil && p != g.f.Pkg {
-			pkgs[p.Path()] = p.Name()
+			pkgs[p.Path()], real[p.Path()] = p.Name(), p.Name()
+			if n, ok := g.f.Names[p.Path()]; ok {
+				pkgs[p.Path()] = n
+			}
 		}
 	}
 	needTime := false
@@ -111,8 +122,8 @@ func (g *renderer) imports(jf *jen.File) {
 		}
 		taken[alias] = true
 		g.reserved[alias] = true
-		if alias == name {
-			jf.ImportName(p, name)
+		if alias == real[p] {
+			jf.ImportName(p, alias)
 		} else {
 			jf.ImportAlias(p, alias)
 		}

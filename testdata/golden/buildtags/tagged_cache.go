@@ -5,8 +5,9 @@ package buildtags
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
 )
 
 // CachedFlags is a Flags that caches in Redis through a runtime.Cache.

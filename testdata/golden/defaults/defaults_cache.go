@@ -4,8 +4,9 @@ package defaults
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
 )
 
 // CachedSettings is a Settings that caches in Redis through a runtime.Cache.

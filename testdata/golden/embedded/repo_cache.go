@@ -4,9 +4,10 @@ package embedded
 
 import (
 	"context"
+	"time"
+
 	"github.com/cachegen/cachegen/runtime"
 	"github.com/cachegen/cachegen/testdata/golden/embedded/base"
-	"time"
 )
 
 // CachedCatalog is a Catalog that caches in Redis through a runtime.Cache.

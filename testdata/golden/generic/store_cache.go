@@ -4,8 +4,9 @@ package generic
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
 )
 
 // CachedStore is a Store that caches in Redis through a runtime.Cache.

@@ -4,8 +4,9 @@ package keys
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
 )
 
 // CachedItems is a Items that caches in Redis through a runtime.Cache.

@@ -4,9 +4,10 @@ package options
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
 	"io/fs"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
 )
 
 // CachedFiles is a Files that caches in Redis through a runtime.Cache.

@@ -4,8 +4,9 @@ package params
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
 )
 
 // CachedEvents is a Events that caches in Redis through a runtime.Cache.

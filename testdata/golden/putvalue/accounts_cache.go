@@ -4,8 +4,9 @@ package putvalue
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
 )
 
 // CachedAccounts is a Accounts that caches in Redis through a runtime.Cache.

@@ -4,8 +4,9 @@ package several
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
 )
 
 // CachedCounters is a Counters that caches in Redis through a runtime.Cache.

@@ -4,10 +4,11 @@ package store
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
-	"github.com/cachegen/cachegen/testdata/golden/multipkg/a/model"
-	model2 "github.com/cachegen/cachegen/testdata/golden/multipkg/b/model"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
+	amodel "github.com/cachegen/cachegen/testdata/golden/multipkg/a/model"
+	"github.com/cachegen/cachegen/testdata/golden/multipkg/b/model"
 )
 
 // CachedShop is a Shop that caches in Redis through a runtime.Cache.
@@ -15,9 +16,9 @@ type CachedShop struct {
 	next       Shop
 	cache      *runtime.Cache
 	repo       *runtime.Repo
-	ksCustomer *runtime.Keyspace[*Customer]      // "customer:{id}"
-	ksOrder    *runtime.Keyspace[*model2.Order]  // "order:{id}"
-	ksOrders   *runtime.Keyspace[[]model2.Order] // "orders:{customer.ID}"
+	ksCustomer *runtime.Keyspace[*Customer]     // "customer:{id}"
+	ksOrder    *runtime.Keyspace[*model.Order]  // "order:{id}"
+	ksOrders   *runtime.Keyspace[[]model.Order] // "orders:{customer.ID}"
 }
 
 var _ Shop = (*CachedShop)(nil)
@@ -35,30 +36,30 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
-			NotFound: model2.ErrMissing,
+			NotFound: model.ErrMissing,
 			IsNil: func(v *Customer) bool {
 				return v == nil
 			},
 		}),
-		ksOrder: runtime.NewKeyspace(repo, runtime.Spec[*model2.Order]{
+		ksOrder: runtime.NewKeyspace(repo, runtime.Spec[*model.Order]{
 			Template: "order:{}",
 			Schema:   "ad12a740a7f01250",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
-			NotFound: model2.ErrMissing,
-			IsNil: func(v *model2.Order) bool {
+			NotFound: model.ErrMissing,
+			IsNil: func(v *model.Order) bool {
 				return v == nil
 			},
 		}),
-		ksOrders: runtime.NewKeyspace(repo, runtime.Spec[[]model2.Order]{
+		ksOrders: runtime.NewKeyspace(repo, runtime.Spec[[]model.Order]{
 			Template: "orders:{}",
 			Schema:   "710a40ffbd76fe04",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
-			NotFound: model2.ErrMissing,
-			IsNil: func(v []model2.Order) bool {
+			NotFound: model.ErrMissing,
+			IsNil: func(v []model.Order) bool {
 				return v == nil
 			},
 		}),
@@ -80,21 +81,21 @@ func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 }
 
 // Order serves "order:{id}" from the cache, loading from next on a miss.
-func (r *CachedShop) Order(ctx context.Context, id int64) (*model2.Order, error) {
+func (r *CachedShop) Order(ctx context.Context, id int64) (*model.Order, error) {
 	var buf [128]byte
 	key := r.ksOrder.Key(runtime.AppendInt(append(r.ksOrder.AppendPrefix(buf[:0]), "order:"...), id))
 	if v, hit, err := runtime.Lookup(ctx, r.ksOrder, key); hit {
 		return v, err
 	}
-	return runtime.Load(ctx, r.ksOrder, key, runtime.Loader[*model2.Order]{
-		Load: func(ctx context.Context) (*model2.Order, error) {
+	return runtime.Load(ctx, r.ksOrder, key, runtime.Loader[*model.Order]{
+		Load: func(ctx context.Context) (*model.Order, error) {
 			return r.next.Order(ctx, id)
 		},
 	})
 }
 
 // Orders serves "orders:{customer.ID}" from the cache, loading from next on a miss.
-func (r *CachedShop) Orders(ctx context.Context, customer *model.User) ([]model2.Order, error) {
+func (r *CachedShop) Orders(ctx context.Context, customer *amodel.User) ([]model.Order, error) {
 	if customer == nil {
 		r.ksOrders.Bypass()
 		return r.next.Orders(ctx, customer)
@@ -104,8 +105,8 @@ func (r *CachedShop) Orders(ctx context.Context, customer *model.User) ([]model2
 	if v, hit, err := runtime.Lookup(ctx, r.ksOrders, key); hit {
 		return v, err
 	}
-	return runtime.Load(ctx, r.ksOrders, key, runtime.Loader[[]model2.Order]{
-		Load: func(ctx context.Context) ([]model2.Order, error) {
+	return runtime.Load(ctx, r.ksOrders, key, runtime.Loader[[]model.Order]{
+		Load: func(ctx context.Context) ([]model.Order, error) {
 			return r.next.Orders(ctx, customer)
 		},
 	})
@@ -124,7 +125,7 @@ func (r *CachedShop) InvalidateOrder(ctx context.Context, id int64) error {
 }
 
 // InvalidateOrders drops the entry Orders caches for these arguments, for writes that bypass CachedShop.
-func (r *CachedShop) InvalidateOrders(ctx context.Context, customer *model.User) error {
+func (r *CachedShop) InvalidateOrders(ctx context.Context, customer *amodel.User) error {
 	if customer == nil {
 		return nil
 	}
