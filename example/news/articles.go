@@ -22,8 +22,9 @@ type Articles interface {
 	// BySlug returns the article with the given slug, or ErrNotFound.
 	//
 	// Unlike Get it is not tagged with the author: a profile edit shows in it
-	// when the entry expires. (Two {result...} tags on one method currently
-	// generate code that mixes them up; see the example's README section.)
+	// when the entry expires. (The generator currently builds two
+	// {result...} tags of one method in one shared buffer and mixes them up,
+	// so the second tag waits for that fix.)
 	//
 	//cache:get key="article:slug:{slug}" notfound=ErrNotFound tags="article:{result.ID}"
 	BySlug(ctx context.Context, slug string) (*Article, error)

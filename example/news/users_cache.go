@@ -4,8 +4,9 @@ package news
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
 )
 
 // CachedUsers is a Users that caches in Redis through a runtime.Cache.

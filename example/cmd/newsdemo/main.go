@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"sync/atomic"
@@ -139,7 +140,7 @@ func connect(ctx context.Context, cfg config, d *news.Dataset, out io.Writer) (*
 	if err != nil {
 		return nil, err
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: cfg.concurrency * 2})
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: cfg.concurrency * 2, ContextTimeoutEnabled: true})
 	return &backend{
 		describe: fmt.Sprintf("embedded: miniredis %s, in-memory source (lookup %v, feed %v, write %v)",
 			mr.Addr(), news.DefaultLatency.Lookup, news.DefaultLatency.Feed, news.DefaultLatency.Write),
@@ -152,7 +153,14 @@ func connect(ctx context.Context, cfg config, d *news.Dataset, out io.Writer) (*
 }
 
 func connectServers(ctx context.Context, cfg config, d *news.Dataset) (*backend, error) {
-	rdb := redis.NewClient(&redis.Options{Addr: cfg.redisAddr, PoolSize: cfg.concurrency * 2})
+	// A plain dial first: go-redis would log its own retries of a refused
+	// connection, and the fallback is meant to be explained in one line.
+	conn, err := net.DialTimeout("tcp", cfg.redisAddr, 500*time.Millisecond)
+	if err != nil {
+		return nil, fmt.Errorf("no Redis at %s (%v)", cfg.redisAddr, err)
+	}
+	_ = conn.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: cfg.redisAddr, PoolSize: cfg.concurrency * 2, ContextTimeoutEnabled: true})
 	pctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	if err := rdb.Ping(pctx).Err(); err != nil {
