@@ -9,7 +9,7 @@ import (
 	"github.com/cachegen/cachegen/runtime"
 )
 
-// CachedArticles is a Articles that caches in Redis through a runtime.Cache.
+// CachedArticles implements Articles with a cache in Redis, through a runtime.Cache.
 type CachedArticles struct {
 	next           Articles
 	cache          *runtime.Cache
@@ -22,7 +22,7 @@ type CachedArticles struct {
 
 var _ Articles = (*CachedArticles)(nil)
 
-// NewCachedArticles returns a Articles that serves from c and reads through to next.
+// NewCachedArticles returns a CachedArticles that serves from c and reads through to next.
 func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 	repo := c.Repo("articles", 1)
 	return &CachedArticles{
