@@ -94,12 +94,12 @@ func editScript(a, b []string) []edit {
 			ops = append(ops, edit{' ', a[i], i, j})
 			i++
 			j++
-		case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
-			ops = append(ops, edit{'+', b[j], i, j})
-			j++
-		default:
+		case i < n && (j == m || lcs[i+1][j] >= lcs[i][j+1]):
 			ops = append(ops, edit{'-', a[i], i, j})
 			i++
+		default:
+			ops = append(ops, edit{'+', b[j], i, j})
+			j++
 		}
 	}
 	return ops

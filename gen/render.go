@@ -409,7 +409,7 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 	for _, ks := range r.Spaces {
 		fields = append(fields, jen.Id(ks.Field).Op("*").Qual(rt, "Keyspace").Types(g.typ(ks.Result)).Comment(strconv.Quote(ks.Get.Key.Text)))
 	}
-	jf.Commentf("%s is a %s that caches in Redis through a runtime.Cache.", r.Struct(), r.Name)
+	jf.Commentf("%s implements %s with a cache in Redis, through a runtime.Cache.", r.Struct(), r.Name)
 	jf.Type().Id(r.Struct()).Add(g.typeParams(r)).Struct(fields...)
 	if len(r.TypeParams) == 0 {
 		jf.Var().Id("_").Add(g.ifaceType(r)).Op("=").Parens(jen.Op("*").Id(r.Struct())).Call(jen.Nil())
@@ -428,7 +428,7 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 		body = append(body, jen.Var().Id("_").Add(g.ifaceType(r)).Op("=").Parens(jen.Op("*").Add(g.structType(r))).Call(jen.Nil()))
 	}
 	body = append(body, jen.Return(jen.Op("&").Add(g.structType(r)).Add(multi(values...))))
-	jf.Commentf("New%s returns a %s that serves from c and reads through to next.", r.Struct(), r.Name)
+	jf.Commentf("New%s returns a %s that serves from c and reads through to next.", r.Struct(), r.Struct())
 	jf.Func().Id("New"+r.Struct()).Add(g.typeParams(r)).
 		Params(jen.Id(next).Add(g.ifaceType(r)), jen.Id(c).Op("*").Qual(rt, "Cache")).
 		Op("*").Add(g.structType(r)).Block(body...)

@@ -10,7 +10,7 @@ import (
 	"github.com/cachegen/cachegen/runtime"
 )
 
-// CachedFlags is a Flags that caches in Redis through a runtime.Cache.
+// CachedFlags implements Flags with a cache in Redis, through a runtime.Cache.
 type CachedFlags struct {
 	next      Flags
 	cache     *runtime.Cache
@@ -20,7 +20,7 @@ type CachedFlags struct {
 
 var _ Flags = (*CachedFlags)(nil)
 
-// NewCachedFlags returns a Flags that serves from c and reads through to next.
+// NewCachedFlags returns a CachedFlags that serves from c and reads through to next.
 func NewCachedFlags(next Flags, c *runtime.Cache) *CachedFlags {
 	repo := c.Repo("flags", 1)
 	return &CachedFlags{

@@ -9,7 +9,7 @@ import (
 	"github.com/cachegen/cachegen/runtime"
 )
 
-// CachedSettings is a Settings that caches in Redis through a runtime.Cache.
+// CachedSettings implements Settings with a cache in Redis, through a runtime.Cache.
 type CachedSettings struct {
 	next     Settings
 	cache    *runtime.Cache
@@ -19,7 +19,7 @@ type CachedSettings struct {
 
 var _ Settings = (*CachedSettings)(nil)
 
-// NewCachedSettings returns a Settings that serves from c and reads through to next.
+// NewCachedSettings returns a CachedSettings that serves from c and reads through to next.
 func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 	repo := c.Repo("settings", 1)
 	return &CachedSettings{

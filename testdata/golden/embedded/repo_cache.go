@@ -10,7 +10,7 @@ import (
 	"github.com/cachegen/cachegen/testdata/golden/embedded/base"
 )
 
-// CachedCatalog is a Catalog that caches in Redis through a runtime.Cache.
+// CachedCatalog implements Catalog with a cache in Redis, through a runtime.Cache.
 type CachedCatalog struct {
 	next      Catalog
 	cache     *runtime.Cache
@@ -20,7 +20,7 @@ type CachedCatalog struct {
 
 var _ Catalog = (*CachedCatalog)(nil)
 
-// NewCachedCatalog returns a Catalog that serves from c and reads through to next.
+// NewCachedCatalog returns a CachedCatalog that serves from c and reads through to next.
 func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 	repo := c.Repo("catalog", 1)
 	return &CachedCatalog{

@@ -9,7 +9,7 @@ import (
 	"github.com/cachegen/cachegen/runtime"
 )
 
-// CachedStore is a Store that caches in Redis through a runtime.Cache.
+// CachedStore implements Store with a cache in Redis, through a runtime.Cache.
 type CachedStore[K ~string, V any] struct {
 	next   Store[K, V]
 	cache  *runtime.Cache
@@ -19,7 +19,7 @@ type CachedStore[K ~string, V any] struct {
 	ksMany *runtime.Keyspace[map[K]V] // "many:{first}"
 }
 
-// NewCachedStore returns a Store that serves from c and reads through to next.
+// NewCachedStore returns a CachedStore that serves from c and reads through to next.
 func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *CachedStore[K, V] {
 	repo := c.Repo("store", 1)
 	var _ Store[K, V] = (*CachedStore[K, V])(nil)
@@ -143,7 +143,7 @@ func (r *CachedStore[K, V]) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// CachedCounter is a Counter that caches in Redis through a runtime.Cache.
+// CachedCounter implements Counter with a cache in Redis, through a runtime.Cache.
 type CachedCounter[N ~int32 | ~int64] struct {
 	next    Counter[N]
 	cache   *runtime.Cache
@@ -151,7 +151,7 @@ type CachedCounter[N ~int32 | ~int64] struct {
 	ksCount *runtime.Keyspace[int64] // "count:{n}"
 }
 
-// NewCachedCounter returns a Counter that serves from c and reads through to next.
+// NewCachedCounter returns a CachedCounter that serves from c and reads through to next.
 func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *CachedCounter[N] {
 	repo := c.Repo("counter", 1)
 	var _ Counter[N] = (*CachedCounter[N])(nil)

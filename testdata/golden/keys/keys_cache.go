@@ -9,7 +9,7 @@ import (
 	"github.com/cachegen/cachegen/runtime"
 )
 
-// CachedItems is a Items that caches in Redis through a runtime.Cache.
+// CachedItems implements Items with a cache in Redis, through a runtime.Cache.
 type CachedItems struct {
 	next     Items
 	cache    *runtime.Cache
@@ -22,7 +22,7 @@ type CachedItems struct {
 
 var _ Items = (*CachedItems)(nil)
 
-// NewCachedItems returns a Items that serves from c and reads through to next.
+// NewCachedItems returns a CachedItems that serves from c and reads through to next.
 func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 	repo := c.Repo("items", 1)
 	return &CachedItems{

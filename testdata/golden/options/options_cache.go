@@ -10,7 +10,7 @@ import (
 	"github.com/cachegen/cachegen/runtime"
 )
 
-// CachedFiles is a Files that caches in Redis through a runtime.Cache.
+// CachedFiles implements Files with a cache in Redis, through a runtime.Cache.
 type CachedFiles struct {
 	next   Files
 	cache  *runtime.Cache
@@ -22,7 +22,7 @@ type CachedFiles struct {
 
 var _ Files = (*CachedFiles)(nil)
 
-// NewCachedFiles returns a Files that serves from c and reads through to next.
+// NewCachedFiles returns a CachedFiles that serves from c and reads through to next.
 func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 	repo := c.Repo("files", 7)
 	return &CachedFiles{

@@ -9,7 +9,7 @@ import (
 	"github.com/cachegen/cachegen/runtime"
 )
 
-// CachedEvents is a Events that caches in Redis through a runtime.Cache.
+// CachedEvents implements Events with a cache in Redis, through a runtime.Cache.
 type CachedEvents struct {
 	next    Events
 	cache   *runtime.Cache
@@ -22,7 +22,7 @@ type CachedEvents struct {
 
 var _ Events = (*CachedEvents)(nil)
 
-// NewCachedEvents returns a Events that serves from c and reads through to next.
+// NewCachedEvents returns a CachedEvents that serves from c and reads through to next.
 func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 	repo := c.Repo("events", 1)
 	return &CachedEvents{

@@ -9,7 +9,7 @@ import (
 	"github.com/cachegen/cachegen/runtime"
 )
 
-// CachedAccounts is a Accounts that caches in Redis through a runtime.Cache.
+// CachedAccounts implements Accounts with a cache in Redis, through a runtime.Cache.
 type CachedAccounts struct {
 	next  Accounts
 	cache *runtime.Cache
@@ -19,7 +19,7 @@ type CachedAccounts struct {
 
 var _ Accounts = (*CachedAccounts)(nil)
 
-// NewCachedAccounts returns a Accounts that serves from c and reads through to next.
+// NewCachedAccounts returns a CachedAccounts that serves from c and reads through to next.
 func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 	repo := c.Repo("accounts", 1)
 	return &CachedAccounts{

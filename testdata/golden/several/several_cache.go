@@ -9,7 +9,7 @@ import (
 	"github.com/cachegen/cachegen/runtime"
 )
 
-// CachedCounters is a Counters that caches in Redis through a runtime.Cache.
+// CachedCounters implements Counters with a cache in Redis, through a runtime.Cache.
 type CachedCounters struct {
 	next     Counters
 	cache    *runtime.Cache
@@ -20,7 +20,7 @@ type CachedCounters struct {
 
 var _ Counters = (*CachedCounters)(nil)
 
-// NewCachedCounters returns a Counters that serves from c and reads through to next.
+// NewCachedCounters returns a CachedCounters that serves from c and reads through to next.
 func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 	repo := c.Repo("counters", 1)
 	return &CachedCounters{
@@ -90,7 +90,7 @@ func (r *CachedCounters) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// CachedNames is a Names that caches in Redis through a runtime.Cache.
+// CachedNames implements Names with a cache in Redis, through a runtime.Cache.
 type CachedNames struct {
 	next   Names
 	cache  *runtime.Cache
@@ -101,7 +101,7 @@ type CachedNames struct {
 
 var _ Names = (*CachedNames)(nil)
 
-// NewCachedNames returns a Names that serves from c and reads through to next.
+// NewCachedNames returns a CachedNames that serves from c and reads through to next.
 func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 	repo := c.Repo("names", 1)
 	return &CachedNames{

@@ -11,7 +11,7 @@ import (
 	"github.com/cachegen/cachegen/testdata/golden/multipkg/b/model"
 )
 
-// CachedShop is a Shop that caches in Redis through a runtime.Cache.
+// CachedShop implements Shop with a cache in Redis, through a runtime.Cache.
 type CachedShop struct {
 	next       Shop
 	cache      *runtime.Cache
@@ -23,7 +23,7 @@ type CachedShop struct {
 
 var _ Shop = (*CachedShop)(nil)
 
-// NewCachedShop returns a Shop that serves from c and reads through to next.
+// NewCachedShop returns a CachedShop that serves from c and reads through to next.
 func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 	repo := c.Repo("shop", 1)
 	return &CachedShop{

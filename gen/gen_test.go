@@ -1,0 +1,141 @@
+package gen
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// scratch makes a package directory inside the module, so it can import the
+// runtime, and removes it after the test.
+func scratch(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("../testdata", "scratch-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	abs, _ := filepath.Abs(dir)
+	return abs
+}
+
+const repoSrc = `package scratch
+
+import "context"
+
+//cache:repo ttl=1m
+type Names interface {
+	//cache:get key="name:{id}"
+	Name(ctx context.Context, id int64) (string, error)
+}
+`
+
+func generate(t *testing.T, dir string) []Output {
+	t.Helper()
+	outs, err := Generate(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(outs); err != nil {
+		t.Fatal(err)
+	}
+	return outs
+}
+
+// A stale output that no longer compiles, and code that uses the generated
+// constructor before it exists, must not stop generation.
+func TestStaleOutputAndUsersDoNotBlock(t *testing.T) {
+	dir := scratch(t, map[string]string{
+		"names.go":       repoSrc,
+		"names_cache.go": Header + "\n\npackage scratch\n\nfunc broken() { undefined() }\n",
+		"use.go":         "package scratch\n\nvar _ = NewCachedNames\n",
+	})
+	generate(t, dir)
+	b, err := os.ReadFile(filepath.Join(dir, "names_cache.go"))
+	if err != nil || !strings.Contains(string(b), "func NewCachedNames(") {
+		t.Fatalf("names_cache.go not regenerated: %v\n%s", err, b)
+	}
+}
+
+func TestRemovesOutputOfRemovedRepository(t *testing.T) {
+	dir := scratch(t, map[string]string{"names.go": repoSrc})
+	generate(t, dir)
+	out := filepath.Join(dir, "names_cache.go")
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+	src := strings.Replace(repoSrc, "//cache:repo ttl=1m\n", "", 1)
+	src = strings.Replace(src, "\t//cache:get key=\"name:{id}\"\n", "", 1)
+	os.WriteFile(filepath.Join(dir, "names.go"), []byte(src), 0o666)
+	outs := generate(t, dir)
+	if len(outs) != 1 || outs[0].New != nil {
+		t.Fatalf("want one removal, got %+v", outs)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatal("stale names_cache.go still there")
+	}
+}
+
+func TestRefusesToOverwriteForeignFile(t *testing.T) {
+	dir := scratch(t, map[string]string{
+		"names.go":       repoSrc,
+		"names_cache.go": "package scratch\n\n// hand-written\n",
+	})
+	_, err := Generate(Config{Dir: dir})
+	var errs Errors
+	if !errors.As(err, &errs) || len(errs) != 1 || !strings.Contains(errs[0].Msg, "refusing to overwrite names_cache.go") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestTypeErrorInRepository(t *testing.T) {
+	dir := scratch(t, map[string]string{"names.go": strings.Replace(repoSrc, "(string, error)", "(Missing, error)", 1)})
+	_, err := Generate(Config{Dir: dir})
+	var errs Errors
+	if !errors.As(err, &errs) || !strings.Contains(errs.Error(), "undefined: Missing") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	old := []byte("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n")
+	new := []byte("a\nb\nc\nd\nE\nf\ng\nh\ni\nj\nk\n")
+	want := `--- a/x.go
++++ b/x.go
+@@ -2,9 +2,10 @@
+ b
+ c
+ d
+-e
++E
+ f
+ g
+ h
+ i
+ j
++k
+`
+	if got := Diff("x.go", old, new); got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if got := Diff("x.go", nil, []byte("a\n")); !strings.HasPrefix(got, "--- /dev/null\n+++ b/x.go\n@@ -1,0 +1,1 @@\n+a\n") {
+		t.Fatalf("creation diff:\n%s", got)
+	}
+}
+
+func TestParsePos(t *testing.T) {
+	p := parsePos("/a/b.go:12:5")
+	if p.Filename != "/a/b.go" || p.Line != 12 || p.Column != 5 {
+		t.Fatalf("%+v", p)
+	}
+	if p := parsePos("-"); p.Filename != "-" || p.Line != 0 {
+		t.Fatalf("%+v", p)
+	}
+}
