@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -276,7 +277,7 @@ func printReport(out io.Writer, cfg config, w *workload, direct, cached *result)
 		all += c
 	}
 	row := func(name, a, b, note string) {
-		fmt.Fprintf(out, "%-40s %15s %15s  %s\n", name, a, b, note)
+		fmt.Fprintln(out, strings.TrimRight(fmt.Sprintf("%-40s %15s %15s  %s", name, a, b, note), " "))
 	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 	fmt.Fprintln(out)
