@@ -29,9 +29,10 @@ type renderer struct {
 func render(f *File) ([]byte, error) {
 	g := &renderer{f: f, reserved: map[string]bool{}, local: map[string]string{}}
 	jf := jen.NewFilePathName(f.Pkg.Path(), f.Pkg.Name())
-	jf.HeaderComment(Header)
 	if f.Build != "" {
-		jf.HeaderComment(f.Build)
+		jf.HeaderComment(Header + "\n\n" + f.Build)
+	} else {
+		jf.HeaderComment(Header)
 	}
 	g.imports(jf)
 	for _, n := range []string{"r", "next", "c", "repo", "ctx", "buf", "key", "v", "hit", "err", "res", "inv", "tags", "b"} {
