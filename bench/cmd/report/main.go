@@ -197,7 +197,7 @@ func (r *result) print(w io.Writer) {
 			ratio, dAllocs := "", ""
 			if b := r.baseline(n); b != "" && b != n {
 				bns := median(r.vals[b]["ns/op"])
-				ratio = fmt.Sprintf("%.2f×", ns/bns)
+				ratio = fmt.Sprintf("%.3g×", ns/bns)
 				if a, ok := v["allocs/op"]; ok {
 					if ba, ok := r.vals[b]["allocs/op"]; ok {
 						dAllocs = fmt.Sprintf("%+.0f", median(a)-median(ba))
