@@ -4,11 +4,12 @@ package bench
 
 import (
 	"context"
-	"github.com/cachegen/cachegen/runtime"
 	"time"
+
+	"github.com/cachegen/cachegen/runtime"
 )
 
-// CachedUsers is a Users that caches in Redis through a runtime.Cache.
+// CachedUsers implements Users with a cache in Redis, through a runtime.Cache.
 type CachedUsers struct {
 	next     Users
 	cache    *runtime.Cache
@@ -19,7 +20,7 @@ type CachedUsers struct {
 
 var _ Users = (*CachedUsers)(nil)
 
-// NewCachedUsers returns a Users that serves from c and reads through to next.
+// NewCachedUsers returns a CachedUsers that serves from c and reads through to next.
 func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 	repo := c.Repo("benchusers", 1)
 	return &CachedUsers{
