@@ -15,6 +15,7 @@ type scope struct {
 	txt    map[string]string // value path -> txtN
 	n      int
 	b      bool // the byte slice b is declared
+	tagN   int  // tag locals declared (tagList)
 }
 
 func newScope(result string) *scope { return &scope{result: result, txt: map[string]string{}} }
@@ -111,6 +112,34 @@ func (g *renderer) tag(t *Tmpl, sc *scope, pre *[]jen.Code) *jen.Statement {
 		return jen.Lit(t.Text)
 	}
 	return jen.String().Call(g.build(g.bufStart(), t, sc, pre))
+}
+
+// tagList renders the tags of one []string literal. Two or more tags built
+// from values each get a local first: Go leaves the order of string(...)
+// conversions and the appends around them unspecified within one
+// expression, so tags sharing buf would overwrite each other.
+func (g *renderer) tagList(ts []*Tmpl, sc *scope, pre *[]jen.Code) []jen.Code {
+	dynamic := 0
+	for _, t := range ts {
+		if !t.Static() {
+			dynamic++
+		}
+	}
+	var list []jen.Code
+	for _, t := range ts {
+		e := g.tag(t, sc, pre)
+		if dynamic > 1 && !t.Static() {
+			name := g.l("tags") + strconv.Itoa(sc.tagN)
+			for g.reserved[name] {
+				name += "_"
+			}
+			sc.tagN++
+			*pre = append(*pre, jen.Id(name).Op(":=").Add(e))
+			e = jen.Id(name)
+		}
+		list = append(list, e)
+	}
+	return list
 }
 
 type check struct {
@@ -307,10 +336,7 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 			Block(jen.Return(g.callNext(recv, m)))),
 	}
 	if len(paramTags) > 0 {
-		var tags []jen.Code
-		for _, t := range paramTags {
-			tags = append(tags, g.tag(t, sc, &body))
-		}
+		tags := g.tagList(paramTags, sc, &body)
 		loader = append(loader, field("Tags", jen.Index().String().Values(tags...)))
 	}
 	if len(resultTags) > 0 {
@@ -322,10 +348,7 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 		}
 		fn := g.bailGuards(rvals, rsc, func(string) []jen.Code { return []jen.Code{jen.Return(jen.Nil(), jen.False())} })
 		fn = append(fn, jen.Var().Id(buf).Index(jen.Lit(64)).Byte())
-		var tags []jen.Code
-		for _, t := range resultTags {
-			tags = append(tags, g.tag(t, rsc, &fn))
-		}
+		tags := g.tagList(resultTags, rsc, &fn)
 		fn = append(fn, jen.Return(jen.Index().String().Values(tags...), jen.True()))
 		loader = append(loader, field("ResultTags", jen.Func().Params(jen.Id(v).Add(g.typ(T))).
 			Params(jen.Index().String(), jen.Bool()).Block(fn...)))
@@ -428,10 +451,7 @@ func (g *renderer) put(recv string, m *Method) []jen.Code {
 	body = append(body, jen.Id(key).Op(":=").Add(keyExpr))
 	tags := jen.Nil()
 	if len(m.EntryTags) > 0 {
-		var list []jen.Code
-		for _, t := range m.EntryTags {
-			list = append(list, g.tag(t, sc, &body))
-		}
+		list := g.tagList(m.EntryTags, sc, &body)
 		body = append(body, jen.Id(g.l("tags")).Op(":=").Index().String().Values(list...))
 		tags = jen.Id(g.l("tags"))
 	}

@@ -19,14 +19,11 @@ type Articles interface {
 	//cache:get key="article:{id}" notfound=ErrNotFound tags="article:{id},author:{result.AuthorID}"
 	Get(ctx context.Context, id int64) (*Article, error)
 
-	// BySlug returns the article with the given slug, or ErrNotFound.
+	// BySlug returns the article with the given slug, or ErrNotFound. Both
+	// tags come from the result: the slug alone names neither the article
+	// nor its author.
 	//
-	// Unlike Get it is not tagged with the author: a profile edit shows in it
-	// when the entry expires. (The generator currently builds two
-	// {result...} tags of one method in one shared buffer and mixes them up,
-	// so the second tag waits for that fix.)
-	//
-	//cache:get key="article:slug:{slug}" notfound=ErrNotFound tags="article:{result.ID}"
+	//cache:get key="article:slug:{slug}" notfound=ErrNotFound tags="article:{result.ID},author:{result.AuthorID}"
 	BySlug(ctx context.Context, slug string) (*Article, error)
 
 	// HomepageFeed returns page (0-based) of the newest articles.

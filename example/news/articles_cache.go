@@ -112,7 +112,9 @@ func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, err
 				return nil, false
 			}
 			var buf [64]byte
-			return []string{string(runtime.AppendInt(append(buf[:0], "article:"...), v.ID))}, true
+			tags0 := string(runtime.AppendInt(append(buf[:0], "article:"...), v.ID))
+			tags1 := string(runtime.AppendInt(append(buf[:0], "author:"...), v.AuthorID))
+			return []string{tags0, tags1}, true
 		},
 	})
 }

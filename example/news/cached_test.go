@@ -209,6 +209,7 @@ func TestWriteThroughProfile(t *testing.T) {
 	var u *User
 	fx.expectQueries(t, 1, "Profile", func() { u, _ = fx.users.Profile(ctx, 5) })
 	fx.expectQueries(t, 1, "article by the user", func() { _, _ = fx.arts.Get(ctx, authored.ID) })
+	fx.expectQueries(t, 1, "the same by slug", func() { _, _ = fx.arts.BySlug(ctx, authored.Slug) })
 
 	u.Name, u.Bio = "Ada Byron", "Renamed"
 	var saved *User
@@ -231,6 +232,13 @@ func TestWriteThroughProfile(t *testing.T) {
 		a, _ := fx.arts.Get(ctx, authored.ID)
 		if a.AuthorName != "Ada Byron" {
 			t.Fatalf("article shows author %q", a.AuthorName)
+		}
+	})
+	// BySlug got both its tags from the result (article:ID and author:ID).
+	fx.expectQueries(t, 1, "by slug after UpdateProfile", func() {
+		a, _ := fx.arts.BySlug(ctx, authored.Slug)
+		if a.AuthorName != "Ada Byron" {
+			t.Fatalf("article by slug shows author %q", a.AuthorName)
 		}
 	})
 	// A failed put (unknown user) stores nothing: the negative entry stays valid.

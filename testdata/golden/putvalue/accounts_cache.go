@@ -80,7 +80,9 @@ func (r *CachedAccounts) Store(ctx context.Context, a *Account) error {
 		return nil
 	}
 	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), a.ID))
-	tags := []string{string(runtime.AppendInt(append(buf[:0], "account:"...), a.ID)), string(runtime.AppendString(append(buf[:0], "owner:"...), a.Owner.Email))}
+	tags0 := string(runtime.AppendInt(append(buf[:0], "account:"...), a.ID))
+	tags1 := string(runtime.AppendString(append(buf[:0], "owner:"...), a.Owner.Email))
+	tags := []string{tags0, tags1}
 	runtime.Put(ctx, r.ksGet, key, a, tags, inv)
 	return nil
 }
@@ -101,7 +103,9 @@ func (r *CachedAccounts) Deposit(ctx context.Context, id int64, amount int64) (*
 		return res, nil
 	}
 	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), id))
-	tags := []string{string(runtime.AppendInt(append(buf[:0], "account:"...), id)), string(runtime.AppendString(append(buf[:0], "owner:"...), res.Owner.Email))}
+	tags0 := string(runtime.AppendInt(append(buf[:0], "account:"...), id))
+	tags1 := string(runtime.AppendString(append(buf[:0], "owner:"...), res.Owner.Email))
+	tags := []string{tags0, tags1}
 	runtime.Put(ctx, r.ksGet, key, res, tags, inv)
 	return res, nil
 }
@@ -122,7 +126,9 @@ func (r *CachedAccounts) Move(ctx context.Context, old int64, owner string) (*Ac
 		return res, nil
 	}
 	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), res.ID))
-	tags := []string{string(runtime.AppendInt(append(buf[:0], "account:"...), res.ID)), string(runtime.AppendString(append(buf[:0], "owner:"...), res.Owner.Email))}
+	tags0 := string(runtime.AppendInt(append(buf[:0], "account:"...), res.ID))
+	tags1 := string(runtime.AppendString(append(buf[:0], "owner:"...), res.Owner.Email))
+	tags := []string{tags0, tags1}
 	runtime.Put(ctx, r.ksGet, key, res, tags, inv)
 	return res, nil
 }

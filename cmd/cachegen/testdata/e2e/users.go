@@ -32,7 +32,7 @@ type Users interface {
 	//cache:get key="user:{id}" ttl=30m notfound=ErrNotFound tags="user:{id}"
 	Get(ctx context.Context, id int64) (*User, error)
 
-	//cache:get key="user:email:{email}" tags="user:{result.ID}"
+	//cache:get key="user:email:{email}" tags="user:{result.ID},email:{result.Email}"
 	ByEmail(ctx context.Context, email string) (*User, error)
 
 	//cache:get key="org:{u.Profile.Org}"
