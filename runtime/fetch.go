@@ -105,11 +105,24 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, l Loader[T]) *lo
 	deadline := c.cfg.now().Add(c.cfg.leaseWait)
 	wait := c.cfg.pollMin
 	for waited := false; ; waited = true {
-		got, seq, err := ks.acquire(ctx, lease, token)
+		st, seq, err := ks.acquire(ctx, key, lease, token, false)
+		if err == nil && st == leaseEntryExists {
+			// Filled since our lookup (the last holder released its lease
+			// with the fill): take that value. Only if it is stale or
+			// corrupt do we take the lease over it.
+			res, err := ks.fetchEntry(ctx, key)
+			if err != nil {
+				return ks.loadOnly(ctx, l)
+			}
+			if res != nil {
+				return res
+			}
+			st, seq, err = ks.acquire(ctx, key, lease, token, true)
+		}
 		if err != nil {
 			return ks.loadOnly(ctx, l)
 		}
-		if got {
+		if st == leaseTaken {
 			return ks.loadAndFill(ctx, key, lease, token, seq, l)
 		}
 		if !waited {
@@ -124,21 +137,32 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, l Loader[T]) *lo
 			return ks.loadOnly(ctx, l)
 		}
 		wait = min(2*wait, c.cfg.pollMax)
-		raw, found, err := ks.lookupRaw(ctx, key)
+		res, err := ks.fetchEntry(ctx, key)
 		if err != nil {
 			return ks.loadOnly(ctx, l)
 		}
-		if found {
-			if e, _, ok := decodeEnvelope(raw); ok {
-				if _, _, ok := ks.decode(e); ok {
-					res := &loaded[T]{env: e, encoded: true}
-					res.taken.Store(true) // no source value: every caller decodes
-					return res
-				}
-			}
-			ks.corrupt(ctx, key)
+		if res != nil {
+			return res
 		}
 	}
+}
+
+// fetchEntry returns the key's entry when it passes the marker check and
+// decodes; nil when there is none (a corrupt one is deleted).
+func (ks *Keyspace[T]) fetchEntry(ctx context.Context, key Key) (*loaded[T], error) {
+	raw, found, err := ks.lookupRaw(ctx, key)
+	if err != nil || !found {
+		return nil, err
+	}
+	if e, _, ok := decodeEnvelope(raw); ok {
+		if _, _, ok := ks.decode(e); ok {
+			res := &loaded[T]{env: e, encoded: true}
+			res.taken.Store(true) // no source value: every caller decodes
+			return res, nil
+		}
+	}
+	ks.corrupt(ctx, key)
+	return nil, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -152,29 +176,48 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// Outcomes of acquire.
+const (
+	leaseBusy        = 0 // another caller holds the lease
+	leaseTaken       = 1 // ours: load and fill
+	leaseEntryExists = 2 // not taken: the key has an entry (check it first)
+)
+
 // acquire tries to take the lease and reads the invalidation sequence the
-// load starts under, in one round trip.
-func (ks *Keyspace[T]) acquire(ctx context.Context, lease, token string) (got bool, seq uint64, err error) {
+// load starts under, in one round trip. Unless force is set, it does not take
+// the lease of a key that has an entry: a fill may have landed (and freed the
+// lease) since the caller's lookup, and loading again would be a second
+// source call for one miss.
+func (ks *Keyspace[T]) acquire(ctx context.Context, key Key, lease, token string, force bool) (st int64, seq uint64, err error) {
 	c := ks.c
 	type res struct {
-		got bool
+		st  int64
 		seq uint64
 	}
+	f := 0
+	if force {
+		f = 1
+	}
 	r, err := call(c, ctx, func(ctx context.Context) (res, error) {
-		var set *redis.BoolCmd
+		var set *redis.Cmd
 		var get *redis.StringCmd
 		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			set = p.SetNX(ctx, lease, token, c.cfg.leaseTTL)
+			// EVAL, not EVALSHA: a pipeline cannot retry NOSCRIPT.
+			set = p.Eval(ctx, acquireScript.src, []string{string(key), lease}, token, c.cfg.leaseTTL.Milliseconds(), f)
 			get = p.Get(ctx, c.seqKey)
 			return nil
 		})
 		if err != nil && err != redis.Nil {
 			return res{}, err
 		}
+		st, err := set.Int64()
+		if err != nil {
+			return res{}, err
+		}
 		s, err := parseSeq(get)
-		return res{set.Val(), s}, err
+		return res{st, s}, err
 	})
-	return r.got, r.seq, err
+	return r.st, r.seq, err
 }
 
 func parseSeq(cmd *redis.StringCmd) (uint64, error) {
@@ -298,6 +341,9 @@ func (ks *Keyspace[T]) entry(v T, err error, resultTags func(T) ([]string, bool)
 		}
 	}
 	payload, merr := msgpack.Marshal(v)
+	if merr == nil && !validMsgpack(payload) { // e.g. nested deeper than reads accept
+		merr = errors.New("encoding fails the bounded decoder's checks")
+	}
 	if merr != nil {
 		c.cfg.logger.Error("cachegen: cannot encode result; not cached", "keyspace", ks.label, "err", merr)
 		return 0, nil, 0, nil, false

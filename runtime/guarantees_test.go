@@ -452,3 +452,28 @@ func TestLoaderPanicAndCancel(t *testing.T) {
 		t.Fatal("the load kept running after its only caller left")
 	}
 }
+
+type node struct{ Next *node }
+
+// TestTooDeepIsNotStored: a value nested deeper than reads accept is served
+// but never stored, rather than stored and deleted as corrupt on every read.
+func TestTooDeepIsNotStored(t *testing.T) {
+	ctx := context.Background()
+	c := newTestCache(t, redisClient(t))
+	ks := NewKeyspace(c.Repo("deep", 1), Spec[*node]{Template: "d:{}", Schema: "s", TTL: time.Minute})
+	deep := &node{}
+	for i := 0; i < 2*maxDepth; i++ {
+		deep = &node{Next: deep}
+	}
+	key := ks.Key(append(ks.AppendPrefix(nil), "d:1"...))
+	for i := 0; i < 2; i++ {
+		v, err := Load(ctx, ks, key, Loader[*node]{Load: func(context.Context) (*node, error) { return deep, nil }})
+		if err != nil || v != deep {
+			t.Fatalf("Load = %p, %v", v, err)
+		}
+	}
+	s := c.Stats()
+	if s.Get(EventFill) != 0 || s.Get(EventCorrupt) != 0 {
+		t.Fatalf("a too-deep value was stored: %v", s)
+	}
+}

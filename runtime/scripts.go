@@ -100,6 +100,14 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 `)
 
+// acquireScript takes the lease KEYS[2] (token ARGV[1], ARGV[2] ms) unless
+// the entry KEYS[1] exists and ARGV[3] is 0: 1 taken, 0 busy, 2 entry exists.
+var acquireScript = newScript(`
+if ARGV[3] == '0' and redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+`)
+
 // releaseScript deletes the lease KEYS[1] if it still holds token ARGV[1].
 var releaseScript = newScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -107,3 +107,45 @@ func TestStampedeChild(t *testing.T) {
 	wg.Wait()
 	fmt.Printf("stampede: calls=%d ok=%d stats=%v\n", calls.Load(), ok.Load(), c.Stats())
 }
+
+// TestStampedeRounds repeats short stampedes in which "processes" (Caches on
+// one namespace, each with its own flights) join at slightly different
+// times: a caller whose lookup missed just before another's fill landed must
+// take that value, not the lease the fill freed.
+func TestStampedeRounds(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ns := WithNamespace(testNamespace(t))
+		var caches []*Keyspace[*user]
+		for i := 0; i < 4; i++ {
+			caches = append(caches, userSpace(New(rdb, ns, WithLogger(quietLogger()), WithTimeout(2*time.Second),
+				WithPoll(time.Millisecond, 2*time.Millisecond))))
+		}
+		for round := int64(0); round < 60; round++ {
+			var calls atomic.Int64
+			src := func(ctx context.Context) (*user, error) {
+				calls.Add(1)
+				time.Sleep(2 * time.Millisecond)
+				return &user{ID: round, Name: "r"}, nil
+			}
+			var wg sync.WaitGroup
+			for p, ks := range caches {
+				for g := 0; g < 16; g++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						time.Sleep(time.Duration(p*700+g*50) * time.Microsecond)
+						ctx := context.Background()
+						key := userKey(ks, round)
+						if _, hit, _ := Lookup(ctx, ks, key); !hit {
+							_, _ = Load(ctx, ks, key, Loader[*user]{Load: src})
+						}
+					}()
+				}
+			}
+			wg.Wait()
+			if n := calls.Load(); n != 1 {
+				t.Fatalf("round %d: %d source calls, want 1", round, n)
+			}
+		}
+	})
+}
