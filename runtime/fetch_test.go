@@ -156,3 +156,21 @@ func TestMarkersExpire(t *testing.T) {
 		t.Fatalf("ttl not capped: %v", got)
 	}
 }
+
+// TestInvalidateOverForeignMarker: a key of another type where a tag marker
+// belongs does not make that tag impossible to invalidate (which would hold
+// the breaker open for good while the replay kept failing).
+func TestInvalidateOverForeignMarker(t *testing.T) {
+	ctx := context.Background()
+	rdb := redisClient(t)
+	c := newTestCache(t, rdb)
+	if err := rdb.HSet(ctx, c.tagKey("h"), "f", "v").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invalidate(ctx, Invalidation{Tags: []string{"h"}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rdb.Get(ctx, c.tagKey("h")).Uint64(); err != nil || v == 0 {
+		t.Fatalf("marker = %d, %v; want a sequence number", v, err)
+	}
+}

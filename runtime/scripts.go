@@ -127,7 +127,9 @@ return 1
 // lowers it: two invalidations may arrive out of order) and keeps it for ARGV[2]
 // ms, the longest any entry filled before it can live.
 var markScript = newScript(`
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local cur = redis.pcall('GET', KEYS[1])
+if type(cur) == 'table' then cur = nil end -- a foreign key of another type: SET replaces it
+cur = tonumber(cur or '0') or 0
 if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
 return 1
 `)
