@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -45,18 +44,18 @@ func newTestCache(t testing.TB, rdb redis.UniversalClient, opts ...Option) *Cach
 	return New(rdb, append(base, opts...)...)
 }
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if ns := os.Getenv("CACHEGEN_STAMPEDE_NS"); ns != "" {
+		stampedeChild(ns) // a process of TestStampede, not a test run
+		return
+	}
+	testenv.Main(m)
+}
 
-// clusterClient connects to the private 3-master Cluster of this test binary
-// (testenv.SharedCluster), or, in a child process of TestStampede, to its
-// parent's.
+// clusterClient connects to the private 3-master Cluster of this test binary.
 func clusterClient(t testing.TB) *redis.ClusterClient {
 	t.Helper()
-	addrs := strings.Split(os.Getenv("CACHEGEN_CLUSTER_ADDRS"), ",")
-	if addrs[0] == "" {
-		addrs = testenv.SharedCluster(t)
-	}
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true})
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: testenv.SharedCluster(t), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
 }

@@ -315,9 +315,12 @@ func (ks *Keyspace[T]) fill(ctx context.Context, key Key, lease, token string, s
 // when the load's context was cancelled.
 func (ks *Keyspace[T]) release(lease, token string) {
 	c := ks.c
-	_, _ = call(c, context.Background(), func(ctx context.Context) (int64, error) {
+	_, err := call(c, context.Background(), func(ctx context.Context) (int64, error) {
 		return releaseScript.run(ctx, c.rdb, []string{lease}, token).Int64()
 	})
+	if err != nil && err != redis.Nil {
+		c.pend.addRelease(c, lease, token)
+	}
 }
 
 // entry decides what to store for a source result: flags, payload and TTL, the

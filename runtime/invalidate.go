@@ -159,6 +159,8 @@ type pending struct {
 	keys     []Key
 	markers  []string
 	overflow bool
+	held     bool        // invalidations wait: the breaker is held open
+	leases   [][2]string // (lease, token) whose release failed
 	running  bool
 }
 
@@ -170,6 +172,7 @@ func (p *pending) add(c *Cache, keys []Key, markers []string) {
 		p.keys = append(p.keys, keys...)
 		p.markers = append(p.markers, markers...)
 	}
+	p.held = true
 	start := !p.running
 	p.running = true
 	p.mu.Unlock()
@@ -179,17 +182,51 @@ func (p *pending) add(c *Cache, keys []Key, markers []string) {
 	}
 }
 
+// addRelease queues a lease whose release failed. Unlike an invalidation it
+// does not hold the breaker (the lease expires by itself), but releasing it
+// as soon as Redis is back spares that key's callers a wait of up to the
+// lease wait after an outage. Past maxPending, leases are left to expire.
+func (p *pending) addRelease(c *Cache, lease, token string) {
+	p.mu.Lock()
+	if len(p.leases) < c.cfg.maxPending {
+		p.leases = append(p.leases, [2]string{lease, token})
+	}
+	start := !p.running
+	p.running = true
+	p.mu.Unlock()
+	if start {
+		go p.replay(c)
+	}
+}
+
 func (p *pending) replay(c *Cache) {
 	for {
 		time.Sleep(c.cfg.breakerCooldown)
 		p.mu.Lock()
-		keys, markers, overflow := p.keys, p.markers, p.overflow
-		p.keys, p.markers, p.overflow = nil, nil, false
+		keys, markers, overflow, leases := p.keys, p.markers, p.overflow, p.leases
+		p.keys, p.markers, p.overflow, p.leases = nil, nil, false, nil
 		p.mu.Unlock()
-		if overflow {
-			keys, markers = nil, []string{c.nsDep}
+		var err error
+		if len(keys)+len(markers) > 0 || overflow {
+			if overflow {
+				keys, markers = nil, []string{c.nsDep}
+			}
+			_, err = c.deliver(context.Background(), keys, markers, false, true)
 		}
-		_, err := c.deliver(context.Background(), keys, markers, false, true)
+		if err == nil && len(leases) > 0 {
+			_, err = replayCall(c, context.Background(), func(ctx context.Context) (int, error) {
+				_, err := c.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+					for _, l := range leases {
+						pl.Eval(ctx, releaseScript.src, []string{l[0]}, l[1])
+					}
+					return nil
+				})
+				if err == redis.Nil {
+					err = nil
+				}
+				return 0, err
+			})
+		}
 		p.mu.Lock()
 		if err != nil { // put them back, in front of anything added meanwhile
 			if overflow {
@@ -198,13 +235,17 @@ func (p *pending) replay(c *Cache) {
 				p.keys = append(keys, p.keys...)
 				p.markers = append(markers, p.markers...)
 			}
+			p.leases = append(leases, p.leases...)
 			p.mu.Unlock()
 			continue
 		}
-		if len(p.keys)+len(p.markers) == 0 && !p.overflow {
-			p.running = false
+		if len(p.keys)+len(p.markers)+len(p.leases) == 0 && !p.overflow {
+			held := p.held
+			p.held, p.running = false, false
 			p.mu.Unlock()
-			c.brk.release()
+			if held {
+				c.brk.release()
+			}
 			return
 		}
 		p.mu.Unlock()

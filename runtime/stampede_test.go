@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cachegen/cachegen/internal/testenv"
 )
 
 const stampedeProcs, stampedeGoroutines = 4, 1000
@@ -32,7 +34,7 @@ func TestStampede(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				cmd := exec.Command(os.Args[0], "-test.run=^TestStampedeChild$", "-test.count=1", "-test.v")
+				cmd := exec.Command(os.Args[0])
 				cmd.Env = append(os.Environ(), "CACHEGEN_STAMPEDE_NS="+ns, "CACHEGEN_STAMPEDE_START="+strconv.FormatInt(start, 10))
 				if isCluster {
 					cmd.Env = append(cmd.Env, "CACHEGEN_CLUSTER_ADDRS="+strings.Join(cl.Options().Addrs, ","))
@@ -62,17 +64,14 @@ func TestStampede(t *testing.T) {
 	})
 }
 
-// TestStampedeChild is one process of TestStampede.
-func TestStampedeChild(t *testing.T) {
-	ns := os.Getenv("CACHEGEN_STAMPEDE_NS")
-	if ns == "" {
-		t.Skip("child process of TestStampede; runs only when re-executed by it")
-	}
+// stampedeChild is one process of TestStampede: TestMain runs it instead of
+// the tests when the parent re-executes the test binary.
+func stampedeChild(ns string) {
 	var rdb redis.UniversalClient
-	if os.Getenv("CACHEGEN_CLUSTER_ADDRS") != "" {
-		rdb = clusterClient(t)
+	if addrs := os.Getenv("CACHEGEN_CLUSTER_ADDRS"); addrs != "" {
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ","), ContextTimeoutEnabled: true})
 	} else {
-		rdb = redisClient(t)
+		rdb = redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(), ContextTimeoutEnabled: true})
 	}
 	// A generous budget: under -race on a loaded 2-core machine a slow reply
 	// must not count as a Redis failure (fail-open is fault_test.go's subject);
