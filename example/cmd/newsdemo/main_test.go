@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,15 @@ func checkReport(t *testing.T, out string) {
 	m := regexp.MustCompile(`database queries\s+(\d+)\s+(\d+)`).FindStringSubmatch(out)
 	if m == nil || len(m[2]) > len(m[1]) || (len(m[2]) == len(m[1]) && m[2] >= m[1]) {
 		t.Fatalf("the cache did not reduce database queries:\n%s", out)
+	}
+	r := regexp.MustCompile(`of which reads\s+(\d+)\s+(\d+)`).FindStringSubmatch(out)
+	if r == nil {
+		t.Fatalf("report lacks the read-query row:\n%s", out)
+	}
+	if direct, _ := strconv.Atoi(r[1]); direct == 0 {
+		t.Fatalf("no reads counted:\n%s", out)
+	} else if cached, _ := strconv.Atoi(r[2]); cached >= direct {
+		t.Fatalf("the cache did not reduce read queries:\n%s", out)
 	}
 	s := regexp.MustCompile(`stampede: 50 concurrent Gets, cold key\s+(\d+)\s+(\d+)`).FindStringSubmatch(out)
 	if s == nil || s[1] != "50" || len(s[2]) != 1 {
