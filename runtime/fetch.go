@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -197,6 +198,23 @@ func (ks *Keyspace[T]) acquire(ctx context.Context, key Key, lease, token string
 	f := 0
 	if force {
 		f = 1
+	}
+	if !c.sharded { // one script reads the sequence too: EVALSHA, no pipeline
+		r, err := call(c, ctx, func(ctx context.Context) (res, error) {
+			vals, err := acquireSeqScript.run(ctx, c.rdb, []string{string(key), lease, c.seqKey},
+				token, c.cfg.leaseTTL.Milliseconds(), f).Slice()
+			if err != nil {
+				return res{}, err
+			}
+			st, ok1 := vals[0].(int64)
+			seq, ok2 := vals[1].(string)
+			if len(vals) != 2 || !ok1 || !ok2 {
+				return res{}, fmt.Errorf("cachegen: unexpected reply %v from the lease script", vals)
+			}
+			n, err := strconv.ParseUint(seq, 10, 64)
+			return res{st, n}, err
+		})
+		return r.st, r.seq, err
 	}
 	r, err := call(c, ctx, func(ctx context.Context) (res, error) {
 		var set *redis.Cmd

@@ -108,6 +108,16 @@ if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0
 `)
 
+// acquireSeqScript is acquireScript that also returns the invalidation
+// sequence KEYS[3], as {outcome, sequence}: single node only (KEYS[3] lives
+// in another hash slot).
+var acquireSeqScript = newScript(`
+local seq = redis.call('GET', KEYS[3]) or '0'
+if ARGV[3] == '0' and redis.call('EXISTS', KEYS[1]) == 1 then return {2, seq} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, seq} end
+return {0, seq}
+`)
+
 // releaseScript deletes the lease KEYS[1] if it still holds token ARGV[1].
 var releaseScript = newScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
