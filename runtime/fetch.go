@@ -111,8 +111,8 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, l Loader[T]) *lo
 			// Filled since our lookup (the last holder released its lease
 			// with the fill): take that value. Only if it is stale or
 			// corrupt do we take the lease over it.
-			res, err := ks.fetchEntry(ctx, key)
-			if err != nil {
+			res, ferr := ks.fetchEntry(ctx, key)
+			if ferr != nil {
 				return ks.loadOnly(ctx, l)
 			}
 			if res != nil {
