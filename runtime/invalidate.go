@@ -119,6 +119,9 @@ func (c *Cache) deliver(ctx context.Context, keys []Key, markers []string, needS
 // rows with concurrent writers.
 func Put[T any](ctx context.Context, ks *Keyspace[T], key Key, v T, tags []string, inv Invalidation) {
 	c := ks.c
+	// As in invalidate: a read that starts after Put returns must not join a
+	// lookup that began before the new value was stored.
+	defer c.epoch.Add(1)
 	seq, err := c.invalidate(ctx, inv.Keys, c.markers(inv), true)
 	if err != nil {
 		c.pend.add(c, []Key{key}, nil)
