@@ -56,6 +56,19 @@ func (c *deadlineCtx) Deadline() (time.Time, bool) {
 	return c.d, true
 }
 
+// budget returns ctx with the time budget as its deadline.
+func (c *Cache) budget(ctx context.Context) *deadlineCtx {
+	return &deadlineCtx{ctx, time.Now().Add(c.cfg.timeout)}
+}
+
+// timedOut turns a failure past the deadline into errTimeout.
+func (c *deadlineCtx) timedOut(err error) error {
+	if err != nil && err != redis.Nil && c.Err() == context.DeadlineExceeded {
+		return errTimeout
+	}
+	return err
+}
+
 func (c *deadlineCtx) Err() error {
 	if err := c.Context.Err(); err != nil {
 		return err
@@ -73,12 +86,9 @@ type result[R any] struct {
 
 func bounded[R any](c *Cache, ctx context.Context, op func(context.Context) (R, error)) (R, error) {
 	if c.ctxTO {
-		dctx := &deadlineCtx{ctx, time.Now().Add(c.cfg.timeout)}
+		dctx := c.budget(ctx)
 		r, err := op(dctx)
-		if err != nil && err != redis.Nil && dctx.Err() == context.DeadlineExceeded {
-			err = errTimeout
-		}
-		return r, err
+		return r, dctx.timedOut(err)
 	}
 	ch := make(chan result[R], 1)
 	go func() {

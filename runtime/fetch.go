@@ -281,19 +281,28 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	if !ok {
 		return res
 	}
-	deps := make([]string, 0, len(ks.deps)+len(l.Tags)+len(tags))
-	deps = append(deps, ks.deps...)
-	for _, t := range l.Tags {
-		deps = append(deps, c.tagKey(t))
-	}
-	for _, t := range tags {
-		deps = append(deps, c.tagKey(t))
-	}
+	deps := ks.depsWith(l.Tags, tags)
 	env := appendEnvelope(nil, flags, c.cfg.now().UnixMilli(), seq, deps, payload)
 	res.env, _, res.encoded = decodeEnvelope(env)
 	settled = true
 	ks.fill(ctx, key, lease, token, seq, deps, env, ttl)
 	return res
+}
+
+// depsWith lists the markers of an entry: the keyspace's own (namespace,
+// repository, group) and those of its tags.
+func (s *space) depsWith(tagLists ...[]string) []string {
+	n := len(s.deps)
+	for _, ts := range tagLists {
+		n += len(ts)
+	}
+	deps := append(make([]string, 0, n), s.deps...)
+	for _, ts := range tagLists {
+		for _, t := range ts {
+			deps = append(deps, s.c.tagKey(t))
+		}
+	}
+	return deps
 }
 
 // fill stores env if the lease still holds and no marker moved past seq. On
@@ -467,11 +476,9 @@ func (s *space) hitSingle(ctx context.Context, key Key) (string, error) {
 	var r string
 	var err error
 	if c.ctxTO {
-		dctx := &deadlineCtx{ctx, time.Now().Add(c.cfg.timeout)}
+		dctx := c.budget(ctx)
 		r, err = hitScript.hit(dctx, c.rdb, key)
-		if err != nil && err != redis.Nil && dctx.Err() == context.DeadlineExceeded {
-			err = errTimeout
-		}
+		err = dctx.timedOut(err)
 	} else {
 		r, err = bounded(c, ctx, func(ctx context.Context) (string, error) { return hitScript.hit(ctx, c.rdb, key) })
 	}

@@ -132,11 +132,7 @@ func Put[T any](ctx context.Context, ks *Keyspace[T], key Key, v T, tags []strin
 		_ = c.Invalidate(ctx, Invalidation{Keys: []Key{key}})
 		return
 	}
-	deps := make([]string, 0, len(ks.deps)+len(tags))
-	deps = append(deps, ks.deps...)
-	for _, t := range tags {
-		deps = append(deps, c.tagKey(t))
-	}
+	deps := ks.depsWith(tags)
 	env := appendEnvelope(nil, flags, c.cfg.now().UnixMilli(), seq, deps, payload)
 	_, err = call(c, context.WithoutCancel(ctx), func(ctx context.Context) (int64, error) {
 		return storeScript.run(ctx, c.rdb, []string{string(key), c.leaseKey(key)}, env, ttl.Milliseconds()).Int64()
