@@ -55,10 +55,11 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	if v, hit, err := runtime.Lookup(ctx, r.ksGet, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksGet, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksGet, key, runtime.Loader[*User]{
+	return runtime.Load(ctx, rd, runtime.Loader[*User]{
 		Load: func(ctx context.Context) (*User, error) {
 			return r.next.Get(ctx, id)
 		},
@@ -69,10 +70,11 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
 	key := r.ksMember.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
-	if v, hit, err := runtime.Lookup(ctx, r.ksMember, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksMember, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksMember, key, runtime.Loader[*User]{
+	return runtime.Load(ctx, rd, runtime.Loader[*User]{
 		Load: func(ctx context.Context) (*User, error) {
 			return r.next.Member(ctx, team, id)
 		},

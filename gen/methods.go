@@ -320,15 +320,13 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 		}
 	}
 	body := g.bailGuards(vals, sc, passThrough)
-	v, hit, err, key := g.l("v"), g.l("hit"), g.l("err"), g.l("key")
+	v, rd, key := g.l("v"), g.l("rd"), g.l("key")
 	body = append(body, jen.Var().Id(buf).Index(jen.Lit(128)).Byte())
 	keyExpr := g.key(recv, m.Key, sc, &body)
 	body = append(body,
 		jen.Id(key).Op(":=").Add(keyExpr),
-		jen.If(
-			jen.List(jen.Id(v), jen.Id(hit), jen.Id(err)).Op(":=").Qual(rt, "Lookup").Call(jen.Id(ctx), jen.Id(recv).Dot(ks.Field), jen.Id(key)),
-			jen.Id(hit),
-		).Block(jen.Return(jen.Id(v), jen.Id(err))),
+		jen.Id(rd).Op(":=").Qual(rt, "Lookup").Call(jen.Id(ctx), jen.Id(recv).Dot(ks.Field), jen.Id(key)),
+		jen.If(jen.Id(rd).Dot("Hit")).Block(jen.Return(jen.Id(rd).Dot("Value"), jen.Id(rd).Dot("Err"))),
 	)
 	T := ks.Result
 	loader := []jen.Code{
@@ -354,7 +352,7 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 			Params(jen.Index().String(), jen.Bool()).Block(fn...)))
 	}
 	body = append(body, jen.Return(jen.Qual(rt, "Load").Call(
-		jen.Id(ctx), jen.Id(recv).Dot(ks.Field), jen.Id(key),
+		jen.Id(ctx), jen.Id(rd),
 		jen.Qual(rt, "Loader").Types(g.typ(T)).Add(multi(loader...)),
 	)))
 	return body

@@ -35,7 +35,7 @@ func render(f *File) ([]byte, error) {
 		jf.HeaderComment(Header)
 	}
 	g.imports(jf)
-	for _, n := range []string{"r", "next", "c", "repo", "ctx", "buf", "key", "v", "hit", "err", "res", "inv", "tags", "b"} {
+	for _, n := range []string{"r", "next", "c", "repo", "ctx", "buf", "key", "v", "rd", "err", "res", "inv", "tags", "b"} {
 		name := n
 		for g.reserved[name] {
 			name += "_"

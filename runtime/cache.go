@@ -2,9 +2,9 @@ package runtime
 
 import (
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,31 +16,38 @@ import (
 type Cache struct {
 	rdb     redis.UniversalClient
 	cfg     config
-	sharded bool // tag checks cannot run inside one script (Cluster, Ring)
+	sharded bool // the state lives in its own slot (Cluster, Ring)
 	ctxTO   bool // the client honours context deadlines
+	remote  remote
+	state   stateKeys
 
-	ns     string // escaped namespace followed by ':'
-	seqKey string // global invalidation sequence
-	nsDep  string // marker bumped by InvalidateNamespace
+	ns    string // escaped namespace followed by ':'
+	nsDep uint64 // marker bumped by InvalidateNamespace
 
-	epoch   atomic.Uint64 // bumped by every local invalidation; keys the flights
+	mirror  mirror
 	flights flightGroup
-	lookups lookupGroup
 	brk     breaker
 	stats   counters
 	pend    pending
+	acks    replicaAcks
 
 	lastLog   atomic.Int64 // UnixNano of the last Redis error logged
 	tokenBase string
 	tokenSeq  atomic.Uint64
+
+	closed chan struct{}
+	bg     sync.WaitGroup // background goroutines Close waits for
+	closer sync.Once
 }
 
 // New returns a Cache over any go-redis v9 client: *redis.Client (single node or
 // Sentinel failover), *redis.ClusterClient or *redis.Ring. New(client) alone is
 // production-safe: every Redis call is bounded by a 100ms budget, failures fall
-// back to the source and a circuit breaker skips a sick Redis.
+// back to the source and a circuit breaker skips a sick Redis. New does not
+// talk to Redis on the caller's goroutine: it checks the server's
+// maxmemory-policy in the background and logs what it found.
 func New(client redis.UniversalClient, opts ...Option) *Cache {
-	c := &Cache{rdb: client, cfg: defaultConfig()}
+	c := &Cache{rdb: client, cfg: defaultConfig(), closed: make(chan struct{})}
 	for _, o := range opts {
 		o(&c.cfg)
 	}
@@ -59,14 +66,60 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 		c.cfg.logger.Info("cachegen: the Redis client ignores context deadlines (ContextTimeoutEnabled=false); " +
 			"each Redis call runs on a helper goroutine to keep the time budget — set ContextTimeoutEnabled: true for the faster path")
 	}
-	c.ns = string(AppendString(nil, c.cfg.namespace)) + ":"
-	c.seqKey = c.ns + "seq"
-	c.nsDep = c.ns + "ns"
+	esc := string(AppendString(nil, c.cfg.namespace))
+	c.ns = esc + ":"
+	c.nsDep = markerID(markNamespace, "")
+	c.state = stateKeys{
+		clock:  c.ns + "{" + esc + "}:clock",
+		marks:  c.ns + "{" + esc + "}:marks",
+		keep:   (c.cfg.maxTTL + c.cfg.leaseTTL + time.Minute).Microseconds(),
+		limit:  c.cfg.maxMarks,
+		newInc: c.newIncarnation,
+	}
+	wait := c.cfg.timeout / 2
+	if c.sharded {
+		c.remote = &sharded{rdb: client, st: &c.state, wait: wait, leaseMs: c.cfg.leaseTTL.Milliseconds()}
+	} else {
+		c.remote = &single{rdb: client, st: &c.state, clock: c.state.clock, wait: wait, leaseMs: c.cfg.leaseTTL.Milliseconds()}
+	}
+	c.mirror.limit = c.cfg.mirrorLimit
 	var tok [8]byte
 	_, _ = rand.Read(tok[:])
 	c.tokenBase = hex.EncodeToString(tok[:]) + "."
 	c.brk.init(c)
+	c.acks.init(c)
+	c.background(c.checkServer)
 	return c
+}
+
+// Close stops the Cache's background work (replays, server checks) and waits
+// for it. Invalidations still waiting to be replayed are dropped; a Cache is
+// not to be used after Close.
+func (c *Cache) Close() error {
+	c.closer.Do(func() { close(c.closed) })
+	c.bg.Wait()
+	return nil
+}
+
+// background runs f on a goroutine that Close waits for.
+func (c *Cache) background(f func()) {
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		f()
+	}()
+}
+
+// pause sleeps for d unless the Cache is closed first (then false).
+func (c *Cache) pause(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.closed:
+		return false
+	}
 }
 
 // Namespace returns the escaped key prefix of this Cache, colon included.
@@ -77,135 +130,8 @@ func (c *Cache) token() string {
 	return c.tokenBase + strconv.FormatUint(c.tokenSeq.Add(1), 36)
 }
 
-// Repo is one generated repository: its keys share a prefix and a version, and
-// InvalidateAll drops all of them in O(1).
-type Repo struct {
-	c    *Cache
-	name string // "<prefix>:<version>", escaped
-	dep  string // marker bumped by InvalidateAll
-}
-
-// Repo returns the handle of the repository with the given prefix and version.
-// Bumping version (the generator's version=) orphans every old entry.
-func (c *Cache) Repo(prefix string, version int) *Repo {
-	name := string(strconv.AppendInt(append(AppendString(nil, prefix), ':'), int64(version), 10))
-	return &Repo{c: c, name: name, dep: c.ns + "r:" + name}
-}
-
-// Cache returns the Cache the repository lives on.
-func (r *Repo) Cache() *Cache { return r.c }
-
-// Name returns "<prefix>:<version>".
-func (r *Repo) Name() string { return r.name }
-
-// Spec describes one cached key template of a repository: the get method that
-// reads it and the put and evict directives that write it share it.
-type Spec[T any] struct {
-	// Template is the key template with placeholders emptied, e.g. "user:{}".
-	// It names the pattern group of the keyspace.
-	Template string
-	// Schema is a hash of the result type, so a changed type never decodes old bytes.
-	Schema string
-	// TTL of a positive entry; Negative of a negative one (0 disables negative caching).
-	TTL, Negative time.Duration
-	// Jitter spreads both TTLs.
-	Jitter Jitter
-	// NotFound, when set, is the sentinel error whose results are cached negatively.
-	NotFound error
-	// IsNil reports a nil result (pointer, slice, map); nil for value types.
-	IsNil func(T) bool
-}
-
-// Keyspace is the runtime form of a Spec.
-type Keyspace[T any] struct {
-	space
-	spec Spec[T]
-}
-
-// space is the type-independent part of a Keyspace.
-type space struct {
-	c      *Cache
-	repo   *Repo
-	prefix string   // "<ns>e:{<repo>:<id>:"
-	group  string   // pattern-group marker
-	deps   []string // markers every entry depends on: namespace, repo, group
-	label  string   // "<repo>/<template>" for events and logs
-}
-
-// NewKeyspace registers a key template of r. Generated code calls it once per
-// get method, in the repository constructor.
-func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
-	h := sha256.Sum256([]byte(spec.Template + "\x00" + spec.Schema))
-	id := hex.EncodeToString(h[:8])
-	ks := &Keyspace[T]{spec: spec}
-	ks.c, ks.repo = r.c, r
-	ks.prefix = r.c.ns + "e:{" + r.name + ":" + id + ":"
-	ks.group = r.c.ns + "g:" + r.name + ":" + id
-	ks.deps = []string{r.c.nsDep, r.dep, ks.group}
-	ks.label = r.name + "/" + spec.Template
-	return ks
-}
-
-// AppendPrefix appends the key prefix of this keyspace to b; generated code then
-// appends the template's literals and Append* values, and finishes with Key.
-func (s *space) AppendPrefix(b []byte) []byte { return append(b, s.prefix...) }
-
-// Key finishes a key started with AppendPrefix.
-func (s *space) Key(b []byte) Key { return Key(append(b, '}')) }
-
-// Group returns the pattern group of this keyspace, for Invalidation.Groups.
-func (s *space) Group() Group { return Group(s.group) }
-
-// leaseKey derives the lease key from an entry key: same hash slot, 'l' for 'e'.
-func (c *Cache) leaseKey(k Key) string {
-	b := []byte(k)
-	b[len(c.ns)] = 'l'
-	return string(b)
-}
-
-// Group is a pattern group: every key of one key template.
-type Group string
-
-// Jitter spreads a TTL uniformly over [ttl-spread, ttl+spread].
-type Jitter struct {
-	frac   float64
-	spread time.Duration
-}
-
-// Percent is a jitter of p percent of the TTL (Percent(10): 30m becomes 27m–33m).
-func Percent(p float64) Jitter { return Jitter{frac: p / 100} }
-
-// Spread is a jitter of a fixed duration either side of the TTL.
-func Spread(d time.Duration) Jitter { return Jitter{spread: d} }
-
-// ttl returns the jittered TTL, never below one millisecond nor above max.
-func (j Jitter) ttl(base, max time.Duration, r uint64) time.Duration {
-	span := j.spread
-	if j.frac > 0 {
-		span = time.Duration(float64(base) * j.frac)
-	}
-	t := base
-	if span > 0 {
-		t += time.Duration(r%uint64(2*span+1)) - span
-	}
-	if t > max {
-		t = max
-	}
-	if t < time.Millisecond {
-		t = time.Millisecond
-	}
-	return t
-}
-
-// Invalidation names what a write makes stale. Keys are entries of this
-// repository; Tags are shared by every repository on the Cache; Groups are
-// pattern groups (static patterns resolved by the generator).
-type Invalidation struct {
-	Keys   []Key
-	Tags   []string
-	Groups []Group
-}
-
-func (inv Invalidation) empty() bool {
-	return len(inv.Keys) == 0 && len(inv.Tags) == 0 && len(inv.Groups) == 0
+// newIncarnation draws a new incarnation: at least 13 digits (so its member
+// "inc:<n>" is never 8 bytes long, like a marker's) and exact in a Lua number.
+func (c *Cache) newIncarnation() uint64 {
+	return 1<<40 + c.cfg.rand()%(1<<47)
 }

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -32,7 +33,8 @@ func call[R any](c *Cache, ctx context.Context, op func(context.Context) (R, err
 // settle feeds the breaker and the error log with one call's outcome.
 func (c *Cache) settle(ctx context.Context, err error) {
 	// A corrupt entry is the data's fault, not Redis's.
-	failed := err != nil && err != redis.Nil && err != errCorrupt && ctx.Err() == nil
+	// A full Redis (noeviction) refusing a fill is not a sick one.
+	failed := err != nil && err != redis.Nil && err != errCorrupt && ctx.Err() == nil && !isOOM(err)
 	c.brk.record(failed)
 	if failed {
 		c.redisError(err)
@@ -118,4 +120,10 @@ func (c *Cache) redisError(err error) {
 	if now-last >= int64(time.Second) && c.lastLog.CompareAndSwap(last, now) {
 		c.cfg.logger.Warn("cachegen: redis call failed; serving from the source", "err", err)
 	}
+}
+
+// isOOM reports Redis's refusal of a write when it is full under noeviction.
+func isOOM(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && strings.HasPrefix(err.Error(), "OOM ")
 }

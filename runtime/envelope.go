@@ -5,22 +5,22 @@ import (
 	"hash/crc32"
 )
 
-// Envelope layout (all integers big-endian); the hit script in scripts.go reads
-// the first part, so keep the two in step:
+// Envelope layout (all integers big-endian); docs/runtime.md explains each field:
 //
 //	0     magic 0xCA
 //	1     format version
 //	2     flags
 //	3:11  stored-at, Unix milliseconds (for refresh-ahead)
-//	11:19 fill sequence: the invalidation sequence read before the load began
-//	19:21 number of dependency markers n
-//	      n × (uint16 length, marker key)
+//	11:19 incarnation of the invalidation state the entry was filled under
+//	19:27 fill seq: the invalidation clock read before the load began
+//	27    number of tag markers n, then n × 8-byte marker ids
 //	      uint32 CRC-32C of every other byte of the envelope
 //	      payload: msgpack value, or the error text of a not-found entry
 const (
 	envMagic   = 0xCA
-	envVersion = 1
-	envFixed   = 21
+	envVersion = 2
+	envFixed   = 28
+	maxTags    = 255
 
 	flagNil      = 1 << 0 // a nil result with a nil error, cached negatively
 	flagNotFound = 1 << 1 // the keyspace's not-found sentinel; payload is the error text
@@ -28,24 +28,26 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// envelope is a decoded cache entry.
+// envelope is a decoded cache entry. tags and payload alias the input.
 type envelope struct {
 	flags    byte
 	storedAt int64
+	inc      uint64
 	seq      uint64
+	tags     []byte // n × 8-byte marker ids
 	payload  []byte
 }
 
-// appendEnvelope encodes an entry after b.
-func appendEnvelope(b []byte, flags byte, storedAt int64, seq uint64, deps []string, payload []byte) []byte {
+// appendEnvelope encodes an entry after b. Callers keep len(tags) ≤ maxTags.
+func appendEnvelope(b []byte, flags byte, storedAt int64, inc, seq uint64, tags []uint64, payload []byte) []byte {
 	start := len(b)
 	b = append(b, envMagic, envVersion, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(storedAt))
+	b = binary.BigEndian.AppendUint64(b, inc)
 	b = binary.BigEndian.AppendUint64(b, seq)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(deps)))
-	for _, d := range deps {
-		b = binary.BigEndian.AppendUint16(b, uint16(len(d)))
-		b = append(b, d...)
+	b = append(b, byte(len(tags)))
+	for _, t := range tags {
+		b = binary.BigEndian.AppendUint64(b, t)
 	}
 	sum := crc32.Update(crc32.Checksum(b[start:], castagnoli), castagnoli, payload)
 	b = binary.BigEndian.AppendUint32(b, sum)
@@ -54,38 +56,29 @@ func appendEnvelope(b []byte, flags byte, storedAt int64, seq uint64, deps []str
 
 // decodeEnvelope parses an entry; ok is false for anything truncated,
 // corrupted or of another format version.
-func decodeEnvelope(b []byte) (e envelope, deps []byte, ok bool) {
+func decodeEnvelope(b []byte) (e envelope, ok bool) {
 	if len(b) < envFixed+4 || b[0] != envMagic || b[1] != envVersion {
-		return e, nil, false
+		return e, false
 	}
-	n := int(binary.BigEndian.Uint16(b[19:21]))
-	p := envFixed
-	for i := 0; i < n; i++ {
-		if p+2 > len(b) {
-			return e, nil, false
-		}
-		p += 2 + int(binary.BigEndian.Uint16(b[p:]))
-	}
+	p := envFixed + 8*int(b[27])
 	if p+4 > len(b) {
-		return e, nil, false
+		return e, false
 	}
 	sum := crc32.Update(crc32.Checksum(b[:p], castagnoli), castagnoli, b[p+4:])
 	if sum != binary.BigEndian.Uint32(b[p:]) {
-		return e, nil, false
+		return e, false
 	}
 	e.flags = b[2]
 	e.storedAt = int64(binary.BigEndian.Uint64(b[3:11]))
-	e.seq = binary.BigEndian.Uint64(b[11:19])
+	e.inc = binary.BigEndian.Uint64(b[11:19])
+	e.seq = binary.BigEndian.Uint64(b[19:27])
+	e.tags = b[envFixed:p]
 	e.payload = b[p+4:]
-	return e, b[envFixed:p], true
+	return e, true
 }
 
-// eachDep calls f for every marker key in the deps section returned by
-// decodeEnvelope (already bounds-checked there).
-func eachDep(deps []byte, f func(string)) {
-	for len(deps) >= 2 {
-		l := int(binary.BigEndian.Uint16(deps))
-		f(string(deps[2 : 2+l]))
-		deps = deps[2+l:]
-	}
-}
+// tagAt returns the i-th tag marker id of e.
+func (e *envelope) tagAt(i int) uint64 { return binary.BigEndian.Uint64(e.tags[8*i:]) }
+
+// numTags is the number of tag markers of e.
+func (e *envelope) numTags() int { return len(e.tags) / 8 }

@@ -3,25 +3,27 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"hash/maphash"
 	"runtime/debug"
 	"sync"
 )
 
 // flightGroup collapses concurrent loads of one key in this process. It is
-// x/sync/singleflight plus two things that package cannot give: the load runs
-// under its own context, cancelled only when every caller has gone, so one
-// impatient caller cannot fail the others; and the key carries the local
-// invalidation epoch, so a read that starts after an invalidation returned
-// never joins a load that started before it.
+// x/sync/singleflight plus what that package cannot give: the load runs under
+// its own context, cancelled only when every caller has gone, so one impatient
+// caller cannot fail the others; and who may join is decided by what the
+// caller read. A flight is keyed by the key and the clock its callers read
+// with the (missing) entry: every write that returned before any of them began
+// bumped the clock to at most that value, before the load read the source. A
+// flight without a clock (Redis unavailable) takes callers only until its
+// source call starts.
 type flightGroup struct {
 	mu sync.Mutex
 	m  map[flightKey]*flight
 }
 
 type flightKey struct {
-	key   Key
-	epoch uint64
+	key        Key
+	inc, clock uint64
 }
 
 type flight struct {
@@ -31,11 +33,14 @@ type flight struct {
 	panic   any
 	waiters int
 	cancel  context.CancelFunc
+	closed  bool // no longer in the map: takes no more callers
 }
 
-// do runs fn once for all concurrent callers of the same key and returns its
-// result, or ctx's error if this caller's context ends first.
-func (g *flightGroup) do(ctx context.Context, k flightKey, fn func(context.Context) (any, error)) (any, error) {
+// do runs fn once for all concurrent callers of the same flight key and
+// returns its result, or ctx's error if this caller's context ends first. fn
+// calls seal, when given, right before a source call that later callers must
+// not share.
+func (g *flightGroup) do(ctx context.Context, k flightKey, fn func(ctx context.Context, seal func()) (any, error)) (any, error) {
 	g.mu.Lock()
 	if g.m == nil {
 		g.m = make(map[flightKey]*flight)
@@ -67,7 +72,19 @@ func (g *flightGroup) do(ctx context.Context, k flightKey, fn func(context.Conte
 	}
 }
 
-func (g *flightGroup) run(ctx context.Context, k flightKey, f *flight, fn func(context.Context) (any, error)) {
+// close removes f from the map so that later callers start a new flight.
+func (g *flightGroup) close(k flightKey, f *flight) {
+	g.mu.Lock()
+	if !f.closed {
+		f.closed = true
+		if g.m[k] == f {
+			delete(g.m, k)
+		}
+	}
+	g.mu.Unlock()
+}
+
+func (g *flightGroup) run(ctx context.Context, k flightKey, f *flight, fn func(context.Context, func()) (any, error)) {
 	defer func() {
 		if r := recover(); r != nil {
 			// Re-panicked in every caller; keep the loader's stack in the value.
@@ -76,60 +93,9 @@ func (g *flightGroup) run(ctx context.Context, k flightKey, f *flight, fn func(c
 				f.panic = fmt.Errorf("cachegen: loader panicked: %w\n\n%s", err, debug.Stack())
 			}
 		}
-		g.mu.Lock()
-		delete(g.m, k)
-		g.mu.Unlock()
+		g.close(k, f)
 		f.cancel()
 		close(f.done)
 	}()
-	f.val, f.err = fn(ctx)
+	f.val, f.err = fn(ctx, func() { g.close(k, f) })
 }
-
-// lookupGroup collapses concurrent hit checks of one key in this process: a
-// burst of a thousand readers costs Redis one round trip, not a thousand that
-// queue past the time budget and send everyone to the source. The first
-// caller makes the call inline; the others wait for its reply and decode their
-// own copy. The epoch in the key keeps a read that starts after an
-// invalidation from taking a reply fetched before it.
-type lookupGroup struct {
-	shards [64]struct {
-		mu sync.Mutex
-		m  map[flightKey]*lookupCall
-	}
-}
-
-type lookupCall struct {
-	done    sync.WaitGroup // not a channel: one allocation less per hit
-	raw     []byte
-	found   bool
-	err     error
-	corrupt sync.Once // one delete and one log line per corrupt reply
-}
-
-func (g *lookupGroup) do(ctx context.Context, s *space, key Key) *lookupCall {
-	k := flightKey{key, s.c.epoch.Load()}
-	sh := &g.shards[maphash.String(lookupSeed, string(key))%uint64(len(g.shards))]
-	sh.mu.Lock()
-	if lc, ok := sh.m[k]; ok {
-		sh.mu.Unlock()
-		lc.done.Wait() // bounded by the leader's time budget
-		return lc
-	}
-	if sh.m == nil {
-		sh.m = make(map[flightKey]*lookupCall)
-	}
-	lc := &lookupCall{}
-	lc.done.Add(1)
-	sh.m[k] = lc
-	sh.mu.Unlock()
-	defer func() {
-		sh.mu.Lock()
-		delete(sh.m, k)
-		sh.mu.Unlock()
-		lc.done.Done()
-	}()
-	lc.raw, lc.found, lc.err = s.lookupRaw(ctx, key)
-	return lc
-}
-
-var lookupSeed = maphash.MakeSeed()

@@ -24,6 +24,9 @@ type config struct {
 	rand             func() uint64
 	cluster          *bool
 	maxPending       int
+	replicaAcks      int // -1: one when the state's master has replicas
+	mirrorLimit      int
+	maxMarks         int
 }
 
 func defaultConfig() config {
@@ -41,6 +44,9 @@ func defaultConfig() config {
 		now:             time.Now,
 		rand:            rand.Uint64,
 		maxPending:      10000,
+		replicaAcks:     -1,
+		mirrorLimit:     200_000,
+		maxMarks:        10_000_000,
 	}
 }
 
@@ -94,3 +100,16 @@ func WithRand(r func() uint64) Option { return func(c *config) { c.rand = r } }
 // WithCluster forces sharded (true) or single-node (false) mode. By default a
 // *redis.ClusterClient or *redis.Ring is sharded and anything else single-node.
 func WithCluster(sharded bool) Option { return func(c *config) { c.cluster = &sharded } }
+
+// WithReplicaAck sets how many replicas must acknowledge an invalidation
+// (Redis WAIT, bounded by half the time budget) before it counts as
+// delivered, so that a failover cannot lose it. By default (-1) it is one
+// when the invalidation state's master has replicas (checked every few
+// seconds) and none otherwise; 0 never waits. An invalidation that is not
+// acknowledged is replayed like an undelivered one.
+func WithReplicaAck(n int) Option { return func(c *config) { c.replicaAcks = n } }
+
+// WithMirrorLimit bounds the markers this process mirrors (about 40 bytes
+// each); past it the mirror starts again at the current clock, which costs
+// lookups of older entries' markers, never a wrong answer. Default 200,000.
+func WithMirrorLimit(n int) Option { return func(c *config) { c.mirrorLimit = max(n, 1) } }

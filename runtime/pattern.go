@@ -28,7 +28,9 @@ func (c *Cache) DeletePattern(ctx context.Context, glob string) (int64, error) {
 
 func (c *Cache) deletePattern(ctx context.Context, match string) (int64, error) {
 	c.emit(EventInvalidate, "", nil)
-	defer c.epoch.Add(1)   // as in invalidate: later reads must not join earlier ones
+	// Move the clock afterwards, so that reads which start later never join
+	// a load that began before the entries were deleted.
+	defer func() { _, _ = c.invalidate(ctx, nil, nil) }()
 	var total atomic.Int64 // masters are scanned in parallel
 	scan := func(ctx context.Context, node redis.UniversalClient) error {
 		var cursor uint64
@@ -40,7 +42,7 @@ func (c *Cache) deletePattern(ctx context.Context, match string) (int64, error) 
 			if len(keys) > 0 {
 				cmds, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
 					for _, k := range keys {
-						p.Unlink(ctx, k, c.leaseKey(Key(k))) // one hash slot
+						p.Unlink(ctx, k, leaseKeyOf(Key(k))) // one hash slot
 					}
 					return nil
 				})

@@ -5,141 +5,207 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// script is a Lua script run by EVALSHA, loaded with EVAL on NOSCRIPT.
+// script is a Lua script run by EVALSHA, loaded with EVAL on NOSCRIPT. Every
+// script names all the keys it touches in KEYS. Scripts that must run when
+// Redis is full (invalidations) carry the allow-oom flag in a shebang line;
+// a server that does not understand shebangs (Redis < 7, miniredis) gets the
+// same body without it.
 type script struct {
-	src, sha string
-	shaArg   any // boxed once, not per call
+	src, sha   string
+	bare       *script     // the body without the shebang, or nil
+	noShebang  atomic.Bool // the server refused the shebang: use bare
+	shaArg     any         // boxed once, not per call
+	srcArg     any
+	allowedOOM bool
 }
 
 func newScript(src string) *script {
 	h := sha1.Sum([]byte(src))
 	sha := hex.EncodeToString(h[:])
-	return &script{src: src, sha: sha, shaArg: sha}
+	return &script{src: src, sha: sha, shaArg: sha, srcArg: src}
 }
 
-// hit runs a one-key script through Do, which spends two allocations where
-// EvalSha spends four.
-func (s *script) hit(ctx context.Context, rdb redis.UniversalClient, key Key) (string, error) {
-	cmd := rdb.Do(ctx, "evalsha", s.shaArg, 1, string(key))
-	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-		cmd = rdb.Do(ctx, "eval", s.src, 1, string(key))
-	}
-	switch v := cmd.Val().(type) {
-	case string:
-		return v, nil
-	case int64: // the script found the entry corrupt and deleted it
-		return "", errCorrupt
-	}
-	if err := cmd.Err(); err != nil {
-		return "", err
-	}
-	return "", fmt.Errorf("cachegen: unexpected reply %T from the hit script", cmd.Val())
+// newOOMScript is newScript for a script that must run on a full Redis.
+func newOOMScript(body string) *script {
+	s := newScript("#!lua flags=allow-oom\n" + body)
+	s.bare = newScript(body)
+	s.allowedOOM = true
+	return s
 }
 
+func (s *script) pick() *script {
+	if s.bare != nil && s.noShebang.Load() {
+		return s.bare
+	}
+	return s
+}
+
+// run executes the script; on a server that refuses the shebang it switches
+// to the bare body for good.
 func (s *script) run(ctx context.Context, rdb redis.Scripter, keys []string, args ...any) *redis.Cmd {
-	cmd := rdb.EvalSha(ctx, s.sha, keys, args...)
+	sc := s.pick()
+	cmd := rdb.EvalSha(ctx, sc.sha, keys, args...)
 	if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
-		cmd = rdb.Eval(ctx, s.src, keys, args...)
+		cmd = rdb.Eval(ctx, sc.src, keys, args...)
+	}
+	if sc != s.bare && s.bare != nil && refusedShebang(cmd.Err()) {
+		s.noShebang.Store(true)
+		return s.bare.run(ctx, rdb, keys, args...)
 	}
 	return cmd
 }
 
-// errCorrupt marks an entry found corrupt while checking its markers.
+// eval queues the script in a pipeline (EVAL: a pipeline cannot retry NOSCRIPT).
+func (s *script) eval(ctx context.Context, p redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
+	return p.Eval(ctx, s.pick().src, keys, args...)
+}
+
+func refusedShebang(err error) bool {
+	if err == nil || err == redis.Nil {
+		return false
+	}
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return false
+	}
+	m := strings.ToLower(err.Error())
+	return strings.Contains(m, "shebang") || strings.Contains(m, "#!") ||
+		(strings.Contains(m, "syntax") || strings.Contains(m, "unexpected")) && !strings.Contains(m, "user_script")
+}
+
+// errCorrupt marks an entry (or a reply) that could not be decoded.
 var errCorrupt = errors.New("cachegen: corrupt entry")
 
-// hitScript returns the entry at KEYS[1] unless one of the markers listed in
-// its envelope was bumped after the entry's fill sequence (then false, a
-// miss). Single node only: the markers live in other hash slots. A header it
-// cannot parse is returned as is, for Go to reject and delete; a marker that
-// is not a number (a hostile or foreign key) makes it delete the entry and
-// return 0, which Go counts as corrupt.
-var hitScript = newScript(`
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-local n = #v
-if n < 25 or string.byte(v, 1) ~= 202 or string.byte(v, 2) ~= 1 then return v end
-local seq = 0
-for i = 12, 19 do seq = seq * 256 + string.byte(v, i) end
-local deps = string.byte(v, 20) * 256 + string.byte(v, 21)
-local p = 22
-for i = 1, deps do
-  if p + 1 > n then return v end
-  local l = string.byte(v, p) * 256 + string.byte(v, p + 1)
-  if p + 1 + l > n then return v end
-  local at = redis.pcall('GET', string.sub(v, p + 2, p + 1 + l))
-  if type(at) == 'table' then redis.call('DEL', KEYS[1]) return 0 end
-  if at then
-    local m = tonumber(at)
-    if not m then redis.call('DEL', KEYS[1]) return 0 end
-    if m > seq then return false end
-  end
-  p = p + 2 + l
+// invalidateScript is every invalidation: KEYS = clock, marks, then entries
+// and leases to delete (single node only; on Cluster they go in parallel).
+// ARGV = new incarnation (used if the state must be created), retention in µs,
+// marker limit, mode ('b' bump, 'e' only make sure the state exists), marker
+// members... It creates the state when the clock or the incarnation member is
+// missing (lost state: a new incarnation, so every older entry is a miss),
+// takes seq = max(prev+1, server time in µs), sets each marker's score to it,
+// trims markers past the retention and returns {inc, seq, prev}.
+var invalidateScript = newOOMScript(`
+local c = redis.call('GET', KEYS[1])
+local inc, prev
+if c then inc, prev = string.match(c, '^(%d+):(%d+)$') end
+if inc and not redis.call('ZSCORE', KEYS[2], 'inc:' .. inc) then inc = nil end
+local fresh = false
+if not inc then
+  inc, prev, fresh = ARGV[1], '0', true
+  redis.call('DEL', KEYS[2])
+  redis.call('ZADD', KEYS[2], '+inf', 'inc:' .. inc)
 end
-return v
+for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
+if ARGV[4] == 'e' and not fresh then return {inc, prev, prev} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local seq = math.max(tonumber(prev) + 1, now)
+local s = string.format('%.0f', seq)
+local n = #ARGV - 4
+if n > 0 then
+  local z = {}
+  for i = 5, #ARGV do z[#z + 1] = s; z[#z + 1] = ARGV[i] end
+  redis.call('ZADD', KEYS[2], unpack(z))
+end
+redis.call('SET', KEYS[1], inc .. ':' .. s)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now - tonumber(ARGV[2])))
+local limit = tonumber(ARGV[3])
+if limit > 0 and redis.call('ZCARD', KEYS[2]) > limit then
+  inc = ARGV[1]
+  redis.call('DEL', KEYS[2])
+  redis.call('ZADD', KEYS[2], '+inf', 'inc:' .. inc)
+  redis.call('SET', KEYS[1], inc .. ':' .. s)
+end
+return {inc, s, prev}
 `)
 
-// fillScript stores ARGV[2] at KEYS[1] for ARGV[3] ms if the caller still holds
-// the lease KEYS[2] (token ARGV[1]) and no marker in ARGV[5:] was bumped past
-// the fill sequence ARGV[4]. The lease is released either way. Returns 1 when
-// stored, 0 when the lease was lost, -1 when an invalidation raced the load.
+// rotateScript starts a new incarnation (KEYS = clock, marks; ARGV = the
+// incarnation found unusable, the new one) unless that already happened.
+var rotateScript = newOOMScript(`
+local c = redis.call('GET', KEYS[1])
+local inc, prev
+if c then inc, prev = string.match(c, '^(%d+):(%d+)$') end
+if inc and inc ~= ARGV[1] and redis.call('ZSCORE', KEYS[2], 'inc:' .. inc) then return 0 end
+local t = redis.call('TIME')
+local seq = math.max(tonumber(prev or '0') + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
+redis.call('DEL', KEYS[2])
+redis.call('ZADD', KEYS[2], '+inf', 'inc:' .. ARGV[2])
+redis.call('SET', KEYS[1], ARGV[2] .. ':' .. string.format('%.0f', seq))
+return 1
+`)
+
+// acquireScript is one look at a missed key: KEYS = entry, lease; ARGV =
+// token, lease ms, mode. Mode '0' returns {2, entry} when the key has an
+// entry (filled since the caller's lookup); '1' skips that check (the entry
+// is stale); '2' also takes over a hand-off. Otherwise: {1} the lease is
+// ours, {3, envelope} a rejected fill's hand-off, {0} busy.
+var acquireScript = newScript(`
+if ARGV[3] == '0' then
+  local e = redis.call('GET', KEYS[1])
+  if e then return {2, e} end
+end
+local l = redis.call('GET', KEYS[2])
+if l and string.byte(l, 1) == 72 then
+  if ARGV[3] ~= '2' then return {3, string.sub(l, 2)} end
+  l = false
+end
+if not l then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return {1, ''}
+end
+return {0, ''}
+`)
+
+// fillScript stores a loaded value: KEYS = entry, lease, clock, marks (single
+// node); ARGV = token, envelope, ttl ms, incarnation, fill seq, hand-off ms,
+// marker members... Only while the lease is ours, the incarnation unchanged
+// and no marker bumped past the fill seq: 1 stored. Otherwise the value
+// becomes a hand-off in the lease key for waiters whose reads began before
+// the load (-1), or 0 when the lease was lost.
 var fillScript = newScript(`
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
-local seq = tonumber(ARGV[4])
-for i = 5, #ARGV do
-  local at = redis.call('GET', ARGV[i])
-  if at and (tonumber(at) or 0) > seq then return -1 end
+local c = redis.call('GET', KEYS[3])
+local stale = (not c) or (string.match(c, '^(%d+):') ~= ARGV[4])
+if not stale and #ARGV > 6 then
+  local s = redis.call('ZMSCORE', KEYS[4], unpack(ARGV, 7))
+  local f = tonumber(ARGV[5])
+  for i = 1, #s do
+    if s[i] and tonumber(s[i]) > f then stale = true break end
+  end
 end
+if stale then
+  redis.call('SET', KEYS[2], 'H' .. ARGV[2], 'PX', ARGV[6])
+  return -1
+end
+redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 `)
 
-// acquireScript takes the lease KEYS[2] (token ARGV[1], ARGV[2] ms) unless
-// the entry KEYS[1] exists and ARGV[3] is 0: 1 taken, 0 busy, 2 entry exists.
-var acquireScript = newScript(`
-if ARGV[3] == '0' and redis.call('EXISTS', KEYS[1]) == 1 then return 2 end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-`)
-
-// acquireSeqScript is acquireScript that also returns the invalidation
-// sequence KEYS[3], as {outcome, sequence}: single node only (KEYS[3] lives
-// in another hash slot).
-var acquireSeqScript = newScript(`
-local seq = redis.call('GET', KEYS[3]) or '0'
-if ARGV[3] == '0' and redis.call('EXISTS', KEYS[1]) == 1 then return {2, seq} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, seq} end
-return {0, seq}
-`)
-
-// releaseScript deletes the lease KEYS[1] if it still holds token ARGV[1].
-var releaseScript = newScript(`
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`)
-
-// storeScript is the write-through store: it voids any read lease on the key
-// (so a reader that loaded the old row cannot overwrite this value) and sets
-// the entry.
+// storeScript stores an entry while the lease KEYS[2] is ours (ARGV[1]) —
+// the sharded fill, whose state check ran before — or, with ARGV[1] == '',
+// unconditionally, voiding any lease (write-through). ARGV = token, envelope,
+// ttl ms.
 var storeScript = newScript(`
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 `)
 
-// markScript raises the invalidation marker KEYS[1] to sequence ARGV[1] (never
-// lowers it: two invalidations may arrive out of order) and keeps it for ARGV[2]
-// ms, the longest any entry filled before it can live.
-var markScript = newScript(`
-local cur = redis.pcall('GET', KEYS[1])
-if type(cur) == 'table' then cur = nil end -- a foreign key of another type: SET replaces it
-cur = tonumber(cur or '0') or 0
-if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
-return 1
+// releaseScript frees the lease KEYS[1] if it still holds token ARGV[1], or
+// turns it into a hand-off ARGV[2] for ARGV[3] ms when one is given.
+var releaseScript = newScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] and ARGV[2] ~= '' then
+  redis.call('SET', KEYS[1], 'H' .. ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return redis.call('DEL', KEYS[1])
 `)

@@ -78,10 +78,11 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
-	if v, hit, err := runtime.Lookup(ctx, r.ksGet, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksGet, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksGet, key, runtime.Loader[*Article]{
+	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
 		Load: func(ctx context.Context) (*Article, error) {
 			return r.next.Get(ctx, id)
 		},
@@ -100,10 +101,11 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, error) {
 	var buf [128]byte
 	key := r.ksBySlug.Key(runtime.AppendString(append(r.ksBySlug.AppendPrefix(buf[:0]), "article:slug:"...), slug))
-	if v, hit, err := runtime.Lookup(ctx, r.ksBySlug, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksBySlug, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksBySlug, key, runtime.Loader[*Article]{
+	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
 		Load: func(ctx context.Context) (*Article, error) {
 			return r.next.BySlug(ctx, slug)
 		},
@@ -123,10 +125,11 @@ func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, err
 func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary, error) {
 	var buf [128]byte
 	key := r.ksHomepageFeed.Key(runtime.AppendInt(append(r.ksHomepageFeed.AppendPrefix(buf[:0]), "feed:home:"...), int64(page)))
-	if v, hit, err := runtime.Lookup(ctx, r.ksHomepageFeed, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksHomepageFeed, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksHomepageFeed, key, runtime.Loader[[]Summary]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]Summary]{
 		Load: func(ctx context.Context) ([]Summary, error) {
 			return r.next.HomepageFeed(ctx, page)
 		},
@@ -138,10 +141,11 @@ func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary,
 func (r *CachedArticles) CategoryFeed(ctx context.Context, category string, page int) ([]Summary, error) {
 	var buf [128]byte
 	key := r.ksCategoryFeed.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksCategoryFeed.AppendPrefix(buf[:0]), "feed:category:"...), category), ":"...), int64(page)))
-	if v, hit, err := runtime.Lookup(ctx, r.ksCategoryFeed, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksCategoryFeed, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksCategoryFeed, key, runtime.Loader[[]Summary]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]Summary]{
 		Load: func(ctx context.Context) ([]Summary, error) {
 			return r.next.CategoryFeed(ctx, category, page)
 		},

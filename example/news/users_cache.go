@@ -44,10 +44,11 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Profile(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	key := r.ksProfile.Key(runtime.AppendInt(append(r.ksProfile.AppendPrefix(buf[:0]), "user:"...), id))
-	if v, hit, err := runtime.Lookup(ctx, r.ksProfile, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksProfile, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksProfile, key, runtime.Loader[*User]{
+	return runtime.Load(ctx, rd, runtime.Loader[*User]{
 		Load: func(ctx context.Context) (*User, error) {
 			return r.next.Profile(ctx, id)
 		},

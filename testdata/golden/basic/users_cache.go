@@ -66,10 +66,11 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	if v, hit, err := runtime.Lookup(ctx, r.ksGet, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksGet, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksGet, key, runtime.Loader[*User]{
+	return runtime.Load(ctx, rd, runtime.Loader[*User]{
 		Load: func(ctx context.Context) (*User, error) {
 			return r.next.Get(ctx, id)
 		},
@@ -81,10 +82,11 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) {
 	var buf [128]byte
 	key := r.ksByEmail.Key(runtime.AppendString(append(r.ksByEmail.AppendPrefix(buf[:0]), "user:email:"...), email))
-	if v, hit, err := runtime.Lookup(ctx, r.ksByEmail, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksByEmail, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksByEmail, key, runtime.Loader[*User]{
+	return runtime.Load(ctx, rd, runtime.Loader[*User]{
 		Load: func(ctx context.Context) (*User, error) {
 			return r.next.ByEmail(ctx, email)
 		},
@@ -102,10 +104,11 @@ func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) 
 func (r *CachedUsers) Feed(ctx context.Context, page int) ([]Article, error) {
 	var buf [128]byte
 	key := r.ksFeed.Key(runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
-	if v, hit, err := runtime.Lookup(ctx, r.ksFeed, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksFeed, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksFeed, key, runtime.Loader[[]Article]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]Article]{
 		Load: func(ctx context.Context) ([]Article, error) {
 			return r.next.Feed(ctx, page)
 		},

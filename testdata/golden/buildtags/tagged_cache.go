@@ -41,10 +41,11 @@ func NewCachedFlags(next Flags, c *runtime.Cache) *CachedFlags {
 func (r *CachedFlags) Enabled(ctx context.Context, name string) (bool, error) {
 	var buf [128]byte
 	key := r.ksEnabled.Key(runtime.AppendString(append(r.ksEnabled.AppendPrefix(buf[:0]), "flag:"...), name))
-	if v, hit, err := runtime.Lookup(ctx, r.ksEnabled, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksEnabled, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksEnabled, key, runtime.Loader[bool]{
+	return runtime.Load(ctx, rd, runtime.Loader[bool]{
 		Load: func(ctx context.Context) (bool, error) {
 			return r.next.Enabled(ctx, name)
 		},

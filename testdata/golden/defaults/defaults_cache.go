@@ -42,10 +42,11 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 func (r *CachedSettings) Config(ctx context.Context) (*Config, error) {
 	var buf [128]byte
 	key := r.ksConfig.Key(append(r.ksConfig.AppendPrefix(buf[:0]), "config"...))
-	if v, hit, err := runtime.Lookup(ctx, r.ksConfig, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksConfig, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksConfig, key, runtime.Loader[*Config]{
+	return runtime.Load(ctx, rd, runtime.Loader[*Config]{
 		Load: func(ctx context.Context) (*Config, error) {
 			return r.next.Config(ctx)
 		},

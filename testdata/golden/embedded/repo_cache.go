@@ -43,10 +43,11 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 func (r *CachedCatalog) Product(ctx context.Context, sku string) (*Product, error) {
 	var buf [128]byte
 	key := r.ksProduct.Key(runtime.AppendString(append(r.ksProduct.AppendPrefix(buf[:0]), "product:"...), sku))
-	if v, hit, err := runtime.Lookup(ctx, r.ksProduct, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksProduct, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksProduct, key, runtime.Loader[*Product]{
+	return runtime.Load(ctx, rd, runtime.Loader[*Product]{
 		Load: func(ctx context.Context) (*Product, error) {
 			return r.next.Product(ctx, sku)
 		},

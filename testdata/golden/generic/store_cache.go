@@ -55,10 +55,11 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
 	key := r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
-	if v, hit, err := runtime.Lookup(ctx, r.ksGet, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksGet, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksGet, key, runtime.Loader[V]{
+	return runtime.Load(ctx, rd, runtime.Loader[V]{
 		Load: func(ctx context.Context) (V, error) {
 			return r.next.Get(ctx, k)
 		},
@@ -70,10 +71,11 @@ func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], error) {
 	var buf [128]byte
 	key := r.ksList.Key(runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), cursor))
-	if v, hit, err := runtime.Lookup(ctx, r.ksList, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksList, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksList, key, runtime.Loader[Page[V]]{
+	return runtime.Load(ctx, rd, runtime.Loader[Page[V]]{
 		Load: func(ctx context.Context) (Page[V], error) {
 			return r.next.List(ctx, cursor)
 		},
@@ -84,10 +86,11 @@ func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], e
 func (r *CachedStore[K, V]) Many(ctx context.Context, first K) (map[K]V, error) {
 	var buf [128]byte
 	key := r.ksMany.Key(runtime.AppendString(append(r.ksMany.AppendPrefix(buf[:0]), "many:"...), string(first)))
-	if v, hit, err := runtime.Lookup(ctx, r.ksMany, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksMany, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksMany, key, runtime.Loader[map[K]V]{
+	return runtime.Load(ctx, rd, runtime.Loader[map[K]V]{
 		Load: func(ctx context.Context) (map[K]V, error) {
 			return r.next.Many(ctx, first)
 		},
@@ -172,10 +175,11 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 func (r *CachedCounter[N]) Count(ctx context.Context, n N) (int64, error) {
 	var buf [128]byte
 	key := r.ksCount.Key(runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), int64(n)))
-	if v, hit, err := runtime.Lookup(ctx, r.ksCount, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksCount, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksCount, key, runtime.Loader[int64]{
+	return runtime.Load(ctx, rd, runtime.Loader[int64]{
 		Load: func(ctx context.Context) (int64, error) {
 			return r.next.Count(ctx, n)
 		},

@@ -91,10 +91,11 @@ func (r *CachedItems) Search(ctx context.Context, q *Query) ([]Item, error) {
 	b = append(b, ":"...)
 	b = runtime.AppendUint(b, uint64(q.Limit))
 	key := r.ksSearch.Key(b)
-	if v, hit, err := runtime.Lookup(ctx, r.ksSearch, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksSearch, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksSearch, key, runtime.Loader[[]Item]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]Item]{
 		Load: func(ctx context.Context) ([]Item, error) {
 			return r.next.Search(ctx, q)
 		},
@@ -122,10 +123,11 @@ func (r *CachedItems) Recent(ctx context.Context, q Query) ([]Item, error) {
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, q.Color.String())
 	key := r.ksRecent.Key(b)
-	if v, hit, err := runtime.Lookup(ctx, r.ksRecent, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksRecent, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksRecent, key, runtime.Loader[[]Item]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]Item]{
 		Load: func(ctx context.Context) ([]Item, error) {
 			return r.next.Recent(ctx, q)
 		},
@@ -146,10 +148,11 @@ func (r *CachedItems) At(ctx context.Context, at *time.Time, s fmtStringer) (*It
 	}
 	var buf [128]byte
 	key := r.ksAt.Key(runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt0), ":"...), s.String()))
-	if v, hit, err := runtime.Lookup(ctx, r.ksAt, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksAt, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksAt, key, runtime.Loader[*Item]{
+	return runtime.Load(ctx, rd, runtime.Loader[*Item]{
 		Load: func(ctx context.Context) (*Item, error) {
 			return r.next.At(ctx, at, s)
 		},
@@ -231,8 +234,9 @@ func (r *CachedItems) Triple(ctx context.Context, a string, bArg string, cArg st
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
 	key := r.ksTriple.Key(b)
-	if v, hit, err := runtime.Lookup(ctx, r.ksTriple, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksTriple, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
 	b = buf[:0]
 	b = append(b, "tr:"...)
@@ -241,7 +245,7 @@ func (r *CachedItems) Triple(ctx context.Context, a string, bArg string, cArg st
 	b = runtime.AppendString(b, bArg)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
-	return runtime.Load(ctx, r.ksTriple, key, runtime.Loader[*Item]{
+	return runtime.Load(ctx, rd, runtime.Loader[*Item]{
 		Load: func(ctx context.Context) (*Item, error) {
 			return r.next.Triple(ctx, a, bArg, cArg)
 		},

@@ -63,10 +63,11 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 	var buf [128]byte
 	key := r.ksRead.Key(runtime.AppendString(append(r.ksRead.AppendPrefix(buf[:0]), "file:"...), name))
-	if v, hit, err := runtime.Lookup(ctx, r.ksRead, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksRead, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksRead, key, runtime.Loader[[]byte]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]byte]{
 		Load: func(ctx context.Context) ([]byte, error) {
 			return r.next.Read(ctx, name)
 		},
@@ -77,10 +78,11 @@ func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error) {
 	var buf [128]byte
 	key := r.ksMode.Key(runtime.AppendString(append(r.ksMode.AppendPrefix(buf[:0]), "mode:"...), name))
-	if v, hit, err := runtime.Lookup(ctx, r.ksMode, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksMode, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksMode, key, runtime.Loader[fs.FileMode]{
+	return runtime.Load(ctx, rd, runtime.Loader[fs.FileMode]{
 		Load: func(ctx context.Context) (fs.FileMode, error) {
 			return r.next.Mode(ctx, name)
 		},
@@ -91,10 +93,11 @@ func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error
 func (r *CachedFiles) List(ctx context.Context, name string) ([]string, error) {
 	var buf [128]byte
 	key := r.ksList.Key(runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "dir:"...), name))
-	if v, hit, err := runtime.Lookup(ctx, r.ksList, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksList, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksList, key, runtime.Loader[[]string]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]string]{
 		Load: func(ctx context.Context) ([]string, error) {
 			return r.next.List(ctx, name)
 		},

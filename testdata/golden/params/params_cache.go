@@ -73,10 +73,11 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (*Event, error) {
 	var buf [128]byte
 	key := r.ksGet.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "event:"...), keyArg), ":"...), int64(runtimeArg)))
-	if v, hit, err := runtime.Lookup(ctx, r.ksGet, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksGet, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksGet, key, runtime.Loader[*Event]{
+	return runtime.Load(ctx, rd, runtime.Loader[*Event]{
 		Load: func(ctx context.Context) (*Event, error) {
 			return r.next.Get(ctx, keyArg, runtimeArg)
 		},
@@ -87,10 +88,11 @@ func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (
 func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]Event, error) {
 	var buf [128]byte
 	key := r.ksSince.Key(runtime.AppendBool(append(runtime.AppendString(append(r.ksSince.AppendPrefix(buf[:0]), "since:"...), timeArg), ":"...), rArg))
-	if v, hit, err := runtime.Lookup(ctx, r.ksSince, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksSince, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksSince, key, runtime.Loader[[]Event]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]Event]{
 		Load: func(ctx context.Context) ([]Event, error) {
 			return r.next.Since(ctx, timeArg, rArg)
 		},
@@ -98,7 +100,7 @@ func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]
 }
 
 // By serves "by:{next}:{v}:{hit}:{res}:{inv}:{buf}:{err}:{ok}" from the cache, loading from next on a miss.
-func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hitArg string, resArg string, invArg string, bufArg string, errArg string, ok string) (Event, error) {
+func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit string, resArg string, invArg string, bufArg string, errArg string, ok string) (Event, error) {
 	var buf [128]byte
 	b := r.ksBy.AppendPrefix(buf[:0])
 	b = append(b, "by:"...)
@@ -106,7 +108,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hitA
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, vArg)
 	b = append(b, ":"...)
-	b = runtime.AppendString(b, hitArg)
+	b = runtime.AppendString(b, hit)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, resArg)
 	b = append(b, ":"...)
@@ -118,12 +120,13 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hitA
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, ok)
 	key := r.ksBy.Key(b)
-	if v, hit, err := runtime.Lookup(ctx, r.ksBy, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksBy, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksBy, key, runtime.Loader[Event]{
+	return runtime.Load(ctx, rd, runtime.Loader[Event]{
 		Load: func(ctx context.Context) (Event, error) {
-			return r.next.By(ctx, nextArg, vArg, hitArg, resArg, invArg, bufArg, errArg, ok)
+			return r.next.By(ctx, nextArg, vArg, hit, resArg, invArg, bufArg, errArg, ok)
 		},
 	})
 }
@@ -132,10 +135,11 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hitA
 func (r *CachedEvents) Find(ctx context.Context, kind string, filters ...Filter) ([]Event, error) {
 	var buf [128]byte
 	key := r.ksFind.Key(runtime.AppendString(append(r.ksFind.AppendPrefix(buf[:0]), "kind:"...), kind))
-	if v, hit, err := runtime.Lookup(ctx, r.ksFind, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksFind, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksFind, key, runtime.Loader[[]Event]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]Event]{
 		Load: func(ctx context.Context) ([]Event, error) {
 			return r.next.Find(ctx, kind, filters...)
 		},
@@ -176,7 +180,7 @@ func (r *CachedEvents) InvalidateSince(ctx context.Context, timeArg string, rArg
 }
 
 // InvalidateBy drops the entry By caches for these arguments, for writes that bypass CachedEvents.
-func (r *CachedEvents) InvalidateBy(ctx context.Context, nextArg string, vArg string, hitArg string, resArg string, invArg string, bufArg string, errArg string, ok string) error {
+func (r *CachedEvents) InvalidateBy(ctx context.Context, nextArg string, vArg string, hit string, resArg string, invArg string, bufArg string, errArg string, ok string) error {
 	var buf [128]byte
 	b := r.ksBy.AppendPrefix(buf[:0])
 	b = append(b, "by:"...)
@@ -184,7 +188,7 @@ func (r *CachedEvents) InvalidateBy(ctx context.Context, nextArg string, vArg st
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, vArg)
 	b = append(b, ":"...)
-	b = runtime.AppendString(b, hitArg)
+	b = runtime.AppendString(b, hit)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, resArg)
 	b = append(b, ":"...)

@@ -44,10 +44,11 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 func (r *CachedAccounts) Get(ctx context.Context, id int64) (*Account, error) {
 	var buf [128]byte
 	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), id))
-	if v, hit, err := runtime.Lookup(ctx, r.ksGet, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksGet, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksGet, key, runtime.Loader[*Account]{
+	return runtime.Load(ctx, rd, runtime.Loader[*Account]{
 		Load: func(ctx context.Context) (*Account, error) {
 			return r.next.Get(ctx, id)
 		},

@@ -49,10 +49,11 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 	var buf [128]byte
 	key := r.ksStats.Key(runtime.AppendUint(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), uint64(id)))
-	if v, hit, err := runtime.Lookup(ctx, r.ksStats, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksStats, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksStats, key, runtime.Loader[Stats]{
+	return runtime.Load(ctx, rd, runtime.Loader[Stats]{
 		Load: func(ctx context.Context) (Stats, error) {
 			return r.next.Stats(ctx, id)
 		},
@@ -63,10 +64,11 @@ func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 func (r *CachedCounters) Totals(ctx context.Context) (map[string]int64, error) {
 	var buf [128]byte
 	key := r.ksTotals.Key(append(r.ksTotals.AppendPrefix(buf[:0]), "all"...))
-	if v, hit, err := runtime.Lookup(ctx, r.ksTotals, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksTotals, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksTotals, key, runtime.Loader[map[string]int64]{
+	return runtime.Load(ctx, rd, runtime.Loader[map[string]int64]{
 		Load: func(ctx context.Context) (map[string]int64, error) {
 			return r.next.Totals(ctx)
 		},
@@ -131,10 +133,11 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error) {
 	var buf [128]byte
 	key := r.ksList.Key(runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "names:"...), prefix))
-	if v, hit, err := runtime.Lookup(ctx, r.ksList, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksList, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksList, key, runtime.Loader[[]string]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]string]{
 		Load: func(ctx context.Context) ([]string, error) {
 			return r.next.List(ctx, prefix)
 		},
@@ -145,10 +148,11 @@ func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error)
 func (r *CachedNames) One(ctx context.Context, id int) (*string, error) {
 	var buf [128]byte
 	key := r.ksOne.Key(runtime.AppendInt(append(r.ksOne.AppendPrefix(buf[:0]), "name:"...), int64(id)))
-	if v, hit, err := runtime.Lookup(ctx, r.ksOne, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksOne, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksOne, key, runtime.Loader[*string]{
+	return runtime.Load(ctx, rd, runtime.Loader[*string]{
 		Load: func(ctx context.Context) (*string, error) {
 			return r.next.One(ctx, id)
 		},

@@ -70,10 +70,11 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 	var buf [128]byte
 	key := r.ksCustomer.Key(runtime.AppendInt(append(r.ksCustomer.AppendPrefix(buf[:0]), "customer:"...), id))
-	if v, hit, err := runtime.Lookup(ctx, r.ksCustomer, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksCustomer, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksCustomer, key, runtime.Loader[*Customer]{
+	return runtime.Load(ctx, rd, runtime.Loader[*Customer]{
 		Load: func(ctx context.Context) (*Customer, error) {
 			return r.next.Customer(ctx, id)
 		},
@@ -84,10 +85,11 @@ func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 func (r *CachedShop) Order(ctx context.Context, id int64) (*model.Order, error) {
 	var buf [128]byte
 	key := r.ksOrder.Key(runtime.AppendInt(append(r.ksOrder.AppendPrefix(buf[:0]), "order:"...), id))
-	if v, hit, err := runtime.Lookup(ctx, r.ksOrder, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksOrder, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksOrder, key, runtime.Loader[*model.Order]{
+	return runtime.Load(ctx, rd, runtime.Loader[*model.Order]{
 		Load: func(ctx context.Context) (*model.Order, error) {
 			return r.next.Order(ctx, id)
 		},
@@ -102,10 +104,11 @@ func (r *CachedShop) Orders(ctx context.Context, customer *amodel.User) ([]model
 	}
 	var buf [128]byte
 	key := r.ksOrders.Key(runtime.AppendInt(append(r.ksOrders.AppendPrefix(buf[:0]), "orders:"...), customer.ID))
-	if v, hit, err := runtime.Lookup(ctx, r.ksOrders, key); hit {
-		return v, err
+	rd := runtime.Lookup(ctx, r.ksOrders, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
 	}
-	return runtime.Load(ctx, r.ksOrders, key, runtime.Loader[[]model.Order]{
+	return runtime.Load(ctx, rd, runtime.Loader[[]model.Order]{
 		Load: func(ctx context.Context) ([]model.Order, error) {
 			return r.next.Orders(ctx, customer)
 		},

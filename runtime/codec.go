@@ -1,0 +1,95 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// The only T-dependent encoding code: what to store for a source result, and
+// how an entry turns back into the method's results.
+
+// stored is what a source result becomes in Redis: ok=false when nothing may
+// be stored (an error, negative caching off, a nil hop in a result tag, a
+// value that cannot be encoded).
+type stored struct {
+	flags   byte
+	payload []byte
+	ttl     time.Duration
+	tags    []string // from the result
+}
+
+func (ks *Keyspace[T]) entry(v T, err error, resultTags func(T) ([]string, bool)) (s stored, ok bool) {
+	c, sp := ks.c, &ks.spec
+	neg := func() time.Duration { return sp.Jitter.ttl(sp.Negative, c.cfg.maxTTL, c.cfg.rand()) }
+	switch {
+	case err != nil:
+		if sp.Negative > 0 && sp.NotFound != nil && errors.Is(err, sp.NotFound) {
+			return stored{flags: flagNotFound, payload: []byte(err.Error()), ttl: neg()}, true
+		}
+		return s, false
+	case sp.IsNil != nil && sp.IsNil(v):
+		if sp.Negative <= 0 {
+			return s, false // negative=0: a nil result is not cached at all
+		}
+		return stored{flags: flagNil, ttl: neg()}, true
+	case resultTags != nil:
+		if s.tags, ok = resultTags(v); !ok {
+			return s, false
+		}
+	}
+	payload, merr := msgpack.Marshal(v)
+	if merr == nil && !validMsgpack(payload) { // e.g. nested deeper than reads accept
+		merr = errors.New("encoding fails the bounded decoder's checks")
+	}
+	if merr != nil {
+		c.cfg.logger.Error("cachegen: cannot encode result; not cached", "keyspace", ks.label, "err", merr)
+		return s, false
+	}
+	s.payload, s.ttl = payload, sp.Jitter.ttl(sp.TTL, c.cfg.maxTTL, c.cfg.rand())
+	return s, true
+}
+
+// decode turns an entry into the method's results; ok is false when the
+// payload is not a valid encoding of T.
+func (ks *Keyspace[T]) decode(e envelope) (v T, err error, ok bool) {
+	switch {
+	case e.flags&flagNotFound != 0:
+		if ks.spec.NotFound == nil {
+			return v, nil, false
+		}
+		return v, &notFoundError{msg: string(e.payload), target: ks.spec.NotFound}, true
+	case e.flags&flagNil != 0:
+		return v, nil, true
+	}
+	if !validMsgpack(e.payload) {
+		return v, nil, false
+	}
+	if msgpack.Unmarshal(e.payload, &v) != nil {
+		var zero T
+		return zero, nil, false
+	}
+	return v, nil, true
+}
+
+// notFoundError is a cached not-found result: it reads like the error the
+// source returned and matches its sentinel with errors.Is.
+type notFoundError struct {
+	msg    string
+	target error
+}
+
+func (e *notFoundError) Error() string { return e.msg }
+func (e *notFoundError) Unwrap() error { return e.target }
+
+// corrupt deletes an entry that failed to decode, so it costs one miss.
+func (ks *Keyspace[T]) corrupt(ctx context.Context, key Key) {
+	c := ks.c
+	c.emit(EventCorrupt, ks.label, nil)
+	c.cfg.logger.Warn("cachegen: corrupt cache entry deleted", "keyspace", ks.label, "key", string(key))
+	_, _ = call(c, ctx, func(ctx context.Context) (int64, error) {
+		return c.rdb.Del(ctx, string(key)).Result()
+	})
+}

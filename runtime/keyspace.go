@@ -1,0 +1,149 @@
+package runtime
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+)
+
+// Repo is one generated repository: its keys share a prefix and a version, and
+// InvalidateAll drops all of them in O(1).
+type Repo struct {
+	c    *Cache
+	name string // "<prefix>:<version>", escaped
+	dep  uint64 // marker bumped by InvalidateAll
+}
+
+// Repo returns the handle of the repository with the given prefix and version.
+// Bumping version (the generator's version=) orphans every old entry.
+func (c *Cache) Repo(prefix string, version int) *Repo {
+	name := string(strconv.AppendInt(append(AppendString(nil, prefix), ':'), int64(version), 10))
+	return &Repo{c: c, name: name, dep: markerID(markRepo, name)}
+}
+
+// Cache returns the Cache the repository lives on.
+func (r *Repo) Cache() *Cache { return r.c }
+
+// Name returns "<prefix>:<version>".
+func (r *Repo) Name() string { return r.name }
+
+// Spec describes one cached key template of a repository: the get method that
+// reads it and the put and evict directives that write it share it.
+type Spec[T any] struct {
+	// Template is the key template with placeholders emptied, e.g. "user:{}".
+	// It names the pattern group of the keyspace.
+	Template string
+	// Schema is a hash of the result type, so a changed type never decodes old bytes.
+	Schema string
+	// TTL of a positive entry; Negative of a negative one (0: nil results and
+	// the not-found error are not cached).
+	TTL, Negative time.Duration
+	// Jitter spreads both TTLs.
+	Jitter Jitter
+	// NotFound, when set, is the sentinel error whose results are cached negatively.
+	NotFound error
+	// IsNil reports a nil result (pointer, slice, map); nil for value types.
+	IsNil func(T) bool
+}
+
+// Keyspace is the runtime form of a Spec.
+type Keyspace[T any] struct {
+	space
+	spec Spec[T]
+}
+
+// space is the type-independent part of a Keyspace.
+type space struct {
+	c      *Cache
+	repo   *Repo
+	prefix string    // "<ns>e:{<repo>:<id>:"
+	group  uint64    // pattern-group marker
+	deps   [3]uint64 // markers every entry depends on: namespace, repo, group
+	label  string    // "<repo>/<template>" for events and logs
+}
+
+// NewKeyspace registers a key template of r. Generated code calls it once per
+// get method, in the repository constructor.
+func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
+	h := sha256.Sum256([]byte(spec.Template + "\x00" + spec.Schema))
+	id := hex.EncodeToString(h[:8])
+	ks := &Keyspace[T]{spec: spec}
+	ks.c, ks.repo = r.c, r
+	ks.prefix = r.c.ns + "e:{" + r.name + ":" + id + ":"
+	ks.group = markerID(markGroup, r.name+":"+id)
+	ks.deps = [3]uint64{r.c.nsDep, r.dep, ks.group}
+	ks.label = r.name + "/" + spec.Template
+	return ks
+}
+
+// AppendPrefix appends the key prefix of this keyspace to b; generated code then
+// appends the template's literals and Append* values, and finishes with Key.
+func (s *space) AppendPrefix(b []byte) []byte { return append(b, s.prefix...) }
+
+// Key finishes a key started with AppendPrefix.
+func (s *space) Key(b []byte) Key { return Key(append(b, '}')) }
+
+// Group returns the pattern group of this keyspace, for Invalidation.Groups.
+func (s *space) Group() Group { return Group(s.group) }
+
+// Bypass counts a call that went straight to the source (a nil pointer in a
+// key placeholder, a MarshalText error).
+func (s *space) Bypass() { s.c.emit(EventBypass, s.label, nil) }
+
+// tagIDs returns the marker ids of tags.
+func tagIDs(dst []uint64, tagLists ...[]string) []uint64 {
+	for _, ts := range tagLists {
+		for _, t := range ts {
+			dst = append(dst, markerID(markTag, t))
+		}
+	}
+	return dst
+}
+
+// Group is a pattern group: every key of one key template.
+type Group uint64
+
+// Jitter spreads a TTL uniformly over [ttl-spread, ttl+spread].
+type Jitter struct {
+	frac   float64
+	spread time.Duration
+}
+
+// Percent is a jitter of p percent of the TTL (Percent(10): 30m becomes 27m–33m).
+func Percent(p float64) Jitter { return Jitter{frac: p / 100} }
+
+// Spread is a jitter of a fixed duration either side of the TTL.
+func Spread(d time.Duration) Jitter { return Jitter{spread: d} }
+
+// ttl returns the jittered TTL, never below one millisecond nor above max.
+func (j Jitter) ttl(base, max time.Duration, r uint64) time.Duration {
+	span := j.spread
+	if j.frac > 0 {
+		span = time.Duration(float64(base) * j.frac)
+	}
+	t := base
+	if span > 0 {
+		t += time.Duration(r%uint64(2*span+1)) - span
+	}
+	if t > max {
+		t = max
+	}
+	if t < time.Millisecond {
+		t = time.Millisecond
+	}
+	return t
+}
+
+// Invalidation names what a write makes stale. Keys are entries of this
+// repository; Tags are shared by every repository on the Cache; Groups are
+// pattern groups (static patterns resolved by the generator).
+type Invalidation struct {
+	Keys   []Key
+	Tags   []string
+	Groups []Group
+}
+
+func (inv Invalidation) empty() bool {
+	return len(inv.Keys) == 0 && len(inv.Tags) == 0 && len(inv.Groups) == 0
+}

@@ -1,0 +1,266 @@
+package runtime
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+)
+
+// Load is the miss path (docs/runtime.md, "The miss path and the lease
+// protocol"). Concurrent callers in this process that read the same clock
+// share one load; across processes a Redis lease lets one caller load while
+// the others wait, bounded by the lease wait, for its value — or for its
+// hand-off when an invalidation rejected its fill. The fill is conditional:
+// it is dropped when the lease was lost or any marker of the entry (its key,
+// tags, group, repository, the namespace) moved after the clock rd was read
+// with. Redis trouble never fails the call: the source's answer is returned.
+func Load[T any](ctx context.Context, rd Read[T], l Loader[T]) (T, error) {
+	ks := rd.ks
+	c := ks.c
+	res, err := c.flights.do(ctx, flightKey{rd.key, rd.inc, rd.clock}, func(fctx context.Context, seal func()) (any, error) {
+		inc, n := rd.inc, rd.clock
+		if rd.answered && inc == 0 && c.healthy() { // an empty Redis: the first fill creates the state
+			if rep, err := c.ensureState(fctx); err == nil {
+				inc, n = rep.inc, rep.seq
+			}
+		}
+		if inc == 0 || !c.healthy() { // no clock to share by: one load per caller generation
+			seal()
+			return ks.loadOnly(fctx, l), nil
+		}
+		return ks.loadShared(fctx, rd.key, inc, n, l), nil
+	})
+	if err != nil { // this caller's context ended
+		var zero T
+		return zero, err
+	}
+	return res.(*loaded[T]).take(ks)
+}
+
+// healthy reports whether a miss may use Redis (leases, fills): not while the
+// breaker is open, nor right after a failed call — no write-back after a
+// failed read, and no second timeout on top of the first.
+func (c *Cache) healthy() bool {
+	return c.brk.failures.Load() == 0 && !c.brk.open.Load()
+}
+
+// loaded is the result of one shared load. The first caller takes the value
+// the source returned; the others decode their own copy from the encoded
+// payload, so no two callers share (and race on) one pointer.
+type loaded[T any] struct {
+	v       T
+	err     error
+	env     envelope
+	encoded bool
+	taken   atomic.Bool
+}
+
+func (r *loaded[T]) take(ks *Keyspace[T]) (T, error) {
+	if !r.encoded || r.taken.CompareAndSwap(false, true) {
+		return r.v, r.err
+	}
+	if v, err, ok := ks.decode(r.env); ok {
+		return v, err
+	}
+	return r.v, r.err
+}
+
+// fromRedis wraps an envelope read from Redis: every caller decodes its own copy.
+func fromRedis[T any](e envelope) *loaded[T] {
+	res := &loaded[T]{env: e, encoded: true}
+	res.taken.Store(true)
+	return res
+}
+
+// Modes of acquireScript.
+const (
+	lookEntry    = 0 // return an entry that exists
+	lookPastIt   = 1 // the entry is stale: take the lease over it
+	lookTakeOver = 2 // the hand-off is too old for us: take the lease over it too
+)
+
+// Outcomes of acquireScript.
+const (
+	leaseBusy    = 0
+	leaseTaken   = 1
+	leaseEntry   = 2
+	leaseHandoff = 3
+)
+
+// loadShared runs once per flight: take the lease and load, or wait for the
+// leaseholder's value, or — past the wait bound or when Redis fails — load
+// without filling. (inc, n) is the clock the flight's callers read.
+func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l Loader[T]) *loaded[T] {
+	c := ks.c
+	lease := leaseKeyOf(key)
+	token := c.token()
+	deadline := c.cfg.now().Add(c.cfg.leaseWait)
+	wait := c.cfg.pollMin
+	mode := lookEntry
+	waited := false
+	for {
+		type look struct {
+			st  int64
+			val string
+		}
+		r, err := call(c, ctx, func(ctx context.Context) (look, error) {
+			st, val, err := c.remote.look(ctx, key, lease, token, mode)
+			return look{st, val}, err
+		})
+		if err != nil {
+			return ks.loadOnly(ctx, l)
+		}
+		switch r.st {
+		case leaseTaken:
+			return ks.loadAndFill(ctx, key, lease, token, inc, n, l)
+		case leaseEntry: // filled since our lookup: take it if it is valid for our read
+			if res, ok, err := ks.usable(ctx, key, inc, n, r.val, false); err != nil {
+				return ks.loadOnly(ctx, l)
+			} else if ok {
+				return res
+			}
+			mode = lookPastIt
+			continue
+		case leaseHandoff: // a fill that an invalidation rejected
+			if res, ok, err := ks.usable(ctx, key, inc, n, r.val, true); err != nil {
+				return ks.loadOnly(ctx, l)
+			} else if ok {
+				return res
+			}
+			mode = lookTakeOver
+			continue
+		}
+		if !waited {
+			c.emit(EventLeaseWait, ks.label, nil)
+			waited = true
+		}
+		left := deadline.Sub(c.cfg.now())
+		if left <= 0 {
+			c.emit(EventLeaseTimeout, ks.label, nil)
+			return ks.loadOnly(ctx, l)
+		}
+		if !sleep(ctx, min(wait, left)) {
+			return ks.loadOnly(ctx, l)
+		}
+		wait = min(2*wait, c.cfg.pollMax)
+		mode = lookEntry
+	}
+}
+
+// usable decides whether an entry (or a hand-off) found while waiting may
+// answer a read that began at clock (inc, n). An entry must pass the validity
+// rule; a hand-off must come from a load that read the clock at or after n —
+// every write that returned before our read began was then already visible
+// to that load.
+func (ks *Keyspace[T]) usable(ctx context.Context, key Key, inc, n uint64, raw string, handoff bool) (*loaded[T], bool, error) {
+	e, ok := decodeEnvelope([]byte(raw))
+	if ok {
+		if _, _, ok = ks.decode(e); !ok && !handoff {
+			ks.corrupt(ctx, key)
+		}
+	} else if !handoff {
+		ks.corrupt(ctx, key)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	if handoff {
+		return fromRedis[T](e), e.inc == inc && e.seq >= n, nil
+	}
+	valid, err := ks.c.validate(ctx, inc, n, &ks.space, key, &e)
+	if err != nil || !valid {
+		return nil, false, err
+	}
+	return fromRedis[T](e), true, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// loadOnly calls the source and stores nothing.
+func (ks *Keyspace[T]) loadOnly(ctx context.Context, l Loader[T]) *loaded[T] {
+	v, err := ks.callSource(ctx, l)
+	return &loaded[T]{v: v, err: err}
+}
+
+func (ks *Keyspace[T]) callSource(ctx context.Context, l Loader[T]) (T, error) {
+	start := time.Now()
+	v, err := l.Load(ctx)
+	ks.c.stats[EventLoad].Add(1)
+	if o := ks.c.cfg.observer; o != nil {
+		o(Event{Kind: EventLoad, Keyspace: ks.label, Err: err, Duration: time.Since(start)})
+	}
+	return v, err
+}
+
+// loadAndFill calls the source as the leaseholder and stores what it returned
+// under fill seq n, if the lease is still ours and no marker moved past n.
+func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token string, inc, n uint64, l Loader[T]) *loaded[T] {
+	c := ks.c
+	settled := false
+	defer func() {
+		if !settled { // source error, nothing to store, or a panic: free the lease now
+			ks.release(lease, token)
+		}
+	}()
+	v, err := ks.callSource(ctx, l)
+	res := &loaded[T]{v: v, err: err}
+	s, ok := ks.entry(v, err, l.ResultTags)
+	if !ok {
+		return res
+	}
+	ids := tagIDs(make([]uint64, 0, len(l.Tags)+len(s.tags)), l.Tags, s.tags)
+	if len(ids) > maxTags {
+		c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label)
+		return res
+	}
+	env := appendEnvelope(nil, s.flags, c.cfg.now().UnixMilli(), inc, n, ids, s.payload)
+	res.env, res.encoded = decodeEnvelope(env)
+	settled = true
+	members := make([]string, 0, 4+len(ids))
+	for _, id := range ks.deps {
+		members = append(members, memberOf(id))
+	}
+	members = append(members, memberOf(markerID(markKey, string(key))))
+	for _, id := range ids {
+		members = append(members, memberOf(id))
+	}
+	f := &fillArgs{key: key, lease: lease, token: token, env: env, ttl: s.ttl, inc: inc, seq: n,
+		members: members, handoff: c.handoffTTL()}
+	r, err := call(c, ctx, func(ctx context.Context) (int64, error) { return c.remote.fill(ctx, f) })
+	switch {
+	case err != nil:
+		ks.release(lease, token)
+	case r == 1:
+		c.emit(EventFill, ks.label, nil)
+	default:
+		c.emit(EventFillRejected, ks.label, nil)
+	}
+	return res
+}
+
+// handoffTTL is how long a rejected fill's value waits for waiters: a few
+// polls, no more (it is only for reads that began before the load).
+func (c *Cache) handoffTTL() time.Duration {
+	return max(4*c.cfg.pollMax, 100*time.Millisecond)
+}
+
+// release frees a lease we hold, on a context of its own: it must happen even
+// when the load's context was cancelled.
+func (ks *Keyspace[T]) release(lease, token string) {
+	c := ks.c
+	_, err := call(c, context.Background(), func(ctx context.Context) (int64, error) {
+		return releaseScript.run(ctx, c.rdb, []string{lease}, token).Int64()
+	})
+	if err != nil && !isNil(err) {
+		c.pend.addRelease(c, lease, token)
+	}
+}

@@ -1,0 +1,102 @@
+package runtime
+
+import (
+	"context"
+	"unsafe"
+)
+
+// Read is what Lookup found. On a hit, Value and Err are the method's results
+// (Err is the cached not-found error of a negative entry); on a miss, pass it
+// on to Load, which uses the clock it was read with.
+type Read[T any] struct {
+	Value T
+	Err   error
+	Hit   bool
+
+	ks       *Keyspace[T]
+	key      Key
+	answered bool   // Redis answered the lookup
+	inc      uint64 // the clock read with the entry; 0 when there was none
+	clock    uint64
+}
+
+// Lookup is the hit path: one MGET of the entry and the invalidation clock on
+// a single node, one parallel round (entry ∥ clock) on Cluster, no script and
+// no per-tag work in Redis. The entry is served if its incarnation is the
+// clock's and no marker it depends on moved past its fill seq, which the
+// process's mirror of the markers answers (docs/runtime.md). A miss — no
+// entry, a stale or corrupt one, Redis unavailable — returns Hit false.
+func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (rd Read[T]) {
+	rd.ks, rd.key = ks, key
+	c := ks.c
+	raw, found, clock, err := c.hit(ctx, key)
+	if err != nil {
+		if err == errBreakerOpen {
+			c.emit(EventBypass, ks.label, nil)
+		}
+		return rd
+	}
+	rd.answered = true
+	inc, n, ok := parseClock(clock)
+	if ok {
+		rd.inc, rd.clock = inc, n
+	}
+	if !found || !ok { // no state: no entry can be valid
+		c.emit(EventMiss, ks.label, nil)
+		return rd
+	}
+	// raw aliases the reply; nothing below keeps it past the decode.
+	e, ok := decodeEnvelope(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+	if !ok {
+		ks.corrupt(ctx, key)
+		c.emit(EventMiss, ks.label, nil)
+		return rd
+	}
+	valid, err := c.validate(ctx, inc, n, &ks.space, key, &e)
+	if err != nil || !valid {
+		if err != nil { // the state could not be read: like a failed lookup
+			rd.answered, rd.inc, rd.clock = false, 0, 0
+		}
+		c.emit(EventMiss, ks.label, nil)
+		return rd
+	}
+	v, verr, ok := ks.decode(e)
+	if !ok {
+		ks.corrupt(ctx, key)
+		c.emit(EventMiss, ks.label, nil)
+		return rd
+	}
+	if e.flags&(flagNil|flagNotFound) != 0 {
+		c.emit(EventNegativeHit, ks.label, nil)
+	} else {
+		c.emit(EventHit, ks.label, nil)
+	}
+	rd.Value, rd.Err, rd.Hit = v, verr, true
+	return rd
+}
+
+// hit reads the entry and the clock within the budget. It is call() unrolled
+// for the hottest path: no closure when the client honours deadlines.
+func (c *Cache) hit(ctx context.Context, key Key) (raw string, found bool, clock string, err error) {
+	if !c.brk.allow() {
+		return "", false, "", errBreakerOpen
+	}
+	if c.ctxTO {
+		dctx := c.budget(ctx)
+		raw, found, clock, err = c.remote.hit(dctx, key)
+		err = dctx.timedOut(err)
+	} else {
+		type res struct {
+			raw, clock string
+			found      bool
+		}
+		var r res
+		r, err = bounded(c, ctx, func(ctx context.Context) (res, error) {
+			raw, found, clock, err := c.remote.hit(ctx, key)
+			return res{raw, clock, found}, err
+		})
+		raw, found, clock = r.raw, r.found, r.clock
+	}
+	c.settle(ctx, err)
+	return raw, found, clock, err
+}

@@ -1,0 +1,436 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// remote is the one seam between the protocol and the topology: every Redis
+// command the runtime sends goes through it. On a single node (and Sentinel)
+// entries and the invalidation state share one server, so each step is one
+// command or one script over all its keys; on Cluster (and Ring) the state
+// lives in its own slot and a step that spans both runs as parallel rounds.
+// Callers bound every method with the time budget (call, bounded).
+type remote interface {
+	// hit reads an entry and the clock. found is false when there is no entry;
+	// clock is "" when there is no state.
+	hit(ctx context.Context, key Key) (entry string, found bool, clock string, err error)
+	// look runs acquireScript on the key's slot.
+	look(ctx context.Context, key Key, lease, token string, mode int) (st int64, val string, err error)
+	// fill stores env under the lease if the state allows it (fillScript).
+	fill(ctx context.Context, f *fillArgs) (int64, error)
+	// store runs storeScript (write-through, or the sharded fill's second step).
+	store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error)
+	// invalidate runs invalidateScript, deleting keys (and their leases), and
+	// waits for replicas when acks > 0.
+	invalidate(ctx context.Context, keys []Key, members []string, mode byte, acks int) (stateReply, error)
+	// catchUp reads the clock, then every marker bumped after pos.
+	catchUp(ctx context.Context, pos uint64, limit int) (clock string, marks []redis.Z, err error)
+	// resolve returns the last bump of each id (0: none), and ok=false when
+	// the incarnation member inc is missing (the state was lost).
+	resolve(ctx context.Context, inc uint64, ids []uint64) (scores []float64, ok bool, err error)
+	// rotate replaces the incarnation inc with a new one unless already done.
+	rotate(ctx context.Context, inc, next uint64) error
+	// replicas is the number of replicas of the state's master.
+	replicas(ctx context.Context) (int, error)
+}
+
+// fillArgs is one fill.
+type fillArgs struct {
+	key          Key
+	lease, token string
+	env          []byte
+	ttl          time.Duration
+	inc, seq     uint64
+	members      []string // every marker of the entry
+	handoff      time.Duration
+}
+
+// stateReply is what an invalidation returns.
+type stateReply struct{ inc, seq, prev uint64 }
+
+// stateKeys names the two keys of the invalidation state: one hash slot.
+type stateKeys struct {
+	clock, marks string
+	keep         int64 // marker retention, µs
+	limit        int   // marker count past which the state starts again
+	newInc       func() uint64
+}
+
+func (s *stateKeys) argv(mode byte, members []string) []any {
+	args := make([]any, 0, 4+len(members))
+	args = append(args, s.newInc(), s.keep, s.limit, string(mode))
+	for _, m := range members {
+		args = append(args, m)
+	}
+	return args
+}
+
+func parseState(v any, err error) (stateReply, error) {
+	if err != nil {
+		return stateReply{}, err
+	}
+	vals, ok := v.([]any)
+	if !ok || len(vals) != 3 {
+		return stateReply{}, fmt.Errorf("cachegen: unexpected reply %v from the invalidation script", v)
+	}
+	var r stateReply
+	for i, p := range []*uint64{&r.inc, &r.seq, &r.prev} {
+		s, _ := vals[i].(string)
+		if *p, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return stateReply{}, fmt.Errorf("cachegen: unexpected reply %v from the invalidation script", v)
+		}
+	}
+	return r, nil
+}
+
+// parseClock splits "<inc>:<seq>" without allocating.
+func parseClock(s string) (inc, seq uint64, ok bool) {
+	i := strings.IndexByte(s, ':')
+	if i <= 0 {
+		return 0, 0, false
+	}
+	inc, err1 := strconv.ParseUint(s[:i], 10, 64)
+	seq, err2 := strconv.ParseUint(s[i+1:], 10, 64)
+	return inc, seq, err1 == nil && err2 == nil && inc != 0
+}
+
+func lookReply(v any, err error) (int64, string, error) {
+	if err != nil {
+		return 0, "", err
+	}
+	vals, ok := v.([]any)
+	if !ok || len(vals) != 2 {
+		return 0, "", fmt.Errorf("cachegen: unexpected reply %v from the lease script", v)
+	}
+	st, ok1 := vals[0].(int64)
+	val, ok2 := vals[1].(string)
+	if !ok1 || !ok2 {
+		return 0, "", fmt.Errorf("cachegen: unexpected reply %v from the lease script", v)
+	}
+	return st, val, nil
+}
+
+func scoresOf(f []float64, err error) ([]float64, bool, error) {
+	if err != nil {
+		return nil, false, err
+	}
+	if len(f) == 0 || f[0] == 0 { // the incarnation member is gone
+		return nil, false, nil
+	}
+	return f[1:], true, nil
+}
+
+func resolveArgs(inc uint64, ids []uint64) []string {
+	m := make([]string, 0, 1+len(ids))
+	m = append(m, incMember(inc))
+	for _, id := range ids {
+		m = append(m, memberOf(id))
+	}
+	return m
+}
+
+func incMember(inc uint64) string { return "inc:" + strconv.FormatUint(inc, 10) }
+
+// replicasOf parses connected_slaves from INFO replication.
+func replicasOf(info string) int {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	return 0
+}
+
+// waitReply checks a WAIT reply against the replicas asked for.
+func waitReply(cmd *redis.Cmd, acks int) error {
+	n, err := cmd.Int64()
+	if err != nil {
+		return err
+	}
+	if n < int64(acks) {
+		return fmt.Errorf("%w: %d of %d replicas acknowledged", errNotReplicated, n, acks)
+	}
+	return nil
+}
+
+// errNotReplicated: an invalidation ran on the master but no replica has it
+// yet, so a failover could lose it; it is replayed like an undelivered one.
+var errNotReplicated = errors.New("cachegen: invalidation not acknowledged by replicas")
+
+// single is a single Redis server (or a Sentinel-managed master).
+type single struct {
+	rdb     redis.UniversalClient
+	st      *stateKeys
+	clock   any // st.clock boxed once for the hit's MGET
+	wait    time.Duration
+	leaseMs int64
+}
+
+func (r *single) hit(ctx context.Context, key Key) (string, bool, string, error) {
+	cmd := r.rdb.Do(ctx, "mget", string(key), r.clock)
+	vals, err := cmd.Slice()
+	if err != nil {
+		return "", false, "", err
+	}
+	if len(vals) != 2 {
+		return "", false, "", fmt.Errorf("cachegen: unexpected MGET reply %v", vals)
+	}
+	e, found := vals[0].(string)
+	c, _ := vals[1].(string)
+	return e, found, c, nil
+}
+
+func (r *single) look(ctx context.Context, key Key, lease, token string, mode int) (int64, string, error) {
+	return lookReply(acquireScript.run(ctx, r.rdb, []string{string(key), lease}, token, r.leaseMs, mode).Result())
+}
+
+func (r *single) fill(ctx context.Context, f *fillArgs) (int64, error) {
+	args := make([]any, 0, 6+len(f.members))
+	args = append(args, f.token, f.env, f.ttl.Milliseconds(), f.inc, f.seq, f.handoff.Milliseconds())
+	for _, m := range f.members {
+		args = append(args, m)
+	}
+	return fillScript.run(ctx, r.rdb, []string{string(f.key), f.lease, r.st.clock, r.st.marks}, args...).Int64()
+}
+
+func (r *single) store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error) {
+	return storeScript.run(ctx, r.rdb, []string{string(key), lease}, token, env, ttl.Milliseconds()).Int64()
+}
+
+func (r *single) invalidate(ctx context.Context, keys []Key, members []string, mode byte, acks int) (stateReply, error) {
+	ks := make([]string, 0, 2+2*len(keys))
+	ks = append(ks, r.st.clock, r.st.marks)
+	for _, k := range keys {
+		ks = append(ks, string(k), leaseKeyOf(k))
+	}
+	args := r.st.argv(mode, members)
+	if acks == 0 {
+		return parseState(invalidateScript.run(ctx, r.rdb, ks, args...).Result())
+	}
+	// WAIT covers the writes of its own connection: one pipeline.
+	var inv, wait *redis.Cmd
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		inv = invalidateScript.eval(ctx, p, ks, args...)
+		wait = p.Do(ctx, "wait", acks, r.wait.Milliseconds())
+		return nil
+	})
+	if err != nil && inv.Err() == nil && wait.Err() == nil {
+		return stateReply{}, err
+	}
+	if inv.Err() != nil && refusedShebang(inv.Err()) {
+		invalidateScript.noShebang.Store(true)
+		return r.invalidate(ctx, keys, members, mode, acks)
+	}
+	rep, err := parseState(inv.Result())
+	if err != nil {
+		return rep, err
+	}
+	return rep, waitReply(wait, acks)
+}
+
+func (r *single) catchUp(ctx context.Context, pos uint64, limit int) (string, []redis.Z, error) {
+	return catchUpOn(ctx, r.rdb, r.st, pos, limit)
+}
+
+func catchUpOn(ctx context.Context, rdb redis.UniversalClient, st *stateKeys, pos uint64, limit int) (string, []redis.Z, error) {
+	var clock *redis.StringCmd
+	var marks *redis.ZSliceCmd
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		clock = p.Get(ctx, st.clock) // first: every bump up to it is in the range below
+		marks = p.ZRangeByScoreWithScores(ctx, st.marks, &redis.ZRangeBy{
+			Min: "(" + strconv.FormatUint(pos, 10), Max: "+inf", Count: int64(limit) + 1})
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		return "", nil, err
+	}
+	c, err := clock.Result()
+	if err == redis.Nil {
+		return "", nil, nil
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	z, err := marks.Result()
+	return c, z, err
+}
+
+func (r *single) resolve(ctx context.Context, inc uint64, ids []uint64) ([]float64, bool, error) {
+	return scoresOf(r.rdb.ZMScore(ctx, r.st.marks, resolveArgs(inc, ids)...).Result())
+}
+
+func (r *single) rotate(ctx context.Context, inc, next uint64) error {
+	return rotateScript.run(ctx, r.rdb, []string{r.st.clock, r.st.marks}, inc, next).Err()
+}
+
+func (r *single) replicas(ctx context.Context) (int, error) {
+	info, err := r.rdb.Info(ctx, "replication").Result()
+	return replicasOf(info), err
+}
+
+// sharded is a Redis Cluster (or Ring): the state's slot has its own master.
+type sharded struct {
+	rdb     redis.UniversalClient
+	st      *stateKeys
+	wait    time.Duration
+	leaseMs int64
+}
+
+func (r *sharded) hit(ctx context.Context, key Key) (string, bool, string, error) {
+	var e, c *redis.StringCmd
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		e = p.Get(ctx, string(key))
+		c = p.Get(ctx, r.st.clock)
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		return "", false, "", err
+	}
+	ev, eerr := e.Result()
+	cv, cerr := c.Result()
+	if eerr != nil && eerr != redis.Nil {
+		return "", false, "", eerr
+	}
+	if cerr != nil && cerr != redis.Nil {
+		return "", false, "", cerr
+	}
+	return ev, eerr == nil, cv, nil
+}
+
+func (r *sharded) look(ctx context.Context, key Key, lease, token string, mode int) (int64, string, error) {
+	return lookReply(acquireScript.run(ctx, r.rdb, []string{string(key), lease}, token, r.leaseMs, mode).Result())
+}
+
+// fill checks the state on its master first, then stores under the lease: the
+// hit rule covers an invalidation that lands between the two.
+func (r *sharded) fill(ctx context.Context, f *fillArgs) (int64, error) {
+	var clock *redis.StringCmd
+	var scores *redis.FloatSliceCmd
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		clock = p.Get(ctx, r.st.clock)
+		scores = p.ZMScore(ctx, r.st.marks, f.members...)
+		return nil
+	})
+	if err != nil && err != redis.Nil {
+		return 0, err
+	}
+	stale := true
+	if c, err := clock.Result(); err == nil {
+		if inc, _, ok := parseClock(c); ok && inc == f.inc {
+			stale = false
+			for _, s := range scores.Val() {
+				if uint64(s) > f.seq {
+					stale = true
+					break
+				}
+			}
+		}
+	}
+	if stale {
+		n, err := releaseScript.run(ctx, r.rdb, []string{f.lease}, f.token, f.env, f.handoff.Milliseconds()).Int64()
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			return 0, nil
+		}
+		return -1, nil
+	}
+	return r.store(ctx, f.key, f.lease, f.token, f.env, f.ttl)
+}
+
+func (r *sharded) store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error) {
+	return storeScript.run(ctx, r.rdb, []string{string(key), lease}, token, env, ttl.Milliseconds()).Int64()
+}
+
+func (r *sharded) invalidate(ctx context.Context, keys []Key, members []string, mode byte, acks int) (stateReply, error) {
+	sk := []string{r.st.clock, r.st.marks}
+	args := r.st.argv(mode, members)
+	if acks == 0 {
+		// One parallel round: the script on the state's master, the deletes
+		// on theirs.
+		var inv *redis.Cmd
+		_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			inv = invalidateScript.eval(ctx, p, sk, args...)
+			for _, k := range keys {
+				p.Del(ctx, string(k), leaseKeyOf(k)) // one slot
+			}
+			return nil
+		})
+		if inv.Err() != nil && refusedShebang(inv.Err()) {
+			invalidateScript.noShebang.Store(true)
+			return r.invalidate(ctx, keys, members, mode, acks)
+		}
+		rep, perr := parseState(inv.Result())
+		if perr != nil {
+			return rep, perr
+		}
+		if err != nil && err != redis.Nil {
+			return rep, err
+		}
+		return rep, nil
+	}
+	cl, ok := r.rdb.(*redis.ClusterClient)
+	if !ok {
+		return stateReply{}, errors.New("cachegen: replica acknowledgement needs a ClusterClient")
+	}
+	master, err := cl.MasterForKey(ctx, r.st.clock)
+	if err != nil {
+		return stateReply{}, err
+	}
+	s := &single{rdb: master, st: r.st, wait: r.wait}
+	rep, err := s.invalidate(ctx, nil, members, mode, acks)
+	if err != nil || len(keys) == 0 {
+		return rep, err
+	}
+	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, k := range keys {
+			p.Del(ctx, string(k), leaseKeyOf(k))
+		}
+		return nil
+	})
+	return rep, err
+}
+
+func (r *sharded) catchUp(ctx context.Context, pos uint64, limit int) (string, []redis.Z, error) {
+	return catchUpOn(ctx, r.rdb, r.st, pos, limit)
+}
+
+func (r *sharded) resolve(ctx context.Context, inc uint64, ids []uint64) ([]float64, bool, error) {
+	return scoresOf(r.rdb.ZMScore(ctx, r.st.marks, resolveArgs(inc, ids)...).Result())
+}
+
+func (r *sharded) rotate(ctx context.Context, inc, next uint64) error {
+	return rotateScript.run(ctx, r.rdb, []string{r.st.clock, r.st.marks}, inc, next).Err()
+}
+
+func (r *sharded) replicas(ctx context.Context) (int, error) {
+	cl, ok := r.rdb.(*redis.ClusterClient)
+	if !ok {
+		return 0, nil
+	}
+	master, err := cl.MasterForKey(ctx, r.st.clock)
+	if err != nil {
+		return 0, err
+	}
+	info, err := master.Info(ctx, "replication").Result()
+	return replicasOf(info), err
+}
+
+// leaseKeyOf derives the lease key from an entry key: same hash slot, 'l'
+// for 'e' (the namespace is escaped, so the first '{' is the runtime's).
+func leaseKeyOf(k Key) string {
+	b := []byte(k)
+	if i := strings.IndexByte(string(k), '{'); i >= 2 {
+		b[i-2] = 'l'
+	}
+	return string(b)
+}
