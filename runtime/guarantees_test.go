@@ -80,10 +80,10 @@ var invalidations = []struct {
 // the result, like tags="user:{result.ID}").
 func getRow(ctx context.Context, ks *Keyspace[*user], src *versioned) (*user, error) {
 	key := userKey(ks, 1)
-	if v, hit, err := Lookup(ctx, ks, key); hit {
+	if v, hit, err := lookup3(ctx, ks, key); hit {
 		return v, err
 	}
-	return Load(ctx, ks, key, Loader[*user]{
+	return loadVia(ctx, ks, key, Loader[*user]{
 		Load: src.read,
 		Tags: []string{"row"},
 		ResultTags: func(u *user) ([]string, bool) {
@@ -285,9 +285,9 @@ func TestNegativeCaching(t *testing.T) {
 		var calls int
 		for i := 0; i < 3; i++ {
 			k := nilKS.Key(append(nilKS.AppendPrefix(nil), "n:1"...))
-			v, hit, err := Lookup(ctx, nilKS, k)
+			v, hit, err := lookup3(ctx, nilKS, k)
 			if !hit {
-				v, err = Load(ctx, nilKS, k, Loader[*user]{Load: func(context.Context) (*user, error) { calls++; return nil, nil }})
+				v, err = loadVia(ctx, nilKS, k, Loader[*user]{Load: func(context.Context) (*user, error) { calls++; return nil, nil }})
 			}
 			if v != nil || err != nil {
 				t.Fatalf("nil shape: %v %v", v, err)
@@ -305,9 +305,9 @@ func TestNegativeCaching(t *testing.T) {
 		for i, want := range []string{"", "user 7: user not found", errNotFound.Error(), "\xca\x01", "nil"} {
 			k := strKS.Key(AppendInt(append(strKS.AppendPrefix(nil), "s:"...), int64(i)))
 			for j := 0; j < 2; j++ {
-				v, hit, err := Lookup(ctx, strKS, k)
+				v, hit, err := lookup3(ctx, strKS, k)
 				if !hit {
-					v, err = Load(ctx, strKS, k, Loader[string]{Load: func(context.Context) (string, error) { return want, nil }})
+					v, err = loadVia(ctx, strKS, k, Loader[string]{Load: func(context.Context) (string, error) { return want, nil }})
 				}
 				if v != want || err != nil || (j == 1 && !hit) {
 					t.Fatalf("value %q: got %q, %v, hit=%v", want, v, err, hit)
@@ -430,9 +430,9 @@ func TestLoaderPanicAndCancel(t *testing.T) {
 				t.Fatalf("recovered %v, want the loader's panic", r)
 			}
 		}()
-		_, _ = Load(ctx, ks, key, Loader[*user]{Load: func(context.Context) (*user, error) { panic("boom") }})
+		_, _ = loadVia(ctx, ks, key, Loader[*user]{Load: func(context.Context) (*user, error) { panic("boom") }})
 	}()
-	if n, _ := rdb.Exists(ctx, c.leaseKey(key)).Result(); n != 0 {
+	if n, _ := rdb.Exists(ctx, leaseKeyOf(key)).Result(); n != 0 {
 		t.Fatal("the lease outlived the panicking loader")
 	}
 
@@ -446,7 +446,7 @@ func TestLoaderPanicAndCancel(t *testing.T) {
 	}}
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error)
-	go func() { _, err := Load(cctx, ks, key, slow); errc <- err }()
+	go func() { _, err := loadVia(cctx, ks, key, slow); errc <- err }()
 	<-started
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
@@ -475,7 +475,7 @@ func TestTooDeepIsNotStored(t *testing.T) {
 	}
 	key := ks.Key(append(ks.AppendPrefix(nil), "d:1"...))
 	for i := 0; i < 2; i++ {
-		v, err := Load(ctx, ks, key, Loader[*node]{Load: func(context.Context) (*node, error) { return deep, nil }})
+		v, err := loadVia(ctx, ks, key, Loader[*node]{Load: func(context.Context) (*node, error) { return deep, nil }})
 		if err != nil || v != deep {
 			t.Fatalf("Load = %p, %v", v, err)
 		}

@@ -13,6 +13,9 @@ import (
 // allowed) and says what it means for the cache, and counts the replicas of
 // the invalidation state's master.
 func (c *Cache) checkServer() {
+	if c.rdb == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	go func() {

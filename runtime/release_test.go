@@ -25,10 +25,10 @@ func TestFailedReleaseReplayed(t *testing.T) {
 		WithBreaker(5, 50*time.Millisecond))
 	ks := userSpace(c)
 	key := userKey(ks, 1)
-	lease := c.leaseKey(key)
+	lease := leaseKeyOf(key)
 	ctx := context.Background()
 
-	_, err := Load(ctx, ks, key, Loader[*user]{Load: func(context.Context) (*user, error) {
+	_, err := loadVia(ctx, ks, key, Loader[*user]{Load: func(context.Context) (*user, error) {
 		if n := direct.Exists(ctx, lease).Val(); n != 1 {
 			t.Errorf("no lease taken before the load")
 		}

@@ -118,6 +118,9 @@ func lookReply(v any, err error) (int64, string, error) {
 }
 
 func scoresOf(f []float64, err error) ([]float64, bool, error) {
+	if isReply(err) {
+		return nil, false, nil // not a sorted set: the state is lost
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -249,17 +252,20 @@ func catchUpOn(ctx context.Context, rdb redis.UniversalClient, st *stateKeys, po
 			Min: "(" + strconv.FormatUint(pos, 10), Max: "+inf", Count: int64(limit) + 1})
 		return nil
 	})
-	if err != nil && err != redis.Nil {
+	if err != nil && err != redis.Nil && !isReply(err) {
 		return "", nil, err
 	}
 	c, err := clock.Result()
-	if err == redis.Nil {
-		return "", nil, nil
+	if err == redis.Nil || isReply(err) {
+		return "", nil, nil // no usable state
 	}
 	if err != nil {
 		return "", nil, err
 	}
 	z, err := marks.Result()
+	if isReply(err) {
+		return c, nil, nil // the marker set is not a sorted set: treated as lost
+	}
 	return c, z, err
 }
 
@@ -299,8 +305,11 @@ func (r *sharded) hit(ctx context.Context, key Key) (string, bool, string, error
 	if eerr != nil && eerr != redis.Nil {
 		return "", false, "", eerr
 	}
-	if cerr != nil && cerr != redis.Nil {
+	if cerr != nil && cerr != redis.Nil && !isReply(cerr) {
 		return "", false, "", cerr
+	}
+	if cerr != nil { // no state (or a foreign key where it belongs, which the next invalidation replaces)
+		cv = ""
 	}
 	return ev, eerr == nil, cv, nil
 }
@@ -319,11 +328,11 @@ func (r *sharded) fill(ctx context.Context, f *fillArgs) (int64, error) {
 		scores = p.ZMScore(ctx, r.st.marks, f.members...)
 		return nil
 	})
-	if err != nil && err != redis.Nil {
+	if err != nil && err != redis.Nil && !isReply(err) {
 		return 0, err
 	}
 	stale := true
-	if c, err := clock.Result(); err == nil {
+	if c, err := clock.Result(); err == nil && scores.Err() == nil {
 		if inc, _, ok := parseClock(c); ok && inc == f.inc {
 			stale = false
 			for _, s := range scores.Val() {
@@ -433,4 +442,15 @@ func leaseKeyOf(k Key) string {
 		b[i-2] = 'l'
 	}
 	return string(b)
+}
+
+// isReply reports an error reply from Redis (WRONGTYPE and the like), as
+// opposed to a failed connection or a timeout.
+func isReply(err error) bool {
+	var re redis.Error
+	return err != nil && err != redis.Nil && errors.As(err, &re) && !isOOM(err) &&
+		!strings.HasPrefix(err.Error(), "NOPERM") && !strings.HasPrefix(err.Error(), "LOADING") &&
+		!strings.HasPrefix(err.Error(), "MOVED") && !strings.HasPrefix(err.Error(), "ASK") &&
+		!strings.HasPrefix(err.Error(), "CLUSTERDOWN") && !strings.HasPrefix(err.Error(), "TRYAGAIN") &&
+		!strings.HasPrefix(err.Error(), "READONLY") && !strings.HasPrefix(err.Error(), "BUSY")
 }

@@ -91,14 +91,17 @@ var errCorrupt = errors.New("cachegen: corrupt entry")
 // takes seq = max(prev+1, server time in µs), sets each marker's score to it,
 // trims markers past the retention and returns {inc, seq, prev}.
 var invalidateScript = newOOMScript(`
-local c = redis.call('GET', KEYS[1])
+local c = redis.pcall('GET', KEYS[1])
 local inc, prev
-if c then inc, prev = string.match(c, '^(%d+):(%d+)$') end
-if inc and not redis.call('ZSCORE', KEYS[2], 'inc:' .. inc) then inc = nil end
+if type(c) == 'string' then inc, prev = string.match(c, '^(%d+):(%d+)$') end
+if inc then
+  local z = redis.pcall('ZSCORE', KEYS[2], 'inc:' .. inc)
+  if type(z) ~= 'string' then inc = nil end
+end
 local fresh = false
-if not inc then
+if not inc then -- no state, or a foreign key where it belongs: start over
   inc, prev, fresh = ARGV[1], '0', true
-  redis.call('DEL', KEYS[2])
+  redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('ZADD', KEYS[2], '+inf', 'inc:' .. inc)
 end
 for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
@@ -128,13 +131,13 @@ return {inc, s, prev}
 // rotateScript starts a new incarnation (KEYS = clock, marks; ARGV = the
 // incarnation found unusable, the new one) unless that already happened.
 var rotateScript = newOOMScript(`
-local c = redis.call('GET', KEYS[1])
+local c = redis.pcall('GET', KEYS[1])
 local inc, prev
-if c then inc, prev = string.match(c, '^(%d+):(%d+)$') end
-if inc and inc ~= ARGV[1] and redis.call('ZSCORE', KEYS[2], 'inc:' .. inc) then return 0 end
+if type(c) == 'string' then inc, prev = string.match(c, '^(%d+):(%d+)$') end
+if inc and inc ~= ARGV[1] and type(redis.pcall('ZSCORE', KEYS[2], 'inc:' .. inc)) == 'string' then return 0 end
 local t = redis.call('TIME')
 local seq = math.max(tonumber(prev or '0') + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
-redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZADD', KEYS[2], '+inf', 'inc:' .. ARGV[2])
 redis.call('SET', KEYS[1], ARGV[2] .. ':' .. string.format('%.0f', seq))
 return 1
@@ -170,13 +173,15 @@ return {0, ''}
 // the load (-1), or 0 when the lease was lost.
 var fillScript = newScript(`
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-local c = redis.call('GET', KEYS[3])
-local stale = (not c) or (string.match(c, '^(%d+):') ~= ARGV[4])
+local c = redis.pcall('GET', KEYS[3])
+local stale = type(c) ~= 'string' or string.match(c, '^(%d+):') ~= ARGV[4]
 if not stale and #ARGV > 6 then
-  local s = redis.call('ZMSCORE', KEYS[4], unpack(ARGV, 7))
-  local f = tonumber(ARGV[5])
-  for i = 1, #s do
-    if s[i] and tonumber(s[i]) > f then stale = true break end
+  local s = redis.pcall('ZMSCORE', KEYS[4], unpack(ARGV, 7))
+  if type(s) ~= 'table' or s.err then stale = true else
+    local f = tonumber(ARGV[5])
+    for i = 1, #s do
+      if s[i] and tonumber(s[i]) > f then stale = true break end
+    end
   end
 end
 if stale then
@@ -189,7 +194,7 @@ return 1
 `)
 
 // storeScript stores an entry while the lease KEYS[2] is ours (ARGV[1]) —
-// the sharded fill, whose state check ran before — or, with ARGV[1] == '',
+// the sharded fill, whose state check ran before — or, with an empty ARGV[1],
 // unconditionally, voiding any lease (write-through). ARGV = token, envelope,
 // ttl ms.
 var storeScript = newScript(`

@@ -94,9 +94,9 @@ func stampedeChild(ns string) {
 			defer wg.Done()
 			ctx := context.Background()
 			key := userKey(ks, 1)
-			v, hit, err := Lookup(ctx, ks, key)
+			v, hit, err := lookup3(ctx, ks, key)
 			if !hit {
-				v, err = Load(ctx, ks, key, Loader[*user]{Load: src})
+				v, err = loadVia(ctx, ks, key, Loader[*user]{Load: src})
 			}
 			if err == nil && v != nil && v.Name == "Ada" {
 				ok.Add(1)
@@ -135,8 +135,8 @@ func TestStampedeRounds(t *testing.T) {
 						time.Sleep(time.Duration(p*700+g*50) * time.Microsecond)
 						ctx := context.Background()
 						key := userKey(ks, round)
-						if _, hit, _ := Lookup(ctx, ks, key); !hit {
-							_, _ = Load(ctx, ks, key, Loader[*user]{Load: src})
+						if _, hit, _ := lookup3(ctx, ks, key); !hit {
+							_, _ = loadVia(ctx, ks, key, Loader[*user]{Load: src})
 						}
 					}()
 				}
