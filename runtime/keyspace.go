@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,6 +62,8 @@ type space struct {
 	group  uint64    // pattern-group marker
 	deps   [3]uint64 // markers every entry depends on: namespace, repo, group
 	label  string    // "<repo>/<template>" for events and logs
+
+	loadAvg atomic.Int64 // moving average of source calls, ns (paces waiters)
 }
 
 // NewKeyspace registers a key template of r. Generated code calls it once per

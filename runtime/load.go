@@ -100,19 +100,26 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 	waited := false
 	for {
 		type look struct {
-			st  int64
-			val string
+			st         int64
+			val, clock string
 		}
 		r, err := call(c, ctx, func(ctx context.Context) (look, error) {
-			st, val, err := c.remote.look(ctx, key, lease, token, mode)
-			return look{st, val}, err
+			st, val, clock, err := c.remote.look(ctx, key, lease, token, mode)
+			return look{st, val, clock}, err
 		})
 		if err != nil {
 			return ks.loadOnly(ctx, l)
 		}
 		switch r.st {
 		case leaseTaken:
-			return ks.loadAndFill(ctx, key, lease, token, inc, n, l)
+			// The fill seq is the clock read with the lease, before the load:
+			// later than our lookup's, so waiters who began since can take
+			// this load's result too (a hand-off, if its fill is rejected).
+			finc, fn := inc, n
+			if cinc, cn, ok := parseClock(r.clock); ok && (cinc != inc || cn > n) {
+				finc, fn = cinc, cn
+			}
+			return ks.loadAndFill(ctx, key, lease, token, finc, fn, l)
 		case leaseEntry: // filled since our lookup: take it if it is valid for our read
 			if res, ok, err := ks.usable(ctx, key, inc, n, r.val, false); err != nil {
 				return ks.loadOnly(ctx, l)
@@ -142,7 +149,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		if !sleep(ctx, min(wait, left)) {
 			return ks.loadOnly(ctx, l)
 		}
-		wait = min(2*wait, c.cfg.pollMax)
+		wait = min(2*wait, ks.pollCap())
 		mode = lookEntry
 	}
 }
@@ -191,8 +198,27 @@ func (ks *Keyspace[T]) loadOnly(ctx context.Context, l Loader[T]) *loaded[T] {
 	return &loaded[T]{v: v, err: err}
 }
 
+// pollCap is the longest wait between two looks: the configured bound, or a
+// quarter of the loads this keyspace has seen (a moving average), whichever
+// is less, so a waiter notices a value soon after a typical load ends.
+func (ks *Keyspace[T]) pollCap() time.Duration {
+	d := time.Duration(ks.loadAvg.Load()) / 4
+	if d <= 0 {
+		return ks.c.cfg.pollMax
+	}
+	return max(ks.c.cfg.pollMin, min(d, ks.c.cfg.pollMax))
+}
+
 func (ks *Keyspace[T]) callSource(ctx context.Context, l Loader[T]) (T, error) {
 	start := time.Now()
+	defer func() {
+		d := int64(time.Since(start))
+		if old := ks.loadAvg.Load(); old == 0 {
+			ks.loadAvg.Store(d)
+		} else {
+			ks.loadAvg.Store(old + (d-old)/8) // racy updates only blur an average
+		}
+	}()
 	v, err := l.Load(ctx)
 	ks.c.stats[EventLoad].Add(1)
 	if o := ks.c.cfg.observer; o != nil {

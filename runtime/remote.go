@@ -21,8 +21,8 @@ type remote interface {
 	// hit reads an entry and the clock. found is false when there is no entry;
 	// clock is "" when there is no state.
 	hit(ctx context.Context, key Key) (entry string, found bool, clock string, err error)
-	// look runs acquireScript on the key's slot.
-	look(ctx context.Context, key Key, lease, token string, mode int) (st int64, val string, err error)
+	// look runs acquireScript on the key's slot and reads the clock.
+	look(ctx context.Context, key Key, lease, token string, mode int) (st int64, val, clock string, err error)
 	// fill stores env under the lease if the state allows it (fillScript).
 	fill(ctx context.Context, f *fillArgs) (int64, error)
 	// store runs storeScript (write-through, or the sharded fill's second step).
@@ -101,20 +101,21 @@ func parseClock(s string) (inc, seq uint64, ok bool) {
 	return inc, seq, err1 == nil && err2 == nil && inc != 0
 }
 
-func lookReply(v any, err error) (int64, string, error) {
+func lookReply(v any, err error) (int64, string, string, error) {
 	if err != nil {
-		return 0, "", err
+		return 0, "", "", err
 	}
 	vals, ok := v.([]any)
-	if !ok || len(vals) != 2 {
-		return 0, "", fmt.Errorf("cachegen: unexpected reply %v from the lease script", v)
+	if !ok || len(vals) != 3 {
+		return 0, "", "", fmt.Errorf("cachegen: unexpected reply %v from the lease script", v)
 	}
 	st, ok1 := vals[0].(int64)
 	val, ok2 := vals[1].(string)
-	if !ok1 || !ok2 {
-		return 0, "", fmt.Errorf("cachegen: unexpected reply %v from the lease script", v)
+	clock, ok3 := vals[2].(string)
+	if !ok1 || !ok2 || !ok3 {
+		return 0, "", "", fmt.Errorf("cachegen: unexpected reply %v from the lease script", v)
 	}
-	return st, val, nil
+	return st, val, clock, nil
 }
 
 func scoresOf(f []float64, err error) ([]float64, bool, error) {
@@ -191,8 +192,8 @@ func (r *single) hit(ctx context.Context, key Key) (string, bool, string, error)
 	return e, found, c, nil
 }
 
-func (r *single) look(ctx context.Context, key Key, lease, token string, mode int) (int64, string, error) {
-	return lookReply(acquireScript.run(ctx, r.rdb, []string{string(key), lease}, token, r.leaseMs, mode).Result())
+func (r *single) look(ctx context.Context, key Key, lease, token string, mode int) (int64, string, string, error) {
+	return lookReply(acquireScript.run(ctx, r.rdb, []string{string(key), lease, r.st.clock}, token, r.leaseMs, mode).Result())
 }
 
 func (r *single) fill(ctx context.Context, f *fillArgs) (int64, error) {
@@ -314,8 +315,24 @@ func (r *sharded) hit(ctx context.Context, key Key) (string, bool, string, error
 	return ev, eerr == nil, cv, nil
 }
 
-func (r *sharded) look(ctx context.Context, key Key, lease, token string, mode int) (int64, string, error) {
-	return lookReply(acquireScript.run(ctx, r.rdb, []string{string(key), lease}, token, r.leaseMs, mode).Result())
+// look reads the clock in the same parallel round as the lease script.
+func (r *sharded) look(ctx context.Context, key Key, lease, token string, mode int) (int64, string, string, error) {
+	var acq *redis.Cmd
+	var clock *redis.StringCmd
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		acq = acquireScript.eval(ctx, p, []string{string(key), lease}, token, r.leaseMs, mode)
+		clock = p.Get(ctx, r.st.clock)
+		return nil
+	})
+	if err != nil && err != redis.Nil && !isReply(err) {
+		return 0, "", "", err
+	}
+	st, val, _, err := lookReply(acq.Result())
+	if err != nil {
+		return 0, "", "", err
+	}
+	c, _ := clock.Result()
+	return st, val, c, nil
 }
 
 // fill checks the state on its master first, then stores under the lease: the

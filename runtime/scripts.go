@@ -143,26 +143,33 @@ redis.call('SET', KEYS[1], ARGV[2] .. ':' .. string.format('%.0f', seq))
 return 1
 `)
 
-// acquireScript is one look at a missed key: KEYS = entry, lease; ARGV =
-// token, lease ms, mode. Mode '0' returns {2, entry} when the key has an
-// entry (filled since the caller's lookup); '1' skips that check (the entry
-// is stale); '2' also takes over a hand-off. Otherwise: {1} the lease is
-// ours, {3, envelope} a rejected fill's hand-off, {0} busy.
+// acquireScript is one look at a missed key: KEYS = entry, lease, and on a
+// single node the clock; ARGV = token, lease ms, mode. Mode '0' returns
+// {2, entry} when the key has an entry (filled since the caller's lookup);
+// '1' skips that check (the entry is stale); '2' also takes over a hand-off.
+// Otherwise: {1} the lease is ours, {3, envelope} a rejected fill's
+// hand-off, {0} busy. The third element is the clock (single node), read
+// before a leaseholder's load begins: its fill seq.
 var acquireScript = newScript(`
+local clock = ''
+if KEYS[3] then
+  local c = redis.pcall('GET', KEYS[3])
+  if type(c) == 'string' then clock = c end
+end
 if ARGV[3] == '0' then
   local e = redis.call('GET', KEYS[1])
-  if e then return {2, e} end
+  if e then return {2, e, clock} end
 end
 local l = redis.call('GET', KEYS[2])
 if l and string.byte(l, 1) == 72 then
-  if ARGV[3] ~= '2' then return {3, string.sub(l, 2)} end
+  if ARGV[3] ~= '2' then return {3, string.sub(l, 2), clock} end
   l = false
 end
 if not l then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-  return {1, ''}
+  return {1, '', clock}
 end
-return {0, ''}
+return {0, '', clock}
 `)
 
 // fillScript stores a loaded value: KEYS = entry, lease, clock, marks (single
