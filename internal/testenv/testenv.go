@@ -4,6 +4,12 @@
 // 3-master Redis Clusters. Nothing here mocks a server, and every address it
 // hands out is on loopback.
 //
+// A private server started with StartRedisWith is a *Server, for fault
+// injection: it can be killed, frozen (SIGSTOP) and thawed, and restarted
+// empty on the same port. It is a child of the test process with a death
+// signal (it dies with the test binary even when no cleanup runs) and is
+// killed, and its files removed, in t.Cleanup.
+//
 // A test that needs a server which is not there is skipped with a message
 // saying how to start it — except when CI=true, where a skipped server-backed
 // test would hide a gap, so it fails instead.
@@ -196,83 +202,23 @@ func redisServer(t testing.TB) string {
 // StartRedis starts a private redis-server (nothing persisted) on a free
 // loopback port with its files in a t.TempDir(), and waits until it answers.
 // kill sends SIGKILL and waits for the process to exit; it is idempotent and
-// also registered with t.Cleanup.
+// also registered with t.Cleanup. StartRedisWith gives the *Server instead,
+// for more faults than a kill.
 func StartRedis(t testing.TB) (addr string, kill func()) {
 	t.Helper()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		addr, kill, err := startRedis(t, FreePort(t))
-		if err == nil {
-			return addr, kill
-		}
-		lastErr = err // most likely the port was taken in between: try another
-	}
-	t.Fatalf("testenv: StartRedis: %v", lastErr)
-	return "", nil
+	addr, s := StartRedisWith(t)
+	return addr, s.Kill
 }
 
 // StartRedisAt is StartRedis on a given loopback port, e.g. to bring a
 // killed private server back at the same address.
 func StartRedisAt(t testing.TB, port int) (addr string, kill func()) {
 	t.Helper()
-	addr, kill, err := startRedis(t, port)
+	s, err := startRedis(t, port)
 	if err != nil {
 		t.Fatalf("testenv: StartRedisAt(%d): %v", port, err)
 	}
-	return addr, kill
-}
-
-func startRedis(t testing.TB, port int) (string, func(), error) {
-	t.Helper()
-	bin := redisServer(t)
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "redis.log")
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--dir", dir,
-		"--logfile", logPath,
-	)
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	var once sync.Once
-	kill := func() {
-		once.Do(func() {
-			_ = cmd.Process.Kill() // SIGKILL
-			<-exited
-		})
-	}
-	t.Cleanup(kill)
-
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case <-exited:
-			return "", nil, fmt.Errorf("redis-server on %s exited at start:\n%s", addr, tail(logPath, 20))
-		default:
-		}
-		// Ready when the server answering is ours, not some other server
-		// that happened to hold the port while ours failed to bind.
-		if pid, err := redisProcessID(addr, 500*time.Millisecond); err == nil && pid == cmd.Process.Pid {
-			return addr, kill, nil
-		}
-		if time.Now().After(deadline) {
-			kill()
-			return "", nil, fmt.Errorf("redis-server on %s did not answer within 15s:\n%s", addr, tail(logPath, 20))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return s.Addr(), s.Kill
 }
 
 // StartCluster starts a private 3-master Redis Cluster on loopback with
