@@ -1,16 +1,18 @@
 // Package testenv is what every server-backed test in this project uses to
 // reach real servers: the shared local Redis and PostgreSQL (started by
-// `make services`), private throwaway redis-server processes, and private
-// 3-master Redis Clusters. Nothing here mocks a server, and every address it
-// hands out is on loopback.
+// `make services`), private throwaway redis-server processes, private
+// 3-master Redis Clusters, and private master/replica pairs with an optional
+// Sentinel. Nothing here mocks a server, and every address it hands out is
+// on loopback.
 //
 // Private servers are for fault injection: a *Server can be killed, frozen
-// (SIGSTOP) and thawed, and restarted empty on the same port; a cluster node
-// can be restarted empty with its identity and slots, slots can be migrated
-// under load, and client connections can be killed by type. Every process is
-// a child of the test process with a death signal (it dies with the test
-// binary even when no cleanup runs) and is killed, and its files removed, in
-// t.Cleanup.
+// (SIGSTOP) and thawed, and restarted empty on the same port; a replica can
+// be made to miss the last writes before it is promoted, or a Sentinel can
+// fail over to it; a cluster node can be restarted empty with its identity
+// and slots, slots can be migrated under load, and client connections can be
+// killed by type. Every process is a child of the test process with a death
+// signal (it dies with the test binary even when no cleanup runs) and is
+// killed, and its files removed, in t.Cleanup.
 //
 // A test that needs a server which is not there is skipped with a message
 // saying how to start it — except when CI=true, where a skipped server-backed
