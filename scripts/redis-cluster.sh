@@ -13,6 +13,12 @@
 #       Kills the nodes by their pid files and removes DIR.
 #
 # Environment: CLUSTER_WAIT_SECONDS (default 30) bounds each wait.
+#
+# The Go tests do not run this script: internal/testenv (StartCluster,
+# SharedCluster) starts the same nodes, with the same arguments and DIR/PORT/
+# layout, in the foreground as children of the test binary with a death
+# signal, so a test binary that panics, times out or is killed cannot leave
+# them running. `stop DIR` works on their directories too.
 set -euo pipefail
 
 WAIT_SECONDS="${CLUSTER_WAIT_SECONDS:-30}"

@@ -16,21 +16,30 @@ import (
 
 var (
 	buildOnce sync.Once
+	binDir    string // removed by TestMain after the tests
 	binPath   string
 	buildErr  error
 	buildOut  []byte
 )
 
-// cachegen builds the real command once per test binary.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// cachegen builds the real command once per test binary, into a temporary
+// directory that TestMain removes.
 func cachegen(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cachegen-bin-")
-		if err != nil {
-			buildErr = err
+		binDir, buildErr = os.MkdirTemp("", "cachegen-bin-")
+		if buildErr != nil {
 			return
 		}
-		binPath = filepath.Join(dir, "cachegen")
+		binPath = filepath.Join(binDir, "cachegen")
 		buildOut, buildErr = exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
 	})
 	if buildErr != nil {

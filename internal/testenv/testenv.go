@@ -1,8 +1,18 @@
 // Package testenv is what every server-backed test in this project uses to
 // reach real servers: the shared local Redis and PostgreSQL (started by
-// `make services`), private throwaway redis-server processes, and private
-// 3-master Redis Clusters. Nothing here mocks a server, and every address it
-// hands out is on loopback.
+// `make services`), private throwaway redis-server processes, private
+// 3-master Redis Clusters, and private master/replica pairs with an optional
+// Sentinel. Nothing here mocks a server, and every address it hands out is
+// on loopback.
+//
+// Private servers are for fault injection: a *Server can be killed, frozen
+// (SIGSTOP) and thawed, and restarted empty on the same port; a replica can
+// be made to miss the last writes before it is promoted, or a Sentinel can
+// fail over to it; a cluster node can be restarted empty with its identity
+// and slots, slots can be migrated under load, and client connections can be
+// killed by type. Every process is a child of the test process with a death
+// signal (it dies with the test binary even when no cleanup runs) and is
+// killed, and its files removed, in t.Cleanup.
 //
 // A test that needs a server which is not there is skipped with a message
 // saying how to start it — except when CI=true, where a skipped server-backed
@@ -15,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -23,7 +32,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -196,240 +204,23 @@ func redisServer(t testing.TB) string {
 // StartRedis starts a private redis-server (nothing persisted) on a free
 // loopback port with its files in a t.TempDir(), and waits until it answers.
 // kill sends SIGKILL and waits for the process to exit; it is idempotent and
-// also registered with t.Cleanup.
+// also registered with t.Cleanup. StartRedisWith gives the *Server instead,
+// for more faults than a kill.
 func StartRedis(t testing.TB) (addr string, kill func()) {
 	t.Helper()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		addr, kill, err := startRedis(t, FreePort(t))
-		if err == nil {
-			return addr, kill
-		}
-		lastErr = err // most likely the port was taken in between: try another
-	}
-	t.Fatalf("testenv: StartRedis: %v", lastErr)
-	return "", nil
+	addr, s := StartRedisWith(t)
+	return addr, s.Kill
 }
 
 // StartRedisAt is StartRedis on a given loopback port, e.g. to bring a
 // killed private server back at the same address.
 func StartRedisAt(t testing.TB, port int) (addr string, kill func()) {
 	t.Helper()
-	addr, kill, err := startRedis(t, port)
+	s, err := startRedis(t, port)
 	if err != nil {
 		t.Fatalf("testenv: StartRedisAt(%d): %v", port, err)
 	}
-	return addr, kill
-}
-
-func startRedis(t testing.TB, port int) (string, func(), error) {
-	t.Helper()
-	bin := redisServer(t)
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "redis.log")
-	cmd := exec.Command(bin,
-		"--port", strconv.Itoa(port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--daemonize", "no",
-		"--dir", dir,
-		"--logfile", logPath,
-	)
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	var once sync.Once
-	kill := func() {
-		once.Do(func() {
-			_ = cmd.Process.Kill() // SIGKILL
-			<-exited
-		})
-	}
-	t.Cleanup(kill)
-
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case <-exited:
-			return "", nil, fmt.Errorf("redis-server on %s exited at start:\n%s", addr, tail(logPath, 20))
-		default:
-		}
-		// Ready when the server answering is ours, not some other server
-		// that happened to hold the port while ours failed to bind.
-		if pid, err := redisProcessID(addr, 500*time.Millisecond); err == nil && pid == cmd.Process.Pid {
-			return addr, kill, nil
-		}
-		if time.Now().After(deadline) {
-			kill()
-			return "", nil, fmt.Errorf("redis-server on %s did not answer within 15s:\n%s", addr, tail(logPath, 20))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// StartCluster starts a private 3-master Redis Cluster on loopback with
-// scripts/redis-cluster.sh, waits until every node reports cluster_state:ok,
-// and stops it (and removes its files) in t.Cleanup. It returns the three
-// node addresses. Starting one takes about two seconds; tests that can share
-// a cluster use SharedCluster.
-func StartCluster(t testing.TB) []string {
-	t.Helper()
-	script := clusterPrereqs(t)
-	base := t.TempDir()
-	addrs, err := startCluster(script, base, func(dir string) {
-		t.Cleanup(func() { stopCluster(t, script, dir) })
-	})
-	if err != nil {
-		t.Fatalf("testenv: StartCluster: %v", err)
-	}
-	return addrs
-}
-
-var shared struct {
-	mu     sync.Mutex
-	script string
-	base   string
-	dirs   []string
-	addrs  []string
-	err    error
-}
-
-// SharedCluster returns the addresses of one private 3-master Redis Cluster
-// shared by every test of this test binary, started on first use. Tests that
-// share it must keep their keys apart (e.g. a random namespace). Call Main
-// from the package's TestMain so the cluster is stopped when the tests end;
-// without it the nodes outlive the test binary.
-func SharedCluster(t testing.TB) []string {
-	t.Helper()
-	script := clusterPrereqs(t)
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.addrs == nil && shared.err == nil {
-		shared.script = script
-		shared.base, shared.err = os.MkdirTemp("", "cachegen-testenv-cluster-")
-		if shared.err == nil {
-			shared.addrs, shared.err = startCluster(script, shared.base, func(dir string) {
-				shared.dirs = append(shared.dirs, dir)
-			})
-		}
-	}
-	if shared.err != nil {
-		t.Fatalf("testenv: SharedCluster: %v", shared.err)
-	}
-	return append([]string(nil), shared.addrs...)
-}
-
-// Main runs the tests and then stops what SharedCluster started. Use it as
-//
-//	func TestMain(m *testing.M) { testenv.Main(m) }
-func Main(m *testing.M) {
-	code := m.Run()
-	stopShared()
-	os.Exit(code)
-}
-
-func stopShared() {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	for _, dir := range shared.dirs {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_ = exec.CommandContext(ctx, "bash", shared.script, "stop", dir).Run()
-		cancel()
-	}
-	if shared.base != "" {
-		_ = os.RemoveAll(shared.base)
-	}
-	shared.dirs, shared.addrs, shared.base, shared.err = nil, nil, "", nil
-}
-
-// clusterPrereqs checks for redis-server and redis-cli (skipping, or failing
-// under CI, without them) and returns the path of scripts/redis-cluster.sh.
-func clusterPrereqs(t testing.TB) string {
-	t.Helper()
-	redisServer(t)
-	if _, err := exec.LookPath("redis-cli"); err != nil {
-		unavailable(t, "testenv: redis-cli not found in PATH")
-	}
-	return filepath.Join(RepoRoot(t), "scripts", "redis-cluster.sh")
-}
-
-// startCluster runs `redis-cluster.sh start` in a fresh directory under base
-// (onDir is told each directory before its nodes start, so the caller can
-// stop them), retrying on new ports when one was taken in the meantime.
-func startCluster(script, base string, onDir func(dir string)) ([]string, error) {
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		ports, err := clusterPorts()
-		if err != nil {
-			return nil, err
-		}
-		dir := filepath.Join(base, fmt.Sprintf("cluster%d", attempt))
-		onDir(dir)
-		args := []string{script, "start", dir}
-		addrs := make([]string, len(ports))
-		for i, p := range ports {
-			args = append(args, strconv.Itoa(p))
-			addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		out, err := exec.CommandContext(ctx, "bash", args...).CombinedOutput()
-		cancel()
-		if err == nil {
-			return addrs, nil
-		}
-		lastErr = fmt.Errorf("scripts/redis-cluster.sh start failed: %v\n%s", err, out)
-		if !strings.Contains(string(out), "already in use") {
-			break // not a port race: retrying would not help
-		}
-	}
-	return nil, lastErr
-}
-
-func stopCluster(t testing.TB, script, dir string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "bash", script, "stop", dir).CombinedOutput(); err != nil {
-		t.Logf("testenv: stopping cluster in %s: %v\n%s", dir, err, out)
-	}
-}
-
-// clusterPorts picks three distinct ports P in [20000, 30000) such that P and
-// its cluster bus port P+10000 are free on 127.0.0.1. The range lies below
-// Linux's ephemeral range, so outgoing connections do not take them.
-func clusterPorts() ([]int, error) {
-	var ports []int
-	seen := map[int]bool{}
-	for tries := 0; len(ports) < 3; tries++ {
-		if tries > 1000 {
-			return nil, errors.New("no free port pairs for a cluster in 20000-39999")
-		}
-		p := 20000 + rand.IntN(10000)
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		if portFree(p) && portFree(p+10000) {
-			ports = append(ports, p)
-		}
-	}
-	return ports, nil
-}
-
-func portFree(p int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-	if err != nil {
-		return false
-	}
-	_ = l.Close()
-	return true
+	return s.Addr(), s.Kill
 }
 
 // RepoRoot returns the repository root: the nearest directory at or above

@@ -173,7 +173,7 @@ func TestStartRedisRejectsForeignServerOnPort(t *testing.T) {
 	addr, _ := StartRedis(t)
 	_, port, _ := net.SplitHostPort(addr)
 	p, _ := strconv.Atoi(port)
-	if _, _, err := startRedis(t, p); err == nil {
+	if _, err := startRedis(t, p); err == nil {
 		t.Fatalf("startRedis on a port held by another redis-server succeeded")
 	}
 }
