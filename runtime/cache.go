@@ -26,6 +26,7 @@ type Cache struct {
 
 	mirror  mirror
 	flights flightGroup
+	hits    hitGroup
 	brk     breaker
 	stats   counters
 	pend    pending

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"runtime/debug"
 	"sync"
 )
@@ -99,3 +100,79 @@ func (g *flightGroup) run(ctx context.Context, k flightKey, f *flight, fn func(c
 	}()
 	f.val, f.err = fn(ctx, func() { g.close(k, f) })
 }
+
+// hitGroup collapses concurrent hits of one key in this process without
+// ever handing a caller a reply that was requested before it began (that
+// reply could predate a write that returned before the caller began): while
+// one round trip for the key is in flight, later callers gather behind it
+// and share the next one, sent when it returns. A burst of a thousand readers
+// costs two round trips, not a thousand that queue past the time budget.
+type hitGroup struct {
+	shards [64]struct {
+		mu sync.Mutex
+		m  map[Key]*hitSlot
+	}
+}
+
+type hitSlot struct {
+	cur, next *hitCall
+}
+
+type hitCall struct {
+	done         sync.WaitGroup // not a channel: one allocation less per hit
+	raw, clock   string
+	found        bool
+	err          error
+	corrupt      sync.Once // one delete and one log line per corrupt reply
+}
+
+func (g *hitGroup) do(ctx context.Context, c *Cache, key Key) *hitCall {
+	sh := &g.shards[maphash.String(hitSeed, string(key))%uint64(len(g.shards))]
+	sh.mu.Lock()
+	if sh.m == nil {
+		sh.m = make(map[Key]*hitSlot)
+	}
+	s := sh.m[key]
+	if s == nil {
+		hc := &hitCall{}
+		hc.done.Add(1)
+		sh.m[key] = &hitSlot{cur: hc}
+		sh.mu.Unlock()
+		g.send(ctx, c, key, sh, hc)
+		return hc
+	}
+	if s.next != nil { // join the round that will be sent after the one in flight
+		hc := s.next
+		sh.mu.Unlock()
+		hc.done.Wait() // bounded by two time budgets
+		return hc
+	}
+	hc := &hitCall{}
+	hc.done.Add(1)
+	s.next = hc
+	cur := s.cur
+	sh.mu.Unlock()
+	cur.done.Wait()
+	sh.mu.Lock()
+	s.cur, s.next = hc, nil // no one joins hc from here on: it is being sent
+	sh.mu.Unlock()
+	g.send(ctx, c, key, sh, hc)
+	return hc
+}
+
+func (g *hitGroup) send(ctx context.Context, c *Cache, key Key, sh *struct {
+	mu sync.Mutex
+	m  map[Key]*hitSlot
+}, hc *hitCall) {
+	defer func() {
+		sh.mu.Lock()
+		if s := sh.m[key]; s != nil && s.cur == hc && s.next == nil {
+			delete(sh.m, key)
+		}
+		sh.mu.Unlock()
+		hc.done.Done()
+	}()
+	hc.raw, hc.found, hc.clock, hc.err = c.hit(ctx, key)
+}
+
+var hitSeed = maphash.MakeSeed()

@@ -2,6 +2,9 @@ package runtime
 
 import (
 	"context"
+	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -94,17 +97,20 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 	c := ks.c
 	lease := leaseKeyOf(key)
 	token := c.token()
+	at := strconv.FormatUint(inc, 10) + ":" + strconv.FormatUint(n, 10)
 	deadline := c.cfg.now().Add(c.cfg.leaseWait)
 	wait := c.cfg.pollMin
 	mode := lookEntry
 	waited := false
+	var known []uint64 // the markers known before the load: keyspace, key, parameter tags
+	vetted := uint64(0) // fill seq of a holder whose load we found no known bump after
 	for {
 		type look struct {
 			st         int64
 			val, clock string
 		}
 		r, err := call(c, ctx, func(ctx context.Context) (look, error) {
-			st, val, clock, err := c.remote.look(ctx, key, lease, token, mode)
+			st, val, clock, err := c.remote.look(ctx, key, lease, token, mode, at)
 			return look{st, val, clock}, err
 		})
 		if err != nil {
@@ -119,7 +125,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			if cinc, cn, ok := parseClock(r.clock); ok && (cinc != inc || cn > n) {
 				finc, fn = cinc, cn
 			}
-			return ks.loadAndFill(ctx, key, lease, token, finc, fn, l)
+			return ks.loadAndFill(ctx, key, lease, r.val, finc, fn, l)
 		case leaseEntry: // filled since our lookup: take it if it is valid for our read
 			if res, ok, err := ks.usable(ctx, key, inc, n, r.val, false); err != nil {
 				return ks.loadOnly(ctx, l)
@@ -129,6 +135,9 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			mode = lookPastIt
 			continue
 		case leaseHandoff: // a fill that an invalidation rejected
+			if res, ok := ks.vettedHandoff(ctx, inc, vetted, known, r.val); ok {
+				return res
+			}
 			if res, ok, err := ks.usable(ctx, key, inc, n, r.val, true); err != nil {
 				return ks.loadOnly(ctx, l)
 			} else if ok {
@@ -137,6 +146,17 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			mode = lookTakeOver
 			continue
 		}
+		// Busy. If a marker we know was bumped after the holder's load began,
+		// its result cannot answer us: waiting would only queue us behind
+		// it (under churn, behind every load). Load now, without a fill.
+		if known == nil {
+			known = append(append(tagIDs(nil, l.Tags), ks.deps[:]...), markerID(markKey, string(key)))
+		}
+		lf, outdated := c.outdates(ctx, inc, n, r.val, known)
+		if outdated {
+			return ks.loadOnly(ctx, l)
+		}
+		vetted = lf
 		if !waited {
 			c.emit(EventLeaseWait, ks.label, nil)
 			waited = true
@@ -152,6 +172,59 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		wait = min(2*wait, ks.pollCap())
 		mode = lookEntry
 	}
+}
+
+// outdates reports whether a lease held by a load that began at the clock in
+// its value is of no use to a read that began at (inc, n): a marker in ids
+// was bumped after the load's clock (or the incarnations differ). It
+// returns that clock too: when it is before n and no marker moved since, the
+// holder's result answers our read whatever is bumped later (see
+// vettedHandoff).
+func (c *Cache) outdates(ctx context.Context, inc, n uint64, leaseVal string, ids []uint64) (uint64, bool) {
+	i := strings.LastIndexByte(leaseVal, '|')
+	if i < 0 {
+		return 0, false
+	}
+	linc, lf, ok := parseClock(leaseVal[i+1:])
+	if !ok {
+		return 0, false
+	}
+	if linc != inc {
+		return 0, true
+	}
+	if lf >= n {
+		return 0, false
+	}
+	if c.syncMirror(ctx, inc, n) != nil {
+		return 0, false
+	}
+	return lf, c.movedSince(ctx, inc, lf, ids)
+}
+
+// vettedHandoff takes the hand-off of a holder whose load we vetted while
+// waiting (no marker known before the load had moved between its clock and
+// our read): only the markers taken from the result remain to be checked.
+func (ks *Keyspace[T]) vettedHandoff(ctx context.Context, inc, vetted uint64, known []uint64, raw string) (*loaded[T], bool) {
+	if vetted == 0 {
+		return nil, false
+	}
+	e, ok := decodeEnvelope([]byte(raw))
+	if !ok || e.inc != inc || e.seq != vetted {
+		return nil, false
+	}
+	if _, _, ok := ks.decode(e); !ok {
+		return nil, false
+	}
+	var rest []uint64
+	for i := range e.numTags() {
+		if id := e.tagAt(i); !slices.Contains(known, id) {
+			rest = append(rest, id)
+		}
+	}
+	if ks.c.movedSince(ctx, inc, e.seq, rest) {
+		return nil, false
+	}
+	return fromRedis[T](e), true
 }
 
 // usable decides whether an entry (or a hand-off) found while waiting may
@@ -171,8 +244,8 @@ func (ks *Keyspace[T]) usable(ctx context.Context, key Key, inc, n uint64, raw s
 	if !ok {
 		return nil, false, nil
 	}
-	if handoff {
-		return fromRedis[T](e), e.inc == inc && e.seq >= n, nil
+	if handoff && e.inc == inc && e.seq >= n {
+		return fromRedis[T](e), true, nil // the load began after our read did
 	}
 	valid, err := ks.c.validate(ctx, inc, n, &ks.space, key, &e)
 	if err != nil || !valid {
@@ -284,7 +357,7 @@ func (c *Cache) handoffTTL() time.Duration {
 func (ks *Keyspace[T]) release(lease, token string) {
 	c := ks.c
 	_, err := call(c, context.Background(), func(ctx context.Context) (int64, error) {
-		return releaseScript.run(ctx, c.rdb, []string{lease}, token).Int64()
+		return releaseScript.run(ctx, c.rdb, []string{lease, lease}, token).Int64()
 	})
 	if err != nil && !isNil(err) {
 		c.pend.addRelease(c, lease, token)

@@ -29,7 +29,8 @@ type Read[T any] struct {
 func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (rd Read[T]) {
 	rd.ks, rd.key = ks, key
 	c := ks.c
-	raw, found, clock, err := c.hit(ctx, key)
+	hc := c.hits.do(ctx, c, key)
+	raw, found, clock, err := hc.raw, hc.found, hc.clock, hc.err
 	if err != nil {
 		if err == errBreakerOpen {
 			c.emit(EventBypass, ks.label, nil)
@@ -48,7 +49,7 @@ func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (rd Read[T]) {
 	// raw aliases the reply; nothing below keeps it past the decode.
 	e, ok := decodeEnvelope(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	if !ok {
-		ks.corrupt(ctx, key)
+		hc.corrupt.Do(func() { ks.corrupt(ctx, key) })
 		c.emit(EventMiss, ks.label, nil)
 		return rd
 	}
@@ -62,7 +63,7 @@ func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (rd Read[T]) {
 	}
 	v, verr, ok := ks.decode(e)
 	if !ok {
-		ks.corrupt(ctx, key)
+		hc.corrupt.Do(func() { ks.corrupt(ctx, key) })
 		c.emit(EventMiss, ks.label, nil)
 		return rd
 	}

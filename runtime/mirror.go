@@ -117,6 +117,45 @@ func (m *mirror) unknownIDs(e *envelope, fixed *[4]uint64) []uint64 {
 	return ids
 }
 
+// bumpedSince reports whether any of ids has a known bump after f, and
+// lists the ids it cannot answer for (f is before the mirror's start and
+// they were never resolved); ok is false for another incarnation.
+func (m *mirror) bumpedSince(inc, f uint64, ids []uint64) (bumped bool, unknown []uint64, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.inc != inc {
+		return false, nil, false
+	}
+	for _, id := range ids {
+		if s, ok := m.marks[id]; ok {
+			if s > f {
+				return true, nil, true
+			}
+		} else if f < m.start {
+			unknown = append(unknown, id)
+		}
+	}
+	return false, unknown, true
+}
+
+// movedSince reports whether any marker in ids may have been bumped after
+// f (resolving what the mirror does not know); when unsure, yes.
+func (c *Cache) movedSince(ctx context.Context, inc, f uint64, ids []uint64) bool {
+	for range 2 {
+		bumped, unknown, ok := c.mirror.bumpedSince(inc, f, ids)
+		if !ok || bumped {
+			return true
+		}
+		if len(unknown) == 0 {
+			return false
+		}
+		if c.resolve(ctx, inc, unknown) != nil {
+			return true
+		}
+	}
+	return true
+}
+
 func (m *mirror) has(id uint64) bool { _, ok := m.marks[id]; return ok }
 
 // learn records the last bump of a marker. Callers hold mu.
@@ -135,8 +174,9 @@ func (m *mirror) applyOwn(r stateReply, ids []uint64) {
 		if m.dead(r.inc) {
 			return
 		}
-		m.reset(r.inc, r.seq)
-		return
+		// Start at the clock just before ours: the only bump in (prev, seq]
+		// is our own.
+		m.reset(r.inc, r.prev)
 	}
 	for _, id := range ids {
 		m.learn(id, r.seq)

@@ -77,7 +77,7 @@ func (p *pending) replay(c *Cache) {
 			_, err = replayCall(c, context.Background(), func(ctx context.Context) (int, error) {
 				_, err := c.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 					for _, l := range leases {
-						releaseScript.eval(ctx, pl, []string{l[0]}, l[1])
+						releaseScript.eval(ctx, pl, []string{l[0], l[0]}, l[1])
 					}
 					return nil
 				})

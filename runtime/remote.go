@@ -22,7 +22,9 @@ type remote interface {
 	// clock is "" when there is no state.
 	hit(ctx context.Context, key Key) (entry string, found bool, clock string, err error)
 	// look runs acquireScript on the key's slot and reads the clock.
-	look(ctx context.Context, key Key, lease, token string, mode int) (st int64, val, clock string, err error)
+	// at is the clock the caller read ("<inc>:<seq>"), advertised in the
+	// lease where the script cannot read the clock itself.
+	look(ctx context.Context, key Key, lease, token string, mode int, at string) (st int64, val, clock string, err error)
 	// fill stores env under the lease if the state allows it (fillScript).
 	fill(ctx context.Context, f *fillArgs) (int64, error)
 	// store runs storeScript (write-through, or the sharded fill's second step).
@@ -192,8 +194,8 @@ func (r *single) hit(ctx context.Context, key Key) (string, bool, string, error)
 	return e, found, c, nil
 }
 
-func (r *single) look(ctx context.Context, key Key, lease, token string, mode int) (int64, string, string, error) {
-	return lookReply(acquireScript.run(ctx, r.rdb, []string{string(key), lease, r.st.clock}, token, r.leaseMs, mode).Result())
+func (r *single) look(ctx context.Context, key Key, lease, token string, mode int, _ string) (int64, string, string, error) {
+	return lookReply(acquireScript.run(ctx, r.rdb, []string{string(key), lease, handoffKeyOf(key), r.st.clock}, token, r.leaseMs, mode).Result())
 }
 
 func (r *single) fill(ctx context.Context, f *fillArgs) (int64, error) {
@@ -202,7 +204,7 @@ func (r *single) fill(ctx context.Context, f *fillArgs) (int64, error) {
 	for _, m := range f.members {
 		args = append(args, m)
 	}
-	return fillScript.run(ctx, r.rdb, []string{string(f.key), f.lease, r.st.clock, r.st.marks}, args...).Int64()
+	return fillScript.run(ctx, r.rdb, []string{string(f.key), f.lease, r.st.clock, r.st.marks, handoffKeyOf(f.key)}, args...).Int64()
 }
 
 func (r *single) store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error) {
@@ -316,11 +318,11 @@ func (r *sharded) hit(ctx context.Context, key Key) (string, bool, string, error
 }
 
 // look reads the clock in the same parallel round as the lease script.
-func (r *sharded) look(ctx context.Context, key Key, lease, token string, mode int) (int64, string, string, error) {
+func (r *sharded) look(ctx context.Context, key Key, lease, token string, mode int, at string) (int64, string, string, error) {
 	var acq *redis.Cmd
 	var clock *redis.StringCmd
 	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		acq = acquireScript.eval(ctx, p, []string{string(key), lease}, token, r.leaseMs, mode)
+		acq = acquireScript.eval(ctx, p, []string{string(key), lease, handoffKeyOf(key)}, token, r.leaseMs, mode, at)
 		clock = p.Get(ctx, r.st.clock)
 		return nil
 	})
@@ -361,7 +363,7 @@ func (r *sharded) fill(ctx context.Context, f *fillArgs) (int64, error) {
 		}
 	}
 	if stale {
-		n, err := releaseScript.run(ctx, r.rdb, []string{f.lease}, f.token, f.env, f.handoff.Milliseconds()).Int64()
+		n, err := releaseScript.run(ctx, r.rdb, []string{f.lease, handoffKeyOf(f.key)}, f.token, f.env, f.handoff.Milliseconds()).Int64()
 		if err != nil {
 			return 0, err
 		}
@@ -453,10 +455,15 @@ func (r *sharded) replicas(ctx context.Context) (int, error) {
 
 // leaseKeyOf derives the lease key from an entry key: same hash slot, 'l'
 // for 'e' (the namespace is escaped, so the first '{' is the runtime's).
-func leaseKeyOf(k Key) string {
+func leaseKeyOf(k Key) string { return siblingOf(k, 'l') }
+
+// handoffKeyOf derives the key of a rejected fill's hand-off: 'h' for 'e'.
+func handoffKeyOf(k Key) string { return siblingOf(k, 'h') }
+
+func siblingOf(k Key, kind byte) string {
 	b := []byte(k)
 	if i := strings.IndexByte(string(k), '{'); i >= 2 {
-		b[i-2] = 'l'
+		b[i-2] = kind
 	}
 	return string(b)
 }

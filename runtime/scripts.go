@@ -143,41 +143,45 @@ redis.call('SET', KEYS[1], ARGV[2] .. ':' .. string.format('%.0f', seq))
 return 1
 `)
 
-// acquireScript is one look at a missed key: KEYS = entry, lease, and on a
-// single node the clock; ARGV = token, lease ms, mode. Mode '0' returns
-// {2, entry} when the key has an entry (filled since the caller's lookup);
-// '1' skips that check (the entry is stale); '2' also takes over a hand-off.
-// Otherwise: {1} the lease is ours, {3, envelope} a rejected fill's
-// hand-off, {0} busy. The third element is the clock (single node), read
-// before a leaseholder's load begins: its fill seq.
+// acquireScript is one look at a missed key: KEYS = entry, lease, hand-off,
+// and on a single node the clock; ARGV = token, lease ms, mode, and
+// (Cluster, where the clock cannot be read here) the clock the caller read.
+// Mode '0' returns {2, entry} when the key has an entry (filled since the
+// caller's lookup); '1' skips that check (the entry is stale) and '2' also
+// the hand-off (too old for the caller). Otherwise {3, envelope} a rejected
+// fill's hand-off, {1, lease} the lease is ours (its value is the token,
+// '|' and the clock the load starts under, its fill seq), or {0, lease} busy
+// (the holder's value, so a waiter can tell whether its load can answer it).
+// The third element is the clock read here.
 var acquireScript = newScript(`
 local clock = ''
-if KEYS[3] then
-  local c = redis.pcall('GET', KEYS[3])
+if KEYS[4] then
+  local c = redis.pcall('GET', KEYS[4])
   if type(c) == 'string' then clock = c end
 end
 if ARGV[3] == '0' then
   local e = redis.call('GET', KEYS[1])
   if e then return {2, e, clock} end
 end
+if ARGV[3] ~= '2' then
+  local h = redis.call('GET', KEYS[3])
+  if h then return {3, h, clock} end
+end
 local l = redis.call('GET', KEYS[2])
-if l and string.byte(l, 1) == 72 then
-  if ARGV[3] ~= '2' then return {3, string.sub(l, 2), clock} end
-  l = false
-end
 if not l then
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-  return {1, '', clock}
+  local v = ARGV[1] .. '|' .. ((ARGV[4] and ARGV[4] ~= '') and ARGV[4] or clock)
+  redis.call('SET', KEYS[2], v, 'PX', ARGV[2])
+  return {1, v, clock}
 end
-return {0, '', clock}
+return {0, l, clock}
 `)
 
-// fillScript stores a loaded value: KEYS = entry, lease, clock, marks (single
-// node); ARGV = token, envelope, ttl ms, incarnation, fill seq, hand-off ms,
-// marker members... Only while the lease is ours, the incarnation unchanged
-// and no marker bumped past the fill seq: 1 stored. Otherwise the value
-// becomes a hand-off in the lease key for waiters whose reads began before
-// the load (-1), or 0 when the lease was lost.
+// fillScript stores a loaded value: KEYS = entry, lease, clock, marks,
+// hand-off (single node); ARGV = token, envelope, ttl ms, incarnation, fill
+// seq, hand-off ms, marker members... Only while the lease is ours, the
+// incarnation unchanged and no marker bumped past the fill seq: 1 stored.
+// Otherwise the lease is freed and the value becomes the key's hand-off, for
+// waiters whose reads it can still answer (-1); 0 when the lease was lost.
 var fillScript = newScript(`
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local c = redis.pcall('GET', KEYS[3])
@@ -191,11 +195,11 @@ if not stale and #ARGV > 6 then
     end
   end
 end
+redis.call('DEL', KEYS[2])
 if stale then
-  redis.call('SET', KEYS[2], 'H' .. ARGV[2], 'PX', ARGV[6])
+  redis.call('SET', KEYS[5], ARGV[2], 'PX', ARGV[6])
   return -1
 end
-redis.call('DEL', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 `)
@@ -211,13 +215,13 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 `)
 
-// releaseScript frees the lease KEYS[1] if it still holds token ARGV[1], or
-// turns it into a hand-off ARGV[2] for ARGV[3] ms when one is given.
+// releaseScript frees the lease KEYS[1] if it still holds token ARGV[1],
+// and stores ARGV[2] as the hand-off KEYS[2] for ARGV[3] ms when given.
 var releaseScript = newScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
 if ARGV[2] and ARGV[2] ~= '' then
-  redis.call('SET', KEYS[1], 'H' .. ARGV[2], 'PX', ARGV[3])
-  return 1
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 end
-return redis.call('DEL', KEYS[1])
+return 1
 `)

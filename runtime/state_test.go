@@ -239,8 +239,9 @@ func TestMirrorFromAnotherCache(t *testing.T) {
 
 // TestChurnLiveness: a hot key invalidated more often than its load takes
 // (source 30ms, invalidated every 10ms), read by 4 instances × 4 readers:
-// every read returns, p99 within about twice the source latency, because a
-// waiter takes a rejected fill's hand-off or takes the lease over at once.
+// every read returns, p99 within a few source latencies, because a waiter
+// takes a rejected fill's hand-off, or loads at once when the holder's load
+// cannot answer it.
 func TestChurnLiveness(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
@@ -293,10 +294,10 @@ func TestChurnLiveness(t *testing.T) {
 		slices.Sort(lat)
 		p99, worst := lat[len(lat)*99/100], lat[len(lat)-1]
 		t.Logf("%d reads, p50 %v, p99 %v, max %v, source calls %d", len(lat), lat[len(lat)/2], p99, worst, src.calls.Load())
-		for _, ks := range caches {
-			t.Logf("stats %v", ks.c.Stats())
-		}
-		if p99 > 2*src.delay+40*time.Millisecond { // 2× the source, plus scheduling slack under -race
+		// About 2× the source on an idle machine (docs/BENCHMARKS.md); the
+		// bound leaves room for -race on two busy cores. Before the hand-off
+		// and the busy-lease check, p99 was 0.6–1.8 s here.
+		if p99 > 3*src.delay+60*time.Millisecond {
 			t.Fatalf("p99 %v under churn; source latency %v", p99, src.delay)
 		}
 	})
