@@ -119,11 +119,11 @@ type hitSlot struct {
 }
 
 type hitCall struct {
-	done         sync.WaitGroup // not a channel: one allocation less per hit
-	raw, clock   string
-	found        bool
-	err          error
-	corrupt      sync.Once // one delete and one log line per corrupt reply
+	done       sync.WaitGroup // not a channel: one allocation less per hit
+	raw, clock string
+	found      bool
+	err        error
+	corrupt    sync.Once // one delete and one log line per corrupt reply
 }
 
 func (g *hitGroup) do(ctx context.Context, c *Cache, key Key) *hitCall {

@@ -102,7 +102,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 	wait := c.cfg.pollMin
 	mode := lookEntry
 	waited := false
-	var known []uint64 // the markers known before the load: keyspace, key, parameter tags
+	var known []uint64  // the markers known before the load: keyspace, key, parameter tags
 	vetted := uint64(0) // fill seq of a holder whose load we found no known bump after
 	for {
 		type look struct {
