@@ -247,7 +247,7 @@ func TestHelperProcess(t *testing.T) {
 // TestChildrenDieWithTestProcess: a test process that dies without running
 // its cleanups (SIGKILL, or a -timeout panic) leaves no redis-server behind.
 func TestChildrenDieWithTestProcess(t *testing.T) {
-	for mode, timeout := range map[string]string{"cluster-sigkill": "60s", "single-timeout": "3s"} {
+	for mode, timeout := range map[string]string{"cluster-sigkill": "60s", "single-timeout": "5s"} {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			clusterPrereqs(t)
