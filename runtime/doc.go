@@ -7,16 +7,21 @@
 // # Guarantees
 //
 //   - One source call per key across goroutines and processes: concurrent
-//     readers in a process share one lookup and one load; across processes a
+//     readers in a process share round trips and, when they read the same
+//     invalidation clock, one load; across processes a
 //     Redis lease (SET NX PX with a random token) lets one load while the others
 //     poll for its value, bounded by the lease wait, after which they load
 //     themselves (the safety valve: nobody hangs).
-//   - No stale fill: a fill is a script that succeeds only while the loader's
-//     lease is intact and no invalidation marker of the entry (its tags, its
-//     pattern group, its repository, the namespace) moved past the
-//     invalidation sequence read before the load began. Evicting a key deletes
-//     its lease. Tags taken from the result are covered too: they are compared
-//     against the sequence at load start, not read after the load.
+//   - No stale read after a write has returned: a read that begins after an
+//     invalidation returned, in any process, never serves an entry it made
+//     stale. An entry records the invalidation clock read before its load
+//     began and its tags; it is served only while none of its markers (key,
+//     tags, pattern group, repository, namespace) moved past that clock. The
+//     invalidation state is one clock and one marker set in one hash slot,
+//     with an incarnation that every entry carries: state that Redis loses
+//     (eviction, a restart, a failover) is recreated under a new incarnation,
+//     so a loss is a miss, never a stale hit. Tags taken from the result are
+//     covered too: they are compared against the clock at load start.
 //   - Negative caching of nil results and of a sentinel error, flagged in the
 //     entry's envelope so no real value can look like a placeholder.
 //   - TTL jitter, uniformly spread, on positive and negative TTLs.
@@ -27,8 +32,12 @@
 //     key template and result type are part of every key; InvalidateAll and
 //     InvalidateNamespace are O(1) marker bumps, never KEYS or SCAN.
 //   - Tags and pattern groups in O(1): invalidating one costs the same for 10
-//     or 100,000 entries; a hit checks the markers in the same round trip
-//     (one script on a single node, two parallel rounds on Cluster).
+//     or 100,000 entries. A hit is one MGET of the entry and the clock (one
+//     parallel round on Cluster), checked against this process's mirror of
+//     the marker set, whatever the number of tags.
+//   - Works when Redis is full: invalidations run as allow-oom scripts under
+//     noeviction, and every maxmemory-policy is supported; with replicas,
+//     an invalidation waits for one to acknowledge it (WAIT).
 //   - Fail-open: Redis errors and timeouts are logged and counted, never
 //     returned; every call then goes to the source within the time budget,
 //     even for clients built with go-redis defaults. A circuit breaker skips a
