@@ -108,18 +108,17 @@ func (g *flightGroup) run(ctx context.Context, k flightKey, f *flight, fn func(c
 // and share the next one, sent when it returns. A burst of a thousand readers
 // costs two round trips, not a thousand that queue past the time budget.
 type hitGroup struct {
-	shards [64]struct {
-		mu sync.Mutex
-		m  map[Key]*hitSlot
-	}
+	shards [64]hitShard
 }
 
-type hitSlot struct {
-	cur, next *hitCall
+type hitShard struct {
+	mu sync.Mutex
+	m  map[Key]*hitCall // the round in flight for each key
 }
 
 type hitCall struct {
 	done       sync.WaitGroup // not a channel: one allocation less per hit
+	next       *hitCall       // the round gathering behind this one (under the shard lock)
 	raw, clock string
 	found      bool
 	err        error
@@ -130,43 +129,38 @@ func (g *hitGroup) do(ctx context.Context, c *Cache, key Key) *hitCall {
 	sh := &g.shards[maphash.String(hitSeed, string(key))%uint64(len(g.shards))]
 	sh.mu.Lock()
 	if sh.m == nil {
-		sh.m = make(map[Key]*hitSlot)
+		sh.m = make(map[Key]*hitCall)
 	}
-	s := sh.m[key]
-	if s == nil {
+	cur := sh.m[key]
+	if cur == nil {
 		hc := &hitCall{}
 		hc.done.Add(1)
-		sh.m[key] = &hitSlot{cur: hc}
+		sh.m[key] = hc
 		sh.mu.Unlock()
 		g.send(ctx, c, key, sh, hc)
 		return hc
 	}
-	if s.next != nil { // join the round that will be sent after the one in flight
-		hc := s.next
+	if hc := cur.next; hc != nil { // join the round sent after the one in flight
 		sh.mu.Unlock()
 		hc.done.Wait() // bounded by two time budgets
 		return hc
 	}
 	hc := &hitCall{}
 	hc.done.Add(1)
-	s.next = hc
-	cur := s.cur
+	cur.next = hc
 	sh.mu.Unlock()
 	cur.done.Wait()
 	sh.mu.Lock()
-	s.cur, s.next = hc, nil // no one joins hc from here on: it is being sent
+	sh.m[key] = hc // no one joins hc from here on: it is being sent
 	sh.mu.Unlock()
 	g.send(ctx, c, key, sh, hc)
 	return hc
 }
 
-func (g *hitGroup) send(ctx context.Context, c *Cache, key Key, sh *struct {
-	mu sync.Mutex
-	m  map[Key]*hitSlot
-}, hc *hitCall) {
+func (g *hitGroup) send(ctx context.Context, c *Cache, key Key, sh *hitShard, hc *hitCall) {
 	defer func() {
 		sh.mu.Lock()
-		if s := sh.m[key]; s != nil && s.cur == hc && s.next == nil {
+		if sh.m[key] == hc && hc.next == nil {
 			delete(sh.m, key)
 		}
 		sh.mu.Unlock()
