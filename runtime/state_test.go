@@ -238,7 +238,7 @@ func TestMirrorFromAnotherCache(t *testing.T) {
 }
 
 // TestChurnLiveness: a hot key invalidated more often than its load takes
-// (source 30ms, invalidated every 10ms), read by 4 instances × 4 readers:
+// (source 60ms, invalidated every 20ms), read by 4 instances × 4 readers:
 // every read returns, p99 within a few source latencies, because a waiter
 // takes a rejected fill's hand-off, or loads at once when the holder's load
 // cannot answer it.
@@ -247,7 +247,7 @@ func TestChurnLiveness(t *testing.T) {
 		ctx := context.Background()
 		ns := testNamespace(t)
 		src := newTable(1)
-		src.delay = 30 * time.Millisecond
+		src.delay = 60 * time.Millisecond
 		var caches []*Keyspace[*user]
 		for range 4 {
 			caches = append(caches, userSpace(newTestCache(t, rdb, WithNamespace(ns))))
@@ -261,7 +261,7 @@ func TestChurnLiveness(t *testing.T) {
 				select {
 				case <-stop:
 					return
-				case <-time.After(10 * time.Millisecond):
+				case <-time.After(20 * time.Millisecond):
 				}
 				src.write(0)
 				_ = invalidateRow(ctx, caches[0].c, caches[0], 0, 1)
@@ -269,7 +269,7 @@ func TestChurnLiveness(t *testing.T) {
 		}()
 		var mu sync.Mutex
 		var lat []time.Duration
-		deadline := time.Now().Add(2 * time.Second)
+		deadline := time.Now().Add(3 * time.Second)
 		for _, ks := range caches {
 			for range 4 {
 				wg.Add(1)
@@ -296,8 +296,8 @@ func TestChurnLiveness(t *testing.T) {
 		t.Logf("%d reads, p50 %v, p99 %v, max %v, source calls %d", len(lat), lat[len(lat)/2], p99, worst, src.calls.Load())
 		// About 2× the source on an idle machine (docs/BENCHMARKS.md); the
 		// bound leaves room for -race on two busy cores. Before the hand-off
-		// and the busy-lease check, p99 was 0.6–1.8 s here.
-		if p99 > 3*src.delay+60*time.Millisecond {
+		// and the busy-lease check, p99 was 0.6–1.8 s with a 30ms source.
+		if p99 > 4*src.delay {
 			t.Fatalf("p99 %v under churn; source latency %v", p99, src.delay)
 		}
 	})
