@@ -10,16 +10,16 @@ import (
 //	0     magic 0xCA
 //	1     format version
 //	2     flags
-//	3:11  stored-at, Unix milliseconds (for refresh-ahead)
-//	11:19 incarnation of the invalidation state the entry was filled under
-//	19:27 fill seq: the invalidation clock read before the load began
-//	27    number of tag markers n, then n × 8-byte marker ids
+//	3:9   stored-at, Unix milliseconds (for refresh-ahead), 48 bits
+//	9:15  incarnation of the invalidation state the entry was filled under, 48 bits
+//	15:22 fill seq: the invalidation clock read before the load began, 56 bits
+//	22    number of tag markers n, then n × 8-byte marker ids
 //	      uint32 CRC-32C of every other byte of the envelope
 //	      payload: msgpack value, or the error text of a not-found entry
 const (
 	envMagic   = 0xCA
 	envVersion = 2
-	envFixed   = 28
+	envFixed   = 23
 	maxTags    = 255
 
 	flagNil      = 1 << 0 // a nil result with a nil error, cached negatively
@@ -42,9 +42,9 @@ type envelope struct {
 func appendEnvelope(b []byte, flags byte, storedAt int64, inc, seq uint64, tags []uint64, payload []byte) []byte {
 	start := len(b)
 	b = append(b, envMagic, envVersion, flags)
-	b = binary.BigEndian.AppendUint64(b, uint64(storedAt))
-	b = binary.BigEndian.AppendUint64(b, inc)
-	b = binary.BigEndian.AppendUint64(b, seq)
+	b = appendUint(b, uint64(storedAt), 6)
+	b = appendUint(b, inc, 6)
+	b = appendUint(b, seq, 7)
 	b = append(b, byte(len(tags)))
 	for _, t := range tags {
 		b = binary.BigEndian.AppendUint64(b, t)
@@ -60,7 +60,7 @@ func decodeEnvelope(b []byte) (e envelope, ok bool) {
 	if len(b) < envFixed+4 || b[0] != envMagic || b[1] != envVersion {
 		return e, false
 	}
-	p := envFixed + 8*int(b[27])
+	p := envFixed + 8*int(b[22])
 	if p+4 > len(b) {
 		return e, false
 	}
@@ -69,9 +69,9 @@ func decodeEnvelope(b []byte) (e envelope, ok bool) {
 		return e, false
 	}
 	e.flags = b[2]
-	e.storedAt = int64(binary.BigEndian.Uint64(b[3:11]))
-	e.inc = binary.BigEndian.Uint64(b[11:19])
-	e.seq = binary.BigEndian.Uint64(b[19:27])
+	e.storedAt = int64(readUint(b[3:9]))
+	e.inc = readUint(b[9:15])
+	e.seq = readUint(b[15:22])
 	e.tags = b[envFixed:p]
 	e.payload = b[p+4:]
 	return e, true
@@ -82,3 +82,19 @@ func (e *envelope) tagAt(i int) uint64 { return binary.BigEndian.Uint64(e.tags[8
 
 // numTags is the number of tag markers of e.
 func (e *envelope) numTags() int { return len(e.tags) / 8 }
+
+// appendUint appends the low n bytes of v, big-endian.
+func appendUint(b []byte, v uint64, n int) []byte {
+	for i := n - 1; i >= 0; i-- {
+		b = append(b, byte(v>>(8*i)))
+	}
+	return b
+}
+
+func readUint(b []byte) uint64 {
+	var v uint64
+	for _, c := range b {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}

@@ -63,7 +63,7 @@ func currentState(c *Cache) stateReply {
 // reseal recomputes the CRC of an envelope after its header was edited.
 func reseal(b []byte) []byte {
 	b = bytes.Clone(b)
-	p := envFixed + 8*int(b[27])
+	p := envFixed + 8*int(b[22])
 	sum := crc32.Update(crc32.Checksum(b[:p], castagnoli), castagnoli, b[p+4:])
 	binary.BigEndian.PutUint32(b[p:], sum)
 	return b
@@ -114,7 +114,7 @@ func hostileEntries(t *testing.T, ks *Keyspace[*user]) map[string][]byte {
 	m[0] = 'x'
 	out["wrong magic"] = m
 	many := bytes.Clone(valid)
-	many[27] = 0xff
+	many[22] = 0xff
 	out["tag count 255, CRC over a wrong layout"] = many
 	out["empty string"] = []byte{}
 	out["magic only"] = []byte{envMagic}

@@ -2,11 +2,16 @@ package runtime
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
+	"encoding/base64"
 	"strconv"
 	"sync/atomic"
 	"time"
 )
+
+// ksidBytes is the length of a keyspace id: 48 bits of SHA-256, 8 characters
+// in a key. Only keyspaces of one repository could ever meet, and a few
+// dozen of them collide with odds below 1e-11.
+const ksidBytes = 6
 
 // Repo is one generated repository: its keys share a prefix and a version, and
 // InvalidateAll drops all of them in O(1).
@@ -70,7 +75,7 @@ type space struct {
 // get method, in the repository constructor.
 func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
 	h := sha256.Sum256([]byte(spec.Template + "\x00" + spec.Schema))
-	id := hex.EncodeToString(h[:8])
+	id := base64.RawURLEncoding.EncodeToString(h[:ksidBytes])
 	ks := &Keyspace[T]{spec: spec}
 	ks.c, ks.repo = r.c, r
 	ks.prefix = r.c.ns + "e:{" + r.name + ":" + id + ":"

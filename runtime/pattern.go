@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/base64"
 	"strings"
 	"sync/atomic"
 
@@ -15,8 +16,8 @@ import (
 // EscapeGlob) so they cannot widen it. It is O(keys in Redis): prefer tags
 // and patterns in directives, which are O(1).
 func (r *Repo) DeletePattern(ctx context.Context, glob string) (int64, error) {
-	// The keyspace id is 16 hex digits; '?' keeps '*' in glob from spanning it.
-	return r.c.deletePattern(ctx, r.c.ns+"e:{"+EscapeGlob(r.name)+":"+strings.Repeat("?", 16)+":"+glob+"}")
+	// The keyspace id has a fixed length; '?' keeps '*' in glob from spanning it.
+	return r.c.deletePattern(ctx, r.c.ns+"e:{"+EscapeGlob(r.name)+":"+strings.Repeat("?", base64.RawURLEncoding.EncodedLen(ksidBytes))+":"+glob+"}")
 }
 
 // DeletePattern deletes every entry whose key, after the namespace and

@@ -403,7 +403,7 @@ func TestOversizedHeaders(t *testing.T) {
 		}
 	}
 	env := appendEnvelope(nil, 0, 0, 1<<40, 1, nil, []byte{0xc0})
-	env[27] = 200 // 200 tags promised, none there
+	env[22] = 200 // 200 tags promised, none there
 	if _, ok := decodeEnvelope(env); ok {
 		t.Error("an envelope promising 200 tags in 5 bytes decodes")
 	}
