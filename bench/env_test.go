@@ -44,9 +44,16 @@ const (
 )
 
 type env struct {
+	addr       string        // the Redis every contender uses
 	rdb        *redis.Client // ContextTimeoutEnabled: true — the main comparison
 	rdbDefault *redis.Client // go-redis defaults, for the cachegen-defaultopts line
 	pool       *pgxpool.Pool
+
+	// The private redis-server the contenders use (BENCH_REDIS unset or
+	// "private"); nil when the benchmarks run on the shared Redis,
+	// noServerStats then says why.
+	srv           *redisProc
+	noServerStats string
 }
 
 var (
@@ -66,24 +73,63 @@ func poolConns() int32 {
 	return 16
 }
 
-func openEnv() (*env, error) {
+// openBenchEnv is the benchmark process's environment: a private
+// redis-server started for it (so INFO commandstats, CPU and memory figures
+// are the contenders' alone), or with BENCH_REDIS=shared the Redis at
+// REDIS_ADDR; PostgreSQL at DATABASE_URL either way.
+func openBenchEnv() (*env, error) {
+	addr := redisAddr()
+	var srv *redisProc
+	why := ""
+	switch mode := os.Getenv("BENCH_REDIS"); mode {
+	case "shared":
+		why = "BENCH_REDIS=shared: the contenders use the shared Redis at " + addr + ", whose INFO counts other programs too"
+	case "", "private":
+		var err error
+		if srv, err = startRedisServer(); err != nil {
+			if mode == "private" {
+				return nil, err
+			}
+			why = fmt.Sprintf("no private redis-server (%v); the contenders use the shared Redis at %s", err, addr)
+		} else {
+			addr = srv.Addr
+		}
+	default:
+		return nil, fmt.Errorf("BENCH_REDIS=%q: want private (the default) or shared", mode)
+	}
+	e, err := openEnv(addr)
+	if err != nil {
+		if srv != nil {
+			srv.stop()
+		}
+		return nil, err
+	}
+	e.noServerStats = why
+	e.srv = srv
+	return e, nil
+}
+
+// openEnv connects to the Redis at addr and to PostgreSQL. Stampede workers
+// call it directly with the address their parent uses.
+func openEnv(addr string) (*env, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// A plain dial first: go-redis would retry and log every attempt.
-	if cn, err := net.DialTimeout("tcp", redisAddr(), time.Second); err != nil {
-		return nil, fmt.Errorf("redis at %s unreachable (%v); start it (make services) or set REDIS_ADDR", redisAddr(), err)
+	if cn, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
+		return nil, fmt.Errorf("redis at %s unreachable (%v); start it (make services) or set REDIS_ADDR", addr, err)
 	} else {
 		_ = cn.Close()
 	}
 	e := &env{
-		rdb:        redis.NewClient(&redis.Options{Addr: redisAddr(), ContextTimeoutEnabled: true}),
-		rdbDefault: redis.NewClient(&redis.Options{Addr: redisAddr()}),
+		addr:       addr,
+		rdb:        redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}),
+		rdbDefault: redis.NewClient(&redis.Options{Addr: addr}),
 	}
 	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
 	err := e.rdb.Ping(pctx).Err()
 	pcancel()
 	if err != nil {
-		return nil, fmt.Errorf("redis at %s unreachable (%v); start it (make services) or set REDIS_ADDR", redisAddr(), err)
+		return nil, fmt.Errorf("redis at %s unreachable (%v); start it (make services) or set REDIS_ADDR", addr, err)
 	}
 	cfg, err := pgxpool.ParseConfig(databaseURL())
 	if err != nil {
@@ -115,11 +161,11 @@ func redactURL(u string) string {
 	return u
 }
 
-// getEnv connects once per process; it skips the benchmark with the reason
-// when a server does not answer.
+// getEnv connects once per process (TestMain stops the private server); it
+// skips the benchmark with the reason when a server does not answer.
 func getEnv(tb testing.TB) *env {
 	tb.Helper()
-	envOnce.Do(func() { envVal, envErr = openEnv() })
+	envOnce.Do(func() { envVal, envErr = openBenchEnv() })
 	if envErr != nil {
 		tb.Skipf("bench: skipped: %v", envErr)
 	}
@@ -183,3 +229,13 @@ func needContender(b *testing.B, e *env, name string, src Users) contender {
 type noCache struct{ Users }
 
 func (noCache) Forget(context.Context, int64) error { return nil }
+
+// TestMain stops the private redis-server once every benchmark has run (on
+// Linux the kernel also kills it if the process dies first).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if envVal != nil && envVal.srv != nil {
+		envVal.srv.stop()
+	}
+	os.Exit(code)
+}

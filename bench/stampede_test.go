@@ -47,7 +47,7 @@ func BenchmarkStampede(b *testing.B) {
 				if err := c.Forget(ctx, id); err != nil {
 					b.Fatal(err)
 				}
-				r, err := runStampede(b, name, id)
+				r, err := runStampede(b, e.addr, name, id)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -80,7 +80,7 @@ type worker struct {
 
 // runStampede starts the workers, waits until every one is ready, then
 // starts the timer and releases them all.
-func runStampede(b *testing.B, name string, id int64) (stampedeResult, error) {
+func runStampede(b *testing.B, addr, name string, id int64) (stampedeResult, error) {
 	var res stampedeResult
 	ws := make([]*worker, 0, stampedeProcs)
 	defer func() {
@@ -96,7 +96,7 @@ func runStampede(b *testing.B, name string, id int64) (stampedeResult, error) {
 			"BENCH_STAMPEDE_WORKER="+name,
 			"BENCH_STAMPEDE_ID="+strconv.FormatInt(id, 10),
 			"BENCH_PG_CONNS="+strconv.Itoa(stampedePGConns),
-			"REDIS_ADDR="+redisAddr(), "DATABASE_URL="+databaseURL())
+			"REDIS_ADDR="+addr, "DATABASE_URL="+databaseURL())
 		cmd.Stderr = os.Stderr
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
@@ -169,7 +169,7 @@ func TestStampedeWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := openEnv()
+	e, err := openEnv(redisAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
