@@ -41,6 +41,7 @@ const (
 	hwPrefix    = "benchhw:user:"
 	grcPrefix   = "benchgrc:user:"
 	setPrefix   = "benchset:"
+	rawPrefix   = "benchraw:" // Hit/raw-get
 )
 
 type env struct {
@@ -48,11 +49,14 @@ type env struct {
 	rdb        *redis.Client // ContextTimeoutEnabled: true — the main comparison
 	rdbDefault *redis.Client // go-redis defaults, for the cachegen-defaultopts line
 	pool       *pgxpool.Pool
+	rtt        *rttCounter // hooked into rdb and rdbDefault
 
 	// The private redis-server the contenders use (BENCH_REDIS unset or
-	// "private"); nil when the benchmarks run on the shared Redis,
-	// noServerStats then says why.
+	// "private"), and a connection to it of the meter's own (no hook, so
+	// INFO is never counted as a contender's round trip); nil when the
+	// benchmarks run on the shared Redis, noServerStats then says why.
 	srv           *redisProc
+	admin         *redis.Client
 	noServerStats string
 }
 
@@ -105,7 +109,10 @@ func openBenchEnv() (*env, error) {
 		return nil, err
 	}
 	e.noServerStats = why
-	e.srv = srv
+	if srv != nil {
+		e.srv = srv
+		e.admin = redis.NewClient(&redis.Options{Addr: addr})
+	}
 	return e, nil
 }
 
@@ -124,7 +131,10 @@ func openEnv(addr string) (*env, error) {
 		addr:       addr,
 		rdb:        redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}),
 		rdbDefault: redis.NewClient(&redis.Options{Addr: addr}),
+		rtt:        &rttCounter{},
 	}
+	e.rdb.AddHook(e.rtt)
+	e.rdbDefault.AddHook(e.rtt)
 	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
 	err := e.rdb.Ping(pctx).Err()
 	pcancel()
