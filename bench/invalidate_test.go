@@ -69,7 +69,9 @@ func benchInvalidateCachegen(b *testing.B, n int) {
 		filled.Store(team, struct{}{})
 	}
 	errs := cache.Stats().Get(runtime.EventRedisError) + cache.Stats().Get(runtime.EventBypass)
+	m := e.newMeter(b)
 	b.ReportAllocs()
+	m.start()
 	b.ResetTimer()
 	for b.Loop() {
 		if err := repo.TeamChanged(ctx, team); err != nil {
@@ -77,6 +79,7 @@ func benchInvalidateCachegen(b *testing.B, n int) {
 		}
 	}
 	b.StopTimer()
+	m.report(b, b.N, "op")
 	// An invalidation that failed (time budget) would be queued and the
 	// breaker opened, making later ones look cheap: count them, never hide them.
 	errs = cache.Stats().Get(runtime.EventRedisError) + cache.Stats().Get(runtime.EventBypass) - errs
@@ -125,6 +128,7 @@ func benchInvalidateSetKeys(b *testing.B, n int) {
 		b.Fatal(err)
 	}
 	tag := "team:inv" + strconv.Itoa(n)
+	m := e.newMeter(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -132,8 +136,12 @@ func benchInvalidateSetKeys(b *testing.B, n int) {
 		if err := s.Fill(ctx, tag, n, val); err != nil {
 			b.Fatal(err)
 		}
+		m.start()
 		b.StartTimer()
 		got, err := s.Invalidate(ctx, tag)
+		b.StopTimer()
+		m.stop()
+		b.StartTimer()
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -141,6 +149,7 @@ func benchInvalidateSetKeys(b *testing.B, n int) {
 			b.Fatalf("set design deleted %d keys, want %d", got, n)
 		}
 	}
+	m.report(b, b.N, "op")
 }
 
 // countingMem is MemUsers with a read counter.
