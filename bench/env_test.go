@@ -207,21 +207,24 @@ func newCache(rdb redis.UniversalClient) *runtime.Cache {
 // makeContender returns the named contender over src, or ok=false when it is
 // not available (cachegen before go generate).
 func makeContender(e *env, name string, src Users) (c contender, ok bool) {
+	if name == "cachegen-defaultopts" {
+		return contenderOn(e.rdbDefault, name, src)
+	}
+	return contenderOn(e.rdb, name, src)
+}
+
+// contenderOn is the named contender over the client rdb.
+func contenderOn(rdb *redis.Client, name string, src Users) (c contender, ok bool) {
 	switch name {
-	case "cachegen":
+	case "cachegen", "cachegen-defaultopts":
 		if newCachegen == nil {
 			return nil, false
 		}
-		return newCachegen(src, newCache(e.rdb)), true
-	case "cachegen-defaultopts":
-		if newCachegen == nil {
-			return nil, false
-		}
-		return newCachegen(src, newCache(e.rdbDefault)), true
+		return newCachegen(src, newCache(rdb)), true
 	case "handwritten":
-		return &HandWritten{RDB: e.rdb, Src: src, TTL: ttl, Prefix: hwPrefix}, true
+		return &HandWritten{RDB: rdb, Src: src, TTL: ttl, Prefix: hwPrefix}, true
 	case "goredis-cache":
-		return &GoRedisCache{C: cache.New(&cache.Options{Redis: e.rdb}), Src: src, TTL: ttl, Prefix: grcPrefix}, true
+		return &GoRedisCache{C: cache.New(&cache.Options{Redis: rdb}), Src: src, TTL: ttl, Prefix: grcPrefix}, true
 	case "nocache":
 		return noCache{src}, true
 	}
