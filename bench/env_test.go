@@ -41,12 +41,23 @@ const (
 	hwPrefix    = "benchhw:user:"
 	grcPrefix   = "benchgrc:user:"
 	setPrefix   = "benchset:"
+	rawPrefix   = "benchraw:" // Hit/raw-get
 )
 
 type env struct {
+	addr       string        // the Redis every contender uses
 	rdb        *redis.Client // ContextTimeoutEnabled: true — the main comparison
 	rdbDefault *redis.Client // go-redis defaults, for the cachegen-defaultopts line
 	pool       *pgxpool.Pool
+	rtt        *rttCounter // hooked into rdb and rdbDefault
+
+	// The private redis-server the contenders use (BENCH_REDIS unset or
+	// "private"), and a connection to it of the meter's own (no hook, so
+	// INFO is never counted as a contender's round trip); nil when the
+	// benchmarks run on the shared Redis, noServerStats then says why.
+	srv           *redisProc
+	admin         *redis.Client
+	noServerStats string
 }
 
 var (
@@ -66,24 +77,69 @@ func poolConns() int32 {
 	return 16
 }
 
-func openEnv() (*env, error) {
+// openBenchEnv is the benchmark process's environment: a private
+// redis-server started for it (so INFO commandstats, CPU and memory figures
+// are the contenders' alone), or with BENCH_REDIS=shared the Redis at
+// REDIS_ADDR; PostgreSQL at DATABASE_URL either way.
+func openBenchEnv() (*env, error) {
+	addr := redisAddr()
+	var srv *redisProc
+	why := ""
+	switch mode := os.Getenv("BENCH_REDIS"); mode {
+	case "shared":
+		why = "BENCH_REDIS=shared: the contenders use the shared Redis at " + addr + ", whose INFO counts other programs too"
+	case "", "private":
+		var err error
+		if srv, err = startRedisServer(); err != nil {
+			if mode == "private" {
+				return nil, err
+			}
+			why = fmt.Sprintf("no private redis-server (%v); the contenders use the shared Redis at %s", err, addr)
+		} else {
+			addr = srv.Addr
+		}
+	default:
+		return nil, fmt.Errorf("BENCH_REDIS=%q: want private (the default) or shared", mode)
+	}
+	e, err := openEnv(addr)
+	if err != nil {
+		if srv != nil {
+			srv.stop()
+		}
+		return nil, err
+	}
+	e.noServerStats = why
+	if srv != nil {
+		e.srv = srv
+		e.admin = redis.NewClient(&redis.Options{Addr: addr})
+	}
+	return e, nil
+}
+
+// openEnv connects to the Redis at addr and to PostgreSQL. Stampede workers
+// call it directly with the address their parent uses.
+func openEnv(addr string) (*env, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// A plain dial first: go-redis would retry and log every attempt.
-	if cn, err := net.DialTimeout("tcp", redisAddr(), time.Second); err != nil {
-		return nil, fmt.Errorf("redis at %s unreachable (%v); start it (make services) or set REDIS_ADDR", redisAddr(), err)
+	if cn, err := net.DialTimeout("tcp", addr, time.Second); err != nil {
+		return nil, fmt.Errorf("redis at %s unreachable (%v); start it (make services) or set REDIS_ADDR", addr, err)
 	} else {
 		_ = cn.Close()
 	}
 	e := &env{
-		rdb:        redis.NewClient(&redis.Options{Addr: redisAddr(), ContextTimeoutEnabled: true}),
-		rdbDefault: redis.NewClient(&redis.Options{Addr: redisAddr()}),
+		addr:       addr,
+		rdb:        redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}),
+		rdbDefault: redis.NewClient(&redis.Options{Addr: addr}),
+		rtt:        &rttCounter{},
 	}
+	e.rdb.AddHook(e.rtt)
+	e.rdbDefault.AddHook(e.rtt)
 	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
 	err := e.rdb.Ping(pctx).Err()
 	pcancel()
 	if err != nil {
-		return nil, fmt.Errorf("redis at %s unreachable (%v); start it (make services) or set REDIS_ADDR", redisAddr(), err)
+		return nil, fmt.Errorf("redis at %s unreachable (%v); start it (make services) or set REDIS_ADDR", addr, err)
 	}
 	cfg, err := pgxpool.ParseConfig(databaseURL())
 	if err != nil {
@@ -115,11 +171,11 @@ func redactURL(u string) string {
 	return u
 }
 
-// getEnv connects once per process; it skips the benchmark with the reason
-// when a server does not answer.
+// getEnv connects once per process (TestMain stops the private server); it
+// skips the benchmark with the reason when a server does not answer.
 func getEnv(tb testing.TB) *env {
 	tb.Helper()
-	envOnce.Do(func() { envVal, envErr = openEnv() })
+	envOnce.Do(func() { envVal, envErr = openBenchEnv() })
 	if envErr != nil {
 		tb.Skipf("bench: skipped: %v", envErr)
 	}
@@ -151,21 +207,24 @@ func newCache(rdb redis.UniversalClient) *runtime.Cache {
 // makeContender returns the named contender over src, or ok=false when it is
 // not available (cachegen before go generate).
 func makeContender(e *env, name string, src Users) (c contender, ok bool) {
+	if name == "cachegen-defaultopts" {
+		return contenderOn(e.rdbDefault, name, src)
+	}
+	return contenderOn(e.rdb, name, src)
+}
+
+// contenderOn is the named contender over the client rdb.
+func contenderOn(rdb *redis.Client, name string, src Users) (c contender, ok bool) {
 	switch name {
-	case "cachegen":
+	case "cachegen", "cachegen-defaultopts":
 		if newCachegen == nil {
 			return nil, false
 		}
-		return newCachegen(src, newCache(e.rdb)), true
-	case "cachegen-defaultopts":
-		if newCachegen == nil {
-			return nil, false
-		}
-		return newCachegen(src, newCache(e.rdbDefault)), true
+		return newCachegen(src, newCache(rdb)), true
 	case "handwritten":
-		return &HandWritten{RDB: e.rdb, Src: src, TTL: ttl, Prefix: hwPrefix}, true
+		return &HandWritten{RDB: rdb, Src: src, TTL: ttl, Prefix: hwPrefix}, true
 	case "goredis-cache":
-		return &GoRedisCache{C: cache.New(&cache.Options{Redis: e.rdb}), Src: src, TTL: ttl, Prefix: grcPrefix}, true
+		return &GoRedisCache{C: cache.New(&cache.Options{Redis: rdb}), Src: src, TTL: ttl, Prefix: grcPrefix}, true
 	case "nocache":
 		return noCache{src}, true
 	}
@@ -183,3 +242,13 @@ func needContender(b *testing.B, e *env, name string, src Users) contender {
 type noCache struct{ Users }
 
 func (noCache) Forget(context.Context, int64) error { return nil }
+
+// TestMain stops the private redis-server once every benchmark has run (on
+// Linux the kernel also kills it if the process dies first).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if envVal != nil && envVal.srv != nil {
+		envVal.srv.stop()
+	}
+	os.Exit(code)
+}

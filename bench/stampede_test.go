@@ -40,6 +40,7 @@ func BenchmarkStampede(b *testing.B) {
 			c := needContender(b, e, name, &PGUsers{Pool: e.pool})
 			ctx := context.Background()
 			var calls, wrong, fallbacks, maxCalls int64
+			m := e.newMeter(b)
 			b.ResetTimer()
 			b.StopTimer() // runStampede times only the stampede itself
 			for range b.N {
@@ -47,7 +48,7 @@ func BenchmarkStampede(b *testing.B) {
 				if err := c.Forget(ctx, id); err != nil {
 					b.Fatal(err)
 				}
-				r, err := runStampede(b, name, id)
+				r, err := runStampede(b, m, e.addr, name, id)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -58,6 +59,7 @@ func BenchmarkStampede(b *testing.B) {
 					maxCalls = r.calls
 				}
 			}
+			m.report(b, b.N, "op")
 			b.ReportMetric(float64(calls)/float64(b.N), "source-calls/op")
 			b.ReportMetric(float64(maxCalls), "max-source-calls")
 			if name == "cachegen" {
@@ -80,7 +82,7 @@ type worker struct {
 
 // runStampede starts the workers, waits until every one is ready, then
 // starts the timer and releases them all.
-func runStampede(b *testing.B, name string, id int64) (stampedeResult, error) {
+func runStampede(b *testing.B, m *meter, addr, name string, id int64) (stampedeResult, error) {
 	var res stampedeResult
 	ws := make([]*worker, 0, stampedeProcs)
 	defer func() {
@@ -96,7 +98,7 @@ func runStampede(b *testing.B, name string, id int64) (stampedeResult, error) {
 			"BENCH_STAMPEDE_WORKER="+name,
 			"BENCH_STAMPEDE_ID="+strconv.FormatInt(id, 10),
 			"BENCH_PG_CONNS="+strconv.Itoa(stampedePGConns),
-			"REDIS_ADDR="+redisAddr(), "DATABASE_URL="+databaseURL())
+			"REDIS_ADDR="+addr, "DATABASE_URL="+databaseURL())
 		cmd.Stderr = os.Stderr
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
@@ -116,6 +118,7 @@ func runStampede(b *testing.B, name string, id int64) (stampedeResult, error) {
 			return res, err
 		}
 	}
+	m.start()
 	b.StartTimer()
 	for _, w := range ws {
 		if _, err := io.WriteString(w.stdin, "go\n"); err != nil {
@@ -130,14 +133,21 @@ func runStampede(b *testing.B, name string, id int64) (stampedeResult, error) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	m.stop()
 	for i := range ws {
 		if errs[i] != nil {
 			return res, errs[i]
 		}
 		var calls, wrong, fallbacks int64
-		if _, err := fmt.Sscan(lines[i], &calls, &wrong, &fallbacks); err != nil {
+		var rtt, cmds string
+		if _, err := fmt.Sscan(lines[i], &calls, &wrong, &fallbacks, &rtt, &cmds); err != nil {
 			return res, fmt.Errorf("worker said %q: %v", lines[i], err)
 		}
+		sent, err := parseClientSample(rtt, cmds)
+		if err != nil {
+			return res, fmt.Errorf("worker said %q: %v", lines[i], err)
+		}
+		m.addClient(sent)
 		res.calls += calls
 		res.wrong += wrong
 		res.fallbacks += fallbacks
@@ -169,7 +179,7 @@ func TestStampedeWorker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := openEnv()
+	e, err := openEnv(redisAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,8 +226,10 @@ func TestStampedeWorker(t *testing.T) {
 	if err != nil || strings.TrimSpace(line) != "go" {
 		t.Fatalf("stampede worker: no go (%q, %v)", line, err)
 	}
+	c0 := e.rtt.sample()
 	close(start)
 	wg.Wait()
+	sent := e.rtt.sample().sub(c0) // round trips and commands, for the parent's meter
 	// Why cachegen called the source more than once, if it did: Redis calls
 	// that failed or outlived the time budget (fail-open), and waiters that
 	// gave up after the lease wait.
@@ -226,5 +238,5 @@ func TestStampedeWorker(t *testing.T) {
 		st := cache.Stats()
 		fallbacks = st.Get(runtime.EventRedisError) + st.Get(runtime.EventLeaseTimeout) + st.Get(runtime.EventBypass)
 	}
-	fmt.Printf("STAMPEDE-DONE %d %d %d\n", src.Reads.Load(), wrong.Load(), fallbacks)
+	fmt.Printf("STAMPEDE-DONE %d %d %d %s\n", src.Reads.Load(), wrong.Load(), fallbacks, sent)
 }

@@ -1,14 +1,23 @@
-// Command report turns `go test -bench` output into a table with a ratio
-// column against the hand-written baseline.
+// Command report turns `go test -bench` output into a table with ratio
+// columns against the hand-written baseline.
 //
 //	go test -run '^$' -bench . -benchmem ./... | go run ./cmd/report
 //
 // It copies its input to stdout as it arrives (so a long run shows progress),
 // then prints one Markdown table per top-level benchmark. With -count > 1 each
-// figure is the median of the runs and ±% is half the min–max spread relative
-// to the median. The baseline of a row is the row in the same group (same name
-// up to the last '/') whose last element starts with "handwritten"; ×hw is
-// ns/op divided by the baseline's, Δallocs the difference in allocs/op.
+// figure is the median of the runs and ±% is half the min–max spread of the
+// main figure relative to its median. The baseline of a row is the row in the
+// same group (same name up to the last '/') whose last element starts with
+// "handwritten"; ×hw is a figure divided by the baseline's, Δallocs the
+// difference in allocs/op.
+//
+// The main figure is time/op, or B/entry in a group that reports it (the
+// memory benchmark, whose time is shown as "fill time"). The Redis server
+// figures get columns of their own when a group reports them: redis-µs/op
+// (command time) and redis-cpu-µs/op (server CPU), each with ×hw and ×get —
+// against the first row named raw-get* (a plain GET, the floor) — and rtt/op;
+// per request (…/req) in the workload. Every other custom metric goes to the
+// "other" column.
 package main
 
 import (
@@ -172,7 +181,174 @@ func (r *result) baseline(name string) string {
 	return ""
 }
 
+// floor is the row the Redis server figures are also compared with: the
+// first row whose last element starts with "raw-get" (Hit/raw-get, a plain
+// GET), wherever it is.
+func (r *result) floor() string {
+	for _, n := range r.order {
+		if _, leaf := split(n); strings.HasPrefix(leaf, "raw-get") {
+			return n
+		}
+	}
+	return ""
+}
+
+// A server figure shown in a column of its own, with ratios. The benchmarks
+// report it per op, or per request (Workload).
+type serverFigure struct {
+	units   []string // the unit, per op or per request
+	vsHW    bool     // ×hw column
+	vsFloor bool     // ×get column
+}
+
+var serverFigures = []serverFigure{
+	{units: []string{"redis-µs/op", "redis-µs/req"}, vsHW: true, vsFloor: true},
+	{units: []string{"redis-cpu-µs/op", "redis-cpu-µs/req"}, vsHW: true, vsFloor: true},
+	{units: []string{"rtt/op", "rtt/req"}},
+}
+
+// memoryUnit makes a group a memory table: B/entry is its main figure.
+const memoryUnit = "B/entry"
+
 var fixed = map[string]bool{"ns/op": true, "B/op": true, "allocs/op": true}
+
+// table is one group's columns: header cells, alignment, and the cells of
+// one row.
+type table struct {
+	head  []string
+	align []string
+	cells []func(n string) string
+}
+
+func (t *table) col(head, align string, cell func(n string) string) {
+	t.head = append(t.head, head)
+	t.align = append(t.align, align)
+	t.cells = append(t.cells, cell)
+}
+
+// ratio is x/base as "0.86×", "" when either is missing or base is 0.
+func ratio(x, base float64, ok bool) string {
+	if !ok || math.IsNaN(x) || math.IsNaN(base) || base == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.3g×", x/base)
+}
+
+// value is the median of name's unit, ok=false when name has none.
+func (r *result) value(name, unit string) (float64, bool) {
+	if name == "" {
+		return math.NaN(), false
+	}
+	xs, ok := r.vals[name][unit]
+	if !ok {
+		return math.NaN(), false
+	}
+	return median(xs), true
+}
+
+func (r *result) groupHas(names []string, unit string) bool {
+	for _, n := range names {
+		if _, ok := r.vals[n][unit]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *result) tableFor(names []string) *table {
+	t := &table{}
+	shown := map[string]bool{}
+	t.col("benchmark", "---", func(n string) string { return strings.TrimPrefix(n, "Benchmark") })
+	t.col("runs", "--:", func(n string) string {
+		return strconv.Itoa(len(r.vals[n][r.mainUnit(names)]))
+	})
+	main := r.mainUnit(names)
+	shown[main] = true
+	if main == memoryUnit {
+		t.col(memoryUnit, "--:", func(n string) string { return opt(r.vals[n], memoryUnit) })
+	} else {
+		t.col("time/op", "--:", func(n string) string { return dur(median(r.vals[n]["ns/op"])) })
+	}
+	t.col("±%", "--:", func(n string) string { return spread(r.vals[n][main]) })
+	t.col("×hw", "--:", func(n string) string { return r.hwRatio(n, main) })
+	floor := r.floor()
+	for _, f := range serverFigures {
+		for _, u := range f.units {
+			if !r.groupHas(names, u) {
+				continue
+			}
+			shown[u] = true
+			t.col(u, "--:", func(n string) string { return opt(r.vals[n], u) })
+			if f.vsHW {
+				t.col("×hw", "--:", func(n string) string { return r.hwRatio(n, u) })
+			}
+			if f.vsFloor && floor != "" {
+				t.col("×get", "--:", func(n string) string {
+					if n == floor {
+						return "1.00×"
+					}
+					x, ok := r.value(n, u)
+					base, bok := r.value(floor, strings.TrimSuffix(strings.TrimSuffix(u, "/req"), "/op")+"/op")
+					return ratio(x, base, ok && bok)
+				})
+			}
+		}
+	}
+	if main == memoryUnit {
+		t.col("fill time", "--:", func(n string) string { return dur(median(r.vals[n]["ns/op"])) })
+	} else {
+		t.col("B/op", "--:", func(n string) string { return opt(r.vals[n], "B/op") })
+		t.col("allocs/op", "--:", func(n string) string { return opt(r.vals[n], "allocs/op") })
+		t.col("Δallocs", "--:", func(n string) string {
+			b := r.baseline(n)
+			if b == "" || b == n {
+				return ""
+			}
+			a, ok := r.value(n, "allocs/op")
+			ba, bok := r.value(b, "allocs/op")
+			if !ok || !bok {
+				return ""
+			}
+			return fmt.Sprintf("%+.0f", a-ba)
+		})
+	}
+	t.col("other", "---", func(n string) string {
+		var other []string
+		for _, u := range r.units[n] {
+			if !fixed[u] && !shown[u] {
+				other = append(other, fmt.Sprintf("%s %s", num(median(r.vals[n][u])), u))
+			}
+		}
+		return strings.Join(other, ", ")
+	})
+	return t
+}
+
+// mainUnit is B/entry for a memory group, ns/op otherwise.
+func (r *result) mainUnit(names []string) string {
+	if r.groupHas(names, memoryUnit) {
+		return memoryUnit
+	}
+	return "ns/op"
+}
+
+// hwRatio is name's unit against its handwritten baseline's: "1.00×" for the
+// baseline itself, "" without one.
+func (r *result) hwRatio(name, unit string) string {
+	b := r.baseline(name)
+	if b == "" {
+		return ""
+	}
+	x, ok := r.value(name, unit)
+	if !ok {
+		return ""
+	}
+	if b == name {
+		return "1.00×"
+	}
+	base, bok := r.value(b, unit)
+	return ratio(x, base, bok)
+}
 
 func (r *result) print(w io.Writer) {
 	for _, h := range r.header {
@@ -184,37 +360,23 @@ func (r *result) print(w io.Writer) {
 			tops = append(tops, t)
 		}
 	}
-	for _, t := range tops {
-		fmt.Fprintf(w, "\n### %s\n\n", t)
-		fmt.Fprintln(w, "| benchmark | runs | time/op | ±% | ×hw | B/op | allocs/op | Δallocs | other |")
-		fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|---|")
+	for _, tp := range tops {
+		var names []string
 		for _, n := range r.order {
-			if top(n) != t {
-				continue
+			if top(n) == tp {
+				names = append(names, n)
 			}
-			v := r.vals[n]
-			ns := median(v["ns/op"])
-			ratio, dAllocs := "", ""
-			if b := r.baseline(n); b != "" && b != n {
-				bns := median(r.vals[b]["ns/op"])
-				ratio = fmt.Sprintf("%.3g×", ns/bns)
-				if a, ok := v["allocs/op"]; ok {
-					if ba, ok := r.vals[b]["allocs/op"]; ok {
-						dAllocs = fmt.Sprintf("%+.0f", median(a)-median(ba))
-					}
-				}
-			} else if b == n {
-				ratio = "1.00×"
+		}
+		t := r.tableFor(names)
+		fmt.Fprintf(w, "\n### %s\n\n", tp)
+		fmt.Fprintln(w, "| "+strings.Join(t.head, " | ")+" |")
+		fmt.Fprintln(w, "|"+strings.Join(t.align, "|")+"|")
+		for _, n := range names {
+			cells := make([]string, len(t.cells))
+			for i, cell := range t.cells {
+				cells[i] = cell(n)
 			}
-			var other []string
-			for _, u := range r.units[n] {
-				if !fixed[u] {
-					other = append(other, fmt.Sprintf("%s %s", num(median(v[u])), u))
-				}
-			}
-			fmt.Fprintf(w, "| %s | %d | %s | %s | %s | %s | %s | %s | %s |\n",
-				strings.TrimPrefix(n, "Benchmark"), len(v["ns/op"]), dur(ns), spread(v["ns/op"]), ratio,
-				opt(v, "B/op"), opt(v, "allocs/op"), dAllocs, strings.Join(other, ", "))
+			fmt.Fprintln(w, "| "+strings.Join(cells, " | ")+" |")
 		}
 	}
 	if len(r.skips) > 0 {
