@@ -75,49 +75,55 @@ func fromRedis[T any](e envelope) *loaded[T] {
 	return res
 }
 
-// Modes of acquireScript.
-const (
-	lookEntry    = 0 // return an entry that exists
-	lookPastIt   = 1 // the entry is stale: take the lease over it
-	lookTakeOver = 2 // the hand-off is too old for us: take the lease over it too
-)
-
-// Outcomes of acquireScript.
-const (
-	leaseBusy    = 0
-	leaseTaken   = 1
-	leaseEntry   = 2
-	leaseHandoff = 3
-)
-
 // loadShared runs once per flight: take the lease and load, or wait for the
 // leaseholder's value, or — past the wait bound or when Redis fails — load
 // without filling. (inc, n) is the clock the flight's callers read.
 func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l Loader[T]) *loaded[T] {
 	c := ks.c
 	lease := leaseKeyOf(key)
-	token := c.token()
-	at := strconv.FormatUint(inc, 10) + ":" + strconv.FormatUint(n, 10)
+	// The lease's value: our token and the clock our read began at, so that a
+	// waiter can tell whether our load can answer it.
+	value := c.token() + "|" + strconv.FormatUint(inc, 10) + ":" + strconv.FormatUint(n, 10)
 	deadline := c.cfg.now().Add(c.cfg.leaseWait)
 	wait := c.cfg.pollMin
-	mode := lookEntry
+	entryOK, handoffOK := true, true // false once seen and found of no use to us
 	waited := false
 	var known []uint64  // the markers known before the load: keyspace, key, parameter tags
 	vetted := uint64(0) // fill seq of a holder whose load we found no known bump after
 	for {
-		type look struct {
-			st         int64
-			val, clock string
-		}
-		r, err := call(c, ctx, func(ctx context.Context) (look, error) {
-			st, val, clock, err := c.remote.look(ctx, key, lease, token, mode, at)
-			return look{st, val, clock}, err
+		r, err := call(c, ctx, func(ctx context.Context) (lookResult, error) {
+			return c.remote.look(ctx, key, lease, value)
 		})
 		if err != nil {
 			return ks.loadOnly(ctx, l)
 		}
-		switch r.st {
-		case leaseTaken:
+		var found *loaded[T]
+		if r.hasEntry && entryOK { // filled since our lookup: take it if it is valid for our read
+			res, ok, err := ks.usable(ctx, key, inc, n, r.entry, false)
+			if err != nil {
+				ks.releaseIf(r.taken, lease, value)
+				return ks.loadOnly(ctx, l)
+			}
+			if ok {
+				found = res
+			} else {
+				entryOK = false
+			}
+		}
+		if found == nil && r.hasHandoff && handoffOK { // a fill that an invalidation rejected
+			if res, ok := ks.vettedHandoff(ctx, inc, vetted, known, r.handoff); ok {
+				found = res
+			} else if res, ok, err := ks.usable(ctx, key, inc, n, r.handoff, true); err == nil && ok {
+				found = res
+			} else {
+				handoffOK = false
+			}
+		}
+		if found != nil {
+			ks.releaseIf(r.taken, lease, value)
+			return found
+		}
+		if r.taken {
 			// The fill seq is the clock read with the lease, before the load:
 			// later than our lookup's, so waiters who began since can take
 			// this load's result too (a hand-off, if its fill is rejected).
@@ -125,26 +131,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			if cinc, cn, ok := parseClock(r.clock); ok && (cinc != inc || cn > n) {
 				finc, fn = cinc, cn
 			}
-			return ks.loadAndFill(ctx, key, lease, r.val, finc, fn, l)
-		case leaseEntry: // filled since our lookup: take it if it is valid for our read
-			if res, ok, err := ks.usable(ctx, key, inc, n, r.val, false); err != nil {
-				return ks.loadOnly(ctx, l)
-			} else if ok {
-				return res
-			}
-			mode = lookPastIt
-			continue
-		case leaseHandoff: // a fill that an invalidation rejected
-			if res, ok := ks.vettedHandoff(ctx, inc, vetted, known, r.val); ok {
-				return res
-			}
-			if res, ok, err := ks.usable(ctx, key, inc, n, r.val, true); err != nil {
-				return ks.loadOnly(ctx, l)
-			} else if ok {
-				return res
-			}
-			mode = lookTakeOver
-			continue
+			return ks.loadAndFill(ctx, key, lease, value, finc, fn, l)
 		}
 		// Busy. If a marker we know was bumped after the holder's load began,
 		// its result cannot answer us: waiting would only queue us behind
@@ -152,7 +139,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		if known == nil {
 			known = append(append(tagIDs(nil, l.Tags), ks.deps[:]...), markerID(markKey, string(key)))
 		}
-		lf, outdated := c.outdates(ctx, inc, n, r.val, known)
+		lf, outdated := c.outdates(ctx, inc, n, r.holder, known)
 		if outdated {
 			return ks.loadOnly(ctx, l)
 		}
@@ -170,7 +157,14 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			return ks.loadOnly(ctx, l)
 		}
 		wait = min(2*wait, ks.pollCap())
-		mode = lookEntry
+		entryOK, handoffOK = true, true // a new look may find new values
+	}
+}
+
+// releaseIf frees the lease a look took when its result was not needed.
+func (ks *Keyspace[T]) releaseIf(taken bool, lease, value string) {
+	if taken {
+		ks.release(lease, value)
 	}
 }
 

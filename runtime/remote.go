@@ -21,10 +21,10 @@ type remote interface {
 	// hit reads an entry and the clock. found is false when there is no entry;
 	// clock is "" when there is no state.
 	hit(ctx context.Context, key Key) (entry string, found bool, clock string, err error)
-	// look runs acquireScript on the key's slot and reads the clock.
-	// at is the clock the caller read ("<inc>:<seq>"), advertised in the
-	// lease where the script cannot read the clock itself.
-	look(ctx context.Context, key Key, lease, token string, mode int, at string) (st int64, val, clock string, err error)
+	// look is one look at a missed key, in one round trip of plain
+	// commands: try to take the lease (SET NX GET), and read the entry, the
+	// hand-off and the clock.
+	look(ctx context.Context, key Key, lease, value string) (lookResult, error)
 	// fill stores env under the lease if the state allows it (fillScript).
 	fill(ctx context.Context, f *fillArgs) (int64, error)
 	// store runs storeScript (write-through, or the sharded fill's second step).
@@ -52,6 +52,68 @@ type fillArgs struct {
 	inc, seq     uint64
 	members      []string // every marker of the entry
 	handoff      time.Duration
+}
+
+// lookResult is what one look saw. When taken, the caller holds the lease
+// (value) and must use or release it.
+type lookResult struct {
+	taken      bool
+	holder     string // the lease's value when another caller holds it
+	entry      string
+	hasEntry   bool
+	handoff    string
+	hasHandoff bool
+	clock      string
+}
+
+// queueLook adds a look's commands to a pipeline; read turns their replies
+// into a lookResult.
+func queueLook(ctx context.Context, p redis.Pipeliner, key Key, lease, value string, leaseMs int64, clockKey string) func() (lookResult, error) {
+	set := p.Do(ctx, "set", lease, value, "NX", "GET", "PX", leaseMs)
+	entry := p.Get(ctx, string(key))
+	handoff := p.Get(ctx, handoffKeyOf(key))
+	clock := p.Get(ctx, clockKey)
+	return func() (lookResult, error) {
+		var r lookResult
+		old, err := set.Text()
+		switch {
+		case err == redis.Nil:
+			r.taken = true
+		case err != nil:
+			return r, err
+		default:
+			r.holder = old
+		}
+		var e error
+		if r.entry, e = entry.Result(); e == nil {
+			r.hasEntry = true
+		} else if e != redis.Nil && !isReply(e) {
+			return r, e
+		}
+		if r.handoff, e = handoff.Result(); e == nil {
+			r.hasHandoff = true
+		} else if e != redis.Nil && !isReply(e) {
+			return r, e
+		}
+		if c, e := clock.Result(); e == nil {
+			r.clock = c
+		} else if e != redis.Nil && !isReply(e) {
+			return r, e
+		}
+		return r, nil
+	}
+}
+
+func lookOn(ctx context.Context, rdb redis.UniversalClient, key Key, lease, value string, leaseMs int64, clockKey string) (lookResult, error) {
+	var read func() (lookResult, error)
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		read = queueLook(ctx, p, key, lease, value, leaseMs, clockKey)
+		return nil
+	})
+	if err != nil && err != redis.Nil && !isReply(err) {
+		return lookResult{}, err
+	}
+	return read()
 }
 
 // stateReply is what an invalidation returns.
@@ -101,23 +163,6 @@ func parseClock(s string) (inc, seq uint64, ok bool) {
 	inc, err1 := strconv.ParseUint(s[:i], 10, 64)
 	seq, err2 := strconv.ParseUint(s[i+1:], 10, 64)
 	return inc, seq, err1 == nil && err2 == nil && inc != 0
-}
-
-func lookReply(v any, err error) (int64, string, string, error) {
-	if err != nil {
-		return 0, "", "", err
-	}
-	vals, ok := v.([]any)
-	if !ok || len(vals) != 3 {
-		return 0, "", "", fmt.Errorf("cachegen: unexpected reply %v from the lease script", v)
-	}
-	st, ok1 := vals[0].(int64)
-	val, ok2 := vals[1].(string)
-	clock, ok3 := vals[2].(string)
-	if !ok1 || !ok2 || !ok3 {
-		return 0, "", "", fmt.Errorf("cachegen: unexpected reply %v from the lease script", v)
-	}
-	return st, val, clock, nil
 }
 
 func scoresOf(f []float64, err error) ([]float64, bool, error) {
@@ -194,17 +239,17 @@ func (r *single) hit(ctx context.Context, key Key) (string, bool, string, error)
 	return e, found, c, nil
 }
 
-func (r *single) look(ctx context.Context, key Key, lease, token string, mode int, _ string) (int64, string, string, error) {
-	return lookReply(acquireScript.run(ctx, r.rdb, []string{string(key), lease, handoffKeyOf(key), r.st.clock}, token, r.leaseMs, mode).Result())
+func (r *single) look(ctx context.Context, key Key, lease, value string) (lookResult, error) {
+	return lookOn(ctx, r.rdb, key, lease, value, r.leaseMs, r.st.clock)
 }
 
 func (r *single) fill(ctx context.Context, f *fillArgs) (int64, error) {
-	args := make([]any, 0, 6+len(f.members))
-	args = append(args, f.token, f.env, f.ttl.Milliseconds(), f.inc, f.seq, f.handoff.Milliseconds())
+	args := make([]any, 0, 5+len(f.members))
+	args = append(args, f.token, f.env, f.ttl.Milliseconds(), f.seq, f.handoff.Milliseconds())
 	for _, m := range f.members {
 		args = append(args, m)
 	}
-	return fillScript.run(ctx, r.rdb, []string{string(f.key), f.lease, r.st.clock, r.st.marks, handoffKeyOf(f.key)}, args...).Int64()
+	return fillScript.run(ctx, r.rdb, []string{string(f.key), f.lease, r.st.marks, handoffKeyOf(f.key)}, args...).Int64()
 }
 
 func (r *single) store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error) {
@@ -317,24 +362,9 @@ func (r *sharded) hit(ctx context.Context, key Key) (string, bool, string, error
 	return ev, eerr == nil, cv, nil
 }
 
-// look reads the clock in the same parallel round as the lease script.
-func (r *sharded) look(ctx context.Context, key Key, lease, token string, mode int, at string) (int64, string, string, error) {
-	var acq *redis.Cmd
-	var clock *redis.StringCmd
-	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		acq = acquireScript.eval(ctx, p, []string{string(key), lease, handoffKeyOf(key)}, token, r.leaseMs, mode, at)
-		clock = p.Get(ctx, r.st.clock)
-		return nil
-	})
-	if err != nil && err != redis.Nil && !isReply(err) {
-		return 0, "", "", err
-	}
-	st, val, _, err := lookReply(acq.Result())
-	if err != nil {
-		return 0, "", "", err
-	}
-	c, _ := clock.Result()
-	return st, val, c, nil
+// look reads the clock in the same parallel round (another slot).
+func (r *sharded) look(ctx context.Context, key Key, lease, value string) (lookResult, error) {
+	return lookOn(ctx, r.rdb, key, lease, value, r.leaseMs, r.st.clock)
 }
 
 // fill checks the state on its master first, then stores under the lease: the

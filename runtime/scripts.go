@@ -143,62 +143,29 @@ redis.call('SET', KEYS[1], ARGV[2] .. ':' .. string.format('%.0f', seq))
 return 1
 `)
 
-// acquireScript is one look at a missed key: KEYS = entry, lease, hand-off,
-// and on a single node the clock; ARGV = token, lease ms, mode, and
-// (Cluster, where the clock cannot be read here) the clock the caller read.
-// Mode '0' returns {2, entry} when the key has an entry (filled since the
-// caller's lookup); '1' skips that check (the entry is stale) and '2' also
-// the hand-off (too old for the caller). Otherwise {3, envelope} a rejected
-// fill's hand-off, {1, lease} the lease is ours (its value is the token,
-// '|' and the clock the load starts under, its fill seq), or {0, lease} busy
-// (the holder's value, so a waiter can tell whether its load can answer it).
-// The third element is the clock read here.
-var acquireScript = newScript(`
-local clock = ''
-if KEYS[4] then
-  local c = redis.pcall('GET', KEYS[4])
-  if type(c) == 'string' then clock = c end
-end
-if ARGV[3] == '0' then
-  local e = redis.call('GET', KEYS[1])
-  if e then return {2, e, clock} end
-end
-if ARGV[3] ~= '2' then
-  local h = redis.call('GET', KEYS[3])
-  if h then return {3, h, clock} end
-end
-local l = redis.call('GET', KEYS[2])
-if not l then
-  local v = ARGV[1] .. '|' .. ((ARGV[4] and ARGV[4] ~= '') and ARGV[4] or clock)
-  redis.call('SET', KEYS[2], v, 'PX', ARGV[2])
-  return {1, v, clock}
-end
-return {0, l, clock}
-`)
-
-// fillScript stores a loaded value: KEYS = entry, lease, clock, marks,
-// hand-off (single node); ARGV = token, envelope, ttl ms, incarnation, fill
-// seq, hand-off ms, marker members... Only while the lease is ours, the
-// incarnation unchanged and no marker bumped past the fill seq: 1 stored.
-// Otherwise the lease is freed and the value becomes the key's hand-off, for
-// waiters whose reads it can still answer (-1); 0 when the lease was lost.
+// fillScript stores a loaded value: KEYS = entry, lease, marks, hand-off
+// (single node); ARGV = token, envelope, ttl ms, fill seq, hand-off ms,
+// marker members... Only while the lease is ours and no marker was bumped
+// past the fill seq: 1 stored. Otherwise the lease is freed and the value
+// becomes the key's hand-off, for waiters whose reads it can still answer
+// (-1); 0 when the lease was lost. (An entry of a stale incarnation is never
+// served — the hit compares incarnations — so it is not checked here.)
 var fillScript = newScript(`
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-local c = redis.pcall('GET', KEYS[3])
-local stale = type(c) ~= 'string' or string.match(c, '^(%d+):') ~= ARGV[4]
-if not stale and #ARGV > 6 then
-  local s = redis.pcall('ZMSCORE', KEYS[4], unpack(ARGV, 7))
-  if type(s) ~= 'table' or s.err then stale = true else
-    local f = tonumber(ARGV[5])
+redis.call('DEL', KEYS[2])
+if #ARGV > 5 then
+  local s = redis.pcall('ZMSCORE', KEYS[3], unpack(ARGV, 6))
+  local stale = type(s) ~= 'table' or s.err
+  if not stale then
+    local f = tonumber(ARGV[4])
     for i = 1, #s do
       if s[i] and tonumber(s[i]) > f then stale = true break end
     end
   end
-end
-redis.call('DEL', KEYS[2])
-if stale then
-  redis.call('SET', KEYS[5], ARGV[2], 'PX', ARGV[6])
-  return -1
+  if stale then
+    redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[5])
+    return -1
+  end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
