@@ -71,11 +71,12 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	c.ns = esc + ":"
 	c.nsDep = markerID(markNamespace, "")
 	c.state = stateKeys{
-		clock:  c.ns + "{" + esc + "}:clock",
-		marks:  c.ns + "{" + esc + "}:marks",
-		keep:   (c.cfg.maxTTL + c.cfg.leaseTTL + time.Minute).Microseconds(),
-		limit:  c.cfg.maxMarks,
-		newInc: c.newIncarnation,
+		clock:     c.ns + "{" + esc + "}:clock",
+		marks:     c.ns + "{" + esc + "}:marks",
+		retention: c.ns + "{" + esc + "}:keep",
+		keep:      (c.cfg.maxTTL + c.cfg.leaseTTL + time.Minute).Microseconds(),
+		limit:     c.cfg.maxMarks,
+		newInc:    c.newIncarnation,
 	}
 	wait := c.cfg.timeout / 2
 	if c.sharded {

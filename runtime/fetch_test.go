@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -165,6 +166,23 @@ func TestMarkersExpire(t *testing.T) {
 	}
 	if got[1] || !got[2] || !got[markerID(markTag, "t1")] || !got[markerID(markTag, "t2")] {
 		t.Fatalf("after trimming: %v (want 2, t1, t2; not 1)", got)
+	}
+	// A process with a longer MaxTTL on the same namespace raises the
+	// retention for everyone: its entries may depend on older markers.
+	long := New(rdb, WithNamespace(strings.TrimSuffix(c.ns, ":")), WithLogger(quietLogger()), WithMaxTTL(48*time.Hour))
+	if err := long.Invalidate(ctx, Invalidation{Tags: []string{"t3"}}); err != nil {
+		t.Fatal(err)
+	}
+	st = currentState(c)
+	mid := float64(st.seq) - float64((2 * time.Hour).Microseconds())
+	if err := rdb.ZAdd(ctx, c.state.marks, redis.Z{Score: mid, Member: memberOf(3)}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invalidate(ctx, Invalidation{Tags: []string{"t4"}}); err != nil { // the 1h process trims
+		t.Fatal(err)
+	}
+	if _, err := rdb.ZScore(ctx, c.state.marks, memberOf(3)).Result(); err != nil {
+		t.Fatalf("a marker within the longer retention was trimmed: %v", err)
 	}
 	// Entries are capped at MaxTTL, so none can outlive the markers they need.
 	if got := Percent(10).ttl(2*time.Hour, time.Hour, 12345); got != time.Hour {

@@ -28,8 +28,7 @@ func (c *Cache) DeletePattern(ctx context.Context, glob string) (int64, error) {
 }
 
 func (c *Cache) deletePattern(ctx context.Context, match string) (int64, error) {
-	c.emit(EventInvalidate, "", nil)
-	// Move the clock afterwards, so that reads which start later never join
+	// Move the clock afterwards (that counts as the invalidation), so that reads which start later never join
 	// a load that began before the entries were deleted.
 	defer func() { _, _ = c.invalidate(ctx, nil, nil) }()
 	var total atomic.Int64 // masters are scanned in parallel

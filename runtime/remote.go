@@ -122,7 +122,8 @@ type stateReply struct{ inc, seq, prev uint64 }
 // stateKeys names the two keys of the invalidation state: one hash slot.
 type stateKeys struct {
 	clock, marks string
-	keep         int64 // marker retention, µs
+	retention    string // the longest retention asked for
+	keep         int64  // this process's marker retention, µs
 	limit        int   // marker count past which the state starts again
 	newInc       func() uint64
 }
@@ -257,8 +258,8 @@ func (r *single) store(ctx context.Context, key Key, lease, token string, env []
 }
 
 func (r *single) invalidate(ctx context.Context, keys []Key, members []string, mode byte, acks int) (stateReply, error) {
-	ks := make([]string, 0, 2+2*len(keys))
-	ks = append(ks, r.st.clock, r.st.marks)
+	ks := make([]string, 0, 3+2*len(keys))
+	ks = append(ks, r.st.clock, r.st.marks, r.st.retention)
 	for _, k := range keys {
 		ks = append(ks, string(k), leaseKeyOf(k))
 	}
@@ -410,7 +411,7 @@ func (r *sharded) store(ctx context.Context, key Key, lease, token string, env [
 }
 
 func (r *sharded) invalidate(ctx context.Context, keys []Key, members []string, mode byte, acks int) (stateReply, error) {
-	sk := []string{r.st.clock, r.st.marks}
+	sk := []string{r.st.clock, r.st.marks, r.st.retention}
 	args := r.st.argv(mode, members)
 	if acks == 0 {
 		// One parallel round: the script on the state's master, the deletes

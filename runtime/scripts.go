@@ -82,8 +82,10 @@ func refusedShebang(err error) bool {
 // errCorrupt marks an entry (or a reply) that could not be decoded.
 var errCorrupt = errors.New("cachegen: corrupt entry")
 
-// invalidateScript is every invalidation: KEYS = clock, marks, then entries
-// and leases to delete (single node only; on Cluster they go in parallel).
+// invalidateScript is every invalidation: KEYS = clock, marks, retention,
+// then entries and leases to delete (single node only; on Cluster they go in
+// parallel). The retention key keeps the longest retention any process of
+// the namespace asked for (processes configured with different MaxTTLs).
 // ARGV = new incarnation (used if the state must be created), retention in µs,
 // marker limit, mode ('b' bump, 'e' only make sure the state exists), marker
 // members... It creates the state when the clock or the incarnation member is
@@ -104,8 +106,12 @@ if not inc then -- no state, or a foreign key where it belongs: start over
   redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('ZADD', KEYS[2], '+inf', 'inc:' .. inc)
 end
-for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
 if ARGV[4] == 'e' and not fresh then return {inc, prev, prev} end
+local keep = tonumber(ARGV[2])
+local k = redis.pcall('GET', KEYS[3])
+k = type(k) == 'string' and tonumber(k) or nil
+if k and k > keep then keep = k elseif k ~= keep then redis.call('SET', KEYS[3], string.format('%.0f', keep)) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local seq = math.max(tonumber(prev) + 1, now)
@@ -117,7 +123,7 @@ if n > 0 then
   redis.call('ZADD', KEYS[2], unpack(z))
 end
 redis.call('SET', KEYS[1], inc .. ':' .. s)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now - tonumber(ARGV[2])))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now - keep))
 local limit = tonumber(ARGV[3])
 if limit > 0 and redis.call('ZCARD', KEYS[2]) > limit then
   inc = ARGV[1]
