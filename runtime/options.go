@@ -72,8 +72,11 @@ func WithPoll(first, longest time.Duration) Option {
 	return func(c *config) { c.pollMin, c.pollMax = first, longest }
 }
 
-// WithMaxTTL caps every entry TTL (jitter included). Invalidation markers of tags
-// live this long, which is what keeps tag state bounded. Default 24h.
+// WithMaxTTL caps every entry TTL (jitter included). Invalidation markers
+// are kept this long (plus the lease TTL and a minute) after their last bump,
+// which is what keeps the invalidation state bounded. Use one value for every
+// process of a namespace; the state keeps the longest retention it has seen
+// as a safeguard. Default 24h.
 func WithMaxTTL(d time.Duration) Option { return func(c *config) { c.maxTTL = d } }
 
 // WithBreaker opens the circuit after failures consecutive Redis failures and
