@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The hit and miss paths, serial, one caller: latency and allocations per call.
@@ -148,4 +149,54 @@ func BenchmarkMiss(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkMissPaired times cold gets of cachegen and of hand-written
+// cache-aside alternately, key by key, so that a busy machine slows both
+// alike: the ratio is the figure to read (Miss/* are serial runs, one
+// contender after the other).
+func BenchmarkMissPaired(b *testing.B) {
+	e := getEnv(b)
+	src := &PGUsers{Pool: e.pool}
+	cg := needContender(b, e, "cachegen", src)
+	hw := needContender(b, e, "handwritten", src)
+	ctx := context.Background()
+	id := func(i int) int64 { return int64(1000 + i%(Rows-1000)) }
+	var tc, th time.Duration
+	n := 0
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if i%missBatch == 0 {
+			b.StopTimer()
+			for j := i; j < i+missBatch; j++ {
+				if err := cg.Forget(ctx, id(j)); err != nil {
+					b.Fatal(err)
+				}
+				if err := hw.Forget(ctx, id(j)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+		}
+		for k, c := range [2]contender{cg, hw} {
+			if i%2 == 1 { // alternate who goes first
+				c = [2]contender{hw, cg}[k]
+			}
+			start := time.Now()
+			u, err := c.Get(ctx, id(i))
+			d := time.Since(start)
+			if err != nil || u.ID != id(i) {
+				b.Fatalf("get %d: %v %v", id(i), u, err)
+			}
+			if c == cg {
+				tc += d
+			} else {
+				th += d
+			}
+		}
+		n++
+	}
+	b.ReportMetric(float64(tc.Nanoseconds())/float64(n), "cachegen-ns/op")
+	b.ReportMetric(float64(th.Nanoseconds())/float64(n), "handwritten-ns/op")
+	b.ReportMetric(float64(tc)/float64(th), "ratio")
 }

@@ -328,16 +328,29 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	}
 	f := &fillArgs{key: key, lease: lease, token: token, env: env, ttl: s.ttl, inc: inc, seq: n,
 		members: members, handoff: c.handoffTTL()}
-	r, err := call(c, ctx, func(ctx context.Context) (int64, error) { return c.remote.fill(ctx, f) })
+	ks.fill(ctx, lease, token, f)
+	return res
+}
+
+// fill stores a loaded entry (see fillOn) and records the outcome.
+func (ks *Keyspace[T]) fill(ctx context.Context, lease, token string, f *fillArgs) {
+	c := ks.c
+	type filled struct{ stored, stale bool }
+	r, err := call(c, ctx, func(ctx context.Context) (filled, error) {
+		stored, stale, err := c.remote.fill(ctx, f)
+		return filled{stored, stale}, err
+	})
 	switch {
 	case err != nil:
 		ks.release(lease, token)
-	case r == 1:
+	case r.stale && r.stored: // an invalidation raced the load: drop it, keep it for waiters it can answer
+		_, _ = call(c, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, c.remote.unfill(ctx, f) })
+		c.emit(EventFillRejected, ks.label, nil)
+	case r.stored:
 		c.emit(EventFill, ks.label, nil)
-	default:
+	default: // the lease was lost (expired, or voided by an invalidation or a put)
 		c.emit(EventFillRejected, ks.label, nil)
 	}
-	return res
 }
 
 // handoffTTL is how long a rejected fill's value waits for waiters: a few

@@ -25,8 +25,12 @@ type remote interface {
 	// commands: try to take the lease (SET NX GET), and read the entry, the
 	// hand-off and the clock.
 	look(ctx context.Context, key Key, lease, value string) (lookResult, error)
-	// fill stores env under the lease if the state allows it (fillScript).
-	fill(ctx context.Context, f *fillArgs) (int64, error)
+	// fill stores env under the lease (storeScript) and, in the same round,
+	// reads the entry's markers; stale reports a marker bumped past f.seq
+	// (the entry just stored is then dropped again by unfill).
+	fill(ctx context.Context, f *fillArgs) (stored, stale bool, err error)
+	// unfill deletes a stale fill's entry and leaves its value as the hand-off.
+	unfill(ctx context.Context, f *fillArgs) error
 	// store runs storeScript (write-through, or the sharded fill's second step).
 	store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error)
 	// invalidate runs invalidateScript, deleting keys (and their leases), and
@@ -114,6 +118,49 @@ func lookOn(ctx context.Context, rdb redis.UniversalClient, key Key, lease, valu
 		return lookResult{}, err
 	}
 	return read()
+}
+
+// fillOn reads the entry's markers and stores it under the lease in one
+// pipeline (Redis runs the ZMSCORE first on a single node; on Cluster they
+// run on two masters in parallel, and the hit rule covers an invalidation
+// that lands in between). Plain ZMSCORE outside the store script keeps the
+// script small: Lua costs more than the commands it runs.
+func fillOn(ctx context.Context, rdb redis.UniversalClient, st *stateKeys, f *fillArgs) (stored, stale bool, err error) {
+	var scores *redis.FloatSliceCmd
+	var store *redis.Cmd
+	_, err = rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		scores = p.ZMScore(ctx, st.marks, f.members...)
+		store = storeScript.evalsha(ctx, p, []string{string(f.key), f.lease}, f.token, f.env, f.ttl.Milliseconds())
+		return nil
+	})
+	if err != nil && err != redis.Nil && !isReply(err) {
+		return false, false, err
+	}
+	if e := store.Err(); e != nil && strings.HasPrefix(e.Error(), "NOSCRIPT") {
+		store = storeScript.run(ctx, rdb, []string{string(f.key), f.lease}, f.token, f.env, f.ttl.Milliseconds())
+	}
+	n, err := store.Int64()
+	if err != nil {
+		return false, false, err
+	}
+	if scores.Err() != nil { // not a sorted set: the state is gone, so is the entry's incarnation
+		return n == 1, true, nil
+	}
+	for _, s := range scores.Val() {
+		if uint64(s) > f.seq {
+			return n == 1, true, nil
+		}
+	}
+	return n == 1, false, nil
+}
+
+func unfillOn(ctx context.Context, rdb redis.UniversalClient, f *fillArgs) error {
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, string(f.key))
+		p.Set(ctx, handoffKeyOf(f.key), f.env, f.handoff)
+		return nil
+	})
+	return err
 }
 
 // stateReply is what an invalidation returns.
@@ -244,14 +291,11 @@ func (r *single) look(ctx context.Context, key Key, lease, value string) (lookRe
 	return lookOn(ctx, r.rdb, key, lease, value, r.leaseMs, r.st.clock)
 }
 
-func (r *single) fill(ctx context.Context, f *fillArgs) (int64, error) {
-	args := make([]any, 0, 5+len(f.members))
-	args = append(args, f.token, f.env, f.ttl.Milliseconds(), f.seq, f.handoff.Milliseconds())
-	for _, m := range f.members {
-		args = append(args, m)
-	}
-	return fillScript.run(ctx, r.rdb, []string{string(f.key), f.lease, r.st.marks, handoffKeyOf(f.key)}, args...).Int64()
+func (r *single) fill(ctx context.Context, f *fillArgs) (bool, bool, error) {
+	return fillOn(ctx, r.rdb, r.st, f)
 }
+
+func (r *single) unfill(ctx context.Context, f *fillArgs) error { return unfillOn(ctx, r.rdb, f) }
 
 func (r *single) store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error) {
 	return storeScript.run(ctx, r.rdb, []string{string(key), lease}, token, env, ttl.Milliseconds()).Int64()
@@ -368,43 +412,13 @@ func (r *sharded) look(ctx context.Context, key Key, lease, value string) (lookR
 	return lookOn(ctx, r.rdb, key, lease, value, r.leaseMs, r.st.clock)
 }
 
-// fill checks the state on its master first, then stores under the lease: the
-// hit rule covers an invalidation that lands between the two.
-func (r *sharded) fill(ctx context.Context, f *fillArgs) (int64, error) {
-	var clock *redis.StringCmd
-	var scores *redis.FloatSliceCmd
-	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		clock = p.Get(ctx, r.st.clock)
-		scores = p.ZMScore(ctx, r.st.marks, f.members...)
-		return nil
-	})
-	if err != nil && err != redis.Nil && !isReply(err) {
-		return 0, err
-	}
-	stale := true
-	if c, err := clock.Result(); err == nil && scores.Err() == nil {
-		if inc, _, ok := parseClock(c); ok && inc == f.inc {
-			stale = false
-			for _, s := range scores.Val() {
-				if uint64(s) > f.seq {
-					stale = true
-					break
-				}
-			}
-		}
-	}
-	if stale {
-		n, err := releaseScript.run(ctx, r.rdb, []string{f.lease, handoffKeyOf(f.key)}, f.token, f.env, f.handoff.Milliseconds()).Int64()
-		if err != nil {
-			return 0, err
-		}
-		if n == 0 {
-			return 0, nil
-		}
-		return -1, nil
-	}
-	return r.store(ctx, f.key, f.lease, f.token, f.env, f.ttl)
+// fill is one parallel round: the markers on the state's master, the store
+// on the entry's.
+func (r *sharded) fill(ctx context.Context, f *fillArgs) (bool, bool, error) {
+	return fillOn(ctx, r.rdb, r.st, f)
 }
+
+func (r *sharded) unfill(ctx context.Context, f *fillArgs) error { return unfillOn(ctx, r.rdb, f) }
 
 func (r *sharded) store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error) {
 	return storeScript.run(ctx, r.rdb, []string{string(key), lease}, token, env, ttl.Milliseconds()).Int64()

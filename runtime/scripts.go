@@ -61,6 +61,12 @@ func (s *script) run(ctx context.Context, rdb redis.Scripter, keys []string, arg
 	return cmd
 }
 
+// evalsha queues the script by its SHA in a pipeline; the caller retries a
+// NOSCRIPT reply with run.
+func (s *script) evalsha(ctx context.Context, p redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
+	return p.EvalSha(ctx, s.pick().sha, keys, args...)
+}
+
 // eval queues the script in a pipeline (EVAL: a pipeline cannot retry NOSCRIPT).
 func (s *script) eval(ctx context.Context, p redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
 	return p.Eval(ctx, s.pick().src, keys, args...)
@@ -149,38 +155,9 @@ redis.call('SET', KEYS[1], ARGV[2] .. ':' .. string.format('%.0f', seq))
 return 1
 `)
 
-// fillScript stores a loaded value: KEYS = entry, lease, marks, hand-off
-// (single node); ARGV = token, envelope, ttl ms, fill seq, hand-off ms,
-// marker members... Only while the lease is ours and no marker was bumped
-// past the fill seq: 1 stored. Otherwise the lease is freed and the value
-// becomes the key's hand-off, for waiters whose reads it can still answer
-// (-1); 0 when the lease was lost. (An entry of a stale incarnation is never
-// served — the hit compares incarnations — so it is not checked here.)
-var fillScript = newScript(`
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[2])
-if #ARGV > 5 then
-  local s = redis.pcall('ZMSCORE', KEYS[3], unpack(ARGV, 6))
-  local stale = type(s) ~= 'table' or s.err
-  if not stale then
-    local f = tonumber(ARGV[4])
-    for i = 1, #s do
-      if s[i] and tonumber(s[i]) > f then stale = true break end
-    end
-  end
-  if stale then
-    redis.call('SET', KEYS[4], ARGV[2], 'PX', ARGV[5])
-    return -1
-  end
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1
-`)
-
-// storeScript stores an entry while the lease KEYS[2] is ours (ARGV[1]) —
-// the sharded fill, whose state check ran before — or, with an empty ARGV[1],
-// unconditionally, voiding any lease (write-through). ARGV = token, envelope,
-// ttl ms.
+// storeScript stores an entry while the lease KEYS[2] is ours (ARGV[1]) — a
+// fill — or, with an empty ARGV[1], unconditionally, voiding any lease
+// (write-through). ARGV = token, envelope, ttl ms. 1 stored, 0 lease lost.
 var storeScript = newScript(`
 if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
