@@ -171,7 +171,7 @@ type stateKeys struct {
 	clock, marks string
 	retention    string // the longest retention asked for
 	keep         int64  // this process's marker retention, µs
-	limit        int   // marker count past which the state starts again
+	limit        int    // marker count past which the state starts again
 	newInc       func() uint64
 }
 
