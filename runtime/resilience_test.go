@@ -257,3 +257,133 @@ func TestEvictionPolicies(t *testing.T) {
 		})
 	}
 }
+
+// fillUntilOOM writes 1 KiB keys (prefix, no TTL) until Redis refuses one
+// with OOM, and returns how many it stored. It gives up after limit keys.
+func fillUntilOOM(t *testing.T, rdb *redis.Client, prefix string, limit int) int {
+	t.Helper()
+	ctx := context.Background()
+	val := strings.Repeat("y", 1024)
+	for i := 0; i < limit; i++ {
+		err := rdb.Set(ctx, prefix+strconv.Itoa(i), val, 0).Err()
+		if isOOM(err) {
+			return i
+		}
+		if err != nil {
+			t.Fatalf("filling: %v", err)
+		}
+	}
+	t.Fatalf("no OOM after %d KiB", limit)
+	return 0
+}
+
+// TestNoevictionFull: under maxmemory-policy noeviction, Redis filled until
+// writes are refused (OOM). Invalidations still run (allow-oom scripts) and
+// return nil; every later read, by the writer's Cache or a fresh one,
+// returns the new row; the refused fills (the lease's SET fails with OOM)
+// are not Redis failures: no redis_error event, the breaker stays closed and
+// the Cache healthy. Once memory is free again, caching resumes.
+func TestNoevictionFull(t *testing.T) {
+	ctx := context.Background()
+	addr, _ := testenv.StartRedisWith(t, "--maxmemory-policy", "noeviction")
+	rdb := privateClient(t, addr)
+	frdb := privateClient(t, addr)
+	eachID(64, func(int64) { // connect both pools before memory is measured
+		_ = rdb.Ping(ctx).Err()
+		_ = frdb.Ping(ctx).Err()
+	})
+	ns := WithNamespace(testNamespace(t))
+	const rows, more = 500, 100 // rows are cached before Redis fills up; more are not
+	src := newTable(rows + more)
+	writer := newTestCache(t, rdb, ns)
+	wks := userSpace(writer)
+	var st staleCount
+	eachID(rows, func(id int64) { st.check(ctx, wks, src, id, 1, "fill") })
+	if n := writer.Stats().Get(EventFill); n != rows {
+		t.Fatalf("%d fills of %d rows", n, rows)
+	}
+	used := infoInt(t, rdb, "memory", "used_memory")
+	if err := rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(used+64<<10, 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	stored := fillUntilOOM(t, rdb, "full:a:", 10000)
+	// used_memory moves by tens of KiB as Redis resizes client buffers, so
+	// a Redis filled to the byte takes a write now and then; the limit goes
+	// 256 KiB below what is used, and Redis stays full.
+	full := func() {
+		t.Helper()
+		used := infoInt(t, rdb, "memory", "used_memory")
+		if err := rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(used-256<<10, 10)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Set(ctx, "full:probe", "x", 0).Err(); !isOOM(err) {
+			t.Fatalf("Redis not full: SET = %v", err)
+		}
+	}
+	full()
+	before := writer.Stats()
+
+	// Fills are refused while Redis is full: the source answers, nothing is
+	// stored, and the Cache does not count Redis as failing.
+	eachID(more, func(i int64) { st.check(ctx, wks, src, rows+i, 1, "full, uncached row") })
+	mid := writer.Stats()
+	if !writer.healthy() {
+		t.Fatalf("refused fills opened the breaker: %v", mid)
+	}
+	if d := mid.Get(EventFill) - before.Get(EventFill); d != 0 {
+		t.Fatalf("%d fills stored while Redis was full", d)
+	}
+
+	// Every cached row is written and invalidated: each Invalidate returns
+	// nil although Redis refuses writes.
+	var invErrs atomic.Int64
+	eachID(rows, func(id int64) {
+		src.write(id)
+		if err := invalidateRow(ctx, writer, wks, id, int(id)); err != nil {
+			invErrs.Add(1)
+			st.note("invalidate %d: %v", id, err)
+		}
+	})
+	if n := invErrs.Load(); n != 0 {
+		t.Fatalf("%d of %d invalidations failed on a full Redis: %s", n, rows, strings.Join(st.first, "; "))
+	}
+	// Deleting the key-invalidated entries freed some memory.
+	full()
+	fresh := newTestCache(t, frdb, ns)
+	readers := []reader{{"writer", wks}, {"fresh", userSpace(fresh)}}
+	readPass(ctx, &st, src, rows+more, readers...)
+	st.verify(t, "full")
+	after, fafter := writer.Stats(), fresh.Stats()
+	errstats := rdb.Info(ctx, "errorstats").Val()
+	t.Logf("noeviction: %d KiB of other keys to fill Redis; writer %v (before the full phase %v), fresh %v; Redis %s",
+		stored, after, before, fafter, strings.TrimSpace(strings.ReplaceAll(errstats, "\r\n", " ")))
+	if !strings.Contains(errstats, "errorstat_OOM:") {
+		t.Errorf("Redis refused nothing with OOM (INFO errorstats %q): the test proved nothing", errstats)
+	}
+	for _, c := range []struct {
+		who string
+		c   *Cache
+		s   Stats
+	}{{"writer", writer, after}, {"fresh", fresh, fafter}} {
+		if !c.c.healthy() || c.s.Get(EventBreakerOpen) != 0 {
+			t.Errorf("%s: the breaker opened on a full Redis: %v", c.who, c.s)
+		}
+		if c.s.Get(EventRedisError) != 0 {
+			t.Errorf("%s: %d redis errors counted for refused fills, want 0: %v", c.who, c.s.Get(EventRedisError), c.s)
+		}
+	}
+	if d := after.Get(EventFill) - before.Get(EventFill) + fafter.Get(EventFill); d != 0 {
+		t.Errorf("%d fills stored while Redis was full", d)
+	}
+
+	// Memory is freed: caching resumes, for both processes.
+	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	hits := readPass(ctx, &st, src, rows+more, readers...)
+	st.verify(t, "after the memory was freed")
+	if hits[1] < (rows+more)*9/10 {
+		t.Errorf("caching did not resume: fresh %d hits of %d rows the writer had just filled", hits[1], rows+more)
+	}
+	t.Logf("after freeing memory: writer %d hits, fresh %d hits of %d rows", hits[0], hits[1], rows+more)
+}
