@@ -120,6 +120,31 @@ func (s *staleCount) verify(t *testing.T, what string) {
 	}
 }
 
+// acked holds, per row, the highest version whose write's invalidation has
+// returned nil: a read that begins later must return at least that version.
+type acked []atomic.Int64
+
+func (a acked) set(id, v int64) {
+	for {
+		old := a[id].Load()
+		if v <= old || a[id].CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+// writeRow is a write: the row changes, then its invalidation (by key, by
+// the parameter tag or by the result tag, as how says) returns; only an
+// invalidation that returned nil raises the version reads must see.
+func writeRow(ctx context.Context, c *Cache, ks *Keyspace[*user], src *table, done acked, id int64, how int) error {
+	v := src.write(id)
+	err := invalidateRow(ctx, c, ks, id, how)
+	if err == nil {
+		done.set(id, v)
+	}
+	return err
+}
+
 // reader is a named keyspace of one Cache (one process's view).
 type reader struct {
 	who string
@@ -386,4 +411,133 @@ func TestNoevictionFull(t *testing.T) {
 		t.Errorf("caching did not resume: fresh %d hits of %d rows the writer had just filled", hits[1], rows+more)
 	}
 	t.Logf("after freeing memory: writer %d hits, fresh %d hits of %d rows", hits[0], hits[1], rows+more)
+}
+
+// privateCluster is a client of a private Cluster from testenv.StartCluster
+// that honours context deadlines and follows up to maxRedirects redirections
+// (MOVED and ASK are followed at once; other retries back off).
+func privateCluster(t testing.TB, addrs []string, maxRedirects int) *redis.ClusterClient {
+	t.Helper()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, ContextTimeoutEnabled: true, MaxRedirects: maxRedirects})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// masterOf is the address of the master that holds key's slot.
+func masterOf(t testing.TB, rdb *redis.ClusterClient, key string) string {
+	t.Helper()
+	m, err := rdb.MasterForKey(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Options().Addr
+}
+
+// TestClusterRestartEmpty: on a private 3-master Cluster, each master in
+// turn is restarted empty (same node id and slots, no data) after the rows
+// were cached; then every row is written and invalidated. No read — by the
+// writer's Cache, by another process's Cache that had read before the
+// restart, or by a fresh one — returns an old row or an error, and caching
+// resumes: a second pass hits. One of the restarts loses the invalidation
+// state (its slot's master): every entry of the other masters becomes a
+// miss, by incarnation.
+func TestClusterRestartEmpty(t *testing.T) {
+	// A restart moves no slot, so redirections are not needed; go-redis's
+	// own retries (a refused dial, CLUSTERDOWN while the node rejoins) back
+	// off without regard to the Cache's deadline, so their number is what
+	// bounds a read that meets the restart: the default, 3.
+	const restartRedirects = 3
+	ctx := context.Background()
+	addrs := testenv.StartCluster(t)
+	ns := WithNamespace(testNamespace(t))
+	const rows = 300
+	src := newTable(rows)
+	done := make(acked, rows)
+	for id := range done {
+		done[id].Store(1)
+	}
+	writer := newTestCache(t, privateCluster(t, addrs, restartRedirects), ns)
+	other := newTestCache(t, privateCluster(t, addrs, restartRedirects), ns)
+	wks, oks := userSpace(writer), userSpace(other)
+	admin := privateCluster(t, addrs, restartRedirects)
+	stateAt := masterOf(t, admin, writer.state.clock)
+	var st staleCount
+	for i, addr := range addrs {
+		// Cached everywhere: the writer fills, the other process hits.
+		readPass(ctx, &st, src, rows, reader{"writer", wks}, reader{"other", oks})
+		perNode := map[string]int{}
+		for _, k := range namespaceKeys(t, admin, writer) {
+			if strings.HasPrefix(k, writer.ns+"e:") {
+				perNode[masterOf(t, admin, k)]++
+			}
+		}
+		inc := currentState(writer).inc
+		// The other process keeps reading while the master is down and
+		// rejoins, and while the rows are written: fail-open, never an
+		// error or a row older than an acknowledged write.
+		stop := make(chan struct{})
+		var during atomic.Int64
+		var slowest atomic.Int64
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := int64(0); ; id = (id + 7) % rows {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				start := time.Now()
+				st.check(ctx, oks, src, id, done[id].Load(), "other, during the restart")
+				if d := int64(time.Since(start)); d > slowest.Load() {
+					slowest.Store(d)
+				}
+				during.Add(1)
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		testenv.RestartNodeEmpty(t, addrs, i)
+		var invErrs atomic.Int64
+		eachID(rows, func(id int64) {
+			if err := writeRow(ctx, writer, wks, src, done, id, int(id)+i); err != nil {
+				invErrs.Add(1)
+				st.note("invalidate %d after restarting %s: %v", id, addr, err)
+			}
+		})
+		close(stop)
+		wg.Wait()
+		fresh := newTestCache(t, privateCluster(t, addrs, restartRedirects), ns)
+		readers := []reader{{"writer", wks}, {"other", oks}, {"fresh", userSpace(fresh)}}
+		first := readPass(ctx, &st, src, rows, readers...)
+		// A Cache whose breaker opened during the restart probes Redis once
+		// per cooldown (1s): reads bring it back.
+		recovered := time.Now()
+		for _, r := range readers {
+			for id := int64(0); !r.ks.c.healthy(); id = (id + 1) % rows {
+				if time.Since(recovered) > 5*time.Second {
+					t.Fatalf("restart of %s: %s's breaker still open 5s after the cluster recovered: %v", addr, r.who, r.ks.c.Stats())
+				}
+				st.check(ctx, r.ks, src, id, src.version(id), r.who+", recovering")
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		second := readPass(ctx, &st, src, rows, readers...)
+		st.verify(t, "restart of "+addr)
+		if n := invErrs.Load(); n != 0 {
+			t.Errorf("restart of %s: %d invalidations returned errors", addr, n)
+		}
+		newInc := currentState(writer).inc
+		t.Logf("restarted master %d (%s, state master: %v): it held %d of %d entries; %d reads during the restart and the writes (slowest %v); incarnation %s; hits after the writes %v, second pass %v (of %d rows each, writer/other/fresh; breakers closed after %v); writer %v, other %v",
+			i, addr, addr == stateAt, perNode[addr], rows, during.Load(), time.Duration(slowest.Load()).Round(time.Millisecond), map[bool]string{true: "new", false: "kept"}[newInc != inc],
+			first, second, rows, time.Since(recovered).Round(time.Millisecond), writer.Stats(), other.Stats())
+		if (newInc != inc) != (addr == stateAt) {
+			t.Errorf("restart of %s (state master %v): incarnation %d -> %d", addr, addr == stateAt, inc, newInc)
+		}
+		for j, h := range second {
+			if h < rows*9/10 {
+				t.Errorf("restart of %s: %s hit %d of %d rows in the second pass: caching did not resume", addr, readers[j].who, h, rows)
+			}
+		}
+	}
 }
