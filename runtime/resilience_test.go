@@ -13,7 +13,10 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -540,4 +543,284 @@ func TestClusterRestartEmpty(t *testing.T) {
 			}
 		}
 	}
+}
+
+// movable is a client whose connections go to whatever address it is
+// pointed at, the way a Sentinel-aware client follows a failover: the
+// same process, the same Cache (and its mirror), a new master.
+type movable struct {
+	*redis.Client
+	to atomic.Pointer[string]
+}
+
+func movableClient(t testing.TB, addr string) *movable {
+	t.Helper()
+	m := &movable{}
+	m.to.Store(&addr)
+	m.Client = redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true,
+		Dialer: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, *m.to.Load())
+		}})
+	t.Cleanup(func() { m.Client.Close() })
+	return m
+}
+
+// point sends every new connection to addr. The old master is dead: the
+// pooled connections to it fail their health check and are dropped.
+func (m *movable) point(addr string) { m.to.Store(&addr) }
+
+// replayPending reports whether the Cache still holds invalidations it could
+// not deliver (its breaker held open until they are replayed).
+func replayPending(c *Cache) bool {
+	c.pend.mu.Lock()
+	defer c.pend.mu.Unlock()
+	return c.pend.held
+}
+
+// waitReplicas waits until the Cache has checked the replicas of its state's
+// master (a background check that New starts) and found n.
+func waitReplicas(t *testing.T, c *Cache, n int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the Cache's replica check", func() bool {
+		c.acks.mu.Lock()
+		defer c.acks.mu.Unlock()
+		return !c.acks.checked.IsZero() && c.acks.count == n
+	})
+}
+
+// TestFailover: a master with one replica fails over.
+//
+//   - acknowledged: invalidations return once the replica has them (WAIT);
+//     the master dies, the replica is promoted: no process — the writer, one
+//     that read before, a fresh one — reads an old row.
+//   - lost: the replica is frozen and cut off while the rows are written, so
+//     the writer's invalidations are not acknowledged: Invalidate returns an
+//     error, the writer serves from the source (breaker held) and replays
+//     them to the new master; the writer, and a process that had seen them,
+//     never read an old row; after the replay every Cache reads the new
+//     rows. A fresh process may read an old row until the replay lands (the
+//     documented window): counted and logged.
+//   - sentinel: the same as acknowledged through redis.NewFailoverClient and
+//     a real Sentinel, with a reader running through the failover.
+func TestFailover(t *testing.T) {
+	const rows = 100
+	t.Run("acknowledged", func(t *testing.T) {
+		ctx := context.Background()
+		r := testenv.StartReplicated(t)
+		ns := WithNamespace(testNamespace(t))
+		src := newTable(rows)
+		wc, oc := movableClient(t, r.Master.Addr()), movableClient(t, r.Master.Addr())
+		writer, other := newTestCache(t, wc, ns), newTestCache(t, oc, ns)
+		wks, oks := userSpace(writer), userSpace(other)
+		waitReplicas(t, writer, 1)
+		var st staleCount
+		readPass(ctx, &st, src, rows, reader{"writer", wks}, reader{"other", oks})
+		eachID(rows, func(id int64) {
+			src.write(id)
+			if err := invalidateRow(ctx, writer, wks, id, int(id)); err != nil {
+				st.errs.Add(1)
+				st.note("invalidate %d: %v", id, err)
+			}
+		})
+		// The other process reads the new rows from the old master (its
+		// mirror moves to the last invalidation) and fills them.
+		readPass(ctx, &st, src, rows/2, reader{"other", oks})
+		r.Master.Kill()
+		testenv.Promote(t, r.Replica.Addr())
+		wc.point(r.Replica.Addr())
+		oc.point(r.Replica.Addr())
+		fresh := newTestCache(t, privateClient(t, r.Replica.Addr()), ns)
+		readers := []reader{{"writer", wks}, {"other", oks}, {"fresh", userSpace(fresh)}}
+		first := readPass(ctx, &st, src, rows, readers...)
+		waitFor(t, 5*time.Second, "the breakers to close", func() bool {
+			for _, r := range readers {
+				if !r.ks.c.healthy() {
+					_, _ = readRow(ctx, r.ks, src, 0)
+					return false
+				}
+			}
+			return true
+		})
+		second := readPass(ctx, &st, src, rows, readers...)
+		st.verify(t, "failover")
+		t.Logf("after the failover: hits %v, then %v (writer/other/fresh, of %d rows each); writer %v", first, second, rows, writer.Stats())
+		for i, h := range second {
+			if h < rows*9/10 {
+				t.Errorf("%s: %d hits of %d in the second pass after the failover", readers[i].who, h, rows)
+			}
+		}
+	})
+
+	t.Run("lost", func(t *testing.T) {
+		ctx := context.Background()
+		r := testenv.StartReplicated(t)
+		ns := WithNamespace(testNamespace(t))
+		src := newTable(rows)
+		wc, oc := movableClient(t, r.Master.Addr()), movableClient(t, r.Master.Addr())
+		// A 400ms budget: an unacknowledged invalidation waits 200ms for
+		// the frozen replica. A 200ms breaker cooldown paces the replays.
+		writer := newTestCache(t, wc, ns, WithTimeout(400*time.Millisecond), WithBreaker(5, 200*time.Millisecond))
+		other := newTestCache(t, oc, ns)
+		wks, oks := userSpace(writer), userSpace(other)
+		waitReplicas(t, writer, 1)
+		var st, window staleCount
+		readPass(ctx, &st, src, rows, reader{"writer", wks}, reader{"other", oks})
+		// Rows 0..9 are written while the replica cannot have them. Row 0's
+		// invalidation runs on the master and is not acknowledged; the
+		// writer's breaker is then held, so rows 1..9's are not even sent:
+		// all ten wait for the replay.
+		const lost = 10
+		var sent, queued []int64
+		r.FailoverLosingWrites(t, func(string) {
+			for id := range int64(lost) {
+				src.write(id)
+				switch err := invalidateRow(ctx, writer, wks, id, int(id)); {
+				case errors.Is(err, errNotReplicated):
+					sent = append(sent, id)
+				case err != nil:
+					queued = append(queued, id)
+				default:
+					t.Errorf("row %d: an invalidation returned nil with the replica frozen and cut off", id)
+				}
+			}
+			if writer.healthy() {
+				t.Errorf("the writer's breaker is closed with unacknowledged invalidations")
+			}
+			// Both processes read the rows before the master dies: the
+			// writer from the source; the other process sees the bump of
+			// the invalidation that ran, and the old entries of the others.
+			for id := range int64(lost) {
+				st.check(ctx, wks, src, id, src.version(id), "writer, on the old master")
+				if slices.Contains(sent, id) {
+					st.check(ctx, oks, src, id, src.version(id), "other, on the old master, invalidation ran")
+				} else {
+					window.check(ctx, oks, src, id, src.version(id), "other, on the old master, invalidation queued")
+				}
+			}
+		})
+		if len(sent)+len(queued) != lost || len(sent) == 0 {
+			t.Fatalf("invalidations: %v ran on the master unacknowledged, %v queued; want all %d to fail, the first to run", sent, queued, lost)
+		}
+		before := window.n.Load()
+		failover := time.Now()
+		wc.point(r.Replica.Addr())
+		oc.point(r.Replica.Addr())
+		// The promoted replica holds the old entries of rows 0..9 and none
+		// of their invalidations. Until the replay lands the writer reads
+		// from the source, and the other process judges the rows whose
+		// bumps it saw by its mirror: both must read the new rows. The
+		// other rows, and every row for a fresh process, are the
+		// documented window: counted, not failed.
+		fresh := newTestCache(t, privateClient(t, r.Replica.Addr()), ns)
+		fks := userSpace(fresh)
+		var windowReads int
+		for replayPending(writer) {
+			if time.Since(failover) > 15*time.Second {
+				t.Fatalf("the lost invalidations were not replayed within 15s: writer %v", writer.Stats())
+			}
+			for id := range int64(lost) {
+				st.check(ctx, wks, src, id, src.version(id), "writer, before the replay")
+				if slices.Contains(sent, id) {
+					st.check(ctx, oks, src, id, src.version(id), "other, before the replay, bump seen")
+				} else {
+					window.check(ctx, oks, src, id, src.version(id), "other, before the replay")
+				}
+				window.check(ctx, fks, src, id, src.version(id), "fresh, before the replay")
+				windowReads += 2
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		replayed := time.Since(failover)
+		latest := newTestCache(t, privateClient(t, r.Replica.Addr()), ns)
+		readers := []reader{{"writer", wks}, {"other", oks}, {"fresh", fks}, {"latest", userSpace(latest)}}
+		readPass(ctx, &st, src, rows, readers...)
+		st.verify(t, "lost invalidations")
+		if e := window.errs.Load(); e != 0 {
+			t.Errorf("fresh Cache before the replay: %d errors: %s", e, strings.Join(window.first, "; "))
+		}
+		t.Logf("invalidations of rows %v ran unacknowledged, of rows %v were queued; on the old master the other process read %d old rows "+
+			"of the queued ones; the replay landed %v after the failover; before it, %d reads of rows without a seen bump (other, fresh) returned %d old rows; writer %v",
+			sent, queued, before, replayed.Round(time.Millisecond), windowReads, window.n.Load()-before, writer.Stats())
+	})
+
+	t.Run("sentinel", func(t *testing.T) {
+		ctx := context.Background()
+		r := testenv.StartReplicated(t)
+		sen := r.StartSentinel(t)
+		ns := WithNamespace(testNamespace(t))
+		src := newTable(rows)
+		done := make(acked, rows)
+		for id := range done {
+			done[id].Store(1)
+		}
+		failover := func() *redis.Client {
+			rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: sen.MasterName,
+				SentinelAddrs: []string{sen.Addr()}, ContextTimeoutEnabled: true})
+			t.Cleanup(func() { rdb.Close() })
+			return rdb
+		}
+		writer, other := newTestCache(t, failover(), ns), newTestCache(t, failover(), ns)
+		wks, oks := userSpace(writer), userSpace(other)
+		waitReplicas(t, writer, 1)
+		var st staleCount
+		readPass(ctx, &st, src, rows, reader{"writer", wks}, reader{"other", oks})
+		// The other process reads throughout: the writes, the master's
+		// death, Sentinel's failover and after.
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var during atomic.Int64
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := int64(0); ; id = (id + 3) % rows {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				st.check(ctx, oks, src, id, done[id].Load(), "other, through the failover")
+				during.Add(1)
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		var invErrs atomic.Int64
+		eachID(rows, func(id int64) {
+			if err := writeRow(ctx, writer, wks, src, done, id, int(id)); err != nil {
+				invErrs.Add(1)
+				st.note("invalidate %d: %v", id, err)
+			}
+		})
+		killed := time.Now()
+		r.Master.Kill()
+		sen.WaitMaster(t, r.Replica.Addr())
+		switched := time.Since(killed)
+		readers := []reader{{"writer", wks}, {"other", oks}}
+		waitFor(t, 10*time.Second, "the breakers to close after the failover", func() bool {
+			for _, r := range readers {
+				if !r.ks.c.healthy() {
+					st.check(ctx, r.ks, src, 0, done[0].Load(), r.who+", recovering")
+					return false
+				}
+			}
+			return true
+		})
+		close(stop)
+		wg.Wait()
+		fresh := newTestCache(t, failover(), ns)
+		readers = append(readers, reader{"fresh", userSpace(fresh)})
+		first := readPass(ctx, &st, src, rows, readers...)
+		second := readPass(ctx, &st, src, rows, readers...)
+		st.verify(t, "sentinel failover")
+		if n := invErrs.Load(); n != 0 {
+			t.Errorf("%d acknowledged-mode invalidations failed before the failover", n)
+		}
+		t.Logf("sentinel: failover %v after the kill; %d reads by the other process through it; hits after %v, then %v (writer/other/fresh, of %d rows)",
+			switched.Round(time.Millisecond), during.Load(), first, second, rows)
+		for i, h := range second {
+			if h < rows*9/10 {
+				t.Errorf("%s: %d hits of %d in the second pass after the failover", readers[i].who, h, rows)
+			}
+		}
+	})
 }
