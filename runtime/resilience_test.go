@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -823,4 +824,191 @@ func TestFailover(t *testing.T) {
 			}
 		}
 	})
+}
+
+// migrateSplit migrates one slot like testenv.MigrateSlots, but key by key
+// with a pause after each, and another before the slot changes hands: for
+// that long the slot is half moved (multi-key commands get TRYAGAIN, the
+// rest ASK to the importing node).
+func migrateSplit(t *testing.T, from, to string, slot int, keys []string, pause time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	src, dst := privateClient(t, from), privateClient(t, to)
+	srcID, dstID := src.ClusterMyID(ctx).Val(), dst.ClusterMyID(ctx).Val()
+	host, port, _ := net.SplitHostPort(to)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("migrating slot %d %s -> %s: %v", slot, from, to, err)
+		}
+	}
+	must(dst.Do(ctx, "cluster", "setslot", slot, "importing", srcID).Err())
+	must(src.Do(ctx, "cluster", "setslot", slot, "migrating", dstID).Err())
+	for _, k := range keys {
+		if err := src.Do(ctx, "migrate", host, port, k, 0, 5000).Err(); err != nil && !strings.Contains(err.Error(), "NOKEY") {
+			must(err)
+		}
+		time.Sleep(pause)
+	}
+	if rest := src.ClusterGetKeysInSlot(ctx, slot, 100).Val(); len(rest) > 0 {
+		args := []any{"migrate", host, port, "", 0, 5000, "keys"}
+		for _, k := range rest {
+			args = append(args, k)
+		}
+		must(src.Do(ctx, args...).Err())
+	}
+	must(dst.Do(ctx, "cluster", "setslot", slot, "node", dstID).Err())
+	must(src.Do(ctx, "cluster", "setslot", slot, "node", dstID).Err())
+	nodes, err := src.ClusterSlots(ctx).Result()
+	must(err)
+	seen := map[string]bool{from: true, to: true}
+	for _, r := range nodes {
+		if a := r.Nodes[0].Addr; !seen[a] {
+			seen[a] = true
+			must(privateClient(t, a).Do(ctx, "cluster", "setslot", slot, "node", dstID).Err())
+		}
+	}
+}
+
+// TestClusterReshard: on a private Cluster, three processes (Caches with
+// their own clients) read and write rows while hash slots migrate between
+// masters — the slots of entries and, back and forth, the slot of the
+// invalidation state. A read that begins after a write's invalidation
+// returned must return that version or a later one; no call may return an
+// error (fail-open is allowed). The second move of the state's slot is split:
+// for 300ms the clock is on the new master and the marker set on the old
+// one. A process that joins between migrations reads every row too.
+func TestClusterReshard(t *testing.T) {
+	ctx := context.Background()
+	addrs := testenv.StartCluster(t)
+	admin := privateCluster(t, addrs, 16)
+	ns := WithNamespace(testNamespace(t))
+	const rows = 64
+	src := newTable(rows)
+	done := make(acked, rows)
+	for id := range done {
+		done[id].Store(1)
+	}
+	var spaces []*Keyspace[*user]
+	for range 3 {
+		spaces = append(spaces, userSpace(newTestCache(t, privateCluster(t, addrs, 16), ns)))
+	}
+	var st staleCount
+	readPass(ctx, &st, src, rows, reader{"p0", spaces[0]}, reader{"p1", spaces[1]}, reader{"p2", spaces[2]})
+	clock := spaces[0].c.state.clock
+	stateSlot := int(admin.ClusterKeySlot(ctx, clock).Val())
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var reads, writes, invErrs atomic.Int64
+	for p, ks := range spaces {
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := rand.New(rand.NewPCG(uint64(p), uint64(g)))
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					id := r.Int64N(rows)
+					if g == 0 { // one writer per process
+						if err := writeRow(ctx, ks.c, ks, src, done, id, i); err != nil {
+							invErrs.Add(1)
+							st.note("p%d: invalidate %d: %v", p, id, err)
+						}
+						writes.Add(1)
+						time.Sleep(2 * time.Millisecond)
+						continue
+					}
+					st.check(ctx, ks, src, id, done[id].Load(), fmt.Sprintf("p%d", p))
+					reads.Add(1)
+				}
+			}()
+		}
+	}
+
+	// Who owns a slot, as the masters see it now (not a client's cached
+	// map), and the slots of the rows' entries (with their leases) on one.
+	node0 := privateClient(t, addrs[0])
+	owner := func(slot int) string {
+		t.Helper()
+		ranges, err := node0.ClusterSlots(ctx).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ranges {
+			if int(r.Start) <= slot && slot <= int(r.End) {
+				return r.Nodes[0].Addr
+			}
+		}
+		t.Fatalf("slot %d has no owner", slot)
+		return ""
+	}
+	entrySlots := func(master string) []int {
+		var slots []int
+		for id := range int64(rows) {
+			s := int(admin.ClusterKeySlot(ctx, string(userKey(spaces[0], id))).Val())
+			if owner(s) == master && !slices.Contains(slots, s) {
+				slots = append(slots, s)
+			}
+		}
+		return slots
+	}
+	var moves []string
+	for round := range 3 {
+		time.Sleep(300 * time.Millisecond)
+		from, to := addrs[round%3], addrs[(round+1)%3]
+		slots := entrySlots(from)
+		testenv.MigrateSlots(t, from, to, slots...)
+		time.Sleep(300 * time.Millisecond)
+		stateFrom := owner(stateSlot)
+		stateTo := addrs[(slices.Index(addrs, stateFrom)+1+round%2)%3]
+		how := "at once"
+		if round == 1 {
+			how = "split"
+			migrateSplit(t, stateFrom, stateTo, stateSlot, []string{clock, spaces[0].c.state.marks}, 300*time.Millisecond)
+		} else {
+			testenv.MigrateSlots(t, stateFrom, stateTo, stateSlot)
+		}
+		moves = append(moves, fmt.Sprintf("%d entry slots %s→%s, state slot %d %s→%s (%s)", len(slots), from, to, stateSlot, stateFrom, stateTo, how))
+		// A process that joins now reads every row.
+		joined := userSpace(newTestCache(t, privateCluster(t, addrs, 16), ns))
+		for id := range int64(rows) {
+			st.check(ctx, joined, src, id, done[id].Load(), fmt.Sprintf("joined after round %d", round))
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	st.verify(t, "reshard")
+	if n := invErrs.Load(); n != 0 {
+		t.Errorf("%d of %d invalidations returned an error during the reshard", n, writes.Load())
+	}
+	var hits, redisErrs uint64
+	for _, ks := range spaces {
+		hits += ks.c.Stats().Get(EventHit)
+		redisErrs += ks.c.Stats().Get(EventRedisError)
+	}
+	// What the masters answered with: the redirections go-redis followed.
+	redirects := map[string]int64{}
+	for _, a := range addrs {
+		for _, line := range strings.Split(privateClient(t, a).Info(ctx, "errorstats").Val(), "\n") {
+			k, v, ok := strings.Cut(strings.TrimSpace(line), ":count=")
+			if name, found := strings.CutPrefix(k, "errorstat_"); ok && found {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				redirects[name] += n
+			}
+		}
+	}
+	t.Logf("reshard: %s; %d reads (%d hits in all), %d writes, %d redis errors absorbed, %d stale reads; error replies of the masters %v",
+		strings.Join(moves, "; "), reads.Load(), hits, writes.Load(), redisErrs, st.n.Load(), redirects)
+	if redirects["ASK"] == 0 || redirects["MOVED"] == 0 {
+		t.Errorf("no ASK or MOVED replies: the migrations never met the traffic")
+	}
+	if hits == 0 {
+		t.Error("no hits during the reshard: the test proved nothing")
+	}
 }
