@@ -17,6 +17,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,8 +28,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cachegen/cachegen/internal/history"
 	"github.com/cachegen/cachegen/internal/testenv"
 )
 
@@ -1011,4 +1016,309 @@ func TestClusterReshard(t *testing.T) {
 	if hits == 0 {
 		t.Error("no hits during the reshard: the test proved nothing")
 	}
+}
+
+// History test parameters: processes × goroutines operate on historyRows
+// rows for historyRun.
+const (
+	historyProcs      = 4
+	historyGoroutines = 4
+	historyRows       = 8
+	historyRun        = 4 * time.Second
+)
+
+// TestHistories: several OS processes (this test binary re-executed; see
+// historyChild) read rows by id and by name through their own Cache and
+// write them (UPDATE in PostgreSQL, then invalidate by key and result tag)
+// concurrently, recording every operation in a history, while the
+// connections of a private redis-server are killed every ~250ms. Every
+// history must be free of stale reads (a read that began after a write's
+// invalidation returned nil saw an older version); porcupine then checks the
+// merged history for linearizability, which the design does not promise
+// (docs/runtime.md): its verdict is logged.
+func TestHistories(t *testing.T) {
+	ctx := context.Background()
+	dbURL := testenv.NeedPostgres(t)
+	addr, _ := testenv.StartRedisWith(t)
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	table := strings.ReplaceAll(testNamespace(t), "-", "_")
+	if _, err := pool.Exec(ctx, "CREATE TABLE "+table+" (id bigint PRIMARY KEY, name text UNIQUE NOT NULL, v bigint NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), "DROP TABLE IF EXISTS "+table); err != nil {
+			t.Errorf("dropping %s: %v", table, err)
+		}
+	})
+	dir := t.TempDir()
+	// The initial versions are writes too: every key starts at v1.
+	initial, err := history.Create(filepath.Join(dir, "init.jsonl"), historyProcs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range int64(historyRows) {
+		invoke := time.Now().UnixNano()
+		if _, err := pool.Exec(ctx, "INSERT INTO "+table+" VALUES ($1, $2, 1)", id, "n"+strconv.FormatInt(id, 10)); err != nil {
+			t.Fatal(err)
+		}
+		if err := initial.Append(history.Op{Key: "row" + strconv.FormatInt(id, 10), Kind: history.Write, Value: 1,
+			Invoke: invoke, Return: time.Now().UnixNano()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := initial.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ns := testNamespace(t)
+	start := time.Now().Add(time.Second) // every child is up by then
+	cmds := make([]*exec.Cmd, historyProcs)
+	outs := make([]*strings.Builder, historyProcs)
+	paths := []string{filepath.Join(dir, "init.jsonl")}
+	for p := range cmds {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(),
+			"CACHEGEN_HISTORY_CHILD="+strconv.Itoa(p),
+			"CACHEGEN_HISTORY_DIR="+dir,
+			"CACHEGEN_HISTORY_REDIS="+addr,
+			"CACHEGEN_HISTORY_DB="+dbURL,
+			"CACHEGEN_HISTORY_TABLE="+table,
+			"CACHEGEN_HISTORY_NS="+ns,
+			"CACHEGEN_HISTORY_START="+strconv.FormatInt(start.UnixNano(), 10))
+		outs[p] = &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = outs[p], outs[p]
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds[p] = cmd
+		paths = append(paths, filepath.Join(dir, fmt.Sprintf("p%d.jsonl", p)))
+	}
+	exited := make(chan error, historyProcs)
+	for _, cmd := range cmds {
+		go func() { exited <- cmd.Wait() }()
+	}
+	// The fault: every normal connection to Redis killed every ~250ms, until
+	// every child has exited (bounded: the children run for historyRun).
+	kills, killed := 0, 0
+	deadline := time.After(time.Until(start) + historyRun + 20*time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var childErrs []error
+	for running := historyProcs; running > 0; {
+		select {
+		case err := <-exited:
+			running--
+			if err != nil {
+				childErrs = append(childErrs, err)
+			}
+		case <-tick.C:
+			if time.Now().After(start) {
+				n, err := testenv.KillClients(addr, "normal")
+				if err != nil {
+					t.Fatal(err)
+				}
+				kills++
+				killed += n
+			}
+		case <-deadline:
+			for _, cmd := range cmds {
+				_ = cmd.Process.Kill()
+			}
+			t.Fatalf("the history processes did not finish in time")
+		}
+	}
+	var summary []string
+	for p, out := range outs {
+		line := ""
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "history:") {
+				line = l
+			}
+		}
+		if line == "" || len(childErrs) > 0 {
+			t.Fatalf("process %d (%v):\n%s", p, childErrs, out)
+		}
+		summary = append(summary, fmt.Sprintf("p%d %s", p, strings.TrimPrefix(line, "history: ")))
+		if !strings.Contains(line, " readErrs=0 ") {
+			t.Errorf("process %d: reads returned errors: %s", p, line)
+		}
+	}
+	ops, err := history.Load(paths...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reads, writes, unknown int
+	for _, op := range ops {
+		switch {
+		case op.Unknown():
+			unknown++
+		case op.Kind == history.Read:
+			reads++
+		default:
+			writes++
+		}
+	}
+	t.Logf("histories: %d ops (%d reads, %d writes, %d unknown: a write whose invalidation returned an error, or a failed read); "+
+		"%d CLIENT KILLs closed %d connections\n%s", len(ops), reads, writes, unknown, kills, killed, strings.Join(summary, "\n"))
+	if reads == 0 || writes == 0 {
+		t.Fatal("no reads or writes recorded")
+	}
+	if stale := history.CheckNoStaleRead(ops); len(stale) > 0 {
+		for _, s := range stale[:min(len(stale), 5)] {
+			t.Errorf("%v", s)
+		}
+		t.Errorf("%d stale reads", len(stale))
+	}
+	lin, err := history.CheckLinearizable(ops, 20*time.Second, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("porcupine (not promised, docs/runtime.md): %v", lin)
+}
+
+// historyChild is one process of TestHistories: TestMain runs it instead of
+// the tests when CACHEGEN_HISTORY_CHILD is set. Each goroutine reads a row
+// by id (key user:{id}, tags row:{id} and u:{id}), reads it by name (key
+// user-by-name:{name}, result tag u:{id}) or writes it (UPDATE … RETURNING,
+// then Invalidate by the key of the id read and the tag u:{id}), and
+// records each operation in the process's history.
+func historyChild(p int) {
+	fail := func(err error) {
+		fmt.Println("history child:", err)
+		os.Exit(1)
+	}
+	ctx := context.Background()
+	dir, table := os.Getenv("CACHEGEN_HISTORY_DIR"), os.Getenv("CACHEGEN_HISTORY_TABLE")
+	startNs, _ := strconv.ParseInt(os.Getenv("CACHEGEN_HISTORY_START"), 10, 64)
+	pool, err := pgxpool.New(ctx, os.Getenv("CACHEGEN_HISTORY_DB"))
+	if err != nil {
+		fail(err)
+	}
+	defer pool.Close()
+	// Odd processes do not let go-redis retry a command whose connection
+	// was killed: the kills reach the Cache as failed calls (fail-open,
+	// breaker, undelivered invalidations replayed). Even ones retry (the
+	// default), so a killed connection is mostly invisible.
+	retries := 0
+	if p%2 == 1 {
+		retries = -1
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: os.Getenv("CACHEGEN_HISTORY_REDIS"), ContextTimeoutEnabled: true, MaxRetries: retries})
+	defer rdb.Close()
+	// A budget that -race on a loaded machine keeps, a quick breaker.
+	c := New(rdb, WithNamespace(os.Getenv("CACHEGEN_HISTORY_NS")), WithLogger(quietLogger()),
+		WithTimeout(500*time.Millisecond), WithBreaker(5, 200*time.Millisecond))
+	defer c.Close()
+	byID := userSpace(c)
+	byName := NewKeyspace(c.Repo("users", 1), Spec[*user]{Template: "user-by-name:{}", Schema: "s1", TTL: time.Minute,
+		NotFound: errNotFound, IsNil: func(u *user) bool { return u == nil }})
+	rec, err := history.Create(filepath.Join(dir, fmt.Sprintf("p%d.jsonl", p)), p)
+	if err != nil {
+		fail(err)
+	}
+	resultTag := func(u *user) ([]string, bool) { return []string{"u:" + strconv.FormatInt(u.ID, 10)}, true }
+	getByID := func(id int64) (*user, error) {
+		rd := Lookup(ctx, byID, userKey(byID, id))
+		if rd.Hit {
+			return rd.Value, rd.Err
+		}
+		return Load(ctx, rd, Loader[*user]{
+			Load: func(ctx context.Context) (*user, error) {
+				u := &user{ID: id}
+				err := pool.QueryRow(ctx, "SELECT name, v FROM "+table+" WHERE id = $1", id).Scan(&u.Email, &u.Name)
+				return u, err
+			},
+			Tags: []string{"row:" + strconv.FormatInt(id, 10)}, ResultTags: resultTag,
+		})
+	}
+	getByName := func(name string) (*user, error) {
+		key := byName.Key(AppendString(append(byName.AppendPrefix(nil), "user-by-name:"...), name))
+		rd := Lookup(ctx, byName, key)
+		if rd.Hit {
+			return rd.Value, rd.Err
+		}
+		return Load(ctx, rd, Loader[*user]{
+			Load: func(ctx context.Context) (*user, error) {
+				u := &user{Email: name}
+				err := pool.QueryRow(ctx, "SELECT id, v FROM "+table+" WHERE name = $1", name).Scan(&u.ID, &u.Name)
+				return u, err
+			},
+			Tags: []string{"name:" + name}, ResultTags: resultTag,
+		})
+	}
+	version := func(u *user, err error) (int64, error) {
+		if err != nil {
+			return 0, err
+		}
+		return strconv.ParseInt(u.Name, 10, 64)
+	}
+	time.Sleep(time.Until(time.Unix(0, startNs)))
+	until := time.Now().Add(historyRun)
+	var nops, nreads, nwrites, readErrs, invErrs atomic.Int64
+	var lat latencies
+	var wg sync.WaitGroup
+	for g := range historyGoroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(p), uint64(g)))
+			for i := 0; time.Now().Before(until); i++ {
+				id := r.Int64N(historyRows)
+				key := "row" + strconv.FormatInt(id, 10)
+				opStart := time.Now()
+				switch op := r.IntN(4); op {
+				case 0, 1, 2: // read by id, or by name
+					call := rec.Invoke(g, key, history.Read, 0)
+					var v int64
+					var err error
+					if op < 2 {
+						v, err = version(getByID(id))
+					} else {
+						v, err = version(getByName("n" + strconv.FormatInt(id, 10)))
+					}
+					call.Return(v, err)
+					nreads.Add(1)
+					if err != nil {
+						readErrs.Add(1)
+						fmt.Println("read error:", err)
+					}
+				default: // write: UPDATE, then the invalidation
+					invoke := time.Now().UnixNano()
+					var v int64
+					if err := pool.QueryRow(ctx, "UPDATE "+table+" SET v = v + 1 WHERE id = $1 RETURNING v", id).Scan(&v); err != nil {
+						fail(err)
+					}
+					inv := Invalidation{Keys: []Key{userKey(byID, id)}, Tags: []string{"u:" + strconv.FormatInt(id, 10)}}
+					if i%2 == 1 { // or by both tags
+						inv = Invalidation{Tags: []string{"row:" + strconv.FormatInt(id, 10), "u:" + strconv.FormatInt(id, 10)}}
+					}
+					err := c.Invalidate(ctx, inv)
+					op := history.Op{Client: g, Key: key, Kind: history.Write, Value: v, Invoke: invoke, Return: time.Now().UnixNano()}
+					if err != nil {
+						op.Err = err.Error()
+						invErrs.Add(1)
+					}
+					if err := rec.Append(op); err != nil {
+						fail(err)
+					}
+					nwrites.Add(1)
+				}
+				nops.Add(1)
+				lat.add(time.Since(opStart))
+				time.Sleep(time.Duration(r.IntN(2000)) * time.Microsecond)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := rec.Close(); err != nil {
+		fail(err)
+	}
+	d := lat.take()
+	fmt.Printf("history: ops=%d reads=%d writes=%d readErrs=%d invErrs=%d latency p50 %v p99 %v max %v stats=%v\n",
+		nops.Load(), nreads.Load(), nwrites.Load(), readErrs.Load(), invErrs.Load(),
+		quantile(d, .5).Round(time.Microsecond), quantile(d, .99).Round(time.Microsecond), quantile(d, 1).Round(time.Microsecond), c.Stats())
 }
