@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -47,6 +48,11 @@ func newTestCache(t testing.TB, rdb redis.UniversalClient, opts ...Option) *Cach
 func TestMain(m *testing.M) {
 	if ns := os.Getenv("CACHEGEN_STAMPEDE_NS"); ns != "" {
 		stampedeChild(ns) // a process of TestStampede, not a test run
+		return
+	}
+	if p := os.Getenv("CACHEGEN_HISTORY_CHILD"); p != "" {
+		n, _ := strconv.Atoi(p)
+		historyChild(n) // a process of TestHistories
 		return
 	}
 	testenv.Main(m)
