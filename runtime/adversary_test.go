@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/cachegen/cachegen/internal/testenv"
 )
 
 // gatedSource is a versioned row whose first read blocks (after reading the
@@ -276,4 +278,47 @@ func TestAdversaryResolveLearnsAcrossReset(t *testing.T) {
 	}
 }
 
-var _ = redis.Nil
+// TestAdversaryDeletePatternNotReplayed: Invalidate keeps an undelivered
+// invalidation and replays it; DeletePattern does not. When its SCAN/UNLINK
+// cannot reach Redis (a dropped connection), it returns an error and its
+// deferred clock bump is queued with no keys and no markers, so the replay
+// delivers nothing and releases the breaker: the pre-write entries stay in
+// Redis and every process (this one too, after one cooldown) serves them
+// until their TTL. A lost write because Redis misbehaved. FAILS
+// (deterministic).
+func TestAdversaryDeletePatternNotReplayed(t *testing.T) {
+	addr, _ := testenv.StartRedis(t)
+	p := startProxy(t, addr)
+	ns := testNamespace(t)
+	c := faultCache(t, defaultsClient(t, p.Addr()), WithNamespace(ns))
+	other := newTestCache(t, redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}), WithNamespace(ns))
+	defer c.Close()
+	defer other.Close()
+	ks, ksO := userSpace(c), userSpace(other)
+	src := &versioned{version: 1}
+	ctx := context.Background()
+	if u, err := getRow(ctx, ks, src); err != nil || u.Name != "1" {
+		t.Fatal(u, err)
+	}
+	if _, hit, _ := lookup3(ctx, ksO, userKey(ksO, 1)); !hit {
+		t.Fatal("entry not cached")
+	}
+
+	v := src.write()
+	p.set(proxyRefuse)
+	if _, err := ks.repo.DeletePattern(ctx, "user:*"); err == nil {
+		t.Fatal("DeletePattern succeeded with Redis unreachable")
+	}
+	p.set(proxyPass)
+	waitFor(t, 5*time.Second, "the breaker to close", func() bool { return c.healthy() && c.brk.allow() })
+	time.Sleep(3 * faultCooldown)
+
+	u, err := getRow(ctx, ksO, src) // another process, long after the write
+	if err != nil || u.Name != fmt.Sprint(v) {
+		t.Errorf("other process: read %+v, %v; want version %d", u, err, v)
+	}
+	u, err = getRow(ctx, ks, src) // the writer's process
+	if err != nil || u.Name != fmt.Sprint(v) {
+		t.Errorf("writer's process: read %+v, %v; want version %d", u, err, v)
+	}
+}
