@@ -22,16 +22,19 @@ func Load[T any](ctx context.Context, rd Read[T], l Loader[T]) (T, error) {
 	c := ks.c
 	res, err := c.flights.do(ctx, flightKey{rd.key, rd.inc, rd.clock}, func(fctx context.Context, seal func()) (any, error) {
 		inc, n := rd.inc, rd.clock
+		if inc != 0 {
+			seal = func() {} // callers that read one clock may share the load at any time
+		}
 		if rd.answered && inc == 0 && c.healthy() { // an empty Redis: the first fill creates the state
 			if rep, err := c.ensureState(fctx); err == nil {
 				inc, n = rep.inc, rep.seq
 			}
 		}
-		if inc == 0 || !c.healthy() { // no clock to share by: one load per caller generation
+		if inc == 0 || !c.healthy() {
 			seal()
 			return ks.loadOnly(fctx, l), nil
 		}
-		return ks.loadShared(fctx, rd.key, inc, n, l), nil
+		return ks.loadShared(fctx, rd.key, inc, n, l, seal), nil
 	})
 	if err != nil { // this caller's context ended
 		var zero T
@@ -78,7 +81,9 @@ func fromRedis[T any](e envelope) *loaded[T] {
 // loadShared runs once per flight: take the lease and load, or wait for the
 // leaseholder's value, or — past the wait bound or when Redis fails — load
 // without filling. (inc, n) is the clock the flight's callers read.
-func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l Loader[T]) *loaded[T] {
+// Callers without a clock (seal is not a no-op) share the flight only until
+// its source call starts: a later one may have begun after a write.
+func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l Loader[T], seal func()) *loaded[T] {
 	c := ks.c
 	lease := leaseKeyOf(key)
 	// The lease's value: our token and the clock our read began at, so that a
@@ -95,6 +100,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			return c.remote.look(ctx, key, lease, value)
 		})
 		if err != nil {
+			seal()
 			return ks.loadOnly(ctx, l)
 		}
 		var found *loaded[T]
@@ -102,6 +108,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			res, ok, err := ks.usable(ctx, key, inc, n, r.entry, false)
 			if err != nil {
 				ks.releaseIf(r.taken, lease, value)
+				seal()
 				return ks.loadOnly(ctx, l)
 			}
 			if ok {
@@ -131,6 +138,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			if cinc, cn, ok := parseClock(r.clock); ok && (cinc != inc || cn > n) {
 				finc, fn = cinc, cn
 			}
+			seal()
 			return ks.loadAndFill(ctx, key, lease, value, finc, fn, l)
 		}
 		// Busy. If a marker we know was bumped after the holder's load began,
@@ -141,6 +149,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		}
 		lf, outdated := c.outdates(ctx, inc, n, r.holder, known)
 		if outdated {
+			seal()
 			return ks.loadOnly(ctx, l)
 		}
 		vetted = lf
@@ -151,9 +160,11 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		left := deadline.Sub(c.cfg.now())
 		if left <= 0 {
 			c.emit(EventLeaseTimeout, ks.label, nil)
+			seal()
 			return ks.loadOnly(ctx, l)
 		}
 		if !sleep(ctx, min(wait, left)) {
+			seal()
 			return ks.loadOnly(ctx, l)
 		}
 		wait = min(2*wait, ks.pollCap())

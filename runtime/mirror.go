@@ -20,6 +20,7 @@ type mirror struct {
 	retired [8]uint64 // incarnations left behind: their entries are dead
 	nret    int
 	limit   int
+	gen     uint64 // bumped by every reset: a reply read before one is not learned
 
 	roundMu sync.Mutex
 	round   chan struct{} // closed when the catch-up in flight ends
@@ -44,6 +45,7 @@ func (m *mirror) reset(inc, n uint64) {
 		m.nret++
 	}
 	m.inc, m.start, m.pos, m.last = inc, n, n, n
+	m.gen++
 	clear(m.marks)
 	if m.marks == nil {
 		m.marks = make(map[uint64]uint64)
@@ -264,7 +266,7 @@ func (c *Cache) syncMirror(ctx context.Context, inc, n uint64) error {
 func (c *Cache) catchUp(ctx context.Context, inc, n uint64) error {
 	m := &c.mirror
 	m.mu.RLock()
-	pos, floor := m.pos, max(m.last, n)
+	pos, floor, gen := m.pos, max(m.last, n), m.gen
 	m.mu.RUnlock()
 	type res struct {
 		clock string
@@ -293,8 +295,8 @@ func (c *Cache) catchUp(ctx context.Context, inc, n uint64) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.inc != inc {
-		return nil // reset meanwhile
+	if m.inc != inc || m.gen != gen {
+		return nil // reset meanwhile: what we read may predate it
 	}
 	if cinc != inc {
 		if !m.dead(cinc) {
@@ -308,7 +310,7 @@ func (c *Cache) catchUp(ctx context.Context, inc, n uint64) error {
 		return nil
 	}
 	if len(r.marks) > m.limit {
-		m.reset(inc, cn)
+		m.reset(inc, max(cn, m.pos))
 		return nil
 	}
 	intact := false
@@ -351,6 +353,9 @@ func (c *Cache) resolve(ctx context.Context, inc uint64, ids []uint64) error {
 		scores []float64
 		ok     bool
 	}
+	c.mirror.mu.RLock()
+	gen := c.mirror.gen
+	c.mirror.mu.RUnlock()
 	r, err := call(c, ctx, func(ctx context.Context) (res, error) {
 		s, ok, err := c.remote.resolve(ctx, inc, ids)
 		return res{s, ok}, err
@@ -361,7 +366,7 @@ func (c *Cache) resolve(ctx context.Context, inc uint64, ids []uint64) error {
 	m := &c.mirror
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.inc != inc {
+	if m.inc != inc || m.gen != gen { // reset meanwhile: the reply may predate bumps it dropped
 		return nil
 	}
 	if !r.ok {

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"strings"
-	"sync/atomic"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -17,48 +17,55 @@ import (
 // and patterns in directives, which are O(1).
 func (r *Repo) DeletePattern(ctx context.Context, glob string) (int64, error) {
 	// The keyspace id has a fixed length; '?' keeps '*' in glob from spanning it.
-	return r.c.deletePattern(ctx, r.c.ns+"e:{"+EscapeGlob(r.name)+":"+strings.Repeat("?", base64.RawURLEncoding.EncodedLen(ksidBytes))+":"+glob+"}")
+	return r.c.deletePattern(ctx, "{"+EscapeGlob(r.name)+":"+strings.Repeat("?", base64.RawURLEncoding.EncodedLen(ksidBytes))+":"+glob+"}", r.dep)
 }
 
 // DeletePattern deletes every entry whose key, after the namespace and
 // "e:", matches glob (see docs/runtime.md for the key layout), with SCAN and
 // UNLINK on every master, and voids their leases.
 func (c *Cache) DeletePattern(ctx context.Context, glob string) (int64, error) {
-	return c.deletePattern(ctx, c.ns+"e:"+glob)
+	return c.deletePattern(ctx, glob, c.nsDep)
 }
 
-func (c *Cache) deletePattern(ctx context.Context, match string) (int64, error) {
-	// Move the clock afterwards (that counts as the invalidation), so that reads which start later never join
-	// a load that began before the entries were deleted.
-	defer func() { _, _ = c.invalidate(ctx, nil, nil) }()
-	var total atomic.Int64 // masters are scanned in parallel
+// deletePattern scans for entries, leases and hand-offs matching glob (what
+// follows "<ns>e:"), and invalidates every key found — entries, and the keys
+// of loads in flight (their leases) — by its key marker, so no load that
+// began before can fill afterwards. A lease that existed before the caller's
+// write is present through the whole scan, so SCAN returns it. If anything
+// fails, the invalidation falls back to fallback (the repository's or the
+// namespace's marker), which is replayed like any undelivered invalidation.
+func (c *Cache) deletePattern(ctx context.Context, glob string, fallback uint64) (int64, error) {
+	ctx = context.WithoutCancel(ctx) // the write it follows has happened
+	var mu sync.Mutex
+	found := map[Key]bool{}
+	entries := int64(0)
+	prefix := len(c.ns) // the kind letter after the namespace
 	scan := func(ctx context.Context, node redis.UniversalClient) error {
-		var cursor uint64
-		for {
-			keys, next, err := node.Scan(ctx, cursor, match, 1000).Result()
-			if err != nil {
-				return err
-			}
-			if len(keys) > 0 {
-				cmds, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
-					for _, k := range keys {
-						p.Unlink(ctx, k, leaseKeyOf(Key(k))) // one hash slot
-					}
-					return nil
-				})
+		for _, kind := range []string{"e:", "l:", "h:"} {
+			var cursor uint64
+			for {
+				sctx, cancel := context.WithTimeout(ctx, c.cfg.timeout)
+				keys, next, err := node.Scan(sctx, cursor, EscapeGlob(c.ns)+kind+glob, 1000).Result()
+				cancel()
 				if err != nil {
 					return err
 				}
-				var n int64
-				for _, cmd := range cmds {
-					n += cmd.(*redis.IntCmd).Val()
+				mu.Lock()
+				for _, k := range keys {
+					b := []byte(k)
+					b[prefix] = 'e'
+					if kind == "e:" {
+						entries++
+					}
+					found[Key(b)] = true
 				}
-				total.Add(n)
-			}
-			if cursor = next; cursor == 0 {
-				return nil
+				mu.Unlock()
+				if cursor = next; cursor == 0 {
+					break
+				}
 			}
 		}
+		return nil
 	}
 	var err error
 	switch cl := c.rdb.(type) {
@@ -69,5 +76,27 @@ func (c *Cache) deletePattern(ctx context.Context, match string) (int64, error) 
 	default:
 		err = scan(ctx, c.rdb)
 	}
-	return total.Load(), err
+	if err != nil {
+		_, ierr := c.invalidate(ctx, nil, []uint64{fallback})
+		if ierr == nil {
+			err = nil // the fallback covered every key the scan could have found
+		}
+		return entries, err
+	}
+	keys := make([]Key, 0, len(found))
+	for k := range found {
+		keys = append(keys, k)
+	}
+	// Deletes entries, leases and hand-offs' entries' leases; moves the key
+	// markers (and the clock, even when nothing matched).
+	for i := 0; i == 0 || i < len(keys); i += 500 {
+		batch := keys[i:min(i+500, len(keys))]
+		if _, err := c.invalidate(ctx, batch, c.markerIDs(Invalidation{Keys: batch}, nil)); err != nil {
+			if _, ierr := c.invalidate(ctx, nil, []uint64{fallback}); ierr == nil {
+				err = nil
+			}
+			return entries, err
+		}
+	}
+	return entries, nil
 }

@@ -302,10 +302,10 @@ func (r *single) store(ctx context.Context, key Key, lease, token string, env []
 }
 
 func (r *single) invalidate(ctx context.Context, keys []Key, members []string, mode byte, acks int) (stateReply, error) {
-	ks := make([]string, 0, 3+2*len(keys))
+	ks := make([]string, 0, 3+3*len(keys))
 	ks = append(ks, r.st.clock, r.st.marks, r.st.retention)
 	for _, k := range keys {
-		ks = append(ks, string(k), leaseKeyOf(k))
+		ks = append(ks, string(k), leaseKeyOf(k), handoffKeyOf(k))
 	}
 	args := r.st.argv(mode, members)
 	if acks == 0 {
@@ -434,7 +434,7 @@ func (r *sharded) invalidate(ctx context.Context, keys []Key, members []string, 
 		_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			inv = invalidateScript.eval(ctx, p, sk, args...)
 			for _, k := range keys {
-				p.Del(ctx, string(k), leaseKeyOf(k)) // one slot
+				p.Del(ctx, string(k), leaseKeyOf(k), handoffKeyOf(k)) // one slot
 			}
 			return nil
 		})
@@ -466,7 +466,7 @@ func (r *sharded) invalidate(ctx context.Context, keys []Key, members []string, 
 	}
 	_, err = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, k := range keys {
-			p.Del(ctx, string(k), leaseKeyOf(k))
+			p.Del(ctx, string(k), leaseKeyOf(k), handoffKeyOf(k))
 		}
 		return nil
 	})
