@@ -300,6 +300,7 @@ func TestAdversaryDeletePatternNotReplayed(t *testing.T) {
 	if u, err := getRow(ctx, ks, src); err != nil || u.Name != "1" {
 		t.Fatal(u, err)
 	}
+	c.waitFills()
 	if _, hit, _ := lookup3(ctx, ksO, userKey(ksO, 1)); !hit {
 		t.Fatal("entry not cached")
 	}

@@ -38,6 +38,7 @@ type Cache struct {
 
 	closed chan struct{}
 	bg     sync.WaitGroup // background goroutines Close waits for
+	fills  sync.WaitGroup // fills still on their way (a subset of bg)
 	closer sync.Once
 }
 
@@ -111,6 +112,10 @@ func (c *Cache) background(f func()) {
 		f()
 	}()
 }
+
+// waitFills waits for the fills that run after their callers returned
+// (tests, and Close through bg).
+func (c *Cache) waitFills() { c.fills.Wait() }
 
 // pause sleeps for d unless the Cache is closed first (then false).
 func (c *Cache) pause(d time.Duration) bool {

@@ -527,7 +527,7 @@ func TestFaultServerGoesSilentMidRun(t *testing.T) {
 			w := startWorkloadOver(ks, src, tc.workers, tc.ids)
 			defer w.halt()
 
-			waitFor(t, 15*time.Second, "hits while Redis answers", func() bool { return c.Stats().Get(EventHit) >= 50 })
+			waitFor(t, 30*time.Second, "hits while Redis answers", func() bool { return c.Stats().Get(EventHit) >= 50 })
 			w.lat.take()
 
 			p.set(proxyHang)

@@ -6,6 +6,7 @@ import (
 	"hash/maphash"
 	"runtime/debug"
 	"sync"
+	"time"
 )
 
 // flightGroup collapses concurrent loads of one key in this process. It is
@@ -129,8 +130,9 @@ type hitGroup struct {
 }
 
 type hitShard struct {
-	mu sync.Mutex
-	m  map[Key]*hitCall // the round in flight for each key
+	mu    sync.Mutex
+	m     map[Key]*hitCall       // the round in flight for each key
+	fills map[Key]chan struct{} // fills of this process still on their way
 }
 
 type hitCall struct {
@@ -142,9 +144,50 @@ type hitCall struct {
 	corrupt    sync.Once // one delete and one log line per corrupt reply
 }
 
-func (g *hitGroup) do(ctx context.Context, c *Cache, key Key) *hitCall {
-	sh := &g.shards[maphash.String(hitSeed, string(key))%uint64(len(g.shards))]
+func (g *hitGroup) shard(key Key) *hitShard {
+	return &g.shards[maphash.String(hitSeed, string(key))%uint64(len(g.shards))]
+}
+
+// filling registers a fill of key that runs after its caller has returned;
+// done ends it. A lookup of the key in this process waits for it first, so a
+// process reads its own fills (and never queues behind its own lease).
+func (g *hitGroup) filling(key Key) (done func()) {
+	sh := g.shard(key)
+	ch := make(chan struct{})
 	sh.mu.Lock()
+	if sh.fills == nil {
+		sh.fills = make(map[Key]chan struct{})
+	}
+	prev := sh.fills[key]
+	sh.fills[key] = ch
+	sh.mu.Unlock()
+	return func() {
+		sh.mu.Lock()
+		if sh.fills[key] == ch {
+			delete(sh.fills, key)
+		}
+		sh.mu.Unlock()
+		close(ch)
+		_ = prev // an older fill of the key ends on its own
+	}
+}
+
+func (g *hitGroup) do(ctx context.Context, c *Cache, key Key) *hitCall {
+	sh := g.shard(key)
+	sh.mu.Lock()
+	if len(sh.fills) != 0 {
+		if ch := sh.fills[key]; ch != nil {
+			sh.mu.Unlock()
+			t := time.NewTimer(c.cfg.timeout)
+			select { // bounded: a fill is one budgeted round trip
+			case <-ch:
+			case <-t.C:
+			case <-ctx.Done():
+			}
+			t.Stop()
+			sh.mu.Lock()
+		}
+	}
 	if sh.m == nil {
 		sh.m = make(map[Key]*hitCall)
 	}

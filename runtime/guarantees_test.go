@@ -237,11 +237,13 @@ func TestLeaseExpiry(t *testing.T) {
 		fast := &versioned{version: 1}
 		u, err := getRow(ctx, ksB, fast)
 		mustVersion(t, u, err, 1)
+		b.waitFills()
 		if b.Stats().Get(EventFill) != 1 {
 			t.Fatalf("B did not fill after A's lease expired: %v", b.Stats())
 		}
 		close(resume)
 		<-got
+		a.waitFills()
 		if a.Stats().Get(EventFillRejected) != 1 {
 			t.Fatalf("A's late fill was not rejected: %v", a.Stats())
 		}

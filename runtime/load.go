@@ -339,7 +339,18 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	}
 	f := &fillArgs{key: key, lease: lease, token: token, env: env, ttl: s.ttl, inc: inc, seq: n,
 		members: members, handoff: c.handoffTTL()}
-	ks.fill(ctx, lease, token, f)
+	// The caller has its value: the fill (one more round trip) runs off its
+	// path — a quarter of a cold read. It is conditional anyway, so when it
+	// lands does not matter to other processes; this process's own lookups
+	// of the key wait for it (hitGroup.filling).
+	done := c.hits.filling(key)
+	fctx := context.WithoutCancel(ctx)
+	c.fills.Add(1)
+	c.background(func() {
+		defer c.fills.Done()
+		defer done()
+		ks.fill(fctx, lease, token, f)
+	})
 	return res
 }
 

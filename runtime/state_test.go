@@ -210,6 +210,7 @@ func TestMirrorFromAnotherCache(t *testing.T) {
 			if _, err := readRow(ctx, aks, src, id); err != nil { // a fills
 				t.Fatal(err)
 			}
+			a.waitFills()
 			if _, hit, _ := lookup3(ctx, aks, userKey(aks, id)); !hit {
 				t.Fatal("no hit after the fill")
 			}
@@ -230,6 +231,7 @@ func TestMirrorFromAnotherCache(t *testing.T) {
 		if _, err := readRow(ctx, aks, src, 9); err == nil {
 			t.Fatal("row 9 does not exist")
 		}
+		a.waitFills()
 		c := newTestCache(t, rdb, WithNamespace(ns))
 		if _, hit, err := lookup3(ctx, userSpace(c), userKey(aks, 9)); !hit || err == nil {
 			t.Fatalf("fresh Cache: negative entry not served (hit=%v, %v)", hit, err)
@@ -358,6 +360,7 @@ func TestNegativeLifetimes(t *testing.T) {
 				if _, err := loadVia(ctx, ks, key(int64(i)), Loader[*user]{Load: load}); err != nil && i != 1 {
 					t.Fatal(err)
 				}
+				c.waitFills()
 				ttl := rdb.PTTL(ctx, string(key(int64(i)))).Val()
 				switch {
 				case i == 0 && (ttl < 50*time.Minute || ttl > time.Hour):
