@@ -131,7 +131,7 @@ type hitGroup struct {
 
 type hitShard struct {
 	mu    sync.Mutex
-	m     map[Key]*hitCall       // the round in flight for each key
+	m     map[Key]*hitCall      // the round in flight for each key
 	fills map[Key]chan struct{} // fills of this process still on their way
 }
 
