@@ -161,3 +161,40 @@ func resetWorkload(ctx context.Context, rdb *redis.Client, name string, c conten
 	})
 	return err
 }
+
+// BenchmarkWorkloadPaired runs the workload for cachegen and for hand-written
+// cache-aside alternately, iteration by iteration (each from a cold cache),
+// so that a busy machine slows both alike: the ratio is the figure to read.
+func BenchmarkWorkloadPaired(b *testing.B) {
+	e := getEnv(b)
+	src := &PGUsers{Pool: e.pool}
+	names := [2]string{"cachegen", "handwritten"}
+	var cs [2]contender
+	for i, n := range names {
+		cs[i] = needContender(b, e, n, src)
+	}
+	ctx := context.Background()
+	lat := make([]time.Duration, workloadRequests)
+	var wall [2]time.Duration
+	var reqs [2]int64
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		for k := range 2 {
+			j := (k + i) % 2 // alternate who goes first
+			b.StopTimer()
+			if err := resetWorkload(ctx, e.rdb, names[j], cs[j]); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			start := time.Now()
+			r, w := runWorkload(b, cs[j], lat, uint64(i))
+			wall[j] += time.Since(start)
+			reqs[j] += r + w
+		}
+	}
+	cg := float64(reqs[0]) / wall[0].Seconds()
+	hw := float64(reqs[1]) / wall[1].Seconds()
+	b.ReportMetric(cg, "cachegen-req/s")
+	b.ReportMetric(hw, "handwritten-req/s")
+	b.ReportMetric(cg/hw, "ratio")
+}

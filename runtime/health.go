@@ -58,7 +58,7 @@ func (c *Cache) checkServer() {
 			c.cfg.logger.Warn("cachegen: maxmemory-policy allkeys-random may evict the invalidation state; "+
 				"that is safe (every entry becomes a miss once) but costly — prefer allkeys-lru or allkeys-lfu", "policy", p)
 		case p == "noeviction":
-			c.cfg.logger.Info("cachegen: maxmemory-policy noeviction: when Redis is full, invalidations still run (allow-oom scripts) "+
+			c.cfg.logger.Debug("cachegen: maxmemory-policy noeviction: when Redis is full, invalidations still run (allow-oom scripts) "+
 				"but new entries are not stored — size maxmemory for the working set", "policy", p)
 		case strings.HasPrefix(p, "allkeys-") || strings.HasPrefix(p, "volatile-"):
 			c.cfg.logger.Debug("cachegen: maxmemory-policy supported", "policy", p)

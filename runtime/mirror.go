@@ -21,6 +21,7 @@ type mirror struct {
 	nret    int
 	limit   int
 	gen     uint64 // bumped by every reset: a reply read before one is not learned
+	own     map[uint64]uint64 // this process's invalidations past pos: prev → seq
 
 	roundMu sync.Mutex
 	round   chan struct{} // closed when the catch-up in flight ends
@@ -47,6 +48,7 @@ func (m *mirror) reset(inc, n uint64) {
 	m.inc, m.start, m.pos, m.last = inc, n, n, n
 	m.gen++
 	clear(m.marks)
+	clear(m.own)
 	if m.marks == nil {
 		m.marks = make(map[uint64]uint64)
 	}
@@ -183,12 +185,40 @@ func (m *mirror) applyOwn(r stateReply, ids []uint64) {
 	for _, id := range ids {
 		m.learn(id, r.seq)
 	}
-	if m.pos >= r.prev && r.seq > m.pos {
-		m.pos = r.seq
+	// (prev, seq] held no bump but ours. Replies of concurrent invalidations
+	// arrive in any order: chain the intervals so the mirror still advances
+	// without a catch-up round trip.
+	if r.seq > m.pos {
+		if m.own == nil {
+			m.own = make(map[uint64]uint64)
+		}
+		if len(m.own) < 1024 {
+			m.own[r.prev] = r.seq
+		}
+		m.advance()
 	}
 	m.last = max(m.last, r.seq)
 	if len(m.marks) > m.limit {
 		m.reset(m.inc, m.pos)
+	}
+}
+
+// advance moves pos along this process's own invalidations: one that began
+// at or before pos and ends after it held no other bump, so pos may move to
+// its end. Callers hold mu.
+func (m *mirror) advance() {
+	for moved := true; moved && len(m.own) > 0; {
+		moved = false
+		for prev, seq := range m.own {
+			switch {
+			case seq <= m.pos:
+				delete(m.own, prev)
+			case prev <= m.pos:
+				m.pos = seq
+				delete(m.own, prev)
+				moved = true
+			}
+		}
 	}
 }
 
@@ -332,6 +362,7 @@ func (c *Cache) catchUp(ctx context.Context, inc, n uint64) error {
 	if cn > m.pos {
 		m.pos = cn
 	}
+	m.advance()
 	m.last = max(m.last, cn)
 	if len(m.marks) > m.limit {
 		m.reset(inc, m.pos)
