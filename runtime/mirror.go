@@ -20,7 +20,7 @@ type mirror struct {
 	retired [8]uint64 // incarnations left behind: their entries are dead
 	nret    int
 	limit   int
-	gen     uint64 // bumped by every reset: a reply read before one is not learned
+	gen     uint64            // bumped by every reset: a reply read before one is not learned
 	own     map[uint64]uint64 // this process's invalidations past pos: prev → seq
 
 	roundMu sync.Mutex
