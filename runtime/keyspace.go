@@ -66,6 +66,7 @@ type space struct {
 	prefix string    // "<ns>e:{<repo>:<id>:"
 	group  uint64    // pattern-group marker
 	deps   [3]uint64 // markers every entry depends on: namespace, repo, group
+	depMem [3]string // their sorted-set members
 	label  string    // "<repo>/<template>" for events and logs
 
 	loadAvg atomic.Int64 // moving average of source calls, ns (paces waiters)
@@ -81,6 +82,9 @@ func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
 	ks.prefix = r.c.ns + "e:{" + r.name + ":" + id + ":"
 	ks.group = markerID(markGroup, r.name+":"+id)
 	ks.deps = [3]uint64{r.c.nsDep, r.dep, ks.group}
+	for i, d := range ks.deps {
+		ks.depMem[i] = memberOf(d)
+	}
 	ks.label = r.name + "/" + spec.Template
 	return ks
 }

@@ -88,7 +88,11 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 	lease := leaseKeyOf(key)
 	// The lease's value: our token and the clock our read began at, so that a
 	// waiter can tell whether our load can answer it.
-	value := c.token() + "|" + strconv.FormatUint(inc, 10) + ":" + strconv.FormatUint(n, 10)
+	vb := make([]byte, 0, 64)
+	vb = append(append(vb, c.tokenBase...), strconv.FormatUint(c.tokenSeq.Add(1), 36)...)
+	vb = strconv.AppendUint(append(vb, '|'), inc, 10)
+	vb = strconv.AppendUint(append(vb, ':'), n, 10)
+	value := string(vb)
 	deadline := c.cfg.now().Add(c.cfg.leaseWait)
 	wait := c.cfg.pollMin
 	entryOK, handoffOK := true, true // false once seen and found of no use to us
@@ -330,9 +334,7 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	res.env, res.encoded = decodeEnvelope(env)
 	settled = true
 	members := make([]string, 0, 4+len(ids))
-	for _, id := range ks.deps {
-		members = append(members, memberOf(id))
-	}
+	members = append(members, ks.depMem[:]...)
 	members = append(members, memberOf(markerID(markKey, string(key))))
 	for _, id := range ids {
 		members = append(members, memberOf(id))
