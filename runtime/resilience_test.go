@@ -602,11 +602,13 @@ func waitReplicas(t *testing.T, c *Cache, n int) {
 //     that read before, a fresh one — reads an old row.
 //   - lost: the replica is frozen and cut off while the rows are written, so
 //     the writer's invalidations are not acknowledged: Invalidate returns an
-//     error, the writer serves from the source (breaker held) and replays
-//     them to the new master; the writer, and a process that had seen them,
-//     never read an old row; after the replay every Cache reads the new
-//     rows. A fresh process may read an old row until the replay lands (the
-//     documented window): counted and logged.
+//     error (the first one ran on the master, WAIT failed; the later ones
+//     were not sent, the breaker being held), the writer serves from the
+//     source and replays them to the new master. The writer, and a process
+//     that had seen a bump, never read an old row; after the replay every
+//     Cache reads the new rows. Other reads of those rows may return the old
+//     row until a replay attempt reaches the master (the documented
+//     window): counted and logged.
 //   - sentinel: the same as acknowledged through redis.NewFailoverClient and
 //     a real Sentinel, with a reader running through the failover.
 func TestFailover(t *testing.T) {
