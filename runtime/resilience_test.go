@@ -604,11 +604,13 @@ func waitReplicas(t *testing.T, c *Cache, n int) {
 //     that read before, a fresh one — reads an old row.
 //   - lost: the replica is frozen and cut off while the rows are written, so
 //     the writer's invalidations are not acknowledged: Invalidate returns an
-//     error, the writer serves from the source (breaker held) and replays
-//     them to the new master; the writer, and a process that had seen them,
-//     never read an old row; after the replay every Cache reads the new
-//     rows. A fresh process may read an old row until the replay lands (the
-//     documented window): counted and logged.
+//     error (the first one ran on the master, WAIT failed; the later ones
+//     were not sent, the breaker being held), the writer serves from the
+//     source and replays them to the new master. The writer, and a process
+//     that had seen a bump, never read an old row; after the replay every
+//     Cache reads the new rows. Other reads of those rows may return the old
+//     row until a replay attempt reaches the master (the documented
+//     window): counted and logged.
 //   - sentinel: the same as acknowledged through redis.NewFailoverClient and
 //     a real Sentinel, with a reader running through the failover.
 func TestFailover(t *testing.T) {
@@ -882,9 +884,12 @@ func migrateSplit(t *testing.T, from, to string, slot int, keys []string, pause 
 // masters — the slots of entries and, back and forth, the slot of the
 // invalidation state. A read that begins after a write's invalidation
 // returned must return that version or a later one; no call may return an
-// error (fail-open is allowed). The second move of the state's slot is split:
-// for 300ms the clock is on the new master and the marker set on the old
-// one. A process that joins between migrations reads every row too.
+// error (fail-open is allowed), nor may an invalidation, except one that
+// begins while the state's slot is split: its second move goes key by key,
+// 300ms apart, and meanwhile the invalidation script gets TRYAGAIN. Such an
+// invalidation may outlast its budget: then it is replayed, like any
+// undelivered one, and every process reads the last versions afterwards. A
+// process that joins between migrations reads every row too.
 func TestClusterReshard(t *testing.T) {
 	ctx := context.Background()
 	addrs := testenv.StartCluster(t)
@@ -907,7 +912,8 @@ func TestClusterReshard(t *testing.T) {
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var reads, writes, invErrs atomic.Int64
+	var reads, writes, invErrs, splitErrs, spuriousErrs atomic.Int64
+	var splitFrom, splitTo atomic.Int64 // UnixNano: when the state's slot was half moved
 	for p, ks := range spaces {
 		for g := range 4 {
 			wg.Add(1)
@@ -922,7 +928,27 @@ func TestClusterReshard(t *testing.T) {
 					}
 					id := r.Int64N(rows)
 					if g == 0 { // one writer per process
-						if err := writeRow(ctx, ks.c, ks, src, done, id, i); err != nil {
+						start := time.Now().UnixNano()
+						err := writeRow(ctx, ks.c, ks, src, done, id, i)
+						from, to := splitFrom.Load(), splitTo.Load()
+						split := from != 0 && time.Now().UnixNano() >= from && (to == 0 || start <= to)
+						switch {
+						case err == nil:
+						case !split && strings.HasPrefix(err.Error(), "TRYAGAIN"):
+							// A runtime bug, reproduced on branch h3-repro
+							// (TestReproInvalidateDelTryagain): the script
+							// ran, but the DEL of entry and lease (two keys)
+							// in a migrating slot got TRYAGAIN, and Invalidate
+							// reports the invalidation as undelivered. Safe
+							// (replayed, breaker held); counted and logged.
+							spuriousErrs.Add(1)
+						case split || errors.Is(err, errBreakerOpen) && replayPending(ks.c):
+							// Begun while the state's slot was split (TRYAGAIN
+							// until it is whole: go-redis backs off, the
+							// budget may run out), or refused by the breaker
+							// that such a failure holds: undelivered, replayed.
+							splitErrs.Add(1)
+						default:
 							invErrs.Add(1)
 							st.note("p%d: invalidate %d: %v", p, id, err)
 						}
@@ -932,6 +958,7 @@ func TestClusterReshard(t *testing.T) {
 					}
 					st.check(ctx, ks, src, id, done[id].Load(), fmt.Sprintf("p%d", p))
 					reads.Add(1)
+					time.Sleep(200 * time.Microsecond) // leave the two cores some room for the migrations
 				}
 			}()
 		}
@@ -940,24 +967,30 @@ func TestClusterReshard(t *testing.T) {
 	// Who owns a slot, as the masters see it now (not a client's cached
 	// map), and the slots of the rows' entries (with their leases) on one.
 	node0 := privateClient(t, addrs[0])
-	owner := func(slot int) string {
+	owners := func() func(slot int) string {
 		t.Helper()
 		ranges, err := node0.ClusterSlots(ctx).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range ranges {
-			if int(r.Start) <= slot && slot <= int(r.End) {
-				return r.Nodes[0].Addr
+		return func(slot int) string {
+			for _, r := range ranges {
+				if int(r.Start) <= slot && slot <= int(r.End) {
+					return r.Nodes[0].Addr
+				}
 			}
+			t.Fatalf("slot %d has no owner", slot)
+			return ""
 		}
-		t.Fatalf("slot %d has no owner", slot)
-		return ""
+	}
+	var rowSlots []int
+	for id := range int64(rows) {
+		rowSlots = append(rowSlots, int(admin.ClusterKeySlot(ctx, string(userKey(spaces[0], id))).Val()))
 	}
 	entrySlots := func(master string) []int {
+		owner := owners()
 		var slots []int
-		for id := range int64(rows) {
-			s := int(admin.ClusterKeySlot(ctx, string(userKey(spaces[0], id))).Val())
+		for _, s := range rowSlots {
 			if owner(s) == master && !slices.Contains(slots, s) {
 				slots = append(slots, s)
 			}
@@ -966,17 +999,19 @@ func TestClusterReshard(t *testing.T) {
 	}
 	var moves []string
 	for round := range 3 {
-		time.Sleep(300 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 		from, to := addrs[round%3], addrs[(round+1)%3]
 		slots := entrySlots(from)
 		testenv.MigrateSlots(t, from, to, slots...)
-		time.Sleep(300 * time.Millisecond)
-		stateFrom := owner(stateSlot)
+		time.Sleep(200 * time.Millisecond)
+		stateFrom := owners()(stateSlot)
 		stateTo := addrs[(slices.Index(addrs, stateFrom)+1+round%2)%3]
 		how := "at once"
 		if round == 1 {
 			how = "split"
+			splitFrom.Store(time.Now().UnixNano())
 			migrateSplit(t, stateFrom, stateTo, stateSlot, []string{clock, spaces[0].c.state.marks}, 300*time.Millisecond)
+			splitTo.Store(time.Now().UnixNano())
 		} else {
 			testenv.MigrateSlots(t, stateFrom, stateTo, stateSlot)
 		}
@@ -990,14 +1025,15 @@ func TestClusterReshard(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
+	// Every invalidation held back is replayed; then every process reads
+	// every row at its last version.
+	for p, ks := range spaces {
+		waitFor(t, 10*time.Second, fmt.Sprintf("p%d's replays", p), func() bool { return !replayPending(ks.c) })
+	}
+	readPass(ctx, &st, src, rows, reader{"p0", spaces[0]}, reader{"p1", spaces[1]}, reader{"p2", spaces[2]})
 	st.verify(t, "reshard")
-	// An invalidation may meet TRYAGAIN while the state's slot is split
-	// between two masters; it is then replayed (and its process reads from
-	// the source meanwhile) — the stale-read check above is what counts.
-	if n := invErrs.Load(); n*100 > writes.Load() {
-		t.Errorf("%d of %d invalidations returned an error during the reshard", n, writes.Load())
-	} else if n > 0 {
-		t.Logf("%d of %d invalidations were replayed after an error during the reshard", n, writes.Load())
+	if n := invErrs.Load(); n != 0 {
+		t.Errorf("%d of %d invalidations returned an error during the reshard; first: %s", n, writes.Load(), strings.Join(st.first, "; "))
 	}
 	var hits, redisErrs uint64
 	for _, ks := range spaces {
@@ -1015,8 +1051,9 @@ func TestClusterReshard(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("reshard: %s; %d reads (%d hits in all), %d writes, %d redis errors absorbed, %d stale reads; error replies of the masters %v",
-		strings.Join(moves, "; "), reads.Load(), hits, writes.Load(), redisErrs, st.n.Load(), redirects)
+	t.Logf("reshard: %s; %d reads (%d hits in all), %d writes (%d invalidations undelivered while the state's slot was split, "+
+		"%d delivered but reported failed by the entry DEL's TRYAGAIN, replayed), %d redis errors absorbed, %d stale reads; error replies of the masters %v",
+		strings.Join(moves, "; "), reads.Load(), hits, writes.Load(), splitErrs.Load(), spuriousErrs.Load(), redisErrs, st.n.Load(), redirects)
 	if redirects["ASK"] == 0 || redirects["MOVED"] == 0 {
 		t.Errorf("no ASK or MOVED replies: the migrations never met the traffic")
 	}
@@ -1180,11 +1217,32 @@ func TestHistories(t *testing.T) {
 		}
 		t.Errorf("%d stale reads", len(stale))
 	}
-	lin, err := history.CheckLinearizable(ops, 20*time.Second, "")
-	if err != nil {
-		t.Fatal(err)
+	// Porcupine, key by key within a bounded budget: a non-linearizable
+	// history can take it arbitrarily long to decide.
+	byKey := map[string][]history.Op{}
+	for _, op := range ops {
+		byKey[op.Key] = append(byKey[op.Key], op)
 	}
-	t.Logf("porcupine (not promised, docs/runtime.md): %v", lin)
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	verdicts := map[string][]string{}
+	budget := time.Now().Add(6 * time.Second)
+	for _, k := range keys {
+		left := time.Until(budget)
+		if left <= 0 {
+			verdicts["not checked (budget spent)"] = append(verdicts["not checked (budget spent)"], k)
+			continue
+		}
+		lin, err := history.CheckLinearizable(byKey[k], min(500*time.Millisecond, left), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		verdicts[fmt.Sprint(lin.Result)] = append(verdicts[fmt.Sprint(lin.Result)], k)
+	}
+	t.Logf("porcupine, per key (linearizability is not promised, docs/runtime.md): %v", verdicts)
 }
 
 // historyChild is one process of TestHistories: TestMain runs it instead of
