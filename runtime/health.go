@@ -72,14 +72,19 @@ func (c *Cache) checkServer() {
 // default (auto) it is one when the state's master has replicas, checked at
 // New and again at most every recheck when invalidations run.
 type replicaAcks struct {
-	c       *Cache
-	mu      sync.Mutex
-	count   int
-	checked time.Time
-	busy    bool
+	c        *Cache
+	mu       sync.Mutex
+	count    int
+	checked  time.Time
+	lastSeen time.Time // when a replica was last connected
+	replid   string    // the master's replication id then
+	busy     bool
 }
 
-const recheckReplicas = 5 * time.Second
+const (
+	recheckReplicas = 5 * time.Second
+	replicaMemory   = 5 * time.Minute
+)
 
 func (a *replicaAcks) init(c *Cache) { a.c = c }
 
@@ -107,10 +112,20 @@ func (a *replicaAcks) refresh(ctx context.Context) {
 	if a.c.cfg.replicaAcks >= 0 {
 		return
 	}
-	n, err := a.c.remote.replicas(ctx)
+	n, replid, err := a.c.remote.replicas(ctx)
 	a.mu.Lock()
 	if err == nil {
-		a.count = n
+		// A replica whose link is down right now is still a failover
+		// target: keep waiting for one until none has been seen for a
+		// while (replicaMemory), or invalidations could be lost with it —
+		// unless the master itself changed (a promotion: new replication
+		// id), whose replicas are counted afresh.
+		switch {
+		case n > 0:
+			a.count, a.lastSeen, a.replid = n, time.Now(), replid
+		case replid != a.replid || time.Since(a.lastSeen) > replicaMemory:
+			a.count, a.replid = 0, replid
+		}
 	}
 	a.checked, a.busy = time.Now(), false
 	a.mu.Unlock()

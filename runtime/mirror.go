@@ -175,7 +175,11 @@ func (m *mirror) applyOwn(r stateReply, ids []uint64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.inc != r.inc {
-		if m.dead(r.inc) {
+		// Another incarnation: adopt it only if it is newer than anything
+		// seen (the replies of two invalidations around a state loss may
+		// arrive in either order; adopting the older one would retire the
+		// live one and turn caching off in this process).
+		if m.dead(r.inc) || (m.inc != 0 && r.seq <= m.last) {
 			return
 		}
 		// Start at the clock just before ours: the only bump in (prev, seq]

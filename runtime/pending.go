@@ -100,12 +100,13 @@ func (p *pending) replay(c *Cache) {
 			continue
 		}
 		if len(p.keys)+len(p.ids)+len(p.leases) == 0 && !p.overflow {
-			held := p.held
-			p.held, p.running = false, false
-			p.mu.Unlock()
-			if held {
+			// Release under p.mu: an add that comes in now must not have its
+			// hold undone by this release.
+			if p.held {
 				c.brk.release()
 			}
+			p.held, p.running = false, false
+			p.mu.Unlock()
 			return
 		}
 		p.mu.Unlock()
