@@ -3,7 +3,6 @@ package runtime
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,9 +80,9 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	}
 	wait := c.cfg.timeout / 2
 	if c.sharded {
-		c.remote = &sharded{rdb: client, st: &c.state, wait: wait, leaseMs: c.cfg.leaseTTL.Milliseconds()}
+		c.remote = &sharded{base{rdb: client, st: &c.state, wait: wait, leaseMs: c.cfg.leaseTTL.Milliseconds()}}
 	} else {
-		c.remote = &single{rdb: client, st: &c.state, clock: c.state.clock, wait: wait, leaseMs: c.cfg.leaseTTL.Milliseconds()}
+		c.remote = &single{base{rdb: client, st: &c.state, wait: wait, leaseMs: c.cfg.leaseTTL.Milliseconds()}, c.state.clock}
 	}
 	c.mirror.limit = c.cfg.mirrorLimit
 	var tok [8]byte
@@ -131,11 +130,6 @@ func (c *Cache) pause(d time.Duration) bool {
 
 // Namespace returns the escaped key prefix of this Cache, colon included.
 func (c *Cache) Namespace() string { return c.ns }
-
-// token returns a lease token unique to this process and call.
-func (c *Cache) token() string {
-	return c.tokenBase + strconv.FormatUint(c.tokenSeq.Add(1), 36)
-}
 
 // newIncarnation draws a new incarnation: at least 13 digits (so its member
 // "inc:<n>" is never 8 bytes long, like a marker's) and exact in a Lua number.

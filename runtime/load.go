@@ -339,7 +339,7 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	for _, id := range ids {
 		members = append(members, memberOf(id))
 	}
-	f := &fillArgs{key: key, lease: lease, token: token, env: env, ttl: s.ttl, inc: inc, seq: n,
+	f := &fillArgs{key: key, lease: lease, token: token, env: env, ttl: s.ttl, seq: n,
 		members: members, handoff: c.handoffTTL()}
 	// The caller has its value: the fill (one more round trip) runs off its
 	// path — a quarter of a cold read. It is conditional anyway, so when it

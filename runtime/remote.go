@@ -54,7 +54,7 @@ type fillArgs struct {
 	lease, token string
 	env          []byte
 	ttl          time.Duration
-	inc, seq     uint64
+	seq          uint64
 	members      []string // every marker of the entry
 	handoff      time.Duration
 }
@@ -268,13 +268,45 @@ func waitReply(cmd *redis.Cmd, acks int) error {
 // yet, so a failover could lose it; it is replayed like an undelivered one.
 var errNotReplicated = errors.New("cachegen: invalidation not acknowledged by replicas")
 
-// single is a single Redis server (or a Sentinel-managed master).
-type single struct {
+// base holds what both topologies do alike: each of these steps touches one
+// slot, or pipelines that go-redis sends to every master in parallel.
+type base struct {
 	rdb     redis.UniversalClient
 	st      *stateKeys
-	clock   any // st.clock boxed once for the hit's MGET
 	wait    time.Duration
 	leaseMs int64
+}
+
+func (r *base) look(ctx context.Context, key Key, lease, value string) (lookResult, error) {
+	return lookOn(ctx, r.rdb, key, lease, value, r.leaseMs, r.st.clock)
+}
+
+func (r *base) fill(ctx context.Context, f *fillArgs) (bool, bool, error) {
+	return fillOn(ctx, r.rdb, r.st, f)
+}
+
+func (r *base) unfill(ctx context.Context, f *fillArgs) error { return unfillOn(ctx, r.rdb, f) }
+
+func (r *base) store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error) {
+	return storeScript.run(ctx, r.rdb, []string{string(key), lease}, token, env, ttl.Milliseconds()).Int64()
+}
+
+func (r *base) catchUp(ctx context.Context, pos uint64, limit int) (string, []redis.Z, error) {
+	return catchUpOn(ctx, r.rdb, r.st, pos, limit)
+}
+
+func (r *base) resolve(ctx context.Context, inc uint64, ids []uint64) ([]float64, bool, error) {
+	return scoresOf(r.rdb.ZMScore(ctx, r.st.marks, resolveArgs(inc, ids)...).Result())
+}
+
+func (r *base) rotate(ctx context.Context, inc, next uint64) error {
+	return rotateScript.run(ctx, r.rdb, []string{r.st.clock, r.st.marks}, inc, next).Err()
+}
+
+// single is a single Redis server (or a Sentinel-managed master).
+type single struct {
+	base
+	clock any // st.clock boxed once for the hit's MGET
 }
 
 func (r *single) hit(ctx context.Context, key Key) (string, bool, string, error) {
@@ -289,20 +321,6 @@ func (r *single) hit(ctx context.Context, key Key) (string, bool, string, error)
 	e, found := vals[0].(string)
 	c, _ := vals[1].(string)
 	return e, found, c, nil
-}
-
-func (r *single) look(ctx context.Context, key Key, lease, value string) (lookResult, error) {
-	return lookOn(ctx, r.rdb, key, lease, value, r.leaseMs, r.st.clock)
-}
-
-func (r *single) fill(ctx context.Context, f *fillArgs) (bool, bool, error) {
-	return fillOn(ctx, r.rdb, r.st, f)
-}
-
-func (r *single) unfill(ctx context.Context, f *fillArgs) error { return unfillOn(ctx, r.rdb, f) }
-
-func (r *single) store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error) {
-	return storeScript.run(ctx, r.rdb, []string{string(key), lease}, token, env, ttl.Milliseconds()).Int64()
 }
 
 func (r *single) invalidate(ctx context.Context, keys []Key, members []string, mode byte, acks int) (stateReply, error) {
@@ -336,10 +354,6 @@ func (r *single) invalidate(ctx context.Context, keys []Key, members []string, m
 	return rep, waitReply(wait, acks)
 }
 
-func (r *single) catchUp(ctx context.Context, pos uint64, limit int) (string, []redis.Z, error) {
-	return catchUpOn(ctx, r.rdb, r.st, pos, limit)
-}
-
 func catchUpOn(ctx context.Context, rdb redis.UniversalClient, st *stateKeys, pos uint64, limit int) (string, []redis.Z, error) {
 	var clock *redis.StringCmd
 	var marks *redis.ZSliceCmd
@@ -366,14 +380,6 @@ func catchUpOn(ctx context.Context, rdb redis.UniversalClient, st *stateKeys, po
 	return c, z, err
 }
 
-func (r *single) resolve(ctx context.Context, inc uint64, ids []uint64) ([]float64, bool, error) {
-	return scoresOf(r.rdb.ZMScore(ctx, r.st.marks, resolveArgs(inc, ids)...).Result())
-}
-
-func (r *single) rotate(ctx context.Context, inc, next uint64) error {
-	return rotateScript.run(ctx, r.rdb, []string{r.st.clock, r.st.marks}, inc, next).Err()
-}
-
 func (r *single) replicas(ctx context.Context) (int, string, error) {
 	info, err := r.rdb.Info(ctx, "replication").Result()
 	n, id := replicasOf(info)
@@ -381,12 +387,7 @@ func (r *single) replicas(ctx context.Context) (int, string, error) {
 }
 
 // sharded is a Redis Cluster (or Ring): the state's slot has its own master.
-type sharded struct {
-	rdb     redis.UniversalClient
-	st      *stateKeys
-	wait    time.Duration
-	leaseMs int64
-}
+type sharded struct{ base }
 
 func (r *sharded) hit(ctx context.Context, key Key) (string, bool, string, error) {
 	var e, c *redis.StringCmd
@@ -410,23 +411,6 @@ func (r *sharded) hit(ctx context.Context, key Key) (string, bool, string, error
 		cv = ""
 	}
 	return ev, eerr == nil, cv, nil
-}
-
-// look reads the clock in the same parallel round (another slot).
-func (r *sharded) look(ctx context.Context, key Key, lease, value string) (lookResult, error) {
-	return lookOn(ctx, r.rdb, key, lease, value, r.leaseMs, r.st.clock)
-}
-
-// fill is one parallel round: the markers on the state's master, the store
-// on the entry's.
-func (r *sharded) fill(ctx context.Context, f *fillArgs) (bool, bool, error) {
-	return fillOn(ctx, r.rdb, r.st, f)
-}
-
-func (r *sharded) unfill(ctx context.Context, f *fillArgs) error { return unfillOn(ctx, r.rdb, f) }
-
-func (r *sharded) store(ctx context.Context, key Key, lease, token string, env []byte, ttl time.Duration) (int64, error) {
-	return storeScript.run(ctx, r.rdb, []string{string(key), lease}, token, env, ttl.Milliseconds()).Int64()
 }
 
 func (r *sharded) invalidate(ctx context.Context, keys []Key, members []string, mode byte, acks int) (stateReply, error) {
@@ -465,7 +449,7 @@ func (r *sharded) invalidate(ctx context.Context, keys []Key, members []string, 
 	if err != nil {
 		return stateReply{}, err
 	}
-	s := &single{rdb: master, st: r.st, wait: r.wait}
+	s := &single{base: base{rdb: master, st: r.st, wait: r.wait}}
 	rep, err := s.invalidate(ctx, nil, members, mode, acks)
 	if err != nil || len(keys) == 0 {
 		return rep, err
@@ -479,18 +463,6 @@ func (r *sharded) invalidate(ctx context.Context, keys []Key, members []string, 
 		return nil
 	})
 	return rep, nil
-}
-
-func (r *sharded) catchUp(ctx context.Context, pos uint64, limit int) (string, []redis.Z, error) {
-	return catchUpOn(ctx, r.rdb, r.st, pos, limit)
-}
-
-func (r *sharded) resolve(ctx context.Context, inc uint64, ids []uint64) ([]float64, bool, error) {
-	return scoresOf(r.rdb.ZMScore(ctx, r.st.marks, resolveArgs(inc, ids)...).Result())
-}
-
-func (r *sharded) rotate(ctx context.Context, inc, next uint64) error {
-	return rotateScript.run(ctx, r.rdb, []string{r.st.clock, r.st.marks}, inc, next).Err()
 }
 
 func (r *sharded) replicas(ctx context.Context) (int, string, error) {

@@ -17,12 +17,11 @@ import (
 // a server that does not understand shebangs (Redis < 7, miniredis) gets the
 // same body without it.
 type script struct {
-	src, sha   string
-	bare       *script     // the body without the shebang, or nil
-	noShebang  atomic.Bool // the server refused the shebang: use bare
-	shaArg     any         // boxed once, not per call
-	srcArg     any
-	allowedOOM bool
+	src, sha  string
+	bare      *script     // the body without the shebang, or nil
+	noShebang atomic.Bool // the server refused the shebang: use bare
+	shaArg    any         // boxed once, not per call
+	srcArg    any
 }
 
 func newScript(src string) *script {
@@ -35,7 +34,6 @@ func newScript(src string) *script {
 func newOOMScript(body string) *script {
 	s := newScript("#!lua flags=allow-oom\n" + body)
 	s.bare = newScript(body)
-	s.allowedOOM = true
 	return s
 }
 
