@@ -93,3 +93,19 @@ func (ks *Keyspace[T]) corrupt(ctx context.Context, key Key) {
 		return c.rdb.Del(ctx, string(key)).Result()
 	})
 }
+
+// CloneCodec copies v by encoding and decoding it: the Clone of a result type
+// whose fields the generator cannot copy one by one (unexported reference
+// fields of another package's type). It costs an encode and a decode; a value
+// that does not round-trip is returned as is.
+func CloneCodec[T any](v T) T {
+	b, err := msgpack.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var out T
+	if msgpack.Unmarshal(b, &out) != nil {
+		return v
+	}
+	return out
+}

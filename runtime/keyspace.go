@@ -51,6 +51,16 @@ type Spec[T any] struct {
 	NotFound error
 	// IsNil reports a nil result (pointer, slice, map); nil for value types.
 	IsNil func(T) bool
+	// Local is how long a read may be served from this process's memory
+	// (the two-level cache's L1, docs/runtime.md), never longer than the
+	// Redis entry it came from lives; 0 keeps the keyspace out of the L1.
+	Local time.Duration
+	// Clone returns a deep copy of a value, so that no two callers ever
+	// share (and race on) one: a value served from the L1, or one load's
+	// result handed to several callers. nil when T holds no references
+	// (assignment copies it). The generator emits one per result type, or
+	// CloneCodec for types it cannot copy field by field.
+	Clone func(T) T
 }
 
 // Keyspace is the runtime form of a Spec.
