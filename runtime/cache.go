@@ -35,6 +35,9 @@ type Cache struct {
 	tokenBase string
 	tokenSeq  atomic.Uint64
 
+	l1     atomic.Pointer[l1] // the in-process cache, once a keyspace is local
+	l1Once sync.Once
+
 	closed chan struct{}
 	bg     sync.WaitGroup // background goroutines Close waits for
 	fills  sync.WaitGroup // fills still on their way (a subset of bg)
@@ -77,6 +80,11 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 		keep:      (c.cfg.maxTTL + c.cfg.leaseTTL + time.Minute).Microseconds(),
 		limit:     c.cfg.maxMarks,
 		newInc:    c.newIncarnation,
+		channel:   c.ns + "{" + esc + "}:inv",
+		pub:       'p',
+	}
+	if _, ok := client.(*redis.ClusterClient); ok {
+		c.state.pub = 's' // sharded pub/sub: the message leaves from the state's master only
 	}
 	wait := c.cfg.timeout / 2
 	if c.sharded {

@@ -24,11 +24,13 @@ const (
 	EventBypass                        // the call skipped the cache (breaker open, nil hop)
 	EventBreakerOpen                   // the circuit breaker opened
 	EventBreakerClose                  // the circuit breaker closed again
+	EventLocalHit                      // a value was served from this process's memory (L1)
+	EventLocalGap                      // the invalidation subscription was lost: the L1 was dropped
 	numEvents
 )
 
 var eventNames = [numEvents]string{"hit", "negative_hit", "miss", "load", "fill", "fill_rejected",
-	"lease_wait", "lease_timeout", "invalidate", "redis_error", "corrupt", "bypass", "breaker_open", "breaker_close"}
+	"lease_wait", "lease_timeout", "invalidate", "redis_error", "corrupt", "bypass", "breaker_open", "breaker_close", "local_hit", "local_gap"}
 
 func (k EventKind) String() string {
 	if k < numEvents {
@@ -52,9 +54,9 @@ type Stats [numEvents]uint64
 // Get returns the count of one kind.
 func (s Stats) Get(k EventKind) uint64 { return s[k] }
 
-// HitRate is (hits + negative hits) / (hits + negative hits + misses).
+// HitRate is (hits + negative hits + L1 hits) / (those + misses).
 func (s Stats) HitRate() float64 {
-	h := s[EventHit] + s[EventNegativeHit]
+	h := s[EventHit] + s[EventNegativeHit] + s[EventLocalHit]
 	if h+s[EventMiss] == 0 {
 		return 0
 	}

@@ -96,6 +96,9 @@ func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
 		ks.depMem[i] = memberOf(d)
 	}
 	ks.label = r.name + "/" + spec.Template
+	if spec.Local > 0 {
+		r.c.localOn()
+	}
 	return ks
 }
 
@@ -137,6 +140,15 @@ func Percent(p float64) Jitter { return Jitter{frac: p / 100} }
 
 // Spread is a jitter of a fixed duration either side of the TTL.
 func Spread(d time.Duration) Jitter { return Jitter{spread: d} }
+
+// shortest is the least TTL ttl can return for base.
+func (j Jitter) shortest(base, max time.Duration) time.Duration {
+	span := j.spread
+	if j.frac > 0 {
+		span = time.Duration(float64(base) * j.frac)
+	}
+	return min(max, base-span)
+}
 
 // ttl returns the jittered TTL, never below one millisecond nor above max.
 func (j Jitter) ttl(base, max time.Duration, r uint64) time.Duration {

@@ -58,17 +58,35 @@ type loaded[T any] struct {
 	err     error
 	env     envelope
 	encoded bool
+	orig    T // a copy of v nobody is given, to clone for the others
+	hasOrig bool
 	taken   atomic.Bool
 }
 
 func (r *loaded[T]) take(ks *Keyspace[T]) (T, error) {
-	if !r.encoded || r.taken.CompareAndSwap(false, true) {
+	if r.taken.CompareAndSwap(false, true) {
 		return r.v, r.err
 	}
-	if v, err, ok := ks.decode(r.env); ok {
-		return v, err
+	if r.encoded {
+		if v, err, ok := ks.decode(r.env); ok {
+			return v, err
+		}
+	}
+	if r.hasOrig {
+		return ks.spec.Clone(r.orig), r.err
 	}
 	return r.v, r.err
+}
+
+// unencoded is a load's result with no encoding to decode copies from (Redis
+// failing, nothing cacheable): other callers of the flight get clones of a
+// copy taken before anyone has the value.
+func (ks *Keyspace[T]) unencoded(v T, err error) *loaded[T] {
+	r := &loaded[T]{v: v, err: err}
+	if ks.spec.Clone != nil {
+		r.orig, r.hasOrig = ks.spec.Clone(v), true
+	}
+	return r
 }
 
 // fromRedis wraps an envelope read from Redis: every caller decodes its own copy.
@@ -277,7 +295,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // loadOnly calls the source and stores nothing.
 func (ks *Keyspace[T]) loadOnly(ctx context.Context, l Loader[T]) *loaded[T] {
 	v, err := ks.callSource(ctx, l)
-	return &loaded[T]{v: v, err: err}
+	return ks.unencoded(v, err)
 }
 
 // pollCap is the longest wait between two looks: the configured bound, or a
@@ -320,16 +338,16 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 		}
 	}()
 	v, err := ks.callSource(ctx, l)
-	res := &loaded[T]{v: v, err: err}
 	s, ok := ks.entry(v, err, l.ResultTags)
 	if !ok {
-		return res
+		return ks.unencoded(v, err)
 	}
 	ids := tagIDs(make([]uint64, 0, len(l.Tags)+len(s.tags)), l.Tags, s.tags)
 	if len(ids) > maxTags {
 		c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label)
-		return res
+		return ks.unencoded(v, err)
 	}
+	res := &loaded[T]{v: v, err: err}
 	env := appendEnvelope(nil, s.flags, c.cfg.now().UnixMilli(), inc, n, ids, s.payload)
 	res.env, res.encoded = decodeEnvelope(env)
 	settled = true
@@ -341,6 +359,15 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	}
 	f := &fillArgs{key: key, lease: lease, token: token, env: env, ttl: s.ttl, seq: n,
 		members: members, handoff: c.handoffTTL()}
+	var local func() // what the L1 keeps if the fill lands: its own copy, taken now
+	if st := ks.localStart(); st.sgen != 0 {
+		kept := v
+		if ks.spec.Clone != nil {
+			kept = ks.spec.Clone(v)
+		}
+		e, ttl := res.env, s.ttl
+		local = func() { ks.localPut(key, st, &e, kept, err, ttl) }
+	}
 	// The caller has its value: the fill (one more round trip) runs off its
 	// path — a quarter of a cold read. It is conditional anyway, so when it
 	// lands does not matter to other processes; this process's own lookups
@@ -351,13 +378,16 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	c.background(func() {
 		defer c.fills.Done()
 		defer done()
-		ks.fill(fctx, lease, token, f)
+		if ks.fill(fctx, lease, token, f) && local != nil {
+			local()
+		}
 	})
 	return res
 }
 
-// fill stores a loaded entry (see fillOn) and records the outcome.
-func (ks *Keyspace[T]) fill(ctx context.Context, lease, token string, f *fillArgs) {
+// fill stores a loaded entry (see fillOn) and records the outcome: true when
+// it was stored and no invalidation raced it.
+func (ks *Keyspace[T]) fill(ctx context.Context, lease, token string, f *fillArgs) bool {
 	c := ks.c
 	type filled struct{ stored, stale bool }
 	r, err := call(c, ctx, func(ctx context.Context) (filled, error) {
@@ -372,9 +402,11 @@ func (ks *Keyspace[T]) fill(ctx context.Context, lease, token string, f *fillArg
 		c.emit(EventFillRejected, ks.label, nil)
 	case r.stored:
 		c.emit(EventFill, ks.label, nil)
+		return true
 	default: // the lease was lost (expired, or voided by an invalidation or a put)
 		c.emit(EventFillRejected, ks.label, nil)
 	}
+	return false
 }
 
 // handoffTTL is how long a rejected fill's value waits for waiters: a few

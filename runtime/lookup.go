@@ -20,7 +20,8 @@ type Read[T any] struct {
 	clock    uint64
 }
 
-// Lookup is the hit path: one MGET of the entry and the invalidation clock on
+// Lookup is the hit path. A local keyspace first asks the L1 (local.go).
+// Then: one MGET of the entry and the invalidation clock on
 // a single node, one parallel round (entry ∥ clock) on Cluster, no script and
 // no per-tag work in Redis. The entry is served if its incarnation is the
 // clock's and no marker it depends on moved past its fill seq, which the
@@ -29,6 +30,15 @@ type Read[T any] struct {
 func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (rd Read[T]) {
 	rd.ks, rd.key = ks, key
 	c := ks.c
+	var st l1Start
+	if ks.spec.Local > 0 {
+		if v, err, ok := ks.localGet(key); ok {
+			c.emit(EventLocalHit, ks.label, nil)
+			rd.Value, rd.Err, rd.Hit = v, err, true
+			return rd
+		}
+		st = ks.localStart() // before Redis is asked: see localPut
+	}
 	hc := c.hits.do(ctx, c, key)
 	raw, found, clock, err := hc.raw, hc.found, hc.clock, hc.err
 	if err != nil {
@@ -66,6 +76,13 @@ func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (rd Read[T]) {
 		hc.corrupt.Do(func() { ks.corrupt(ctx, key) })
 		c.emit(EventMiss, ks.label, nil)
 		return rd
+	}
+	if st.sgen != 0 {
+		kept := v
+		if ks.spec.Clone != nil {
+			kept = ks.spec.Clone(v)
+		}
+		ks.localPut(key, st, &e, kept, verr, ks.localLeft(&e))
 	}
 	if e.flags&(flagNil|flagNotFound) != 0 {
 		c.emit(EventNegativeHit, ks.label, nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // mirror is this process's copy of the invalidation state (docs/runtime.md,
@@ -20,7 +21,8 @@ type mirror struct {
 	retired [8]uint64 // incarnations left behind: their entries are dead
 	nret    int
 	limit   int
-	gen     uint64            // bumped by every reset: a reply read before one is not learned
+	gen     atomic.Uint64     // bumped by every reset: a reply read before one is not learned
+	ver     atomic.Uint64     // bumped by every change: an L1 entry judged at ver needs no new judgement
 	own     map[uint64]uint64 // this process's invalidations past pos: prev → seq
 
 	roundMu sync.Mutex
@@ -46,7 +48,8 @@ func (m *mirror) reset(inc, n uint64) {
 		m.nret++
 	}
 	m.inc, m.start, m.pos, m.last = inc, n, n, n
-	m.gen++
+	m.gen.Add(1)
+	m.ver.Add(1)
 	clear(m.marks)
 	clear(m.own)
 	if m.marks == nil {
@@ -101,6 +104,29 @@ func (m *mirror) judge(inc, n uint64, e *envelope, fixed *[4]uint64) verdict {
 		return vUnknown
 	}
 	return vValid
+}
+
+// judgeLocal applies the validity rule to an L1 entry: made against this
+// mirror (no reset since), of its incarnation, and no marker bumped past the
+// entry's fill seq — for an entry older than the mirror's start, every marker
+// must be known (the L2 hit that made it resolved them).
+func (m *mirror) judgeLocal(inc, f, mgen uint64, ids []uint64) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.gen.Load() != mgen || m.inc != inc {
+		return false
+	}
+	old := f < m.start
+	for _, id := range ids {
+		if s, ok := m.marks[id]; ok {
+			if s > f {
+				return false
+			}
+		} else if old {
+			return false
+		}
+	}
+	return true
 }
 
 // unknownIDs lists the markers of an old entry that the mirror does not hold.
@@ -166,6 +192,7 @@ func (m *mirror) has(id uint64) bool { _, ok := m.marks[id]; return ok }
 func (m *mirror) learn(id, seq uint64) {
 	if s, ok := m.marks[id]; !ok || seq > s {
 		m.marks[id] = seq
+		m.ver.Add(1)
 	}
 }
 
@@ -300,7 +327,7 @@ func (c *Cache) syncMirror(ctx context.Context, inc, n uint64) error {
 func (c *Cache) catchUp(ctx context.Context, inc, n uint64) error {
 	m := &c.mirror
 	m.mu.RLock()
-	pos, floor, gen := m.pos, max(m.last, n), m.gen
+	pos, floor, gen := m.pos, max(m.last, n), m.gen.Load()
 	m.mu.RUnlock()
 	type res struct {
 		clock string
@@ -329,7 +356,7 @@ func (c *Cache) catchUp(ctx context.Context, inc, n uint64) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.inc != inc || m.gen != gen {
+	if m.inc != inc || m.gen.Load() != gen {
 		return nil // reset meanwhile: what we read may predate it
 	}
 	if cinc != inc {
@@ -388,9 +415,7 @@ func (c *Cache) resolve(ctx context.Context, inc uint64, ids []uint64) error {
 		scores []float64
 		ok     bool
 	}
-	c.mirror.mu.RLock()
-	gen := c.mirror.gen
-	c.mirror.mu.RUnlock()
+	gen := c.mirror.gen.Load()
 	r, err := call(c, ctx, func(ctx context.Context) (res, error) {
 		s, ok, err := c.remote.resolve(ctx, inc, ids)
 		return res{s, ok}, err
@@ -401,7 +426,7 @@ func (c *Cache) resolve(ctx context.Context, inc uint64, ids []uint64) error {
 	m := &c.mirror
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.inc != inc || m.gen != gen { // reset meanwhile: the reply may predate bumps it dropped
+	if m.inc != inc || m.gen.Load() != gen { // reset meanwhile: the reply may predate bumps it dropped
 		return nil
 	}
 	if !r.ok {

@@ -27,6 +27,8 @@ type config struct {
 	replicaAcks      int // -1: one when the state's master has replicas
 	mirrorLimit      int
 	maxMarks         int
+	localBytes       int64
+	localBound       time.Duration
 }
 
 func defaultConfig() config {
@@ -47,6 +49,8 @@ func defaultConfig() config {
 		replicaAcks:     -1,
 		mirrorLimit:     200_000,
 		maxMarks:        10_000_000,
+		localBytes:      64 << 20,
+		localBound:      250 * time.Millisecond,
 	}
 }
 
@@ -116,3 +120,28 @@ func WithReplicaAck(n int) Option { return func(c *config) { c.replicaAcks = n }
 // each); past it the mirror starts again at the current clock, which costs
 // lookups of older entries' markers, never a wrong answer. Default 200,000.
 func WithMirrorLimit(n int) Option { return func(c *config) { c.mirrorLimit = max(n, 1) } }
+
+// WithLocalCapacity bounds the in-process cache (the L1 of keyspaces with
+// local=) to about n bytes: an entry weighs its key and its encoded payload.
+// Default 64 MiB.
+func WithLocalCapacity(n int64) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.localBytes = n
+		}
+	}
+}
+
+// WithLocalBound is the longest time an L1 may go on serving after its
+// invalidation subscription stopped answering (a network cut nothing has
+// noticed yet): the subscriber PINGs every bound/4 and drops the L1 when no
+// PONG answered a PING sent within the bound. In normal operation another
+// process's invalidation reaches the L1 as soon as its message arrives.
+// Default 250ms.
+func WithLocalBound(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.localBound = d
+		}
+	}
+}

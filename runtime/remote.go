@@ -174,11 +174,13 @@ type stateKeys struct {
 	keep         int64  // this process's marker retention, µs
 	limit        int    // marker count past which the state starts again
 	newInc       func() uint64
+	channel      string // where invalidations are published: "<ns>:{<ns>}:inv"
+	pub          byte   // 'p' PUBLISH, 's' SPUBLISH (Cluster)
 }
 
 func (s *stateKeys) argv(mode byte, members []string) []any {
 	args := make([]any, 0, 4+len(members))
-	args = append(args, s.newInc(), s.keep, s.limit, string(mode))
+	args = append(args, s.newInc(), s.keep, s.limit, string([]byte{mode, s.pub}))
 	for _, m := range members {
 		args = append(args, m)
 	}
@@ -300,7 +302,7 @@ func (r *base) resolve(ctx context.Context, inc uint64, ids []uint64) ([]float64
 }
 
 func (r *base) rotate(ctx context.Context, inc, next uint64) error {
-	return rotateScript.run(ctx, r.rdb, []string{r.st.clock, r.st.marks}, inc, next).Err()
+	return rotateScript.run(ctx, r.rdb, []string{r.st.clock, r.st.marks}, inc, next, string(r.st.pub)).Err()
 }
 
 // single is a single Redis server (or a Sentinel-managed master).

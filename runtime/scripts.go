@@ -91,8 +91,9 @@ var errCorrupt = errors.New("cachegen: corrupt entry")
 // parallel). The retention key keeps the longest retention any process of
 // the namespace asked for (processes configured with different MaxTTLs).
 // ARGV = new incarnation (used if the state must be created), retention in µs,
-// marker limit, mode ('b' bump, 'e' only make sure the state exists), marker
-// members... It creates the state when the clock or the incarnation member is
+// marker limit, mode ('b' bump, 'e' only make sure the state exists; a
+// second letter 'p' or 's' publishes the bump with PUBLISH or SPUBLISH on
+// "<ns>:{<ns>}:inv", the channel every L1 listens to), marker members... It creates the state when the clock or the incarnation member is
 // missing (lost state: a new incarnation, so every older entry is a miss),
 // takes seq = max(prev+1, server time in µs), sets each marker's score to it,
 // trims markers past the retention and returns {inc, seq, prev}.
@@ -110,8 +111,8 @@ if not inc then -- no state, or a foreign key where it belongs: start over
   redis.call('DEL', KEYS[1], KEYS[2])
   redis.call('ZADD', KEYS[2], '+inf', 'inc:' .. inc)
 end
-for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
-if ARGV[4] == 'e' and not fresh then return {inc, prev, prev} end
+if #KEYS >= 4 then redis.call('DEL', unpack(KEYS, 4)) end
+if string.sub(ARGV[4], 1, 1) == 'e' and not fresh then return {inc, prev, prev} end
 local keep = tonumber(ARGV[2])
 local k = redis.pcall('GET', KEYS[3])
 k = type(k) == 'string' and tonumber(k) or nil
@@ -135,11 +136,17 @@ if limit > 0 and redis.call('ZCARD', KEYS[2]) > limit then
   redis.call('ZADD', KEYS[2], '+inf', 'inc:' .. inc)
   redis.call('SET', KEYS[1], inc .. ':' .. s)
 end
+local pub = string.sub(ARGV[4], 2, 2)
+if pub ~= '' then
+  redis.call(pub == 's' and 'SPUBLISH' or 'PUBLISH', string.sub(KEYS[1], 1, -6) .. 'inv',
+    inc .. ':' .. s .. ':' .. prev .. '|' .. table.concat(ARGV, '', 5))
+end
 return {inc, s, prev}
 `)
 
 // rotateScript starts a new incarnation (KEYS = clock, marks; ARGV = the
-// incarnation found unusable, the new one) unless that already happened.
+// incarnation found unusable, the new one, the publish letter) unless that
+// already happened.
 var rotateScript = newOOMScript(`
 local c = redis.pcall('GET', KEYS[1])
 local inc, prev
@@ -149,7 +156,11 @@ local t = redis.call('TIME')
 local seq = math.max(tonumber(prev or '0') + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZADD', KEYS[2], '+inf', 'inc:' .. ARGV[2])
-redis.call('SET', KEYS[1], ARGV[2] .. ':' .. string.format('%.0f', seq))
+local s = string.format('%.0f', seq)
+redis.call('SET', KEYS[1], ARGV[2] .. ':' .. s)
+if ARGV[3] and ARGV[3] ~= '' then
+  redis.call(ARGV[3] == 's' and 'SPUBLISH' or 'PUBLISH', string.sub(KEYS[1], 1, -6) .. 'inv', ARGV[2] .. ':' .. s .. ':0|')
+end
 return 1
 `)
 

@@ -1,0 +1,146 @@
+package runtime
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/maypok86/otter/v2"
+)
+
+// The two-level cache's L1 (docs/runtime.md, "Two-level cache"): decoded
+// values in this process, judged on every read against the same mirror as an
+// L2 hit, and made or served only while the invalidation subscription is live.
+
+// l1 is the Cache's in-process store: one otter cache for every local
+// keyspace of the Cache (keys carry the namespace, repository and keyspace).
+type l1 struct {
+	store *otter.Cache[Key, l1Item]
+	sub   subscription
+}
+
+// l1Item is what the store holds: an *l1Entry[T] of the key's keyspace.
+type l1Item interface {
+	lifetime() time.Duration
+	weight() uint32
+}
+
+// l1Entry is one value with what its Redis entry depended on.
+type l1Entry[T any] struct {
+	v       T
+	err     error    // a cached not-found
+	inc, f  uint64   // the Redis entry's incarnation and fill seq
+	ids     []uint64 // every marker it depends on
+	sgen    uint64   // the subscription's generation it was made under
+	mgen    uint64   // the mirror's generation it was judged against
+	checked atomic.Uint64
+	life    time.Duration
+	size    uint32
+}
+
+func (e *l1Entry[T]) lifetime() time.Duration { return e.life }
+func (e *l1Entry[T]) weight() uint32          { return e.size }
+
+// localOn returns the L1, creating it (and starting its subscription) on the
+// first local keyspace.
+func (c *Cache) localOn() *l1 {
+	c.l1Once.Do(func() {
+		l := &l1{}
+		l.store = otter.Must(&otter.Options[Key, l1Item]{
+			MaximumWeight: uint64(c.cfg.localBytes),
+			Weigher:       func(k Key, v l1Item) uint32 { return uint32(len(k)) + v.weight() },
+			ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[Key, l1Item]) time.Duration {
+				return e.Value.lifetime()
+			}),
+		})
+		l.sub.init(c, l)
+		c.l1.Store(l)
+		c.background(l.sub.run)
+	})
+	return c.l1.Load()
+}
+
+// l1Start is what a read notes before it asks Redis: the subscription's
+// generation while live (0 otherwise: nothing it reads may enter the L1)
+// and the mirror's generation.
+type l1Start struct{ sgen, mgen uint64 }
+
+func (ks *Keyspace[T]) localStart() l1Start {
+	l := ks.c.l1.Load()
+	if l == nil || ks.spec.Local <= 0 {
+		return l1Start{}
+	}
+	return l1Start{sgen: l.sub.liveGen(), mgen: ks.c.mirror.gen.Load()}
+}
+
+// localGet serves key from the L1 when its entry is still valid; the caller
+// gets its own copy.
+func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
+	l := ks.c.l1.Load()
+	if l == nil {
+		return v, nil, false
+	}
+	it, found := l.store.GetIfPresent(key)
+	if !found {
+		return v, nil, false
+	}
+	e, isT := it.(*l1Entry[T])
+	if !isT || e.sgen == 0 || l.sub.liveGen() != e.sgen {
+		return v, nil, false
+	}
+	m := &ks.c.mirror
+	if ver := m.ver.Load(); e.checked.Load() != ver {
+		if !m.judgeLocal(e.inc, e.f, e.mgen, e.ids) {
+			l.store.Invalidate(key)
+			return v, nil, false
+		}
+		e.checked.Store(ver)
+	}
+	v = e.v
+	if ks.spec.Clone != nil {
+		v = ks.spec.Clone(v)
+	}
+	return v, e.err, true
+}
+
+// localPut keeps v (which the caller no longer uses: pass a copy) for key,
+// when the read that produced it began with the subscription live (st) and
+// nothing was reset since. env is the Redis entry; left is how long it lives.
+func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err error, left time.Duration) {
+	l := ks.c.l1.Load()
+	if l == nil || st.sgen == 0 || l.sub.liveGen() != st.sgen {
+		return
+	}
+	life := min(ks.spec.Local, left)
+	if life <= 0 {
+		return
+	}
+	nt := env.numTags()
+	ids := make([]uint64, 0, 4+nt)
+	ids = append(ids, ks.deps[:]...)
+	ids = append(ids, markerID(markKey, string(key)))
+	for i := range nt {
+		ids = append(ids, env.tagAt(i))
+	}
+	e := &l1Entry[T]{v: v, err: err, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
+		life: life, size: uint32(min(len(env.payload)+64+8*len(ids), 1<<30))}
+	e.checked.Store(^uint64(0)) // judged on its first read
+	if !ks.c.mirror.judgeLocal(e.inc, e.f, e.mgen, ids) {
+		return // a bump arrived while the value was on its way
+	}
+	l.store.Set(key, e)
+}
+
+// localLeft is how long an entry read from Redis still lives, at the least:
+// from its store time, with the shortest TTL its keyspace's jitter can give.
+func (ks *Keyspace[T]) localLeft(env *envelope) time.Duration {
+	base := ks.spec.TTL
+	if env.flags&(flagNil|flagNotFound) != 0 {
+		base = ks.spec.Negative
+	}
+	shortest := ks.spec.Jitter.shortest(base, ks.c.cfg.maxTTL)
+	age := ks.c.cfg.now().Sub(time.UnixMilli(env.storedAt))
+	return shortest - age
+}
+
+// clear drops every L1 entry (a gap in the subscription).
+func (l *l1) clear() { l.store.InvalidateAll() }

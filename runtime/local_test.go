@@ -1,0 +1,200 @@
+package runtime
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func cloneUser(u *user) *user {
+	if u == nil {
+		return nil
+	}
+	c := *u
+	return &c
+}
+
+// localUserSpace is userSpace with an L1.
+func localUserSpace(c *Cache, local time.Duration) *Keyspace[*user] {
+	return NewKeyspace(c.Repo("users", 1), Spec[*user]{
+		Template: "user:{}", Schema: "s1", TTL: time.Minute, Negative: 10 * time.Second,
+		Jitter: Percent(10), NotFound: errNotFound, IsNil: func(u *user) bool { return u == nil },
+		Local: local, Clone: cloneUser,
+	})
+}
+
+// waitLive waits until the Cache's subscription is live.
+func waitLive(t testing.TB, c *Cache) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if l := c.l1.Load(); l != nil && l.sub.liveGen() != 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the invalidation subscription never became live")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestLocalServesAndSeesEveryInvalidation: reads are served from the L1 after
+// the first, each caller gets its own copy, and every kind of invalidation —
+// by key, by parameter tag, by result tag, of the group, the repository and
+// the namespace, made in this Cache or another one — reaches it.
+func TestLocalServesAndSeesEveryInvalidation(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		ns := testNamespace(t)
+		src := newTable(8)
+		a := newTestCache(t, rdb, WithNamespace(ns))
+		b := newTestCache(t, rdb, WithNamespace(ns))
+		aks := localUserSpace(a, time.Minute)
+		bks := localUserSpace(b, time.Minute)
+		waitLive(t, a)
+		waitLive(t, b)
+		kinds := []string{"key", "param tag", "result tag", "group", "repo", "namespace"}
+		for i, kind := range kinds {
+			for _, writer := range []*Cache{a, b} {
+				id := int64(i)
+				wks := aks
+				if writer == b {
+					wks = bks
+				}
+				if _, err := readRow(ctx, aks, src, id); err != nil {
+					t.Fatal(err)
+				}
+				a.waitFills()
+				l0 := a.Stats().Get(EventLocalHit)
+				u1, err := readRow(ctx, aks, src, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.Stats().Get(EventLocalHit) == l0 {
+					// The fill put it in the L1, or the next L2 hit does.
+					if _, err := readRow(ctx, aks, src, id); err != nil {
+						t.Fatal(err)
+					}
+					u1, _ = readRow(ctx, aks, src, id)
+					if a.Stats().Get(EventLocalHit) == l0 {
+						t.Fatalf("%s: no L1 hit", kind)
+					}
+				}
+				u1.Name = "mutated by the caller"
+				u2, _ := readRow(ctx, aks, src, id)
+				if u2.Name == "mutated by the caller" {
+					t.Fatalf("%s: two callers share one value", kind)
+				}
+				want := src.write(id)
+				s := strconv.FormatInt(id, 10)
+				var err2 error
+				switch kind {
+				case "key":
+					err2 = writer.Invalidate(ctx, Invalidation{Keys: []Key{userKey(wks, id)}})
+				case "param tag":
+					err2 = writer.Invalidate(ctx, Invalidation{Tags: []string{"row:" + s}})
+				case "result tag":
+					err2 = writer.Invalidate(ctx, Invalidation{Tags: []string{"u:" + s}})
+				case "group":
+					err2 = writer.Invalidate(ctx, Invalidation{Groups: []Group{wks.Group()}})
+				case "repo":
+					err2 = wks.repo.InvalidateAll(ctx)
+				case "namespace":
+					err2 = writer.InvalidateNamespace(ctx)
+				}
+				if err2 != nil {
+					t.Fatal(err2)
+				}
+				// Another Cache's message needs to arrive: poll for the bound.
+				deadline := time.Now().Add(a.cfg.localBound)
+				for {
+					u, err := readRow(ctx, aks, src, id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if u.Name == strconv.FormatInt(want, 10) {
+						break
+					}
+					if writer == a || time.Now().After(deadline) {
+						t.Fatalf("%s by %s: read %q after the invalidation returned, want %d", kind, map[bool]string{true: "a", false: "b"}[writer == a], u.Name, want)
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+		}
+	})
+}
+
+// TestLocalGapDropsL1: a killed subscription connection turns the L1 off at
+// once (an invalidation published meanwhile is never missed), and it comes
+// back once resubscribed.
+func TestLocalGapDropsL1(t *testing.T) {
+	rdb := redisClient(t)
+	ctx := context.Background()
+	ns := testNamespace(t)
+	src := newTable(2)
+	a := newTestCache(t, rdb, WithNamespace(ns))
+	aks := localUserSpace(a, time.Minute)
+	waitLive(t, a)
+	for range 3 {
+		if _, err := readRow(ctx, aks, src, 1); err != nil {
+			t.Fatal(err)
+		}
+		a.waitFills()
+	}
+	l0 := a.Stats().Get(EventLocalHit)
+	if _, err := readRow(ctx, aks, src, 1); err != nil || a.Stats().Get(EventLocalHit) == l0 {
+		t.Fatalf("no L1 hit before the gap (%v)", err)
+	}
+	g0 := a.Stats().Get(EventLocalGap)
+	if err := rdb.Do(ctx, "client", "kill", "type", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for a.Stats().Get(EventLocalGap) == g0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the killed subscription was not noticed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waitLive(t, a)
+	for range 2 {
+		if _, err := readRow(ctx, aks, src, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l1 := a.Stats().Get(EventLocalHit)
+	if _, err := readRow(ctx, aks, src, 1); err != nil || a.Stats().Get(EventLocalHit) == l1 {
+		t.Fatalf("no L1 hit after resubscribing (%v)", err)
+	}
+}
+
+// TestLocalConcurrentCallersOwnValues: under -race, callers that mutate what
+// they got never race with each other, from the L1 or from a shared load.
+func TestLocalConcurrentCallersOwnValues(t *testing.T) {
+	rdb := redisClient(t)
+	ctx := context.Background()
+	ns := testNamespace(t)
+	src := newTable(4)
+	a := newTestCache(t, rdb, WithNamespace(ns))
+	aks := localUserSpace(a, time.Minute)
+	waitLive(t, a)
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 200 {
+				u, err := readRow(ctx, aks, src, int64((g+i)%4))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				u.Name = "mine" // a race detector report if anyone shares it
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -1,0 +1,186 @@
+package runtime
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// subscription listens to the invalidations every process publishes (see
+// invalidateScript) and applies them to the mirror. It is live while the
+// server has confirmed the subscription and answered a PING sent less than
+// the bound ago; each gap (a failed connection, a server-side unsubscribe, a
+// bound without a PONG) starts a new generation, which kills every L1 entry.
+type subscription struct {
+	c  *Cache
+	l  *l1
+	ps atomic.Pointer[redis.PubSub]
+
+	gen      atomic.Uint64 // odd: live; even: not live (each change adds one)
+	answered atomic.Int64  // UnixNano of the PING the last PONG answered
+	lastGap  atomic.Int64
+}
+
+func (s *subscription) init(c *Cache, l *l1) { s.c, s.l = c, l }
+
+// liveGen is the generation while live, 0 when not.
+func (s *subscription) liveGen() uint64 {
+	g := s.gen.Load()
+	if g&1 == 0 {
+		return 0
+	}
+	return g
+}
+
+// up marks the subscription live (the server confirmed it).
+func (s *subscription) up() {
+	s.answered.Store(time.Now().UnixNano())
+	if g := s.gen.Load(); g&1 == 0 {
+		s.gen.CompareAndSwap(g, g+1)
+	}
+}
+
+// down ends a live period: every L1 entry made in it is dead.
+func (s *subscription) down(why string) {
+	for {
+		g := s.gen.Load()
+		if g&1 == 0 {
+			return
+		}
+		if s.gen.CompareAndSwap(g, g+1) {
+			break
+		}
+	}
+	s.l.clear()
+	s.lastGap.Store(time.Now().UnixNano())
+	s.c.emit(EventLocalGap, "", nil)
+	s.c.cfg.logger.Debug("cachegen: invalidation subscription lost; the in-process cache is off until it is back", "why", why)
+}
+
+func (s *subscription) open(ctx context.Context) *redis.PubSub {
+	ch := s.c.state.channel
+	if s.c.state.pub == 's' {
+		return s.c.rdb.SSubscribe(ctx, ch)
+	}
+	return s.c.rdb.Subscribe(ctx, ch)
+}
+
+// run subscribes, applies messages and watches the PONGs until Close.
+func (s *subscription) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-s.c.closed
+		cancel()
+		if ps := s.ps.Load(); ps != nil {
+			_ = ps.Close() // ends a blocked receive now
+		}
+	}()
+	defer cancel()
+	bound := s.c.cfg.localBound
+	retry := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		ps := s.open(ctx)
+		s.ps.Store(ps)
+		ok := s.session(ctx, ps, bound)
+		s.ps.Store(nil)
+		_ = ps.Close()
+		s.down("connection")
+		if ok {
+			retry = 10 * time.Millisecond
+		} else {
+			retry = min(2*retry, time.Second)
+		}
+		if !s.c.pause(retry) {
+			return
+		}
+	}
+}
+
+// session runs one subscription connection; ok reports that it was
+// confirmed (so a retry need not back off).
+func (s *subscription) session(ctx context.Context, ps *redis.PubSub, bound time.Duration) (ok bool) {
+	// Until the server confirms, nothing is live.
+	msg, err := ps.ReceiveTimeout(ctx, max(bound, s.c.cfg.timeout))
+	if err != nil {
+		return false
+	}
+	sub, isSub := msg.(*redis.Subscription)
+	if !isSub || !strings.HasSuffix(sub.Kind, "subscribe") || strings.HasSuffix(sub.Kind, "unsubscribe") {
+		return false
+	}
+	s.up()
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go s.ping(pctx, ps, bound)
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, bound)
+		if err != nil {
+			return true
+		}
+		switch m := msg.(type) {
+		case *redis.Message:
+			s.apply(m.Payload)
+		case *redis.Pong:
+			if t, err := strconv.ParseInt(m.Payload, 10, 64); err == nil && t > s.answered.Load() {
+				s.answered.Store(t)
+			}
+		case *redis.Subscription:
+			if strings.HasSuffix(m.Kind, "unsubscribe") { // e.g. the slot moved away
+				return true
+			}
+		}
+	}
+}
+
+// ping sends a PING every bound/4 and ends the live period when the last
+// answered one was sent more than bound ago.
+func (s *subscription) ping(ctx context.Context, ps *redis.PubSub, bound time.Duration) {
+	t := time.NewTicker(max(bound/4, time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if now.UnixNano()-s.answered.Load() > int64(bound) {
+				s.down("no PONG within the bound")
+				_ = ps.Close() // the session ends and starts over
+				return
+			}
+			_ = ps.Ping(ctx, strconv.FormatInt(time.Now().UnixNano(), 10))
+		}
+	}
+}
+
+// apply takes one message "<inc>:<seq>:<prev>|<ids>" into the mirror, as if
+// this process had made the invalidation.
+func (s *subscription) apply(p string) {
+	head, ids, ok := strings.Cut(p, "|")
+	if !ok || len(ids)%8 != 0 {
+		return
+	}
+	parts := strings.SplitN(head, ":", 3)
+	if len(parts) != 3 {
+		return
+	}
+	var r stateReply
+	var err error
+	for i, dst := range []*uint64{&r.inc, &r.seq, &r.prev} {
+		if *dst, err = strconv.ParseUint(parts[i], 10, 64); err != nil {
+			return
+		}
+	}
+	if r.inc == 0 {
+		return
+	}
+	list := make([]uint64, 0, len(ids)/8)
+	for i := 0; i < len(ids); i += 8 {
+		id, _ := idOf(ids[i : i+8])
+		list = append(list, id)
+	}
+	s.c.mirror.applyOwn(r, list)
+}
