@@ -50,6 +50,11 @@ func TestMain(m *testing.M) {
 		stampedeChild(ns) // a process of TestStampede, not a test run
 		return
 	}
+	if p := os.Getenv("CACHEGEN_LOCAL_CHILD"); p != "" {
+		n, _ := strconv.Atoi(p)
+		localChild(n) // a process of TestLocalCoherence
+		return
+	}
 	if p := os.Getenv("CACHEGEN_HISTORY_CHILD"); p != "" {
 		n, _ := strconv.Atoi(p)
 		historyChild(n) // a process of TestHistories
