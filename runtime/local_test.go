@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cachegen/cachegen/internal/testenv"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -197,4 +198,62 @@ func TestLocalConcurrentCallersOwnValues(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestLocalNetworkCut: the path between a process and Redis goes silent (a
+// proxy that forwards nothing and closes nothing: no TCP error ever comes)
+// while another process writes. The cut-off process may serve its L1 for at
+// most the bound after the write returned, then reads go to the source.
+func TestLocalNetworkCut(t *testing.T) {
+	ctx := context.Background()
+	addr := testenv.NeedRedis(t)
+	p := startProxy(t, addr)
+	ns := testNamespace(t)
+	src := newTable(2)
+	const bound = 200 * time.Millisecond
+	ardb := redis.NewClient(&redis.Options{Addr: p.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { ardb.Close() })
+	a := newTestCache(t, ardb, WithNamespace(ns), WithLocalBound(bound), WithTimeout(50*time.Millisecond))
+	brdb := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { brdb.Close() })
+	b := newTestCache(t, brdb, WithNamespace(ns))
+	aks, bks := localUserSpace(a, time.Minute), localUserSpace(b, time.Minute)
+	waitLive(t, a)
+	for range 3 {
+		if _, err := readRow(ctx, aks, src, 1); err != nil {
+			t.Fatal(err)
+		}
+		a.waitFills()
+	}
+	l0 := a.Stats().Get(EventLocalHit)
+	if _, err := readRow(ctx, aks, src, 1); err != nil || a.Stats().Get(EventLocalHit) == l0 {
+		t.Fatalf("no L1 hit before the cut (%v)", err)
+	}
+	p.set(proxyHang)
+	want := src.write(1)
+	if err := b.Invalidate(ctx, Invalidation{Keys: []Key{userKey(bks, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	returned := time.Now()
+	slack := 50 * time.Millisecond // scheduling on a loaded machine
+	var lastOld time.Duration
+	for time.Since(returned) < 2*bound+slack {
+		invoke := time.Since(returned)
+		u, err := readRow(ctx, aks, src, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Name != strconv.FormatInt(want, 10) {
+			lastOld = invoke
+			if invoke > bound+slack {
+				t.Fatalf("read invoked %v after the write returned served the old value (bound %v)", invoke, bound)
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if a.Stats().Get(EventLocalGap) == 0 {
+		t.Fatal("the silent cut was never noticed")
+	}
+	t.Logf("last old value served %v after the write returned (bound %v)", lastOld, bound)
+	p.set(proxyPass)
 }
