@@ -15,8 +15,13 @@ import (
 // keyspace of the Cache (keys carry the namespace, repository and keyspace).
 type l1 struct {
 	store *otter.Cache[Key, l1Item]
+	clock *otter.CoarseClock // expiry checks read a variable, not the time
 	sub   subscription
 }
+
+// l1Resolution is the coarse clock's: an entry's lifetime is shortened by it,
+// so that it never outlives its Redis entry.
+const l1Resolution = 10 * time.Millisecond
 
 // l1Item is what the store holds: an *l1Entry[T] of the key's keyspace.
 type l1Item interface {
@@ -44,8 +49,9 @@ func (e *l1Entry[T]) weight() uint32          { return e.size }
 // first local keyspace.
 func (c *Cache) localOn() *l1 {
 	c.l1Once.Do(func() {
-		l := &l1{}
+		l := &l1{clock: otter.NewCoarseClock(l1Resolution)}
 		l.store = otter.Must(&otter.Options[Key, l1Item]{
+			Clock:         l.clock,
 			MaximumWeight: uint64(c.cfg.localBytes),
 			Weigher:       func(k Key, v l1Item) uint32 { return uint32(len(k)) + v.weight() },
 			ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[Key, l1Item]) time.Duration {
@@ -54,7 +60,10 @@ func (c *Cache) localOn() *l1 {
 		})
 		l.sub.init(c, l)
 		c.l1.Store(l)
-		c.background(l.sub.run)
+		c.background(func() {
+			l.sub.run()
+			l.clock.Stop()
+		})
 	})
 	return c.l1.Load()
 }
@@ -110,7 +119,7 @@ func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err err
 	if l == nil || st.sgen == 0 || l.sub.liveGen() != st.sgen {
 		return
 	}
-	life := min(ks.spec.Local, left)
+	life := min(ks.spec.Local, left) - l1Resolution
 	if life <= 0 {
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cachegen/cachegen/internal/testenv"
+	"github.com/maypok86/otter/v2"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -256,4 +257,72 @@ func TestLocalNetworkCut(t *testing.T) {
 	}
 	t.Logf("last old value served %v after the write returned (bound %v)", lastOld, bound)
 	p.set(proxyPass)
+}
+
+type profile struct {
+	ID    int64
+	Name  string
+	Email string
+	Score float64
+}
+
+// BenchmarkLocalHit: an L1 hit through Lookup, for a struct of scalars and
+// strings (no Clone: 0 allocations) and a pointer to one (one allocation:
+// the caller's copy), beside a bare otter Get of the same value.
+func BenchmarkLocalHit(b *testing.B) {
+	rdb := redisClient(b)
+	ctx := context.Background()
+	c := newTestCache(b, rdb, WithNamespace(testNamespace(b)))
+	val := NewKeyspace(c.Repo("p", 1), Spec[profile]{Template: "v:{}", Schema: "v", TTL: time.Hour, Local: time.Hour})
+	ptr := NewKeyspace(c.Repo("p", 1), Spec[*profile]{Template: "p:{}", Schema: "p", TTL: time.Hour, Local: time.Hour,
+		IsNil: func(p *profile) bool { return p == nil },
+		Clone: func(p *profile) *profile {
+			if p == nil {
+				return nil
+			}
+			q := *p
+			return &q
+		}})
+	waitLive(b, c)
+	pv := profile{ID: 7, Name: "Ada Lovelace", Email: "ada@example.com", Score: 9.5}
+	vkey := val.Key(append(val.AppendPrefix(nil), "v:7"...))
+	pkey := ptr.Key(append(ptr.AppendPrefix(nil), "p:7"...))
+	for range 3 {
+		if _, err := loadVia(ctx, val, vkey, Loader[profile]{Load: func(context.Context) (profile, error) { return pv, nil }}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := loadVia(ctx, ptr, pkey, Loader[*profile]{Load: func(context.Context) (*profile, error) { q := pv; return &q, nil }}); err != nil {
+			b.Fatal(err)
+		}
+		c.waitFills()
+	}
+	b.Run("value", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if rd := Lookup(ctx, val, vkey); !rd.Hit || rd.Value.ID != 7 {
+				b.Fatal("not an L1 hit")
+			}
+		}
+		if c.Stats().Get(EventLocalHit) < uint64(b.N) {
+			b.Fatal("served from Redis, not the L1")
+		}
+	})
+	b.Run("pointer", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if rd := Lookup(ctx, ptr, pkey); !rd.Hit || rd.Value.ID != 7 {
+				b.Fatal("not an L1 hit")
+			}
+		}
+	})
+	b.Run("otter", func(b *testing.B) {
+		o := otter.Must(&otter.Options[Key, *profile]{MaximumSize: 1000})
+		o.Set(pkey, &pv)
+		b.ReportAllocs()
+		for b.Loop() {
+			if p, ok := o.GetIfPresent(pkey); !ok || p.ID != 7 {
+				b.Fatal("miss")
+			}
+		}
+	})
 }

@@ -28,17 +28,16 @@ type Read[T any] struct {
 // process's mirror of the markers answers (docs/runtime.md). A miss — no
 // entry, a stale or corrupt one, Redis unavailable — returns Hit false.
 func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (rd Read[T]) {
-	rd.ks, rd.key = ks, key
 	c := ks.c
 	var st l1Start
 	if ks.spec.Local > 0 {
 		if v, err, ok := ks.localGet(key); ok {
 			c.emit(EventLocalHit, ks.label, nil)
-			rd.Value, rd.Err, rd.Hit = v, err, true
-			return rd
+			return Read[T]{Value: v, Err: err, Hit: true}
 		}
 		st = ks.localStart() // before Redis is asked: see localPut
 	}
+	rd.ks, rd.key = ks, key
 	hc := c.hits.do(ctx, c, key)
 	raw, found, clock, err := hc.raw, hc.found, hc.clock, hc.err
 	if err != nil {
