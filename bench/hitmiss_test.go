@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/maypok86/otter/v2"
 )
 
 // The hit and miss paths, serial, one caller: latency and allocations per call.
@@ -75,6 +77,31 @@ func BenchmarkHit(b *testing.B) {
 		})
 	}
 	b.Run("raw-get", benchRawGet)
+	b.Run("otter-get", benchOtterGet)
+}
+
+// benchOtterGet is the floor of an in-process hit: an otter v2 GetIfPresent
+// of the same *User values, nothing else (no coherence, no copy).
+func benchOtterGet(b *testing.B) {
+	e := getEnv(b)
+	src := &PGUsers{Pool: e.pool}
+	ctx := context.Background()
+	o := otter.Must(&otter.Options[int64, *User]{MaximumSize: 10 * hotKeys})
+	for id := int64(1); id <= hotKeys; id++ {
+		u, err := src.Get(ctx, id)
+		if err != nil {
+			b.Fatal(err)
+		}
+		o.Set(id, u)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		id := int64(1 + i%hotKeys)
+		if u, ok := o.GetIfPresent(id); !ok || u.ID != id {
+			b.Fatalf("get %d: %v", id, u)
+		}
+	}
 }
 
 const rawValueSize = 150
