@@ -326,3 +326,40 @@ func BenchmarkLocalHit(b *testing.B) {
 		}
 	})
 }
+
+// TestSharedLoadCallersOwnValues: with Redis unreachable, concurrent callers
+// of one key share one source call (a flight) and each gets its own copy:
+// they mutate what they got, and -race finds no sharing.
+func TestSharedLoadCallersOwnValues(t *testing.T) {
+	ctx := context.Background()
+	p := startProxy(t, testenv.NeedRedis(t))
+	p.set(proxyRefuse)
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	c := newTestCache(t, rdb, WithNamespace(testNamespace(t)))
+	ks := NewKeyspace(c.Repo("users", 1), Spec[*user]{Template: "user:{}", Schema: "s1", TTL: time.Minute,
+		IsNil: func(u *user) bool { return u == nil }, Clone: cloneUser})
+	src := newTable(1)
+	src.delay = 20 * time.Millisecond // long enough for the callers to meet in one flight
+	for round := range 5 {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 16 {
+			wg.Go(func() {
+				<-start
+				u, err := readRow(ctx, ks, src, 0)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				u.Name = "mine" // a data race if two callers share it
+			})
+		}
+		c0 := src.calls.Load()
+		close(start)
+		wg.Wait()
+		if round == 4 && src.calls.Load()-c0 == 16 {
+			t.Log("no two callers met in one flight in the last round")
+		}
+	}
+}
