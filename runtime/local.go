@@ -85,7 +85,9 @@ func (ks *Keyspace[T]) localStart() l1Start {
 // gets its own copy.
 func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
 	l := ks.c.l1.Load()
-	if l == nil {
+	if l == nil || ks.c.brk.open.Load() {
+		// An open breaker may hold an invalidation of ours that Redis has
+		// not taken yet (pending.go): reads go to the source meanwhile.
 		return v, nil, false
 	}
 	it, found := l.store.GetIfPresent(key)

@@ -363,3 +363,40 @@ func TestSharedLoadCallersOwnValues(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalOwnUndeliveredInvalidation: a write whose invalidation cannot
+// reach Redis (queued for replay) is still never undone by this process's
+// own L1: its reads go to the source until the replay lands.
+func TestLocalOwnUndeliveredInvalidation(t *testing.T) {
+	ctx := context.Background()
+	p := startProxy(t, testenv.NeedRedis(t))
+	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	c := newTestCache(t, rdb, WithNamespace(testNamespace(t)), WithTimeout(50*time.Millisecond))
+	ks := localUserSpace(c, time.Minute)
+	src := newTable(1)
+	waitLive(t, c)
+	for range 3 {
+		if _, err := readRow(ctx, ks, src, 0); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFills()
+	}
+	l0 := c.Stats().Get(EventLocalHit)
+	if _, err := readRow(ctx, ks, src, 0); err != nil || c.Stats().Get(EventLocalHit) == l0 {
+		t.Fatalf("no L1 hit before the write (%v)", err)
+	}
+	p.set(proxyRefuse)
+	want := strconv.FormatInt(src.write(0), 10)
+	_ = c.Invalidate(ctx, Invalidation{Keys: []Key{userKey(ks, 0)}}) // refused: queued
+	for range 20 {
+		u, err := readRow(ctx, ks, src, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Name != want {
+			t.Fatalf("read %q after this process's own write, want %s", u.Name, want)
+		}
+	}
+	p.set(proxyPass)
+}
