@@ -76,11 +76,11 @@ type Keyspace struct {
 	TTL      time.Duration
 	Negative time.Duration
 	Jitter   annotations.Jitter
-	NotFound types.Object // a package-level error variable, or nil
+	NotFound types.Object  // a package-level error variable, or nil
 	Local    time.Duration // how long a read may be served from the process's memory (L1); 0: not at all
 	Clone    *Copy         // how a value is deep-copied; nil: assignment copies it
 	Get      *Method       // the first get that reads it
-	tagSig   string       // canonical tags, to compare gets sharing the template
+	tagSig   string        // canonical tags, to compare gets sharing the template
 }
 
 // Method is one method of the interface, with what its directive asks for.
