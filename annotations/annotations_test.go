@@ -106,7 +106,13 @@ func TestDecodeErrors(t *testing.T) {
 		col       int
 	}{
 		{`//cache:gte key=x`, `unknown verb "gte"`, 8},
-		{`//cache:get key=x tll=1m`, `unknown option "tll" for //cache:get (want key, ttl, jitter, negative, notfound, tags)`, 18},
+		{`//cache:get key=x tll=1m`, `unknown option "tll" for //cache:get (want key, ttl, jitter, negative, notfound, local, tags)`, 18},
+		{`//cache:repo lokal=1m`, `unknown option "lokal" for //cache:repo (want prefix, version, ttl, jitter, negative, notfound, local)`, 13},
+		{`//cache:put key=x local=1m`, `unknown option "local" for //cache:put`, 18},
+		{`//cache:get key=x local=10`, `bad local "10": want a Go duration such as 30s, 10m or 1h30m (0 turns the in-process cache off)`, 24},
+		{`//cache:get key=x local=soon`, `bad local "soon": want a Go duration`, 24},
+		{`//cache:get key=x local=-5s`, `bad local "-5s": must not be negative`, 24},
+		{`//cache:repo local=1x`, `bad local "1x"`, 19},
 		{`//cache:get key=x ttl=10`, `bad ttl "10"`, 22},
 		{`//cache:get key=x ttl=0`, `ttl must be positive`, 22},
 		{`//cache:get key=x ttl=-1m`, `bad ttl "-1m": must not be negative`, 22},
@@ -172,8 +178,12 @@ func TestDecodeRepo(t *testing.T) {
 	if r.NotFound.Pkg != "store" || r.NotFound.Name != "ErrMissing" {
 		t.Fatalf("notfound %+v", r.NotFound)
 	}
+	v, errs = decode(t, `//cache:repo ttl=1m local=1500ms`)
+	if r := v.(*Repo); len(errs) > 0 || !r.Local.Set || r.Local.D != 1500*time.Millisecond || r.Local.Pos != col(26) {
+		t.Fatalf("local %+v %v", r.Local, errs)
+	}
 	v, _ = decode(t, `//cache:repo`)
-	if r := v.(*Repo); r.Version != 1 || r.PrefixSet || r.TTL.Set {
+	if r := v.(*Repo); r.Version != 1 || r.PrefixSet || r.TTL.Set || r.Local.Set {
 		t.Fatalf("defaults %+v", r)
 	}
 }
@@ -199,6 +209,12 @@ func TestDecodeMethod(t *testing.T) {
 	}
 	if len(m.Patterns) != 1 || m.Patterns[0].Text != "feed:*" || m.Value.Name != "u" {
 		t.Fatalf("patterns %+v value %+v", m.Patterns, m.Value)
+	}
+	for text, want := range map[string]time.Duration{`//cache:get key=feed local=0`: 0, `//cache:get key=feed local=0s`: 0, `//cache:get key=feed local=2m`: 2 * time.Minute} {
+		v, errs := decode(t, text)
+		if m := v.(*Method); len(errs) > 0 || !m.Local.Set || m.Local.D != want {
+			t.Fatalf("%s: local %+v %v", text, m.Local, errs)
+		}
 	}
 	v, _ = decode(t, `//cache:get key=feed jitter=5s`)
 	if m := v.(*Method); m.Jitter.IsPercent || m.Jitter.Spread != 5*time.Second {
@@ -253,7 +269,7 @@ func TestNorm(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		`//cache:get key="user:{id}" ttl=30m notfound=ErrNotFound tags="user:{id}"`,
-		`//cache:repo prefix=users version=1 ttl=10m jitter=10% negative=30s`,
+		`//cache:repo prefix=users version=1 ttl=10m jitter=10% negative=30s local=5s`,
 		`//cache:put key="user:{result.ID}" evict="user:email:{u.Email}" tags="feed"`,
 		`//cache:evict keys="user:{u.ID}" tags="user:{u.ID},feed" patterns="feed:*"`,
 		`//cache:get key="a\"b" x=`, `//cache:`, `//cache:get key="{`,

@@ -9,8 +9,8 @@ import (
 
 // Verbs and the options each accepts, in the order messages list them.
 var options = map[string][]string{
-	"repo":  {"prefix", "version", "ttl", "jitter", "negative", "notfound"},
-	"get":   {"key", "ttl", "jitter", "negative", "notfound", "tags"},
+	"repo":  {"prefix", "version", "ttl", "jitter", "negative", "notfound", "local"},
+	"get":   {"key", "ttl", "jitter", "negative", "notfound", "local", "tags"},
 	"put":   {"key", "value", "evict", "tags", "patterns"},
 	"evict": {"keys", "tags", "patterns"},
 }
@@ -56,6 +56,7 @@ type Repo struct {
 	Negative  Duration
 	Jitter    Jitter
 	NotFound  Ident
+	Local     Duration // default L1 lifetime of its gets; 0 (or unset) keeps them out of the L1
 }
 
 // Method is a decoded //cache:get, //cache:put or //cache:evict directive.
@@ -68,6 +69,7 @@ type Method struct {
 	Negative Duration   // get
 	Jitter   Jitter     // get
 	NotFound Ident      // get
+	Local    Duration   // get: L1 lifetime; Set with D 0 turns off the repo's default
 	Value    Ident      // put: the parameter to store instead of the result
 	Tags     []Template // get: attached to the entry; put, evict: invalidated
 	Keys     []Template // evict keys=, put evict=
@@ -117,8 +119,8 @@ func decodeRepo(d Directive) (*Repo, Errors) {
 				errs = append(errs, Error{a.ValuePos, "bad version " + strconv.Quote(a.Value) + ": want a non-negative integer"})
 			}
 			r.Version = v
-		case "ttl", "negative", "jitter", "notfound":
-			errs = append(errs, decodeCommon(a, &r.TTL, &r.Negative, &r.Jitter, &r.NotFound)...)
+		case "ttl", "negative", "jitter", "notfound", "local":
+			errs = append(errs, decodeCommon(a, &r.TTL, &r.Negative, &r.Local, &r.Jitter, &r.NotFound)...)
 		}
 	}
 	return r, errs
@@ -134,8 +136,8 @@ func decodeMethod(d Directive) (*Method, Errors) {
 			t, e := ParseTemplate(a, 0, a.Value, "key")
 			m.Key, m.KeyArg, hasKey = t, a, true
 			errs = append(errs, e...)
-		case "ttl", "negative", "jitter", "notfound":
-			errs = append(errs, decodeCommon(a, &m.TTL, &m.Negative, &m.Jitter, &m.NotFound)...)
+		case "ttl", "negative", "jitter", "notfound", "local":
+			errs = append(errs, decodeCommon(a, &m.TTL, &m.Negative, &m.Local, &m.Jitter, &m.NotFound)...)
 		case "value":
 			id, e := decodeIdent(a)
 			if id.Pkg != "" {
@@ -176,7 +178,7 @@ func decodeMethod(d Directive) (*Method, Errors) {
 }
 
 // decodeCommon decodes the options shared by repo and get.
-func decodeCommon(a Arg, ttl, negative *Duration, jitter *Jitter, notfound *Ident) Errors {
+func decodeCommon(a Arg, ttl, negative, local *Duration, jitter *Jitter, notfound *Ident) Errors {
 	switch a.Key {
 	case "ttl":
 		d, err := parseDuration(a.Value)
@@ -193,6 +195,16 @@ func decodeCommon(a Arg, ttl, negative *Duration, jitter *Jitter, notfound *Iden
 			return Errors{{a.ValuePos, "bad negative " + strconv.Quote(a.Value) + ": " + err + " (0 disables negative caching)"}}
 		}
 		*negative = Duration{D: d, Set: true, Pos: a.ValuePos}
+	case "local":
+		// Checked against the method's ttl by the generator, which knows it.
+		d, err := parseDuration(a.Value)
+		switch {
+		case err == errNegative:
+			return Errors{{a.ValuePos, "bad local " + strconv.Quote(a.Value) + ": " + err}}
+		case err != "":
+			return Errors{{a.ValuePos, "bad local " + strconv.Quote(a.Value) + ": " + err + " (0 turns the in-process cache off)"}}
+		}
+		*local = Duration{D: d, Set: true, Pos: a.ValuePos}
 	case "jitter":
 		j := Jitter{Set: true, Pos: a.ValuePos}
 		if p, ok := strings.CutSuffix(a.Value, "%"); ok {
@@ -217,6 +229,8 @@ func decodeCommon(a Arg, ttl, negative *Duration, jitter *Jitter, notfound *Iden
 	return nil
 }
 
+const errNegative = "must not be negative"
+
 func parseDuration(s string) (time.Duration, string) {
 	if s == "0" {
 		return 0, ""
@@ -226,7 +240,7 @@ func parseDuration(s string) (time.Duration, string) {
 		return 0, "want a Go duration such as 30s, 10m or 1h30m"
 	}
 	if d < 0 {
-		return 0, "must not be negative"
+		return 0, errNegative
 	}
 	return d, ""
 }

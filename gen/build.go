@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/tools/go/packages"
 
@@ -49,6 +50,7 @@ func buildPackage(p *packages.Package) ([]*File, Errors) {
 			}
 		}
 		if len(file.Repos) > 0 {
+			b.planClones(file)
 			files = append(files, file)
 		}
 	}
@@ -324,6 +326,19 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 	if !ks.Jitter.IsPercent && ks.Jitter.Spread >= ks.TTL && ttl.Set {
 		b.errorf(ks.Jitter.Pos, "%s: jitter %v must be shorter than ttl %v", m.Name, ks.Jitter.Spread, ks.TTL)
 	}
+	local, inherited := dm.Local, false
+	if !local.Set {
+		local, inherited = dr.Local, true
+	}
+	ks.Local = local.D
+	if local.D > ks.TTL && ttl.Set {
+		// The L1 never outlives the Redis entry its value came from.
+		if inherited {
+			b.errorf(m.Pos, "%s: local=%s of the //cache:repo of %s is longer than its ttl %s: an entry is never served from memory longer than Redis keeps it; set local= on the method (at most %s, or 0)", m.Name, short(local.D), r.Name, short(ks.TTL), short(ks.TTL))
+		} else {
+			b.errorf(local.Pos, "%s: local=%s is longer than its ttl %s: an entry is never served from memory longer than Redis keeps it (want at most %s, or 0)", m.Name, short(local.D), short(ks.TTL), short(ks.TTL))
+		}
+	}
 	nf := dm.NotFound
 	if !nf.Set {
 		nf = dr.NotFound
@@ -367,6 +382,9 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 			b.errorf(dm.KeyArg.ValuePos, "%s and %s share the key template %q but return %s and %s: give them different keys", o.Name, m.Name, ks.Norm, b.typeString(other.Result), b.typeString(ks.Result))
 		case other.TTL != ks.TTL || other.Negative != ks.Negative || other.Jitter.Percent != ks.Jitter.Percent || other.Jitter.Spread != ks.Jitter.Spread || other.NotFound != ks.NotFound:
 			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its ttl, negative, jitter or notfound", m.Name, ks.Norm, o.Name)
+		case other.Local != ks.Local:
+			// One template is one keyspace, hence one Spec.Local.
+			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its local (%s and %s): one key template has one lifetime in memory", m.Name, ks.Norm, o.Name, short(ks.Local), short(other.Local))
 		case other.tagSig != ks.tagSig:
 			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its tags", m.Name, ks.Norm, o.Name)
 		}
@@ -376,6 +394,18 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 	spaces[ks.Norm] = ks
 	r.Spaces = append(r.Spaces, ks)
 	m.Space = ks
+}
+
+// short formats a duration as it would be written in a directive: 1m, not 1m0s.
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // tagSignature describes the tags of a get with key placeholders replaced by

@@ -23,6 +23,33 @@ type File struct {
 	// Names maps import paths to the names the source file gives them;
 	// the output uses the same names where it can, to read alike.
 	Names map[string]string
+	// Clones are the deep-copy functions of the file, one per distinct type,
+	// in the order the keyspaces first need them.
+	Clones []*CloneFunc
+}
+
+// Copy says how a value of one type is deep-copied, for Spec.Clone. A nil
+// *Copy means assignment copies it: the type holds no references.
+type Copy struct {
+	Func  *CloneFunc // a generated function
+	Codec string     // else runtime.CloneCodec, a msgpack round trip; this says why
+}
+
+// CloneFunc is one generated deep-copy function. The name ends in
+// "_<first repository of the file>" and has no other '_', so the functions
+// of two generated files of a package never clash whatever else each holds.
+type CloneFunc struct {
+	Name   string
+	Type   types.Type  // not an alias; a pointer, slice, array, map or struct underneath
+	Elem   *Copy       // pointer, slice and array elements, map values
+	Key    *Copy       // map keys
+	Fields []FieldCopy // struct: the fields assignment alone would share, in order
+}
+
+// FieldCopy is a struct field that needs more than assignment.
+type FieldCopy struct {
+	Name string
+	Copy *Copy
 }
 
 // Repo is one //cache:repo interface.
@@ -49,9 +76,11 @@ type Keyspace struct {
 	TTL      time.Duration
 	Negative time.Duration
 	Jitter   annotations.Jitter
-	NotFound types.Object // a package-level error variable, or nil
-	Get      *Method      // the first get that reads it
-	tagSig   string       // canonical tags, to compare gets sharing the template
+	NotFound types.Object  // a package-level error variable, or nil
+	Local    time.Duration // how long a read may be served from the process's memory (L1); 0: not at all
+	Clone    *Copy         // how a value is deep-copied; nil: assignment copies it
+	Get      *Method       // the first get that reads it
+	tagSig   string        // canonical tags, to compare gets sharing the template
 }
 
 // Method is one method of the interface, with what its directive asks for.

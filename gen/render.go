@@ -24,10 +24,11 @@ type renderer struct {
 	f        *File
 	reserved map[string]bool   // names visible at file level: imports, package scope, universe
 	local    map[string]string // generated local name -> name used (renamed on a clash)
+	cloneVar map[string]string // the same for the locals of the deep-copy functions
 }
 
 func render(f *File) ([]byte, error) {
-	g := &renderer{f: f, reserved: map[string]bool{}, local: map[string]string{}}
+	g := &renderer{f: f, reserved: map[string]bool{}, local: map[string]string{}, cloneVar: map[string]string{}}
 	jf := jen.NewFilePathName(f.Pkg.Path(), f.Pkg.Name())
 	if f.Build != "" {
 		jf.HeaderComment(Header + "\n\n" + f.Build)
@@ -42,9 +43,21 @@ func render(f *File) ([]byte, error) {
 		}
 		g.local[n] = name
 	}
+	// The deep-copy functions have one parameter and refer to types, the
+	// runtime and each other only: their locals avoid just those.
+	for _, n := range []string{"v", "out", "i", "k", "e", "c"} {
+		name := n
+		for g.reserved[name] {
+			name += "_"
+		}
+		g.cloneVar[n] = name
+	}
 	for _, r := range f.Repos {
 		g.nameParams(r)
 		g.repo(jf, r)
+	}
+	for _, fn := range f.Clones {
+		g.cloneFunc(jf, fn)
 	}
 	var buf bytes.Buffer
 	if err := jf.Render(&buf); err != nil {
@@ -96,6 +109,10 @@ func (g *renderer) imports(jf *jen.File) {
 			}
 			needTime = true
 		}
+	}
+	for _, fn := range g.f.Clones {
+		walkPkgs(fn.Type, add)
+		g.reserved[fn.Name] = true
 	}
 	if needTime {
 		pkgs["time"] = "time"
@@ -471,6 +488,16 @@ func (g *renderer) spec(ks *Keyspace) *jen.Statement {
 		v := g.l("v")
 		items = append(items, field("IsNil", jen.Func().Params(jen.Id(v).Add(g.typ(ks.Result))).Bool().
 			Block(jen.Return(jen.Id(v).Op("==").Nil()))))
+	}
+	if ks.Local > 0 {
+		items = append(items, field("Local", duration(ks.Local)))
+	}
+	switch {
+	case ks.Clone == nil:
+	case ks.Clone.Func != nil:
+		items = append(items, field("Clone", jen.Id(ks.Clone.Func.Name)))
+	default:
+		items = append(items, codecComment(ks.Clone).Line().Add(field("Clone", jen.Qual(rt, "CloneCodec").Types(g.typ(ks.Result)))))
 	}
 	return jen.Qual(rt, "Spec").Types(g.typ(ks.Result)).Add(multi(items...))
 }

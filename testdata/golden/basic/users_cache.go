@@ -38,6 +38,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
+			Clone: clonePtrUser_Users,
 		}),
 		ksByEmail: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:email:{}",
@@ -48,6 +49,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
+			Clone: clonePtrUser_Users,
 		}),
 		ksFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Article]{
 			Template: "feed:{}",
@@ -58,6 +60,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v []Article) bool {
 				return v == nil
 			},
+			Clone: cloneSliceArticle_Users,
 		}),
 	}
 }
@@ -188,4 +191,23 @@ func (r *CachedUsers) InvalidateFeed(ctx context.Context, page int) error {
 // InvalidateAll drops every entry of CachedUsers at once.
 func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// clonePtrUser_Users returns a deep copy of a *User (Spec.Clone).
+func clonePtrUser_Users(v *User) *User {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
+}
+
+// cloneSliceArticle_Users returns a deep copy of a []Article (Spec.Clone).
+func cloneSliceArticle_Users(v []Article) []Article {
+	if v == nil {
+		return nil
+	}
+	out := make([]Article, len(v))
+	copy(out, v)
+	return out
 }

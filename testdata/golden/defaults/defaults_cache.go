@@ -34,6 +34,7 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 			IsNil: func(v *Config) bool {
 				return v == nil
 			},
+			Clone: clonePtrConfig_Settings,
 		}),
 	}
 }
@@ -72,4 +73,32 @@ func (r *CachedSettings) InvalidateConfig(ctx context.Context) error {
 // InvalidateAll drops every entry of CachedSettings at once.
 func (r *CachedSettings) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// clonePtrConfig_Settings returns a deep copy of a *Config (Spec.Clone).
+func clonePtrConfig_Settings(v *Config) *Config {
+	if v == nil {
+		return nil
+	}
+	c := cloneConfig_Settings(*v)
+	return &c
+}
+
+// cloneConfig_Settings returns a deep copy of a Config (Spec.Clone).
+func cloneConfig_Settings(v Config) Config {
+	out := v
+	out.Values = cloneMapStringToString_Settings(v.Values)
+	return out
+}
+
+// cloneMapStringToString_Settings returns a deep copy of a map[string]string (Spec.Clone).
+func cloneMapStringToString_Settings(v map[string]string) map[string]string {
+	if v == nil {
+		return nil
+	}
+	out := make(map[string]string, len(v))
+	for k, e := range v {
+		out[k] = e
+	}
+	return out
 }

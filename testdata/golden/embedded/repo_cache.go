@@ -35,6 +35,7 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 			IsNil: func(v *Product) bool {
 				return v == nil
 			},
+			Clone: clonePtrProduct_Catalog,
 		}),
 	}
 }
@@ -100,4 +101,13 @@ func (r *CachedCatalog) InvalidateProduct(ctx context.Context, sku string) error
 // InvalidateAll drops every entry of CachedCatalog at once.
 func (r *CachedCatalog) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// clonePtrProduct_Catalog returns a deep copy of a *Product (Spec.Clone).
+func clonePtrProduct_Catalog(v *Product) *Product {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
 }

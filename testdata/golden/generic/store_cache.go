@@ -32,12 +32,16 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 			Schema:   runtime.SchemaOf[V](),
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
+			// V is a type parameter of Store, whose values the generator cannot copy field by field: copied with runtime.CloneCodec (a msgpack round trip).
+			Clone: runtime.CloneCodec[V],
 		}),
 		ksList: runtime.NewKeyspace(repo, runtime.Spec[Page[V]]{
 			Template: "list:{}",
 			Schema:   runtime.SchemaOf[Page[V]](),
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
+			// Page[V] depends on type parameters of Store, whose values the generator cannot copy field by field: copied with runtime.CloneCodec (a msgpack round trip).
+			Clone: runtime.CloneCodec[Page[V]],
 		}),
 		ksMany: runtime.NewKeyspace(repo, runtime.Spec[map[K]V]{
 			Template: "many:{}",
@@ -47,6 +51,8 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 			IsNil: func(v map[K]V) bool {
 				return v == nil
 			},
+			// map[K]V depends on type parameters of Store, whose values the generator cannot copy field by field: copied with runtime.CloneCodec (a msgpack round trip).
+			Clone: runtime.CloneCodec[map[K]V],
 		}),
 	}
 }

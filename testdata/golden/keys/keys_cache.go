@@ -37,6 +37,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			IsNil: func(v []Item) bool {
 				return v == nil
 			},
+			Clone: cloneSliceItem_Items,
 		}),
 		ksRecent: runtime.NewKeyspace(repo, runtime.Spec[[]Item]{
 			Template: "t:{}:{}:{}",
@@ -46,6 +47,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			IsNil: func(v []Item) bool {
 				return v == nil
 			},
+			Clone: cloneSliceItem_Items,
 		}),
 		ksAt: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
 			Template: "at:{}:{}",
@@ -55,6 +57,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			IsNil: func(v *Item) bool {
 				return v == nil
 			},
+			Clone: clonePtrItem_Items,
 		}),
 		ksTriple: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
 			Template: "tr:{}:{}:{}",
@@ -64,6 +67,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			IsNil: func(v *Item) bool {
 				return v == nil
 			},
+			Clone: clonePtrItem_Items,
 		}),
 	}
 }
@@ -364,4 +368,23 @@ func (r *CachedItems) InvalidateTriple(ctx context.Context, a string, bArg strin
 // InvalidateAll drops every entry of CachedItems at once.
 func (r *CachedItems) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// cloneSliceItem_Items returns a deep copy of a []Item (Spec.Clone).
+func cloneSliceItem_Items(v []Item) []Item {
+	if v == nil {
+		return nil
+	}
+	out := make([]Item, len(v))
+	copy(out, v)
+	return out
+}
+
+// clonePtrItem_Items returns a deep copy of a *Item (Spec.Clone).
+func clonePtrItem_Items(v *Item) *Item {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
 }

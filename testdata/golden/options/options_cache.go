@@ -38,6 +38,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 			IsNil: func(v []byte) bool {
 				return v == nil
 			},
+			Clone: cloneBytes_Files,
 		}),
 		ksMode: runtime.NewKeyspace(repo, runtime.Spec[fs.FileMode]{
 			Template: "mode:{}",
@@ -55,6 +56,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 			IsNil: func(v []string) bool {
 				return v == nil
 			},
+			Clone: cloneSliceString_Files,
 		}),
 	}
 }
@@ -125,4 +127,24 @@ func (r *CachedFiles) InvalidateList(ctx context.Context, name string) error {
 // InvalidateAll drops every entry of CachedFiles at once.
 func (r *CachedFiles) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// cloneBytes_Files returns a deep copy of a []byte (Spec.Clone).
+func cloneBytes_Files(v []byte) []byte {
+	if v == nil {
+		return nil
+	}
+	out := make([]byte, len(v))
+	copy(out, v)
+	return out
+}
+
+// cloneSliceString_Files returns a deep copy of a []string (Spec.Clone).
+func cloneSliceString_Files(v []string) []string {
+	if v == nil {
+		return nil
+	}
+	out := make([]string, len(v))
+	copy(out, v)
+	return out
 }

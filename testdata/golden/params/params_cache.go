@@ -38,6 +38,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			IsNil: func(v *Event) bool {
 				return v == nil
 			},
+			Clone: clonePtrEvent_Events,
 		}),
 		ksSince: runtime.NewKeyspace(repo, runtime.Spec[[]Event]{
 			Template: "since:{}:{}",
@@ -48,6 +49,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			IsNil: func(v []Event) bool {
 				return v == nil
 			},
+			Clone: cloneSliceEvent_Events,
 		}),
 		ksBy: runtime.NewKeyspace(repo, runtime.Spec[Event]{
 			Template: "by:{}:{}:{}:{}:{}:{}:{}:{}",
@@ -65,6 +67,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			IsNil: func(v []Event) bool {
 				return v == nil
 			},
+			Clone: cloneSliceEvent_Events,
 		}),
 	}
 }
@@ -211,4 +214,23 @@ func (r *CachedEvents) InvalidateFind(ctx context.Context, kind string) error {
 // InvalidateAll drops every entry of CachedEvents at once.
 func (r *CachedEvents) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// clonePtrEvent_Events returns a deep copy of a *Event (Spec.Clone).
+func clonePtrEvent_Events(v *Event) *Event {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
+}
+
+// cloneSliceEvent_Events returns a deep copy of a []Event (Spec.Clone).
+func cloneSliceEvent_Events(v []Event) []Event {
+	if v == nil {
+		return nil
+	}
+	out := make([]Event, len(v))
+	copy(out, v)
+	return out
 }

@@ -36,6 +36,7 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 			IsNil: func(v *Account) bool {
 				return v == nil
 			},
+			Clone: clonePtrAccount_Accounts,
 		}),
 	}
 }
@@ -143,4 +144,29 @@ func (r *CachedAccounts) InvalidateGet(ctx context.Context, id int64) error {
 // InvalidateAll drops every entry of CachedAccounts at once.
 func (r *CachedAccounts) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// clonePtrAccount_Accounts returns a deep copy of a *Account (Spec.Clone).
+func clonePtrAccount_Accounts(v *Account) *Account {
+	if v == nil {
+		return nil
+	}
+	c := cloneAccount_Accounts(*v)
+	return &c
+}
+
+// cloneAccount_Accounts returns a deep copy of a Account (Spec.Clone).
+func cloneAccount_Accounts(v Account) Account {
+	out := v
+	out.Owner = clonePtrOwner_Accounts(v.Owner)
+	return out
+}
+
+// clonePtrOwner_Accounts returns a deep copy of a *Owner (Spec.Clone).
+func clonePtrOwner_Accounts(v *Owner) *Owner {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
 }

@@ -41,6 +41,7 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 			IsNil: func(v map[string]int64) bool {
 				return v == nil
 			},
+			Clone: cloneMapStringToInt64_Counters,
 		}),
 	}
 }
@@ -117,6 +118,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 			IsNil: func(v []string) bool {
 				return v == nil
 			},
+			Clone: cloneSliceString_Counters,
 		}),
 		ksOne: runtime.NewKeyspace(repo, runtime.Spec[*string]{
 			Template: "name:{}",
@@ -125,6 +127,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 			IsNil: func(v *string) bool {
 				return v == nil
 			},
+			Clone: clonePtrString_Counters,
 		}),
 	}
 }
@@ -174,4 +177,35 @@ func (r *CachedNames) InvalidateOne(ctx context.Context, id int) error {
 // InvalidateAll drops every entry of CachedNames at once.
 func (r *CachedNames) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// cloneMapStringToInt64_Counters returns a deep copy of a map[string]int64 (Spec.Clone).
+func cloneMapStringToInt64_Counters(v map[string]int64) map[string]int64 {
+	if v == nil {
+		return nil
+	}
+	out := make(map[string]int64, len(v))
+	for k, e := range v {
+		out[k] = e
+	}
+	return out
+}
+
+// cloneSliceString_Counters returns a deep copy of a []string (Spec.Clone).
+func cloneSliceString_Counters(v []string) []string {
+	if v == nil {
+		return nil
+	}
+	out := make([]string, len(v))
+	copy(out, v)
+	return out
+}
+
+// clonePtrString_Counters returns a deep copy of a *string (Spec.Clone).
+func clonePtrString_Counters(v *string) *string {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
 }

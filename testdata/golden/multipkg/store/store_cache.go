@@ -40,6 +40,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			IsNil: func(v *Customer) bool {
 				return v == nil
 			},
+			Clone: clonePtrModelUser_Shop,
 		}),
 		ksOrder: runtime.NewKeyspace(repo, runtime.Spec[*model.Order]{
 			Template: "order:{}",
@@ -51,6 +52,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			IsNil: func(v *model.Order) bool {
 				return v == nil
 			},
+			Clone: clonePtrModelOrder_Shop,
 		}),
 		ksOrders: runtime.NewKeyspace(repo, runtime.Spec[[]model.Order]{
 			Template: "orders:{}",
@@ -62,6 +64,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			IsNil: func(v []model.Order) bool {
 				return v == nil
 			},
+			Clone: cloneSliceModelOrder_Shop,
 		}),
 	}
 }
@@ -139,4 +142,32 @@ func (r *CachedShop) InvalidateOrders(ctx context.Context, customer *amodel.User
 // InvalidateAll drops every entry of CachedShop at once.
 func (r *CachedShop) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// clonePtrModelUser_Shop returns a deep copy of a *Customer (Spec.Clone).
+func clonePtrModelUser_Shop(v *Customer) *Customer {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
+}
+
+// clonePtrModelOrder_Shop returns a deep copy of a *model.Order (Spec.Clone).
+func clonePtrModelOrder_Shop(v *model.Order) *model.Order {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
+}
+
+// cloneSliceModelOrder_Shop returns a deep copy of a []model.Order (Spec.Clone).
+func cloneSliceModelOrder_Shop(v []model.Order) []model.Order {
+	if v == nil {
+		return nil
+	}
+	out := make([]model.Order, len(v))
+	copy(out, v)
+	return out
 }
