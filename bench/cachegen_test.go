@@ -12,7 +12,15 @@ func init() {
 	newCachegen = func(src Users, c *runtime.Cache) cachegenRepo {
 		return cachegenUsers{NewCachedUsers(src, c)}
 	}
+	newCachegenLocal = func(src Users, c *runtime.Cache) cachegenRepo {
+		return cachegenLocalUsers{NewCachedLocalUsers(src, c)}
+	}
 }
+
+type cachegenLocalUsers struct{ *CachedLocalUsers }
+
+func (c cachegenLocalUsers) Forget(ctx context.Context, id int64) error { return c.InvalidateGet(ctx, id) }
+func (c cachegenLocalUsers) Reset(ctx context.Context) error            { return c.InvalidateAll(ctx) }
 
 type cachegenUsers struct{ *CachedUsers }
 

@@ -200,6 +200,9 @@ type cachegenRepo interface {
 // the rest of the suite builds (and skips the cachegen lines) without it.
 var newCachegen func(src Users, c *runtime.Cache) cachegenRepo
 
+// newCachegenLocal is the generated CachedLocalUsers (local=1m: the L1).
+var newCachegenLocal func(src Users, c *runtime.Cache) cachegenRepo
+
 func newCache(rdb redis.UniversalClient) *runtime.Cache {
 	return runtime.New(rdb, runtime.WithNamespace(cgNamespace))
 }
@@ -221,6 +224,11 @@ func contenderOn(rdb *redis.Client, name string, src Users) (c contender, ok boo
 			return nil, false
 		}
 		return newCachegen(src, newCache(rdb)), true
+	case "cachegen-local":
+		if newCachegenLocal == nil {
+			return nil, false
+		}
+		return newCachegenLocal(src, newCache(rdb)), true
 	case "handwritten":
 		return &HandWritten{RDB: rdb, Src: src, TTL: ttl, Prefix: hwPrefix}, true
 	case "goredis-cache":

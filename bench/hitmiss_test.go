@@ -14,7 +14,7 @@ import (
 // The main comparison uses a go-redis client with ContextTimeoutEnabled: true;
 // cachegen-defaultopts is cachegen over a client with go-redis defaults, where
 // the runtime enforces its time budget itself (a goroutine per Redis call).
-var cachedContenders = []string{"cachegen", "handwritten", "goredis-cache", "cachegen-defaultopts"}
+var cachedContenders = []string{"cachegen", "handwritten", "goredis-cache", "cachegen-defaultopts", "cachegen-local"}
 
 const hotKeys = 100
 

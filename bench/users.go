@@ -41,3 +41,22 @@ type Users interface {
 	//cache:evict tags="team:{team}"
 	TeamChanged(ctx context.Context, team string) error
 }
+
+// LocalUsers is Users with an in-process L1 in front of Redis (local=): the
+// two-level cache, coherent across processes through the invalidations'
+// pub/sub messages.
+//
+//cache:repo prefix=benchlocal version=1 ttl=10m jitter=10% negative=30s local=1m
+type LocalUsers interface {
+	//cache:get key="user:{id}" notfound=ErrNotFound
+	Get(ctx context.Context, id int64) (*User, error)
+
+	//cache:get key="member:{team}:{id}" tags="team:{team}"
+	Member(ctx context.Context, team string, id int64) (*User, error)
+
+	//cache:evict keys="user:{id}"
+	Touch(ctx context.Context, id int64) error
+
+	//cache:evict tags="team:{team}"
+	TeamChanged(ctx context.Context, team string) error
+}

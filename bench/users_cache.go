@@ -37,6 +37,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
+			Clone: clonePtrUser_Users,
 		}),
 		ksMember: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "member:{}:{}",
@@ -47,6 +48,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
+			Clone: clonePtrUser_Users,
 		}),
 	}
 }
@@ -117,4 +119,127 @@ func (r *CachedUsers) InvalidateMember(ctx context.Context, team string, id int6
 // InvalidateAll drops every entry of CachedUsers at once.
 func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// CachedLocalUsers implements LocalUsers with a cache in Redis, through a runtime.Cache.
+type CachedLocalUsers struct {
+	next     LocalUsers
+	cache    *runtime.Cache
+	repo     *runtime.Repo
+	ksGet    *runtime.Keyspace[*User] // "user:{id}"
+	ksMember *runtime.Keyspace[*User] // "member:{team}:{id}"
+}
+
+var _ LocalUsers = (*CachedLocalUsers)(nil)
+
+// NewCachedLocalUsers returns a CachedLocalUsers that serves from c and reads through to next.
+func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
+	repo := c.Repo("benchlocal", 1)
+	return &CachedLocalUsers{
+		next:  next,
+		cache: c,
+		repo:  repo,
+		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*User]{
+			Template: "user:{}",
+			Schema:   "4c78fcfeb9e66176",
+			TTL:      10 * time.Minute,
+			Negative: 30 * time.Second,
+			Jitter:   runtime.Percent(10),
+			NotFound: ErrNotFound,
+			IsNil: func(v *User) bool {
+				return v == nil
+			},
+			Local: time.Minute,
+			Clone: clonePtrUser_Users,
+		}),
+		ksMember: runtime.NewKeyspace(repo, runtime.Spec[*User]{
+			Template: "member:{}:{}",
+			Schema:   "4c78fcfeb9e66176",
+			TTL:      10 * time.Minute,
+			Negative: 30 * time.Second,
+			Jitter:   runtime.Percent(10),
+			IsNil: func(v *User) bool {
+				return v == nil
+			},
+			Local: time.Minute,
+			Clone: clonePtrUser_Users,
+		}),
+	}
+}
+
+// Get serves "user:{id}" from the cache, loading from next on a miss.
+func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
+	var buf [128]byte
+	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
+	rd := runtime.Lookup(ctx, r.ksGet, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
+	}
+	return runtime.Load(ctx, rd, runtime.Loader[*User]{
+		Load: func(ctx context.Context) (*User, error) {
+			return r.next.Get(ctx, id)
+		},
+	})
+}
+
+// Member serves "member:{team}:{id}" from the cache, loading from next on a miss.
+func (r *CachedLocalUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
+	var buf [128]byte
+	key := r.ksMember.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
+	rd := runtime.Lookup(ctx, r.ksMember, key)
+	if rd.Hit {
+		return rd.Value, rd.Err
+	}
+	return runtime.Load(ctx, rd, runtime.Loader[*User]{
+		Load: func(ctx context.Context) (*User, error) {
+			return r.next.Member(ctx, team, id)
+		},
+		Tags: []string{string(runtime.AppendString(append(buf[:0], "team:"...), team))},
+	})
+}
+
+// Touch calls next, then invalidates even when next fails (a failed write may still have changed the source).
+func (r *CachedLocalUsers) Touch(ctx context.Context, id int64) error {
+	err := r.next.Touch(ctx, id)
+	var buf [128]byte
+	var inv runtime.Invalidation
+	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id)))
+	_ = r.cache.Invalidate(ctx, inv)
+	return err
+}
+
+// TeamChanged calls next, then invalidates even when next fails (a failed write may still have changed the source).
+func (r *CachedLocalUsers) TeamChanged(ctx context.Context, team string) error {
+	err := r.next.TeamChanged(ctx, team)
+	var buf [128]byte
+	var inv runtime.Invalidation
+	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "team:"...), team)))
+	_ = r.cache.Invalidate(ctx, inv)
+	return err
+}
+
+// InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedLocalUsers.
+func (r *CachedLocalUsers) InvalidateGet(ctx context.Context, id int64) error {
+	var buf [128]byte
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))}})
+}
+
+// InvalidateMember drops the entry Member caches for these arguments, for writes that bypass CachedLocalUsers.
+func (r *CachedLocalUsers) InvalidateMember(ctx context.Context, team string, id int64) error {
+	var buf [128]byte
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMember.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))}})
+}
+
+// InvalidateAll drops every entry of CachedLocalUsers at once.
+func (r *CachedLocalUsers) InvalidateAll(ctx context.Context) error {
+	return r.repo.InvalidateAll(ctx)
+}
+
+// clonePtrUser_Users returns a deep copy of a *User (Spec.Clone).
+func clonePtrUser_Users(v *User) *User {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
 }

@@ -37,7 +37,7 @@ const (
 	workloadZipfS    = 1.1
 )
 
-var workloadContenders = []string{"nocache", "handwritten", "goredis-cache", "cachegen"}
+var workloadContenders = []string{"nocache", "handwritten", "goredis-cache", "cachegen", "cachegen-local"}
 
 func BenchmarkWorkload(b *testing.B) {
 	for _, name := range workloadContenders {
@@ -139,7 +139,7 @@ func resetWorkload(ctx context.Context, rdb *redis.Client, name string, c conten
 	switch name {
 	case "nocache":
 		return nil
-	case "cachegen", "cachegen-defaultopts":
+	case "cachegen", "cachegen-defaultopts", "cachegen-local":
 		return c.(cachegenRepo).Reset(ctx)
 	case "handwritten":
 		prefix = hwPrefix

@@ -12,7 +12,10 @@ import "context"
 // feed also carries the tag "feed", for dropping all of them at once:
 // cache.Invalidate(ctx, runtime.Invalidation{Tags: []string{"feed"}}).
 //
-//cache:repo prefix=articles version=1 ttl=10m jitter=10% negative=30s
+// Article pages and feeds are read far more often than they change: they are
+// also kept in each instance's memory (local=), coherent across instances.
+//
+//cache:repo prefix=articles version=1 ttl=10m jitter=10% negative=30s local=1m
 type Articles interface {
 	// Get returns the article with the given id, or ErrNotFound.
 	//
@@ -28,7 +31,7 @@ type Articles interface {
 
 	// HomepageFeed returns page (0-based) of the newest articles.
 	//
-	//cache:get key="feed:home:{page}" ttl=30s tags="feed"
+	//cache:get key="feed:home:{page}" ttl=30s local=10s tags="feed"
 	HomepageFeed(ctx context.Context, page int) ([]Summary, error)
 
 	// CategoryFeed returns page (0-based) of the newest articles of a category.

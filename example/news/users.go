@@ -4,7 +4,7 @@ import "context"
 
 // Users is the source of truth for user profiles.
 //
-//cache:repo prefix=users version=1 ttl=30m jitter=10% negative=1m
+//cache:repo prefix=users version=1 ttl=30m jitter=10% negative=1m local=1m
 type Users interface {
 	// Profile returns the user with the given id, or ErrNotFound.
 	//

@@ -310,10 +310,10 @@ func printReport(out io.Writer, cfg config, w *workload, direct, cached *result)
 	fmt.Fprintln(out)
 	s := cached.stats
 	fmt.Fprintf(out, "reads: the hottest 5 %% of articles got %.1f %% of article reads\n", 100*float64(top)/float64(max(all, 1)))
-	fmt.Fprintf(out, "cache: %d hits, %d negative hits, %d misses, %d source loads, %d fills (%d rejected), %d lease waits, %d invalidations, %d Redis errors, %d bypasses (breaker open)\n",
-		s.Get(runtime.EventHit), s.Get(runtime.EventNegativeHit), s.Get(runtime.EventMiss), s.Get(runtime.EventLoad),
+	fmt.Fprintf(out, "cache: %d in-process (L1) hits, %d Redis hits, %d negative hits, %d misses, %d source loads, %d fills (%d rejected), %d lease waits, %d invalidations, %d Redis errors, %d bypasses (breaker open), %d subscription gaps\n",
+		s.Get(runtime.EventLocalHit), s.Get(runtime.EventHit), s.Get(runtime.EventNegativeHit), s.Get(runtime.EventMiss), s.Get(runtime.EventLoad),
 		s.Get(runtime.EventFill), s.Get(runtime.EventFillRejected), s.Get(runtime.EventLeaseWait),
-		s.Get(runtime.EventInvalidate), s.Get(runtime.EventRedisError), s.Get(runtime.EventBypass))
+		s.Get(runtime.EventInvalidate), s.Get(runtime.EventRedisError), s.Get(runtime.EventBypass), s.Get(runtime.EventLocalGap))
 	if cached.redisErr != "" {
 		fmt.Fprintf(out, "first Redis error (the call was served from the source): %s\n", cached.redisErr)
 	}
