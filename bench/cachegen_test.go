@@ -19,8 +19,10 @@ func init() {
 
 type cachegenLocalUsers struct{ *CachedLocalUsers }
 
-func (c cachegenLocalUsers) Forget(ctx context.Context, id int64) error { return c.InvalidateGet(ctx, id) }
-func (c cachegenLocalUsers) Reset(ctx context.Context) error            { return c.InvalidateAll(ctx) }
+func (c cachegenLocalUsers) Forget(ctx context.Context, id int64) error {
+	return c.InvalidateGet(ctx, id)
+}
+func (c cachegenLocalUsers) Reset(ctx context.Context) error { return c.InvalidateAll(ctx) }
 
 type cachegenUsers struct{ *CachedUsers }
 
