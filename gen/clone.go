@@ -2,6 +2,7 @@ package gen
 
 import (
 	"go/types"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -46,7 +47,7 @@ func (b *builder) planClones(f *File) {
 	// would capture the calls.
 	for _, n := range []string{"make", "len", "copy"} {
 		if obj := b.p.Types.Scope().Lookup(n); obj != nil {
-			b.errorf(b.p.Fset.Position(obj.Pos()), "package-level %s shadows the builtin %s, which the generated deep copies (Spec.Clone) of %s use: rename it", n, n, f.Repos[0].Name)
+			b.errorf(b.p.Fset.Position(obj.Pos()), "package-level %s shadows the builtin %s, which the deep copies (Spec.Clone) generated in %s call: rename it", n, n, filepath.Base(f.Output))
 		}
 	}
 }
