@@ -37,6 +37,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
+			Clone: clonePtrUser_Users,
 		}),
 		ksMember: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "member:{}:{}",
@@ -47,6 +48,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
+			Clone: clonePtrUser_Users,
 		}),
 	}
 }
@@ -117,4 +119,13 @@ func (r *CachedUsers) InvalidateMember(ctx context.Context, team string, id int6
 // InvalidateAll drops every entry of CachedUsers at once.
 func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// clonePtrUser_Users returns a deep copy of v.
+func clonePtrUser_Users(v *User) *User {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
 }

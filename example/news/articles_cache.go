@@ -39,6 +39,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v *Article) bool {
 				return v == nil
 			},
+			Clone: clonePtrArticle_Articles,
 		}),
 		ksBySlug: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "article:slug:{}",
@@ -50,6 +51,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v *Article) bool {
 				return v == nil
 			},
+			Clone: clonePtrArticle_Articles,
 		}),
 		ksHomepageFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Summary]{
 			Template: "feed:home:{}",
@@ -60,6 +62,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v []Summary) bool {
 				return v == nil
 			},
+			Clone: cloneSliceSummary_Articles,
 		}),
 		ksCategoryFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Summary]{
 			Template: "feed:category:{}:{}",
@@ -70,6 +73,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v []Summary) bool {
 				return v == nil
 			},
+			Clone: cloneSliceSummary_Articles,
 		}),
 	}
 }
@@ -216,4 +220,23 @@ func (r *CachedArticles) InvalidateCategoryFeed(ctx context.Context, category st
 // InvalidateAll drops every entry of CachedArticles at once.
 func (r *CachedArticles) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// clonePtrArticle_Articles returns a deep copy of v.
+func clonePtrArticle_Articles(v *Article) *Article {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
+}
+
+// cloneSliceSummary_Articles returns a deep copy of v: nil stays nil, empty stays empty.
+func cloneSliceSummary_Articles(v []Summary) []Summary {
+	if v == nil {
+		return nil
+	}
+	out := make([]Summary, len(v))
+	copy(out, v)
+	return out
 }

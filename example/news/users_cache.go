@@ -36,6 +36,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
+			Clone: clonePtrUser_Users,
 		}),
 	}
 }
@@ -91,4 +92,13 @@ func (r *CachedUsers) InvalidateProfile(ctx context.Context, id int64) error {
 // InvalidateAll drops every entry of CachedUsers at once.
 func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// clonePtrUser_Users returns a deep copy of v.
+func clonePtrUser_Users(v *User) *User {
+	if v == nil {
+		return nil
+	}
+	c := *v
+	return &c
 }
