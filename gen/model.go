@@ -39,9 +39,10 @@ type Copy struct {
 	Codec string     // else File.CloneCodec, a msgpack round trip; this says why
 }
 
-// CloneFunc is one generated deep-copy function. The name ends in
-// "_<first repository of the file>" and has no other '_', so the functions
-// of two generated files of a package never clash whatever else each holds.
+// CloneFunc is one generated deep-copy function, named
+// clone<Type>_<first repository of the file> with no '_' in <Type>: the
+// part after the first '_' tells the files of a package apart, so the
+// functions of two generated files never clash whatever else each holds.
 type CloneFunc struct {
 	Name   string
 	Type   types.Type  // not an alias; a pointer, slice, array, map or struct underneath
