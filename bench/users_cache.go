@@ -235,7 +235,7 @@ func (r *CachedLocalUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// clonePtrUser_Users returns a deep copy of a *User (Spec.Clone).
+// clonePtrUser_Users returns a deep copy of v.
 func clonePtrUser_Users(v *User) *User {
 	if v == nil {
 		return nil

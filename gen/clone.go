@@ -2,6 +2,7 @@ package gen
 
 import (
 	"go/types"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"unicode"
@@ -21,6 +22,7 @@ type cloner struct {
 	plan  typeutil.Map    // type -> *Copy (noCopy for assignment)
 	names map[string]bool // function names taken in this file
 	funcs []*CloneFunc
+	codec string // File.CloneCodec, once a value needs it
 }
 
 // noCopy marks a planned type that assignment copies.
@@ -37,7 +39,7 @@ func (b *builder) planClones(f *File) {
 			ks.Clone = c.result(r, ks.Result)
 		}
 	}
-	f.Clones = c.funcs
+	f.Clones, f.CloneCodec = c.funcs, c.codec
 	if len(c.funcs) == 0 {
 		return
 	}
@@ -45,7 +47,7 @@ func (b *builder) planClones(f *File) {
 	// would capture the calls.
 	for _, n := range []string{"make", "len", "copy"} {
 		if obj := b.p.Types.Scope().Lookup(n); obj != nil {
-			b.errorf(b.p.Fset.Position(obj.Pos()), "package-level %s shadows the builtin %s, which the generated deep copies (Spec.Clone) of %s use: rename it", n, n, f.Repos[0].Name)
+			b.errorf(b.p.Fset.Position(obj.Pos()), "package-level %s shadows the builtin %s, which the deep copies (Spec.Clone) generated in %s call: rename it", n, n, filepath.Base(f.Output))
 		}
 	}
 }
@@ -57,9 +59,9 @@ func (c *cloner) result(r *Repo, t types.Type) *Copy {
 			return nil
 		}
 		if _, ok := types.Unalias(t).(*types.TypeParam); ok {
-			return &Copy{Codec: c.b.typeString(t) + " is a type parameter of " + r.Name + ", whose values the generator cannot copy field by field"}
+			return c.viaCodec(c.b.typeString(t) + " is a type parameter of " + r.Name + ", whose values the generator cannot copy field by field")
 		}
-		return &Copy{Codec: c.b.typeString(t) + " depends on type parameters of " + r.Name + ", whose values the generator cannot copy field by field"}
+		return c.viaCodec(c.b.typeString(t) + " depends on type parameters of " + r.Name + ", whose values the generator cannot copy field by field")
 	}
 	return c.copyOf(t)
 }
@@ -145,14 +147,14 @@ func (c *cloner) copyOf(t types.Type) *Copy {
 	var cp *Copy
 	switch u := t.Underlying().(type) {
 	case *types.Interface:
-		cp = &Copy{Codec: c.b.typeString(t) + " is an interface, whose dynamic types the generator cannot see"}
+		cp = c.viaCodec(c.b.typeString(t) + " is an interface, whose dynamic types the generator cannot see")
 	case *types.Struct:
 		if f := c.hiddenRefs(u); f != nil {
-			cp = &Copy{Codec: c.b.typeString(t) + " has an unexported field holding references (" + f.Name() + "), which cannot be copied field by field"}
+			cp = c.viaCodec(c.b.typeString(t) + " has an unexported field holding references (" + f.Name() + "), which cannot be copied field by field")
 		}
 	}
 	if cp == nil && !c.nameable(t) {
-		cp = &Copy{Codec: c.b.typeString(t) + " names an unexported type or field of another package"}
+		cp = c.viaCodec(c.b.typeString(t) + " names an unexported type or field of another package")
 	}
 	if cp != nil {
 		c.plan.Set(t, cp)
@@ -181,6 +183,14 @@ func (c *cloner) copyOf(t types.Type) *Copy {
 		}
 	}
 	return cp
+}
+
+// viaCodec plans a copy through the codec function, naming it on first use.
+func (c *cloner) viaCodec(why string) *Copy {
+	if c.codec == "" {
+		c.codec = c.pick("Codec")
+	}
+	return &Copy{Codec: why}
 }
 
 // hiddenRefs returns the first unexported field of st that holds
@@ -268,8 +278,11 @@ func (c *cloner) nameable(t types.Type) bool {
 // '_', so the part after the first '_' is the repository, unique to this
 // file in the package. A clash with a package-level name or another
 // function of the file appends 2, 3, … to <Type>.
-func (c *cloner) name(t types.Type) string {
-	base := "clone" + c.desc(t)
+func (c *cloner) name(t types.Type) string { return c.pick(c.desc(t)) }
+
+// pick returns the first free clone<desc>[N]_<Repo>.
+func (c *cloner) pick(desc string) string {
+	base := "clone" + desc
 	for i := 1; ; i++ {
 		n := base
 		if i > 1 {

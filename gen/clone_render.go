@@ -53,7 +53,12 @@ func (g *renderer) cloneFunc(jf *jen.File, fn *CloneFunc) {
 		}
 		body = append(body, jen.Return(jen.Id(out)))
 	}
-	jf.Commentf("%s returns a deep copy of a %s (Spec.Clone).", fn.Name, g.typeString(fn.Type))
+	switch fn.Type.Underlying().(type) {
+	case *types.Slice, *types.Map:
+		jf.Commentf("%s returns a deep copy of v: nil stays nil, empty stays empty.", fn.Name)
+	default:
+		jf.Commentf("%s returns a deep copy of v.", fn.Name)
+	}
 	jf.Func().Id(fn.Name).Params(jen.Id(v).Add(g.typ(fn.Type))).Add(g.typ(fn.Type)).Block(body...)
 }
 
@@ -65,7 +70,24 @@ func (g *renderer) copyExpr(cp *Copy, x *jen.Statement) *jen.Statement {
 	case cp.Func != nil:
 		return jen.Id(cp.Func.Name).Call(x)
 	}
-	return jen.Qual(rt, "CloneCodec").Call(x)
+	return jen.Id(g.f.CloneCodec).Call(x)
+}
+
+// cloneCodec renders File.CloneCodec. It round-trips a pointer to the value:
+// msgpack applies encoding methods with pointer receivers (big.Int's
+// MarshalText, say) only to addressable values, and runtime.CloneCodec
+// returns a value it could not encode as is, shared.
+func (g *renderer) cloneCodec(jf *jen.File) {
+	l := g.cloneVar
+	v, c, zero := l["v"], l["c"], l["zero"]
+	jf.Commentf("%s copies v with runtime.CloneCodec, a msgpack round trip, for the values the generator cannot copy field by field. It encodes a pointer to v, so that encoding methods with pointer receivers apply.", g.f.CloneCodec)
+	jf.Func().Id(g.f.CloneCodec).Types(jen.Id("T").Any()).Params(jen.Id(v).Id("T")).Id("T").Block(
+		jen.If(jen.Id(c).Op(":=").Qual(rt, "CloneCodec").Call(jen.Op("&").Id(v)), jen.Id(c).Op("!=").Nil()).Block(
+			jen.Return(jen.Op("*").Id(c))),
+		jen.Comment("msgpack nil: what a decode of it gives."),
+		jen.Var().Id(zero).Id("T"),
+		jen.Return(jen.Id(zero)),
+	)
 }
 
 // codecNote explains a copy through the codec in a comment.
@@ -77,7 +99,7 @@ func (g *renderer) codecNote(cp *Copy) []jen.Code {
 }
 
 func codecComment(cp *Copy) *jen.Statement {
-	return jen.Comment(cp.Codec + ": copied with runtime.CloneCodec (a msgpack round trip).")
+	return jen.Comment(cp.Codec + ": copied through the codec (a msgpack round trip).")
 }
 
 // typeString writes t as the generated file would, for comments.

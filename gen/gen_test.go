@@ -1,8 +1,10 @@
 package gen
 
 import (
+	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -137,5 +139,54 @@ func TestParsePos(t *testing.T) {
 	}
 	if p := parsePos("-"); p.Filename != "-" || p.Line != 0 {
 		t.Fatalf("%+v", p)
+	}
+}
+
+// The deep copies of two generated files of one package never clash, and a
+// file's names do not depend on which other files the build includes.
+func TestCloneNamesPerFile(t *testing.T) {
+	user := "package scratch\n\ntype User struct {\n\tID   int64\n\tTags []string\n}\n"
+	repo := func(name, build string) string {
+		src := "package scratch\n\nimport \"context\"\n\n//cache:repo ttl=1m\ntype " + name + " interface {\n\t//cache:get key=\"u:{id}\"\n\tGet(ctx context.Context, id int64) (*User, error)\n}\n"
+		if build != "" {
+			src = "//go:build " + build + "\n\n" + src
+		}
+		return src
+	}
+	dir := scratch(t, map[string]string{
+		"user.go": user + "\n// clonePtrUser_A is what A's copy of *User would be called.\nvar clonePtrUser_A = 1\n",
+		"a.go":    repo("A", ""),
+		"b.go":    repo("B", "special"),
+	})
+	plain, err := Generate(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged, err := Generate(Config{Dir: dir, BuildFlags: []string{"-tags=special"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain) != 1 || len(tagged) != 2 {
+		t.Fatalf("%d and %d outputs, want 1 and 2", len(plain), len(tagged))
+	}
+	if !bytes.Equal(plain[0].New, tagged[0].New) {
+		t.Fatalf("a_cache.go depends on the build tags:\n%s", Diff("a_cache.go", plain[0].New, tagged[0].New))
+	}
+	a, b := string(tagged[0].New), string(tagged[1].New)
+	for _, want := range []string{"func clonePtrUser2_A(v *User) *User", "func cloneUser_A(v User) User", "Clone: clonePtrUser2_A,"} {
+		if !strings.Contains(a, want) {
+			t.Errorf("a_cache.go lacks %q:\n%s", want, a)
+		}
+	}
+	if !strings.Contains(b, "func clonePtrUser_B(v *User) *User") {
+		t.Errorf("b_cache.go lacks clonePtrUser_B:\n%s", b)
+	}
+	if err := Write(tagged); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "vet", "-tags=special", ".")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go vet: %v\n%s", err, out)
 	}
 }

@@ -18,13 +18,14 @@ const goldenDir = "../testdata/golden"
 // TestGolden runs the generator on every case in testdata/golden. A case is
 // a directory of Go packages: its generated *_cache.go files are the golden
 // output, or, for a case that must fail, stderr.txt holds the errors. The
-// generated code of every passing case is then built and vetted.
+// generated code of every passing case is then built and vetted, and the
+// tests of the cases that have some are run.
 func TestGolden(t *testing.T) {
 	entries, err := os.ReadDir(goldenDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var built []string
+	var built, tested []string
 	var cases, errorCases int
 	for _, e := range entries {
 		if !e.IsDir() {
@@ -87,6 +88,9 @@ func TestGolden(t *testing.T) {
 		})
 		if ok && !errorCase {
 			built = append(built, "./testdata/golden/"+name+"/...")
+			if hasTests(t, dir) {
+				tested = append(tested, "./testdata/golden/"+name+"/...")
+			}
 		}
 	}
 	if cases < 12 || errorCases < 3 {
@@ -103,6 +107,30 @@ func TestGolden(t *testing.T) {
 			t.Errorf("go %s of the golden outputs: %v\n%s", tool, err, out)
 		}
 	}
+	// Cases with tests run them against their generated code (the deep
+	// copies of local/, for one).
+	if len(tested) > 0 && !t.Failed() {
+		cmd := exec.Command("go", append([]string{"test", "-count=1"}, tested...)...)
+		cmd.Dir = ".."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("go test of the golden cases with tests: %v\n%s", err, out)
+		}
+	}
+}
+
+// hasTests reports whether a golden case has _test.go files.
+func hasTests(t *testing.T, dir string) bool {
+	found := false
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(path, "_test.go") {
+			found = true
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
 
 // formatErrors prints errors as the command does, relative to dir.
@@ -117,23 +145,26 @@ func formatErrors(errs Errors, dir string) string {
 	return b.String()
 }
 
-// TestDeterministic generates a case twice and compares the bytes.
+// TestDeterministic generates cases twice and compares the bytes (local/
+// has many deep-copy functions, planned through maps keyed by type).
 func TestDeterministic(t *testing.T) {
-	dir, _ := filepath.Abs(filepath.Join(goldenDir, "basic"))
-	a, err := Generate(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Generate(Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(a) != len(b) {
-		t.Fatalf("%d outputs, then %d", len(a), len(b))
-	}
-	for i := range a {
-		if a[i].Path != b[i].Path || !bytes.Equal(a[i].New, b[i].New) {
-			t.Fatalf("%s: output differs between runs", a[i].Path)
+	for _, name := range []string{"basic", "local"} {
+		dir, _ := filepath.Abs(filepath.Join(goldenDir, name))
+		a, err := Generate(Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Generate(Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a) != len(b) {
+			t.Fatalf("%s: %d outputs, then %d", name, len(a), len(b))
+		}
+		for i := range a {
+			if a[i].Path != b[i].Path || !bytes.Equal(a[i].New, b[i].New) {
+				t.Fatalf("%s: output differs between runs", a[i].Path)
+			}
 		}
 	}
 }

@@ -26,18 +26,23 @@ type File struct {
 	// Clones are the deep-copy functions of the file, one per distinct type,
 	// in the order the keyspaces first need them.
 	Clones []*CloneFunc
+	// CloneCodec names the generic function that copies the values the
+	// generator cannot copy field by field, through runtime.CloneCodec; ""
+	// when no value needs it.
+	CloneCodec string
 }
 
 // Copy says how a value of one type is deep-copied, for Spec.Clone. A nil
 // *Copy means assignment copies it: the type holds no references.
 type Copy struct {
 	Func  *CloneFunc // a generated function
-	Codec string     // else runtime.CloneCodec, a msgpack round trip; this says why
+	Codec string     // else File.CloneCodec, a msgpack round trip; this says why
 }
 
-// CloneFunc is one generated deep-copy function. The name ends in
-// "_<first repository of the file>" and has no other '_', so the functions
-// of two generated files of a package never clash whatever else each holds.
+// CloneFunc is one generated deep-copy function, named
+// clone<Type>_<first repository of the file> with no '_' in <Type>: the
+// part after the first '_' tells the files of a package apart, so the
+// functions of two generated files never clash whatever else each holds.
 type CloneFunc struct {
 	Name   string
 	Type   types.Type  // not an alias; a pointer, slice, array, map or struct underneath

@@ -45,7 +45,7 @@ func render(f *File) ([]byte, error) {
 	}
 	// The deep-copy functions have one parameter and refer to types, the
 	// runtime and each other only: their locals avoid just those.
-	for _, n := range []string{"v", "out", "i", "k", "e", "c"} {
+	for _, n := range []string{"v", "out", "i", "k", "e", "c", "zero"} {
 		name := n
 		for g.reserved[name] {
 			name += "_"
@@ -58,6 +58,9 @@ func render(f *File) ([]byte, error) {
 	}
 	for _, fn := range f.Clones {
 		g.cloneFunc(jf, fn)
+	}
+	if f.CloneCodec != "" {
+		g.cloneCodec(jf)
 	}
 	var buf bytes.Buffer
 	if err := jf.Render(&buf); err != nil {
@@ -113,6 +116,9 @@ func (g *renderer) imports(jf *jen.File) {
 	for _, fn := range g.f.Clones {
 		walkPkgs(fn.Type, add)
 		g.reserved[fn.Name] = true
+	}
+	if g.f.CloneCodec != "" {
+		g.reserved[g.f.CloneCodec] = true
 	}
 	if needTime {
 		pkgs["time"] = "time"
@@ -497,7 +503,7 @@ func (g *renderer) spec(ks *Keyspace) *jen.Statement {
 	case ks.Clone.Func != nil:
 		items = append(items, field("Clone", jen.Id(ks.Clone.Func.Name)))
 	default:
-		items = append(items, codecComment(ks.Clone).Line().Add(field("Clone", jen.Qual(rt, "CloneCodec").Types(g.typ(ks.Result)))))
+		items = append(items, codecComment(ks.Clone).Line().Add(field("Clone", jen.Id(g.f.CloneCodec).Types(g.typ(ks.Result)))))
 	}
 	return jen.Qual(rt, "Spec").Types(g.typ(ks.Result)).Add(multi(items...))
 }

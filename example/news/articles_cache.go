@@ -226,7 +226,7 @@ func (r *CachedArticles) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// clonePtrArticle_Articles returns a deep copy of a *Article (Spec.Clone).
+// clonePtrArticle_Articles returns a deep copy of v.
 func clonePtrArticle_Articles(v *Article) *Article {
 	if v == nil {
 		return nil
@@ -235,7 +235,7 @@ func clonePtrArticle_Articles(v *Article) *Article {
 	return &c
 }
 
-// cloneSliceSummary_Articles returns a deep copy of a []Summary (Spec.Clone).
+// cloneSliceSummary_Articles returns a deep copy of v: nil stays nil, empty stays empty.
 func cloneSliceSummary_Articles(v []Summary) []Summary {
 	if v == nil {
 		return nil

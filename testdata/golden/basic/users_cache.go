@@ -193,7 +193,7 @@ func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// clonePtrUser_Users returns a deep copy of a *User (Spec.Clone).
+// clonePtrUser_Users returns a deep copy of v.
 func clonePtrUser_Users(v *User) *User {
 	if v == nil {
 		return nil
@@ -202,7 +202,7 @@ func clonePtrUser_Users(v *User) *User {
 	return &c
 }
 
-// cloneSliceArticle_Users returns a deep copy of a []Article (Spec.Clone).
+// cloneSliceArticle_Users returns a deep copy of v: nil stays nil, empty stays empty.
 func cloneSliceArticle_Users(v []Article) []Article {
 	if v == nil {
 		return nil

@@ -75,7 +75,7 @@ func (r *CachedSettings) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// clonePtrConfig_Settings returns a deep copy of a *Config (Spec.Clone).
+// clonePtrConfig_Settings returns a deep copy of v.
 func clonePtrConfig_Settings(v *Config) *Config {
 	if v == nil {
 		return nil
@@ -84,14 +84,14 @@ func clonePtrConfig_Settings(v *Config) *Config {
 	return &c
 }
 
-// cloneConfig_Settings returns a deep copy of a Config (Spec.Clone).
+// cloneConfig_Settings returns a deep copy of v.
 func cloneConfig_Settings(v Config) Config {
 	out := v
 	out.Values = cloneMapStringToString_Settings(v.Values)
 	return out
 }
 
-// cloneMapStringToString_Settings returns a deep copy of a map[string]string (Spec.Clone).
+// cloneMapStringToString_Settings returns a deep copy of v: nil stays nil, empty stays empty.
 func cloneMapStringToString_Settings(v map[string]string) map[string]string {
 	if v == nil {
 		return nil

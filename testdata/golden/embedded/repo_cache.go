@@ -103,7 +103,7 @@ func (r *CachedCatalog) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// clonePtrProduct_Catalog returns a deep copy of a *Product (Spec.Clone).
+// clonePtrProduct_Catalog returns a deep copy of v.
 func clonePtrProduct_Catalog(v *Product) *Product {
 	if v == nil {
 		return nil

@@ -29,5 +29,14 @@ type Plain interface {
 //cache:get key="x" ttl=1m
 func helper() {}
 
+//cache:repo prefix=local ttl=1m local=soon
+type Local interface {
+	//cache:get key="a:{id}" local=-1s
+	A(ctx context.Context, id int64) (*User, error)
+
+	//cache:get key="b:{id}" local=30
+	B(ctx context.Context, id int64) (*User, error)
+}
+
 //cache:repo ttl=1m
 type NotAnInterface struct{}

@@ -49,3 +49,21 @@ type Totals interface {
 	//cache:get key="all"
 	All(ctx context.Context) (int64, error)
 }
+
+// Cached sets local= longer than a ttl, on the method and on the repo, and
+// two gets of one template disagree on it.
+//
+//cache:repo prefix=cached ttl=1m local=2m
+type Cached interface {
+	//cache:get key="a:{id}" local=30s
+	A(ctx context.Context, id int64) (*User, error)
+
+	//cache:get key="b:{id}" ttl=10m local=1h30m
+	B(ctx context.Context, id int64) (*User, error)
+
+	//cache:get key="c:{id}" ttl=30s
+	C(ctx context.Context, id int64) (*User, error)
+
+	//cache:get key="a:{other}" local=10s
+	D(ctx context.Context, other int64) (*User, error)
+}

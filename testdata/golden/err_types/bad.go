@@ -41,3 +41,6 @@ type NoTTL interface {
 	//cache:get key="x:{id}" notfound=ErrMissing
 	Get(ctx context.Context, id int64) (*User, error)
 }
+
+// copy shadows the builtin, which the deep copies (Spec.Clone) of User call.
+func copy() {}

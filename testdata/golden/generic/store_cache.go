@@ -32,16 +32,16 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 			Schema:   runtime.SchemaOf[V](),
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
-			// V is a type parameter of Store, whose values the generator cannot copy field by field: copied with runtime.CloneCodec (a msgpack round trip).
-			Clone: runtime.CloneCodec[V],
+			// V is a type parameter of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
+			Clone: cloneCodec_Store[V],
 		}),
 		ksList: runtime.NewKeyspace(repo, runtime.Spec[Page[V]]{
 			Template: "list:{}",
 			Schema:   runtime.SchemaOf[Page[V]](),
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
-			// Page[V] depends on type parameters of Store, whose values the generator cannot copy field by field: copied with runtime.CloneCodec (a msgpack round trip).
-			Clone: runtime.CloneCodec[Page[V]],
+			// Page[V] depends on type parameters of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
+			Clone: cloneCodec_Store[Page[V]],
 		}),
 		ksMany: runtime.NewKeyspace(repo, runtime.Spec[map[K]V]{
 			Template: "many:{}",
@@ -51,8 +51,8 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 			IsNil: func(v map[K]V) bool {
 				return v == nil
 			},
-			// map[K]V depends on type parameters of Store, whose values the generator cannot copy field by field: copied with runtime.CloneCodec (a msgpack round trip).
-			Clone: runtime.CloneCodec[map[K]V],
+			// map[K]V depends on type parameters of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
+			Clone: cloneCodec_Store[map[K]V],
 		}),
 	}
 }
@@ -201,4 +201,14 @@ func (r *CachedCounter[N]) InvalidateCount(ctx context.Context, n N) error {
 // InvalidateAll drops every entry of CachedCounter at once.
 func (r *CachedCounter[N]) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// cloneCodec_Store copies v with runtime.CloneCodec, a msgpack round trip, for the values the generator cannot copy field by field. It encodes a pointer to v, so that encoding methods with pointer receivers apply.
+func cloneCodec_Store[T any](v T) T {
+	if c := runtime.CloneCodec(&v); c != nil {
+		return *c
+	}
+	// msgpack nil: what a decode of it gives.
+	var zero T
+	return zero
 }

@@ -370,7 +370,7 @@ func (r *CachedItems) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// cloneSliceItem_Items returns a deep copy of a []Item (Spec.Clone).
+// cloneSliceItem_Items returns a deep copy of v: nil stays nil, empty stays empty.
 func cloneSliceItem_Items(v []Item) []Item {
 	if v == nil {
 		return nil
@@ -380,7 +380,7 @@ func cloneSliceItem_Items(v []Item) []Item {
 	return out
 }
 
-// clonePtrItem_Items returns a deep copy of a *Item (Spec.Clone).
+// clonePtrItem_Items returns a deep copy of v.
 func clonePtrItem_Items(v *Item) *Item {
 	if v == nil {
 		return nil

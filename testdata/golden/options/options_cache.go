@@ -129,7 +129,7 @@ func (r *CachedFiles) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// cloneBytes_Files returns a deep copy of a []byte (Spec.Clone).
+// cloneBytes_Files returns a deep copy of v: nil stays nil, empty stays empty.
 func cloneBytes_Files(v []byte) []byte {
 	if v == nil {
 		return nil
@@ -139,7 +139,7 @@ func cloneBytes_Files(v []byte) []byte {
 	return out
 }
 
-// cloneSliceString_Files returns a deep copy of a []string (Spec.Clone).
+// cloneSliceString_Files returns a deep copy of v: nil stays nil, empty stays empty.
 func cloneSliceString_Files(v []string) []string {
 	if v == nil {
 		return nil

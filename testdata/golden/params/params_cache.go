@@ -216,7 +216,7 @@ func (r *CachedEvents) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// clonePtrEvent_Events returns a deep copy of a *Event (Spec.Clone).
+// clonePtrEvent_Events returns a deep copy of v.
 func clonePtrEvent_Events(v *Event) *Event {
 	if v == nil {
 		return nil
@@ -225,7 +225,7 @@ func clonePtrEvent_Events(v *Event) *Event {
 	return &c
 }
 
-// cloneSliceEvent_Events returns a deep copy of a []Event (Spec.Clone).
+// cloneSliceEvent_Events returns a deep copy of v: nil stays nil, empty stays empty.
 func cloneSliceEvent_Events(v []Event) []Event {
 	if v == nil {
 		return nil

@@ -146,7 +146,7 @@ func (r *CachedAccounts) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// clonePtrAccount_Accounts returns a deep copy of a *Account (Spec.Clone).
+// clonePtrAccount_Accounts returns a deep copy of v.
 func clonePtrAccount_Accounts(v *Account) *Account {
 	if v == nil {
 		return nil
@@ -155,14 +155,14 @@ func clonePtrAccount_Accounts(v *Account) *Account {
 	return &c
 }
 
-// cloneAccount_Accounts returns a deep copy of a Account (Spec.Clone).
+// cloneAccount_Accounts returns a deep copy of v.
 func cloneAccount_Accounts(v Account) Account {
 	out := v
 	out.Owner = clonePtrOwner_Accounts(v.Owner)
 	return out
 }
 
-// clonePtrOwner_Accounts returns a deep copy of a *Owner (Spec.Clone).
+// clonePtrOwner_Accounts returns a deep copy of v.
 func clonePtrOwner_Accounts(v *Owner) *Owner {
 	if v == nil {
 		return nil

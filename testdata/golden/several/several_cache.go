@@ -179,7 +179,7 @@ func (r *CachedNames) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// cloneMapStringToInt64_Counters returns a deep copy of a map[string]int64 (Spec.Clone).
+// cloneMapStringToInt64_Counters returns a deep copy of v: nil stays nil, empty stays empty.
 func cloneMapStringToInt64_Counters(v map[string]int64) map[string]int64 {
 	if v == nil {
 		return nil
@@ -191,7 +191,7 @@ func cloneMapStringToInt64_Counters(v map[string]int64) map[string]int64 {
 	return out
 }
 
-// cloneSliceString_Counters returns a deep copy of a []string (Spec.Clone).
+// cloneSliceString_Counters returns a deep copy of v: nil stays nil, empty stays empty.
 func cloneSliceString_Counters(v []string) []string {
 	if v == nil {
 		return nil
@@ -201,7 +201,7 @@ func cloneSliceString_Counters(v []string) []string {
 	return out
 }
 
-// clonePtrString_Counters returns a deep copy of a *string (Spec.Clone).
+// clonePtrString_Counters returns a deep copy of v.
 func clonePtrString_Counters(v *string) *string {
 	if v == nil {
 		return nil

@@ -144,7 +144,7 @@ func (r *CachedShop) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 
-// clonePtrModelUser_Shop returns a deep copy of a *Customer (Spec.Clone).
+// clonePtrModelUser_Shop returns a deep copy of v.
 func clonePtrModelUser_Shop(v *Customer) *Customer {
 	if v == nil {
 		return nil
@@ -153,7 +153,7 @@ func clonePtrModelUser_Shop(v *Customer) *Customer {
 	return &c
 }
 
-// clonePtrModelOrder_Shop returns a deep copy of a *model.Order (Spec.Clone).
+// clonePtrModelOrder_Shop returns a deep copy of v.
 func clonePtrModelOrder_Shop(v *model.Order) *model.Order {
 	if v == nil {
 		return nil
@@ -162,7 +162,7 @@ func clonePtrModelOrder_Shop(v *model.Order) *model.Order {
 	return &c
 }
 
-// cloneSliceModelOrder_Shop returns a deep copy of a []model.Order (Spec.Clone).
+// cloneSliceModelOrder_Shop returns a deep copy of v: nil stays nil, empty stays empty.
 func cloneSliceModelOrder_Shop(v []model.Order) []model.Order {
 	if v == nil {
 		return nil
