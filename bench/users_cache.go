@@ -56,8 +56,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 // Get serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -71,8 +70,7 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 // Member serves "member:{team}:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
-	key := r.ksMember.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
-	rd := runtime.Lookup(ctx, r.ksMember, key)
+	rd := runtime.LookupBytes(ctx, r.ksMember, runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -170,8 +168,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 // Get serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -185,8 +182,7 @@ func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
 // Member serves "member:{team}:{id}" from the cache, loading from next on a miss.
 func (r *CachedLocalUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
-	key := r.ksMember.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
-	rd := runtime.Lookup(ctx, r.ksMember, key)
+	rd := runtime.LookupBytes(ctx, r.ksMember, runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

@@ -320,12 +320,14 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 		}
 	}
 	body := g.bailGuards(vals, sc, passThrough)
-	v, rd, key := g.l("v"), g.l("rd"), g.l("key")
+	v, rd := g.l("v"), g.l("rd")
 	body = append(body, jen.Var().Id(buf).Index(jen.Lit(128)).Byte())
-	keyExpr := g.key(recv, m.Key, sc, &body)
+	// The key stays in buf: an L1 hit reads it there (LookupBytes makes the
+	// key string only when Redis is asked).
+	space := jen.Id(recv).Dot(ks.Field)
+	keyBytes := g.build(space.Clone().Dot("AppendPrefix").Call(g.bufStart()), m.Key, sc, &body)
 	body = append(body,
-		jen.Id(key).Op(":=").Add(keyExpr),
-		jen.Id(rd).Op(":=").Qual(rt, "Lookup").Call(jen.Id(ctx), jen.Id(recv).Dot(ks.Field), jen.Id(key)),
+		jen.Id(rd).Op(":=").Qual(rt, "LookupBytes").Call(jen.Id(ctx), space.Clone(), keyBytes),
 		jen.If(jen.Id(rd).Dot("Hit")).Block(jen.Return(jen.Id(rd).Dot("Value"), jen.Id(rd).Dot("Err"))),
 	)
 	T := ks.Result

@@ -40,7 +40,7 @@ func (ks *Keyspace[T]) entry(v T, err error, resultTags func(T) ([]string, bool)
 			return s, false
 		}
 	}
-	payload, merr := msgpack.Marshal(v)
+	payload, merr := msgpack.Marshal(&v) // addressable: encoders with pointer receivers run
 	if merr == nil && !validMsgpack(payload) { // e.g. nested deeper than reads accept
 		merr = errors.New("encoding fails the bounded decoder's checks")
 	}
@@ -99,7 +99,7 @@ func (ks *Keyspace[T]) corrupt(ctx context.Context, key Key) {
 // fields of another package's type). It costs an encode and a decode; a value
 // that does not round-trip is returned as is.
 func CloneCodec[T any](v T) T {
-	b, err := msgpack.Marshal(v)
+	b, err := msgpack.Marshal(&v) // addressable: encoders with pointer receivers run
 	if err != nil {
 		return v
 	}

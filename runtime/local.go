@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"hash/maphash"
 	"sync/atomic"
 	"time"
 
@@ -14,7 +15,8 @@ import (
 // l1 is the Cache's in-process store: one otter cache for every local
 // keyspace of the Cache (keys carry the namespace, repository and keyspace).
 type l1 struct {
-	store *otter.Cache[Key, l1Item]
+	store *otter.Cache[uint64, l1Item] // by the key's hash: a read need not make the key string
+	seed  maphash.Seed
 	clock *otter.CoarseClock // expiry checks read a variable, not the time
 	sub   subscription
 }
@@ -31,6 +33,7 @@ type l1Item interface {
 
 // l1Entry is one value with what its Redis entry depended on.
 type l1Entry[T any] struct {
+	key     Key // two keys of one hash only ever evict each other
 	v       T
 	err     error    // a cached not-found
 	inc, f  uint64   // the Redis entry's incarnation and fill seq
@@ -49,12 +52,12 @@ func (e *l1Entry[T]) weight() uint32          { return e.size }
 // first local keyspace.
 func (c *Cache) localOn() *l1 {
 	c.l1Once.Do(func() {
-		l := &l1{clock: otter.NewCoarseClock(l1Resolution)}
-		l.store = otter.Must(&otter.Options[Key, l1Item]{
+		l := &l1{clock: otter.NewCoarseClock(l1Resolution), seed: maphash.MakeSeed()}
+		l.store = otter.Must(&otter.Options[uint64, l1Item]{
 			Clock:         l.clock,
 			MaximumWeight: uint64(c.cfg.localBytes),
-			Weigher:       func(k Key, v l1Item) uint32 { return uint32(len(k)) + v.weight() },
-			ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[Key, l1Item]) time.Duration {
+			Weigher:       func(_ uint64, v l1Item) uint32 { return v.weight() },
+			ExpiryCalculator: otter.ExpiryCreatingFunc(func(e otter.Entry[uint64, l1Item]) time.Duration {
 				return e.Value.lifetime()
 			}),
 		})
@@ -90,18 +93,19 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
 		// not taken yet (pending.go): reads go to the source meanwhile.
 		return v, nil, false
 	}
-	it, found := l.store.GetIfPresent(key)
+	h := maphash.String(l.seed, string(key))
+	it, found := l.store.GetIfPresent(h)
 	if !found {
 		return v, nil, false
 	}
 	e, isT := it.(*l1Entry[T])
-	if !isT || e.sgen == 0 || l.sub.liveGen() != e.sgen {
+	if !isT || e.key != key || e.sgen == 0 || l.sub.liveGen() != e.sgen {
 		return v, nil, false
 	}
 	m := &ks.c.mirror
 	if ver := m.ver.Load(); e.checked.Load() != ver {
 		if !m.judgeLocal(e.inc, e.f, e.mgen, e.ids) {
-			l.store.Invalidate(key)
+			l.store.Invalidate(h)
 			return v, nil, false
 		}
 		e.checked.Store(ver)
@@ -132,13 +136,13 @@ func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err err
 	for i := range nt {
 		ids = append(ids, env.tagAt(i))
 	}
-	e := &l1Entry[T]{v: v, err: err, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
-		life: life, size: uint32(min(len(env.payload)+64+8*len(ids), 1<<30))}
+	e := &l1Entry[T]{key: key, v: v, err: err, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
+		life: life, size: uint32(min(len(key)+len(env.payload)+64+8*len(ids), 1<<30))}
 	e.checked.Store(^uint64(0)) // judged on its first read
 	if !ks.c.mirror.judgeLocal(e.inc, e.f, e.mgen, ids) {
 		return // a bump arrived while the value was on its way
 	}
-	l.store.Set(key, e)
+	l.store.Set(maphash.String(l.seed, string(key)), e)
 }
 
 // localLeft is how long an entry read from Redis still lives, at the least:

@@ -315,6 +315,16 @@ func BenchmarkLocalHit(b *testing.B) {
 			}
 		}
 	})
+	b.Run("pointer-bytes", func(b *testing.B) { // the key built in a stack buffer, as generated code does
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			var buf [128]byte
+			kb := AppendInt(append(ptr.AppendPrefix(buf[:0]), "p:"...), 7)
+			if rd := LookupBytes(ctx, ptr, kb); !rd.Hit || rd.Value.ID != 7 {
+				b.Fatal("not an L1 hit")
+			}
+		}
+	})
 	b.Run("otter", func(b *testing.B) {
 		o := otter.Must(&otter.Options[Key, *profile]{MaximumSize: 1000})
 		o.Set(pkey, &pv)

@@ -27,13 +27,19 @@ type Read[T any] struct {
 // clock's and no marker it depends on moved past its fill seq, which the
 // process's mirror of the markers answers (docs/runtime.md). A miss — no
 // entry, a stale or corrupt one, Redis unavailable — returns Hit false.
-func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (rd Read[T]) {
+func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) Read[T] {
+	return lookup(ctx, ks, key, true)
+}
+
+func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (rd Read[T]) {
 	c := ks.c
 	var st l1Start
 	if ks.spec.Local > 0 {
-		if v, err, ok := ks.localGet(key); ok {
-			c.emit(EventLocalHit, ks.label, nil)
-			return Read[T]{Value: v, Err: err, Hit: true}
+		if local {
+			if v, err, ok := ks.localGet(key); ok {
+				c.emit(EventLocalHit, ks.label, nil)
+				return Read[T]{Value: v, Err: err, Hit: true}
+			}
 		}
 		st = ks.localStart() // before Redis is asked: see localPut
 	}
@@ -116,4 +122,19 @@ func (c *Cache) hit(ctx context.Context, key Key) (raw string, found bool, clock
 	}
 	c.settle(ctx, err)
 	return raw, found, clock, err
+}
+
+// LookupBytes is Lookup for a key still in the caller's buffer (b, as
+// AppendPrefix and the Append* helpers built it, without the closing brace
+// Key adds): an L1 hit reads the key in place, so it allocates nothing for
+// it; the key string is made only when Redis must be asked.
+func LookupBytes[T any](ctx context.Context, ks *Keyspace[T], b []byte) Read[T] {
+	b = append(b, '}')
+	if ks.spec.Local > 0 {
+		if v, err, ok := ks.localGet(Key(unsafe.String(unsafe.SliceData(b), len(b)))); ok {
+			ks.c.emit(EventLocalHit, ks.label, nil)
+			return Read[T]{Value: v, Err: err, Hit: true}
+		}
+	}
+	return lookup(ctx, ks, Key(b), false)
 }

@@ -85,8 +85,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 // Get serves "article:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -108,8 +107,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 // BySlug serves "article:slug:{slug}" from the cache, loading from next on a miss.
 func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, error) {
 	var buf [128]byte
-	key := r.ksBySlug.Key(runtime.AppendString(append(r.ksBySlug.AppendPrefix(buf[:0]), "article:slug:"...), slug))
-	rd := runtime.Lookup(ctx, r.ksBySlug, key)
+	rd := runtime.LookupBytes(ctx, r.ksBySlug, runtime.AppendString(append(r.ksBySlug.AppendPrefix(buf[:0]), "article:slug:"...), slug))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -132,8 +130,7 @@ func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, err
 // HomepageFeed serves "feed:home:{page}" from the cache, loading from next on a miss.
 func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary, error) {
 	var buf [128]byte
-	key := r.ksHomepageFeed.Key(runtime.AppendInt(append(r.ksHomepageFeed.AppendPrefix(buf[:0]), "feed:home:"...), int64(page)))
-	rd := runtime.Lookup(ctx, r.ksHomepageFeed, key)
+	rd := runtime.LookupBytes(ctx, r.ksHomepageFeed, runtime.AppendInt(append(r.ksHomepageFeed.AppendPrefix(buf[:0]), "feed:home:"...), int64(page)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -148,8 +145,7 @@ func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary,
 // CategoryFeed serves "feed:category:{category}:{page}" from the cache, loading from next on a miss.
 func (r *CachedArticles) CategoryFeed(ctx context.Context, category string, page int) ([]Summary, error) {
 	var buf [128]byte
-	key := r.ksCategoryFeed.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksCategoryFeed.AppendPrefix(buf[:0]), "feed:category:"...), category), ":"...), int64(page)))
-	rd := runtime.Lookup(ctx, r.ksCategoryFeed, key)
+	rd := runtime.LookupBytes(ctx, r.ksCategoryFeed, runtime.AppendInt(append(runtime.AppendString(append(r.ksCategoryFeed.AppendPrefix(buf[:0]), "feed:category:"...), category), ":"...), int64(page)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

@@ -45,8 +45,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 // Profile serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Profile(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	key := r.ksProfile.Key(runtime.AppendInt(append(r.ksProfile.AppendPrefix(buf[:0]), "user:"...), id))
-	rd := runtime.Lookup(ctx, r.ksProfile, key)
+	rd := runtime.LookupBytes(ctx, r.ksProfile, runtime.AppendInt(append(r.ksProfile.AppendPrefix(buf[:0]), "user:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

@@ -68,8 +68,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 // Get serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -84,8 +83,7 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 // ByEmail serves "user:email:{email}" from the cache, loading from next on a miss.
 func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) {
 	var buf [128]byte
-	key := r.ksByEmail.Key(runtime.AppendString(append(r.ksByEmail.AppendPrefix(buf[:0]), "user:email:"...), email))
-	rd := runtime.Lookup(ctx, r.ksByEmail, key)
+	rd := runtime.LookupBytes(ctx, r.ksByEmail, runtime.AppendString(append(r.ksByEmail.AppendPrefix(buf[:0]), "user:email:"...), email))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -106,8 +104,7 @@ func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) 
 // Feed serves "feed:{page}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Feed(ctx context.Context, page int) ([]Article, error) {
 	var buf [128]byte
-	key := r.ksFeed.Key(runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
-	rd := runtime.Lookup(ctx, r.ksFeed, key)
+	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

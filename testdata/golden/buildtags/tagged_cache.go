@@ -40,8 +40,7 @@ func NewCachedFlags(next Flags, c *runtime.Cache) *CachedFlags {
 // Enabled serves "flag:{name}" from the cache, loading from next on a miss.
 func (r *CachedFlags) Enabled(ctx context.Context, name string) (bool, error) {
 	var buf [128]byte
-	key := r.ksEnabled.Key(runtime.AppendString(append(r.ksEnabled.AppendPrefix(buf[:0]), "flag:"...), name))
-	rd := runtime.Lookup(ctx, r.ksEnabled, key)
+	rd := runtime.LookupBytes(ctx, r.ksEnabled, runtime.AppendString(append(r.ksEnabled.AppendPrefix(buf[:0]), "flag:"...), name))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

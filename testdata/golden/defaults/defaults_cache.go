@@ -42,8 +42,7 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 // Config serves "config" from the cache, loading from next on a miss.
 func (r *CachedSettings) Config(ctx context.Context) (*Config, error) {
 	var buf [128]byte
-	key := r.ksConfig.Key(append(r.ksConfig.AppendPrefix(buf[:0]), "config"...))
-	rd := runtime.Lookup(ctx, r.ksConfig, key)
+	rd := runtime.LookupBytes(ctx, r.ksConfig, append(r.ksConfig.AppendPrefix(buf[:0]), "config"...))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

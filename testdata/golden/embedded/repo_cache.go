@@ -43,8 +43,7 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 // Product serves "product:{sku}" from the cache, loading from next on a miss.
 func (r *CachedCatalog) Product(ctx context.Context, sku string) (*Product, error) {
 	var buf [128]byte
-	key := r.ksProduct.Key(runtime.AppendString(append(r.ksProduct.AppendPrefix(buf[:0]), "product:"...), sku))
-	rd := runtime.Lookup(ctx, r.ksProduct, key)
+	rd := runtime.LookupBytes(ctx, r.ksProduct, runtime.AppendString(append(r.ksProduct.AppendPrefix(buf[:0]), "product:"...), sku))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

@@ -60,8 +60,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 // Get serves "item:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -76,8 +75,7 @@ func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 // List serves "list:{cursor}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], error) {
 	var buf [128]byte
-	key := r.ksList.Key(runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), cursor))
-	rd := runtime.Lookup(ctx, r.ksList, key)
+	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), cursor))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -91,8 +89,7 @@ func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], e
 // Many serves "many:{first}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V]) Many(ctx context.Context, first K) (map[K]V, error) {
 	var buf [128]byte
-	key := r.ksMany.Key(runtime.AppendString(append(r.ksMany.AppendPrefix(buf[:0]), "many:"...), string(first)))
-	rd := runtime.Lookup(ctx, r.ksMany, key)
+	rd := runtime.LookupBytes(ctx, r.ksMany, runtime.AppendString(append(r.ksMany.AppendPrefix(buf[:0]), "many:"...), string(first)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -180,8 +177,7 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 // Count serves "count:{n}" from the cache, loading from next on a miss.
 func (r *CachedCounter[N]) Count(ctx context.Context, n N) (int64, error) {
 	var buf [128]byte
-	key := r.ksCount.Key(runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), int64(n)))
-	rd := runtime.Lookup(ctx, r.ksCount, key)
+	rd := runtime.LookupBytes(ctx, r.ksCount, runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), int64(n)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

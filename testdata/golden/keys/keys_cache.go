@@ -94,8 +94,7 @@ func (r *CachedItems) Search(ctx context.Context, q *Query) ([]Item, error) {
 	b = runtime.AppendBool(b, q.Active)
 	b = append(b, ":"...)
 	b = runtime.AppendUint(b, uint64(q.Limit))
-	key := r.ksSearch.Key(b)
-	rd := runtime.Lookup(ctx, r.ksSearch, key)
+	rd := runtime.LookupBytes(ctx, r.ksSearch, b)
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -126,8 +125,7 @@ func (r *CachedItems) Recent(ctx context.Context, q Query) ([]Item, error) {
 	b = runtime.AppendBytes(b, txt1)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, q.Color.String())
-	key := r.ksRecent.Key(b)
-	rd := runtime.Lookup(ctx, r.ksRecent, key)
+	rd := runtime.LookupBytes(ctx, r.ksRecent, b)
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -151,8 +149,7 @@ func (r *CachedItems) At(ctx context.Context, at *time.Time, s fmtStringer) (*It
 		return r.next.At(ctx, at, s)
 	}
 	var buf [128]byte
-	key := r.ksAt.Key(runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt0), ":"...), s.String()))
-	rd := runtime.Lookup(ctx, r.ksAt, key)
+	rd := runtime.LookupBytes(ctx, r.ksAt, runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt0), ":"...), s.String()))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -237,8 +234,7 @@ func (r *CachedItems) Triple(ctx context.Context, a string, bArg string, cArg st
 	b = runtime.AppendString(b, bArg)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
-	key := r.ksTriple.Key(b)
-	rd := runtime.Lookup(ctx, r.ksTriple, key)
+	rd := runtime.LookupBytes(ctx, r.ksTriple, b)
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

@@ -56,8 +56,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 // Get serves "draft:{id}" from the cache, loading from next on a miss.
 func (r *CachedDrafts) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "draft:"...), id))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "draft:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -71,8 +70,7 @@ func (r *CachedDrafts) Get(ctx context.Context, id int64) (*Article, error) {
 // Tags serves "draft:tags:{id}" from the cache, loading from next on a miss.
 func (r *CachedDrafts) Tags(ctx context.Context, id int64) ([]Tag, error) {
 	var buf [128]byte
-	key := r.ksTags.Key(runtime.AppendInt(append(r.ksTags.AppendPrefix(buf[:0]), "draft:tags:"...), id))
-	rd := runtime.Lookup(ctx, r.ksTags, key)
+	rd := runtime.LookupBytes(ctx, r.ksTags, runtime.AppendInt(append(r.ksTags.AppendPrefix(buf[:0]), "draft:tags:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

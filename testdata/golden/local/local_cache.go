@@ -181,8 +181,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 // Get serves "article:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -196,8 +195,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 // ByID serves "article:{articleID}" from the cache, loading from next on a miss.
 func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), articleID))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), articleID))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -211,8 +209,7 @@ func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, e
 // Feed serves "feed:{page}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error) {
 	var buf [128]byte
-	key := r.ksFeed.Key(runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
-	rd := runtime.Lookup(ctx, r.ksFeed, key)
+	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -226,8 +223,7 @@ func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error)
 // Stats serves "stats:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 	var buf [128]byte
-	key := r.ksStats.Key(runtime.AppendInt(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), id))
-	rd := runtime.Lookup(ctx, r.ksStats, key)
+	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendInt(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -241,8 +237,7 @@ func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 // Count serves "count:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 	var buf [128]byte
-	key := r.ksCount.Key(runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), id))
-	rd := runtime.Lookup(ctx, r.ksCount, key)
+	rd := runtime.LookupBytes(ctx, r.ksCount, runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -256,8 +251,7 @@ func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 // Published serves "published:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, error) {
 	var buf [128]byte
-	key := r.ksPublished.Key(runtime.AppendInt(append(r.ksPublished.AppendPrefix(buf[:0]), "published:"...), id))
-	rd := runtime.Lookup(ctx, r.ksPublished, key)
+	rd := runtime.LookupBytes(ctx, r.ksPublished, runtime.AppendInt(append(r.ksPublished.AppendPrefix(buf[:0]), "published:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -271,8 +265,7 @@ func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, er
 // Tree serves "tree:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 	var buf [128]byte
-	key := r.ksTree.Key(runtime.AppendInt(append(r.ksTree.AppendPrefix(buf[:0]), "tree:"...), id))
-	rd := runtime.Lookup(ctx, r.ksTree, key)
+	rd := runtime.LookupBytes(ctx, r.ksTree, runtime.AppendInt(append(r.ksTree.AppendPrefix(buf[:0]), "tree:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -286,8 +279,7 @@ func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 // Opaque serves "opaque:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, error) {
 	var buf [128]byte
-	key := r.ksOpaque.Key(runtime.AppendInt(append(r.ksOpaque.AppendPrefix(buf[:0]), "opaque:"...), id))
-	rd := runtime.Lookup(ctx, r.ksOpaque, key)
+	rd := runtime.LookupBytes(ctx, r.ksOpaque, runtime.AppendInt(append(r.ksOpaque.AppendPrefix(buf[:0]), "opaque:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -301,8 +293,7 @@ func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, erro
 // Raw serves "raw:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 	var buf [128]byte
-	key := r.ksRaw.Key(runtime.AppendInt(append(r.ksRaw.AppendPrefix(buf[:0]), "raw:"...), id))
-	rd := runtime.Lookup(ctx, r.ksRaw, key)
+	rd := runtime.LookupBytes(ctx, r.ksRaw, runtime.AppendInt(append(r.ksRaw.AppendPrefix(buf[:0]), "raw:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -316,8 +307,7 @@ func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 // Index serves "index:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 	var buf [128]byte
-	key := r.ksIndex.Key(runtime.AppendInt(append(r.ksIndex.AppendPrefix(buf[:0]), "index:"...), id))
-	rd := runtime.Lookup(ctx, r.ksIndex, key)
+	rd := runtime.LookupBytes(ctx, r.ksIndex, runtime.AppendInt(append(r.ksIndex.AppendPrefix(buf[:0]), "index:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -331,8 +321,7 @@ func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 // Authors serves "authors:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error) {
 	var buf [128]byte
-	key := r.ksAuthors.Key(runtime.AppendInt(append(r.ksAuthors.AppendPrefix(buf[:0]), "authors:"...), id))
-	rd := runtime.Lookup(ctx, r.ksAuthors, key)
+	rd := runtime.LookupBytes(ctx, r.ksAuthors, runtime.AppendInt(append(r.ksAuthors.AppendPrefix(buf[:0]), "authors:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -346,8 +335,7 @@ func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error)
 // IDs serves "ids:{cursor}" from the cache, loading from next on a miss.
 func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], error) {
 	var buf [128]byte
-	key := r.ksIDs.Key(runtime.AppendString(append(r.ksIDs.AppendPrefix(buf[:0]), "ids:"...), cursor))
-	rd := runtime.Lookup(ctx, r.ksIDs, key)
+	rd := runtime.LookupBytes(ctx, r.ksIDs, runtime.AppendString(append(r.ksIDs.AppendPrefix(buf[:0]), "ids:"...), cursor))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -361,8 +349,7 @@ func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], e
 // People serves "people:{cursor}" from the cache, loading from next on a miss.
 func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Author], error) {
 	var buf [128]byte
-	key := r.ksPeople.Key(runtime.AppendString(append(r.ksPeople.AppendPrefix(buf[:0]), "people:"...), cursor))
-	rd := runtime.Lookup(ctx, r.ksPeople, key)
+	rd := runtime.LookupBytes(ctx, r.ksPeople, runtime.AppendString(append(r.ksPeople.AppendPrefix(buf[:0]), "people:"...), cursor))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -376,8 +363,7 @@ func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Autho
 // Extra serves "extra:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 	var buf [128]byte
-	key := r.ksExtra.Key(runtime.AppendInt(append(r.ksExtra.AppendPrefix(buf[:0]), "extra:"...), id))
-	rd := runtime.Lookup(ctx, r.ksExtra, key)
+	rd := runtime.LookupBytes(ctx, r.ksExtra, runtime.AppendInt(append(r.ksExtra.AppendPrefix(buf[:0]), "extra:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -391,8 +377,7 @@ func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 // Amount serves "amount:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Amount(ctx context.Context, id int64) (*big.Int, error) {
 	var buf [128]byte
-	key := r.ksAmount.Key(runtime.AppendInt(append(r.ksAmount.AppendPrefix(buf[:0]), "amount:"...), id))
-	rd := runtime.Lookup(ctx, r.ksAmount, key)
+	rd := runtime.LookupBytes(ctx, r.ksAmount, runtime.AppendInt(append(r.ksAmount.AppendPrefix(buf[:0]), "amount:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -563,8 +548,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 // Get serves "item:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -578,8 +562,7 @@ func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 // Page serves "page:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 	var buf [128]byte
-	key := r.ksPage.Key(runtime.AppendString(append(r.ksPage.AppendPrefix(buf[:0]), "page:"...), string(k)))
-	rd := runtime.Lookup(ctx, r.ksPage, key)
+	rd := runtime.LookupBytes(ctx, r.ksPage, runtime.AppendString(append(r.ksPage.AppendPrefix(buf[:0]), "page:"...), string(k)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -593,8 +576,7 @@ func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 // Num serves "num:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 	var buf [128]byte
-	key := r.ksNum.Key(runtime.AppendString(append(r.ksNum.AppendPrefix(buf[:0]), "num:"...), string(k)))
-	rd := runtime.Lookup(ctx, r.ksNum, key)
+	rd := runtime.LookupBytes(ctx, r.ksNum, runtime.AppendString(append(r.ksNum.AppendPrefix(buf[:0]), "num:"...), string(k)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -608,8 +590,7 @@ func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 // Ints serves "ints:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V, N]) Ints(ctx context.Context, k K) ([]int, error) {
 	var buf [128]byte
-	key := r.ksInts.Key(runtime.AppendString(append(r.ksInts.AppendPrefix(buf[:0]), "ints:"...), string(k)))
-	rd := runtime.Lookup(ctx, r.ksInts, key)
+	rd := runtime.LookupBytes(ctx, r.ksInts, runtime.AppendString(append(r.ksInts.AppendPrefix(buf[:0]), "ints:"...), string(k)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

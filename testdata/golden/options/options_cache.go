@@ -64,8 +64,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 // Read serves "file:{name}" from the cache, loading from next on a miss.
 func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 	var buf [128]byte
-	key := r.ksRead.Key(runtime.AppendString(append(r.ksRead.AppendPrefix(buf[:0]), "file:"...), name))
-	rd := runtime.Lookup(ctx, r.ksRead, key)
+	rd := runtime.LookupBytes(ctx, r.ksRead, runtime.AppendString(append(r.ksRead.AppendPrefix(buf[:0]), "file:"...), name))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -79,8 +78,7 @@ func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 // Mode serves "mode:{name}" from the cache, loading from next on a miss.
 func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error) {
 	var buf [128]byte
-	key := r.ksMode.Key(runtime.AppendString(append(r.ksMode.AppendPrefix(buf[:0]), "mode:"...), name))
-	rd := runtime.Lookup(ctx, r.ksMode, key)
+	rd := runtime.LookupBytes(ctx, r.ksMode, runtime.AppendString(append(r.ksMode.AppendPrefix(buf[:0]), "mode:"...), name))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -94,8 +92,7 @@ func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error
 // List serves "dir:{name}" from the cache, loading from next on a miss.
 func (r *CachedFiles) List(ctx context.Context, name string) ([]string, error) {
 	var buf [128]byte
-	key := r.ksList.Key(runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "dir:"...), name))
-	rd := runtime.Lookup(ctx, r.ksList, key)
+	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "dir:"...), name))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

@@ -75,8 +75,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 // Get serves "event:{key}:{runtime}" from the cache, loading from next on a miss.
 func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (*Event, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "event:"...), keyArg), ":"...), int64(runtimeArg)))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "event:"...), keyArg), ":"...), int64(runtimeArg)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -90,8 +89,7 @@ func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (
 // Since serves "since:{time}:{r}" from the cache, loading from next on a miss.
 func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]Event, error) {
 	var buf [128]byte
-	key := r.ksSince.Key(runtime.AppendBool(append(runtime.AppendString(append(r.ksSince.AppendPrefix(buf[:0]), "since:"...), timeArg), ":"...), rArg))
-	rd := runtime.Lookup(ctx, r.ksSince, key)
+	rd := runtime.LookupBytes(ctx, r.ksSince, runtime.AppendBool(append(runtime.AppendString(append(r.ksSince.AppendPrefix(buf[:0]), "since:"...), timeArg), ":"...), rArg))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -122,8 +120,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit 
 	b = runtime.AppendString(b, errArg)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, ok)
-	key := r.ksBy.Key(b)
-	rd := runtime.Lookup(ctx, r.ksBy, key)
+	rd := runtime.LookupBytes(ctx, r.ksBy, b)
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -137,8 +134,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit 
 // Find serves "kind:{kind}" from the cache, loading from next on a miss.
 func (r *CachedEvents) Find(ctx context.Context, kind string, filters ...Filter) ([]Event, error) {
 	var buf [128]byte
-	key := r.ksFind.Key(runtime.AppendString(append(r.ksFind.AppendPrefix(buf[:0]), "kind:"...), kind))
-	rd := runtime.Lookup(ctx, r.ksFind, key)
+	rd := runtime.LookupBytes(ctx, r.ksFind, runtime.AppendString(append(r.ksFind.AppendPrefix(buf[:0]), "kind:"...), kind))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

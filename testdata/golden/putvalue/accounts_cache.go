@@ -44,8 +44,7 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 // Get serves "account:{id}" from the cache, loading from next on a miss.
 func (r *CachedAccounts) Get(ctx context.Context, id int64) (*Account, error) {
 	var buf [128]byte
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), id))
-	rd := runtime.Lookup(ctx, r.ksGet, key)
+	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

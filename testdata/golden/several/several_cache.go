@@ -49,8 +49,7 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 // Stats serves "stats:{id}" from the cache, loading from next on a miss.
 func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 	var buf [128]byte
-	key := r.ksStats.Key(runtime.AppendUint(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), uint64(id)))
-	rd := runtime.Lookup(ctx, r.ksStats, key)
+	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendUint(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), uint64(id)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -64,8 +63,7 @@ func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 // Totals serves "all" from the cache, loading from next on a miss.
 func (r *CachedCounters) Totals(ctx context.Context) (map[string]int64, error) {
 	var buf [128]byte
-	key := r.ksTotals.Key(append(r.ksTotals.AppendPrefix(buf[:0]), "all"...))
-	rd := runtime.Lookup(ctx, r.ksTotals, key)
+	rd := runtime.LookupBytes(ctx, r.ksTotals, append(r.ksTotals.AppendPrefix(buf[:0]), "all"...))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -135,8 +133,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 // List serves "names:{prefix}" from the cache, loading from next on a miss.
 func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error) {
 	var buf [128]byte
-	key := r.ksList.Key(runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "names:"...), prefix))
-	rd := runtime.Lookup(ctx, r.ksList, key)
+	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "names:"...), prefix))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -150,8 +147,7 @@ func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error)
 // One serves "name:{id}" from the cache, loading from next on a miss.
 func (r *CachedNames) One(ctx context.Context, id int) (*string, error) {
 	var buf [128]byte
-	key := r.ksOne.Key(runtime.AppendInt(append(r.ksOne.AppendPrefix(buf[:0]), "name:"...), int64(id)))
-	rd := runtime.Lookup(ctx, r.ksOne, key)
+	rd := runtime.LookupBytes(ctx, r.ksOne, runtime.AppendInt(append(r.ksOne.AppendPrefix(buf[:0]), "name:"...), int64(id)))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}

@@ -72,8 +72,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 // Customer serves "customer:{id}" from the cache, loading from next on a miss.
 func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 	var buf [128]byte
-	key := r.ksCustomer.Key(runtime.AppendInt(append(r.ksCustomer.AppendPrefix(buf[:0]), "customer:"...), id))
-	rd := runtime.Lookup(ctx, r.ksCustomer, key)
+	rd := runtime.LookupBytes(ctx, r.ksCustomer, runtime.AppendInt(append(r.ksCustomer.AppendPrefix(buf[:0]), "customer:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -87,8 +86,7 @@ func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 // Order serves "order:{id}" from the cache, loading from next on a miss.
 func (r *CachedShop) Order(ctx context.Context, id int64) (*model.Order, error) {
 	var buf [128]byte
-	key := r.ksOrder.Key(runtime.AppendInt(append(r.ksOrder.AppendPrefix(buf[:0]), "order:"...), id))
-	rd := runtime.Lookup(ctx, r.ksOrder, key)
+	rd := runtime.LookupBytes(ctx, r.ksOrder, runtime.AppendInt(append(r.ksOrder.AppendPrefix(buf[:0]), "order:"...), id))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
@@ -106,8 +104,7 @@ func (r *CachedShop) Orders(ctx context.Context, customer *amodel.User) ([]model
 		return r.next.Orders(ctx, customer)
 	}
 	var buf [128]byte
-	key := r.ksOrders.Key(runtime.AppendInt(append(r.ksOrders.AppendPrefix(buf[:0]), "orders:"...), customer.ID))
-	rd := runtime.Lookup(ctx, r.ksOrders, key)
+	rd := runtime.LookupBytes(ctx, r.ksOrders, runtime.AppendInt(append(r.ksOrders.AppendPrefix(buf[:0]), "orders:"...), customer.ID))
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
