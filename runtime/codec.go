@@ -40,7 +40,7 @@ func (ks *Keyspace[T]) entry(v T, err error, resultTags func(T) ([]string, bool)
 			return s, false
 		}
 	}
-	payload, merr := msgpack.Marshal(&v) // addressable: encoders with pointer receivers run
+	payload, merr := msgpack.Marshal(&v)       // addressable: encoders with pointer receivers run
 	if merr == nil && !validMsgpack(payload) { // e.g. nested deeper than reads accept
 		merr = errors.New("encoding fails the bounded decoder's checks")
 	}
