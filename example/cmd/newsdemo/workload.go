@@ -279,7 +279,12 @@ func printReport(out io.Writer, cfg config, w *workload, direct, cached *result)
 	row := func(name, a, b, note string) {
 		fmt.Fprintln(out, strings.TrimRight(fmt.Sprintf("%-40s %15s %15s  %s", name, a, b, note), " "))
 	}
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+	ms := func(d time.Duration) string {
+		if d < 10*time.Microsecond { // an in-process hit: show it, not 0.00 ms
+			return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
+		}
+		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
+	}
 	fmt.Fprintln(out)
 	row("", "without cache", "with cache", "")
 	row("requests (reads / writes)", fmt.Sprintf("%d / %d", direct.reads, direct.writes),
