@@ -38,6 +38,15 @@
 //   - Works when Redis is full: invalidations run as allow-oom scripts under
 //     noeviction, and every maxmemory-policy is supported; with replicas,
 //     an invalidation waits for one to acknowledge it (WAIT).
+//   - A two-level cache for keyspaces with Spec.Local (local= in directives):
+//     decoded values in an otter cache bounded in bytes (WithLocalCapacity),
+//     judged on every read by the same rule as a Redis hit. Every invalidation
+//     script publishes its bump (PUBLISH; SPUBLISH on Cluster) and every Cache
+//     with local keyspaces applies it to its mirror, so another process's
+//     write reaches the L1 when its message arrives, and never later than
+//     WithLocalBound (PINGs on the subscription prove it is live); a gap in
+//     the subscription drops the L1 until it is back. Every caller gets its
+//     own copy (Spec.Clone).
 //   - Fail-open: Redis errors and timeouts are logged and counted, never
 //     returned; every call then goes to the source within the time budget,
 //     even for clients built with go-redis defaults. A circuit breaker skips a
