@@ -102,6 +102,11 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
 	if !isT || e.key != key || e.sgen == 0 || l.sub.liveGen() != e.sgen {
 		return v, nil, false
 	}
+	// The watchdog ticks every bound/4; this read-time check makes the bound
+	// exact: the coarse clock lags by at most its resolution.
+	if l.clock.NowNano()-l.sub.answered.Load() > l.sub.within {
+		return v, nil, false
+	}
 	m := &ks.c.mirror
 	if ver := m.ver.Load(); e.checked.Load() != ver {
 		if !m.judgeLocal(e.inc, e.f, e.mgen, e.ids) {

@@ -23,9 +23,13 @@ type subscription struct {
 	gen      atomic.Uint64 // odd: live; even: not live (each change adds one)
 	answered atomic.Int64  // UnixNano of the PING the last PONG answered
 	lastGap  atomic.Int64
+	within   int64 // an L1 read needs a PONG to a PING sent this recently (ns, coarse clock)
 }
 
-func (s *subscription) init(c *Cache, l *l1) { s.c, s.l = c, l }
+func (s *subscription) init(c *Cache, l *l1) {
+	s.c, s.l = c, l
+	s.within = int64(max(c.cfg.localBound-2*l1Resolution, c.cfg.localBound/2))
+}
 
 // liveGen is the generation while live, 0 when not.
 func (s *subscription) liveGen() uint64 {
