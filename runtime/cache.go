@@ -3,6 +3,7 @@ package runtime
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ type Cache struct {
 
 	ns    string // escaped namespace followed by ':'
 	nsDep uint64 // marker bumped by InvalidateNamespace
+	nsL1  uint64 // marker bumped by Cache.DeletePattern, that only L1 entries depend on
 
 	mirror  mirror
 	flights flightGroup
@@ -73,6 +75,7 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	esc := string(AppendString(nil, c.cfg.namespace))
 	c.ns = esc + ":"
 	c.nsDep = markerID(markNamespace, "")
+	c.nsL1 = markerID(markLocal, "")
 	c.state = stateKeys{
 		clock:     c.ns + "{" + esc + "}:clock",
 		marks:     c.ns + "{" + esc + "}:marks",
@@ -83,9 +86,21 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 		channel:   c.ns + "{" + esc + "}:inv",
 		pub:       'p',
 	}
-	if _, ok := client.(*redis.ClusterClient); ok {
+	db := 0
+	switch cl := client.(type) {
+	case *redis.ClusterClient:
 		c.state.pub = 's' // sharded pub/sub: the message leaves from the state's master only
+	case *redis.Client:
+		db = cl.Options().DB
+	case *redis.Ring:
+		db = cl.Options().DB
 	}
+	suffix := ""
+	if db != 0 { // channels are server-wide: deployments in two databases must not hear each other
+		suffix = ":" + strconv.Itoa(db)
+	}
+	c.state.channel += suffix
+	c.state.pubArg = string(c.state.pub) + suffix
 	wait := c.cfg.timeout / 2
 	if c.sharded {
 		c.remote = &sharded{base{rdb: client, st: &c.state, wait: wait, leaseMs: c.cfg.leaseTTL.Milliseconds()}}

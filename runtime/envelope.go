@@ -30,19 +30,19 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // envelope is a decoded cache entry. tags and payload alias the input.
 type envelope struct {
-	flags    byte
-	storedAt int64
-	inc      uint64
-	seq      uint64
-	tags     []byte // n × 8-byte marker ids
-	payload  []byte
+	flags     byte
+	expiresAt int64 // ms: no later than Redis expires the entry (its TTL from before the SET ran)
+	inc       uint64
+	seq       uint64
+	tags      []byte // n × 8-byte marker ids
+	payload   []byte
 }
 
 // appendEnvelope encodes an entry after b. Callers keep len(tags) ≤ maxTags.
-func appendEnvelope(b []byte, flags byte, storedAt int64, inc, seq uint64, tags []uint64, payload []byte) []byte {
+func appendEnvelope(b []byte, flags byte, expiresAt int64, inc, seq uint64, tags []uint64, payload []byte) []byte {
 	start := len(b)
 	b = append(b, envMagic, envVersion, flags)
-	b = appendUint(b, uint64(storedAt), 6)
+	b = appendUint(b, uint64(expiresAt), 6)
 	b = appendUint(b, inc, 6)
 	b = appendUint(b, seq, 7)
 	b = append(b, byte(len(tags)))
@@ -69,7 +69,7 @@ func decodeEnvelope(b []byte) (e envelope, ok bool) {
 		return e, false
 	}
 	e.flags = b[2]
-	e.storedAt = int64(readUint(b[3:9]))
+	e.expiresAt = int64(readUint(b[3:9]))
 	e.inc = readUint(b[9:15])
 	e.seq = readUint(b[15:22])
 	e.tags = b[envFixed:p]

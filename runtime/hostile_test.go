@@ -629,7 +629,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			for i := range tags {
 				tags[i] = e.tagAt(i)
 			}
-			if re := appendEnvelope(nil, e.flags, e.storedAt, e.inc, e.seq, tags, e.payload); !bytes.Equal(re, data) {
+			if re := appendEnvelope(nil, e.flags, e.expiresAt, e.inc, e.seq, tags, e.payload); !bytes.Equal(re, data) {
 				t.Fatalf("accepted entry re-encodes differently:\n% x\n% x", data, re)
 			}
 			decodeAll(t, e, users, ints, maps, anys)
@@ -637,7 +637,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		for _, flags := range []byte{0, flagNil, flagNotFound} {
 			env := appendEnvelope(nil, flags, 1, 1<<40, 2, []uint64{3}, data)
 			e, ok := decodeEnvelope(env)
-			if !ok || !bytes.Equal(e.payload, data) || e.flags != flags || e.storedAt != 1 || e.seq != 2 {
+			if !ok || !bytes.Equal(e.payload, data) || e.flags != flags || e.expiresAt != 1 || e.seq != 2 {
 				t.Fatalf("intact envelope rejected or misread: %+v %v", e, ok)
 			}
 			decodeAll(t, e, users, ints, maps, anys)

@@ -16,16 +16,17 @@ const ksidBytes = 6
 // Repo is one generated repository: its keys share a prefix and a version, and
 // InvalidateAll drops all of them in O(1).
 type Repo struct {
-	c    *Cache
-	name string // "<prefix>:<version>", escaped
-	dep  uint64 // marker bumped by InvalidateAll
+	c     *Cache
+	name  string // "<prefix>:<version>", escaped
+	dep   uint64 // marker bumped by InvalidateAll
+	local uint64 // marker bumped by DeletePattern, that only L1 entries depend on
 }
 
 // Repo returns the handle of the repository with the given prefix and version.
 // Bumping version (the generator's version=) orphans every old entry.
 func (c *Cache) Repo(prefix string, version int) *Repo {
 	name := string(strconv.AppendInt(append(AppendString(nil, prefix), ':'), int64(version), 10))
-	return &Repo{c: c, name: name, dep: markerID(markRepo, name)}
+	return &Repo{c: c, name: name, dep: markerID(markRepo, name), local: markerID(markLocal, name)}
 }
 
 // Cache returns the Cache the repository lives on.
@@ -140,15 +141,6 @@ func Percent(p float64) Jitter { return Jitter{frac: p / 100} }
 
 // Spread is a jitter of a fixed duration either side of the TTL.
 func Spread(d time.Duration) Jitter { return Jitter{spread: d} }
-
-// shortest is the least TTL ttl can return for base.
-func (j Jitter) shortest(base, max time.Duration) time.Duration {
-	span := j.spread
-	if j.frac > 0 {
-		span = time.Duration(float64(base) * j.frac)
-	}
-	return min(max, base-span)
-}
 
 // ttl returns the jittered TTL, never below one millisecond nor above max.
 func (j Jitter) ttl(base, max time.Duration, r uint64) time.Duration {

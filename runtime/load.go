@@ -348,7 +348,7 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 		return ks.unencoded(v, err)
 	}
 	res := &loaded[T]{v: v, err: err}
-	env := appendEnvelope(nil, s.flags, c.cfg.now().UnixMilli(), inc, n, ids, s.payload)
+	env := appendEnvelope(nil, s.flags, c.cfg.now().Add(s.ttl).UnixMilli(), inc, n, ids, s.payload)
 	res.env, res.encoded = decodeEnvelope(env)
 	settled = true
 	members := make([]string, 0, 4+len(ids))
@@ -365,8 +365,8 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 		if ks.spec.Clone != nil {
 			kept = ks.spec.Clone(v)
 		}
-		e, ttl := res.env, s.ttl
-		local = func() { ks.localPut(key, st, &e, kept, err, ttl) }
+		e := res.env
+		local = func() { ks.localPut(key, st, &e, kept, err, ks.localLeft(&e)) }
 	}
 	// The caller has its value: the fill (one more round trip) runs off its
 	// path — a quarter of a cold read. It is conditional anyway, so when it

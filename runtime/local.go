@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"hash/maphash"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,8 @@ type l1 struct {
 	seed  maphash.Seed
 	clock *otter.CoarseClock // expiry checks read a variable, not the time
 	sub   subscription
+
+	resolving atomic.Bool // one lookup of L1-only markers at a time
 }
 
 // l1Resolution is the coarse clock's: an entry's lifetime is shortened by it,
@@ -104,7 +107,7 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
 	}
 	// The watchdog ticks every bound/4; this read-time check makes the bound
 	// exact: the coarse clock lags by at most its resolution.
-	if l.clock.NowNano()-l.sub.answered.Load() > l.sub.within {
+	if l.clock.NowNano()-l.sub.fresh() > l.sub.within {
 		return v, nil, false
 	}
 	m := &ks.c.mirror
@@ -135,31 +138,36 @@ func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err err
 		return
 	}
 	nt := env.numTags()
-	ids := make([]uint64, 0, 4+nt)
+	ids := make([]uint64, 0, 6+nt)
 	ids = append(ids, ks.deps[:]...)
-	ids = append(ids, markerID(markKey, string(key)))
+	ids = append(ids, markerID(markKey, string(key)), ks.repo.local, ks.c.nsL1)
 	for i := range nt {
 		ids = append(ids, env.tagAt(i))
 	}
 	e := &l1Entry[T]{key: key, v: v, err: err, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
 		life: life, size: uint32(min(len(key)+len(env.payload)+64+8*len(ids), 1<<30))}
 	e.checked.Store(^uint64(0)) // judged on its first read
-	if !ks.c.mirror.judgeLocal(e.inc, e.f, e.mgen, ids) {
-		return // a bump arrived while the value was on its way
+	m := &ks.c.mirror
+	if !m.judgeLocal(e.inc, e.f, e.mgen, ids) {
+		// A bump arrived while the value was on its way — or the entry is
+		// older than the mirror and the L1-only markers were never looked
+		// up (an L2 hit resolves only its own): look them up for next time.
+		if unknown := m.unknownOf(e.inc, e.f, ids[4:6]); len(unknown) > 0 && l.resolving.CompareAndSwap(false, true) {
+			ks.c.background(func() {
+				defer l.resolving.Store(false)
+				_ = ks.c.resolve(context.Background(), e.inc, unknown)
+			})
+		}
+		return
 	}
 	l.store.Set(maphash.String(l.seed, string(key)), e)
 }
 
 // localLeft is how long an entry read from Redis still lives, at the least:
-// from its store time, with the shortest TTL its keyspace's jitter can give.
+// its envelope carries when its TTL ends, counted from before the SET ran
+// (whatever ttl= the process that stored it had).
 func (ks *Keyspace[T]) localLeft(env *envelope) time.Duration {
-	base := ks.spec.TTL
-	if env.flags&(flagNil|flagNotFound) != 0 {
-		base = ks.spec.Negative
-	}
-	shortest := ks.spec.Jitter.shortest(base, ks.c.cfg.maxTTL)
-	age := ks.c.cfg.now().Sub(time.UnixMilli(env.storedAt))
-	return shortest - age
+	return time.UnixMilli(env.expiresAt).Sub(ks.c.cfg.now())
 }
 
 // clear drops every L1 entry (a gap in the subscription).

@@ -53,8 +53,10 @@ func TestLocalServesAndSeesEveryInvalidation(t *testing.T) {
 		ctx := context.Background()
 		ns := testNamespace(t)
 		src := newTable(8)
-		a := newTestCache(t, rdb, WithNamespace(ns))
-		b := newTestCache(t, rdb, WithNamespace(ns))
+		// A bound that a loaded machine under -race keeps (the PINGs and
+		// clock reads run late there): these tests assert L1 hits.
+		a := newTestCache(t, rdb, WithNamespace(ns), WithLocalBound(2*time.Second))
+		b := newTestCache(t, rdb, WithNamespace(ns), WithLocalBound(2*time.Second))
 		aks := localUserSpace(a, time.Minute)
 		bks := localUserSpace(b, time.Minute)
 		waitLive(t, a)
@@ -139,7 +141,7 @@ func TestLocalGapDropsL1(t *testing.T) {
 	ctx := context.Background()
 	ns := testNamespace(t)
 	src := newTable(2)
-	a := newTestCache(t, rdb, WithNamespace(ns))
+	a := newTestCache(t, rdb, WithNamespace(ns), WithLocalBound(2*time.Second))
 	aks := localUserSpace(a, time.Minute)
 	waitLive(t, a)
 	for range 3 {
@@ -272,7 +274,7 @@ type profile struct {
 func BenchmarkLocalHit(b *testing.B) {
 	rdb := redisClient(b)
 	ctx := context.Background()
-	c := newTestCache(b, rdb, WithNamespace(testNamespace(b)))
+	c := newTestCache(b, rdb, WithNamespace(testNamespace(b)), WithLocalBound(2*time.Second))
 	val := NewKeyspace(c.Repo("p", 1), Spec[profile]{Template: "v:{}", Schema: "v", TTL: time.Hour, Local: time.Hour})
 	ptr := NewKeyspace(c.Repo("p", 1), Spec[*profile]{Template: "p:{}", Schema: "p", TTL: time.Hour, Local: time.Hour,
 		IsNil: func(p *profile) bool { return p == nil },
@@ -382,7 +384,7 @@ func TestLocalOwnUndeliveredInvalidation(t *testing.T) {
 	p := startProxy(t, testenv.NeedRedis(t))
 	rdb := redis.NewClient(&redis.Options{Addr: p.Addr(), ContextTimeoutEnabled: true, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
-	c := newTestCache(t, rdb, WithNamespace(testNamespace(t)), WithTimeout(50*time.Millisecond))
+	c := newTestCache(t, rdb, WithNamespace(testNamespace(t)), WithTimeout(50*time.Millisecond), WithLocalBound(2*time.Second))
 	ks := localUserSpace(c, time.Minute)
 	src := newTable(1)
 	waitLive(t, c)

@@ -14,6 +14,7 @@ const (
 	markGroup     = 'g'
 	markTag       = 't'
 	markKey       = 'k'
+	markLocal     = 'o' // moved by DeletePattern: what an L1 holds, Redis may no longer
 )
 
 const (

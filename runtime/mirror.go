@@ -129,6 +129,24 @@ func (m *mirror) judgeLocal(inc, f, mgen uint64, ids []uint64) bool {
 	return true
 }
 
+// unknownOf lists the markers of ids the mirror cannot answer for an entry
+// of (inc, f): it is older than the mirror's start and they were never
+// resolved.
+func (m *mirror) unknownOf(inc, f uint64, ids []uint64) []uint64 {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.inc != inc || f >= m.start {
+		return nil
+	}
+	var out []uint64
+	for _, id := range ids {
+		if !m.has(id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // unknownIDs lists the markers of an old entry that the mirror does not hold.
 func (m *mirror) unknownIDs(e *envelope, fixed *[4]uint64) []uint64 {
 	m.mu.RLock()

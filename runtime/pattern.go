@@ -17,14 +17,14 @@ import (
 // and patterns in directives, which are O(1).
 func (r *Repo) DeletePattern(ctx context.Context, glob string) (int64, error) {
 	// The keyspace id has a fixed length; '?' keeps '*' in glob from spanning it.
-	return r.c.deletePattern(ctx, "{"+EscapeGlob(r.name)+":"+strings.Repeat("?", base64.RawURLEncoding.EncodedLen(ksidBytes))+":"+glob+"}", r.dep)
+	return r.c.deletePattern(ctx, "{"+EscapeGlob(r.name)+":"+strings.Repeat("?", base64.RawURLEncoding.EncodedLen(ksidBytes))+":"+glob+"}", r.dep, r.local)
 }
 
 // DeletePattern deletes every entry whose key, after the namespace and
 // "e:", matches glob (see docs/runtime.md for the key layout), with SCAN and
 // UNLINK on every master, and voids their leases.
 func (c *Cache) DeletePattern(ctx context.Context, glob string) (int64, error) {
-	return c.deletePattern(ctx, glob, c.nsDep)
+	return c.deletePattern(ctx, glob, c.nsDep, c.nsL1)
 }
 
 // deletePattern scans for entries, leases and hand-offs matching glob (what
@@ -34,7 +34,13 @@ func (c *Cache) DeletePattern(ctx context.Context, glob string) (int64, error) {
 // write is present through the whole scan, so SCAN returns it. If anything
 // fails, the invalidation falls back to fallback (the repository's or the
 // namespace's marker), which is replayed like any undelivered invalidation.
-func (c *Cache) deletePattern(ctx context.Context, glob string, fallback uint64) (int64, error) {
+//
+// A SCAN cannot see what Redis no longer holds (an evicted entry, a master
+// that restarted empty) but an L1 may: the first batch also moves local,
+// which every L1 entry of the repository (or namespace) depends on and no
+// Redis entry does — every process drops those L1 entries, Redis keeps the
+// entries the pattern did not match.
+func (c *Cache) deletePattern(ctx context.Context, glob string, fallback, local uint64) (int64, error) {
 	ctx = context.WithoutCancel(ctx) // the write it follows has happened
 	var mu sync.Mutex
 	found := map[Key]bool{}
@@ -91,7 +97,11 @@ func (c *Cache) deletePattern(ctx context.Context, glob string, fallback uint64)
 	// markers (and the clock, even when nothing matched).
 	for i := 0; i == 0 || i < len(keys); i += 500 {
 		batch := keys[i:min(i+500, len(keys))]
-		if _, err := c.invalidate(ctx, batch, c.markerIDs(Invalidation{Keys: batch}, nil)); err != nil {
+		ids := c.markerIDs(Invalidation{Keys: batch}, nil)
+		if i == 0 {
+			ids = append(ids, local)
+		}
+		if _, err := c.invalidate(ctx, batch, ids); err != nil {
 			if _, ierr := c.invalidate(ctx, nil, []uint64{fallback}); ierr == nil {
 				err = nil
 			}

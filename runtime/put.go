@@ -23,7 +23,7 @@ func Put[T any](ctx context.Context, ks *Keyspace[T], key Key, v T, tags []strin
 	if len(ids) > maxTags {
 		return
 	}
-	env := appendEnvelope(nil, s.flags, c.cfg.now().UnixMilli(), rep.inc, rep.seq, ids, s.payload)
+	env := appendEnvelope(nil, s.flags, c.cfg.now().Add(s.ttl).UnixMilli(), rep.inc, rep.seq, ids, s.payload)
 	_, err = call(c, context.WithoutCancel(ctx), func(ctx context.Context) (int64, error) {
 		return c.remote.store(ctx, key, leaseKeyOf(key), "", env, s.ttl)
 	})

@@ -174,13 +174,14 @@ type stateKeys struct {
 	keep         int64  // this process's marker retention, µs
 	limit        int    // marker count past which the state starts again
 	newInc       func() uint64
-	channel      string // where invalidations are published: "<ns>:{<ns>}:inv"
+	channel      string // where invalidations are published: "<ns>:{<ns>}:inv[:<db>]"
 	pub          byte   // 'p' PUBLISH, 's' SPUBLISH (Cluster)
+	pubArg       string // the scripts' publish argument: pub, then the channel's ":<db>"
 }
 
 func (s *stateKeys) argv(mode byte, members []string) []any {
 	args := make([]any, 0, 4+len(members))
-	args = append(args, s.newInc(), s.keep, s.limit, string([]byte{mode, s.pub}))
+	args = append(args, s.newInc(), s.keep, s.limit, string(mode)+s.pubArg)
 	for _, m := range members {
 		args = append(args, m)
 	}
@@ -302,7 +303,7 @@ func (r *base) resolve(ctx context.Context, inc uint64, ids []uint64) ([]float64
 }
 
 func (r *base) rotate(ctx context.Context, inc, next uint64) error {
-	return rotateScript.run(ctx, r.rdb, []string{r.st.clock, r.st.marks}, inc, next, string(r.st.pub)).Err()
+	return rotateScript.run(ctx, r.rdb, []string{r.st.clock, r.st.marks}, inc, next, r.st.pubArg).Err()
 }
 
 // single is a single Redis server (or a Sentinel-managed master).

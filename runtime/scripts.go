@@ -93,7 +93,9 @@ var errCorrupt = errors.New("cachegen: corrupt entry")
 // ARGV = new incarnation (used if the state must be created), retention in µs,
 // marker limit, mode ('b' bump, 'e' only make sure the state exists; a
 // second letter 'p' or 's' publishes the bump with PUBLISH or SPUBLISH on
-// "<ns>:{<ns>}:inv", the channel every L1 listens to), marker members... It creates the state when the clock or the incarnation member is
+// "<ns>:{<ns>}:inv" followed by the rest of the argument (":<db>" off
+// database 0: pub/sub channels are server-wide), the channel every L1
+// listens to), marker members... It creates the state when the clock or the incarnation member is
 // missing (lost state: a new incarnation, so every older entry is a miss),
 // takes seq = max(prev+1, server time in µs), sets each marker's score to it,
 // trims markers past the retention and returns {inc, seq, prev}.
@@ -138,7 +140,7 @@ if limit > 0 and redis.call('ZCARD', KEYS[2]) > limit then
 end
 local pub = string.sub(ARGV[4], 2, 2)
 if pub ~= '' then
-  redis.call(pub == 's' and 'SPUBLISH' or 'PUBLISH', string.sub(KEYS[1], 1, -6) .. 'inv',
+  redis.call(pub == 's' and 'SPUBLISH' or 'PUBLISH', string.sub(KEYS[1], 1, -6) .. 'inv' .. string.sub(ARGV[4], 3),
     inc .. ':' .. s .. ':' .. prev .. '|' .. table.concat(ARGV, '', 5))
 end
 return {inc, s, prev}
@@ -159,7 +161,8 @@ redis.call('ZADD', KEYS[2], '+inf', 'inc:' .. ARGV[2])
 local s = string.format('%.0f', seq)
 redis.call('SET', KEYS[1], ARGV[2] .. ':' .. s)
 if ARGV[3] and ARGV[3] ~= '' then
-  redis.call(ARGV[3] == 's' and 'SPUBLISH' or 'PUBLISH', string.sub(KEYS[1], 1, -6) .. 'inv', ARGV[2] .. ':' .. s .. ':0|')
+  redis.call(string.sub(ARGV[3], 1, 1) == 's' and 'SPUBLISH' or 'PUBLISH', string.sub(KEYS[1], 1, -6) .. 'inv' .. string.sub(ARGV[3], 2),
+    ARGV[2] .. ':' .. s .. ':0|')
 end
 return 1
 `)

@@ -22,6 +22,7 @@ type subscription struct {
 
 	gen      atomic.Uint64 // odd: live; even: not live (each change adds one)
 	answered atomic.Int64  // UnixNano of the PING the last PONG answered
+	synced   atomic.Int64  // UnixNano of the last clock read the mirror has caught up with
 	lastGap  atomic.Int64
 	within   int64 // an L1 read needs a PONG to a PING sent this recently (ns, coarse clock)
 }
@@ -87,7 +88,11 @@ func (s *subscription) run() {
 	bound := s.c.cfg.localBound
 	retry := 10 * time.Millisecond
 	for ctx.Err() == nil {
-		ps := s.open(ctx)
+		// The SUBSCRIBE (and the connection's handshake) under a deadline: a
+		// server that accepts and never answers must not hold up Close.
+		octx, ocancel := context.WithTimeout(ctx, max(bound, s.c.cfg.timeout))
+		ps := s.open(octx)
+		ocancel()
 		s.ps.Store(ps)
 		ok := s.session(ctx, ps, bound)
 		s.ps.Store(nil)
@@ -141,10 +146,15 @@ func (s *subscription) session(ctx context.Context, ps *redis.PubSub, bound time
 }
 
 // ping sends a PING every bound/4 and ends the live period when the last
-// answered one was sent more than bound ago.
+// answered one was sent more than bound ago. Each tick also reads the clock
+// and catches the mirror up with it: a message that never arrives (published
+// where this subscription does not listen, e.g. from the node importing the
+// state's slot mid-migration) is then learned from the state itself, so the
+// bound holds whatever pub/sub does.
 func (s *subscription) ping(ctx context.Context, ps *redis.PubSub, bound time.Duration) {
 	t := time.NewTicker(max(bound/4, time.Millisecond))
 	defer t.Stop()
+	s.syncClock(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -156,9 +166,37 @@ func (s *subscription) ping(ctx context.Context, ps *redis.PubSub, bound time.Du
 				return
 			}
 			_ = ps.Ping(ctx, strconv.FormatInt(time.Now().UnixNano(), 10))
+			s.syncClock(ctx)
 		}
 	}
 }
+
+// syncClock reads the clock and brings the mirror up to it; on success every
+// invalidation that returned before the read is in the mirror.
+func (s *subscription) syncClock(ctx context.Context) {
+	c := s.c
+	sent := time.Now().UnixNano()
+	clock, err := call(c, ctx, func(ctx context.Context) (string, error) {
+		v, err := c.rdb.Get(ctx, c.state.clock).Result()
+		if err == redis.Nil {
+			return "", nil
+		}
+		return v, err
+	})
+	if err != nil {
+		return
+	}
+	if inc, n, ok := parseClock(clock); ok {
+		if c.syncMirror(ctx, inc, n) != nil {
+			return
+		}
+	} // no state: nothing was invalidated since it was lost, or its writer recreated it
+	s.synced.Store(sent)
+}
+
+// fresh is the send time of the older of the last answered PING and the last
+// clock read caught up with: an L1 read needs it recent.
+func (s *subscription) fresh() int64 { return min(s.answered.Load(), s.synced.Load()) }
 
 // apply takes one message "<inc>:<seq>:<prev>|<ids>" into the mirror, as if
 // this process had made the invalidation.
