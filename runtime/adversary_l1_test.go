@@ -9,6 +9,7 @@ import (
 	"net"
 	goruntime "runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -424,4 +425,337 @@ func TestAdversaryL1OutlivesRedisEntry(t *testing.T) {
 			t.Fatalf("the L1 served the entry %v (and counting) after Redis had expired it", d)
 		}
 	})
+}
+
+
+// boundedStaleness runs a writer (through wc/wks: write the row, then
+// invalidate its key) and a reader (through rks) on one row for d, calling
+// fault once after d/4, and reports every read that returned a version
+// older than one whose invalidation had returned more than bound before
+// the read began.
+func boundedStaleness(t *testing.T, wc *Cache, wks, rks *Keyspace[*user], src *table, bound, d time.Duration, fault func()) (bad []string, reads, writes int) {
+	t.Helper()
+	ctx := context.Background()
+	type done struct {
+		v  int64
+		at time.Time
+	}
+	var mu = make(chan struct{}, 1)
+	var acked []done
+	stop := make(chan struct{})
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			v := src.write(1)
+			if err := wc.Invalidate(ctx, Invalidation{Keys: []Key{userKey(wks, 1)}}); err == nil {
+				mu <- struct{}{}
+				acked = append(acked, done{v, time.Now()})
+				<-mu
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	faulted := false
+	for time.Since(start) < d {
+		if !faulted && time.Since(start) > d/4 {
+			faulted = true
+			go fault()
+		}
+		invoke := time.Now()
+		u, err := readRow(ctx, rks, src, 1)
+		if err != nil {
+			t.Error(err)
+			break
+		}
+		reads++
+		got, _ := strconv.ParseInt(u.Name, 10, 64)
+		mu <- struct{}{}
+		for _, w := range acked {
+			if w.at.Add(bound).Before(invoke) && got < w.v {
+				bad = append(bad, "read at +"+invoke.Sub(start).Round(time.Millisecond).String()+" got v"+u.Name+
+					", v"+strconv.FormatInt(w.v, 10)+" returned "+invoke.Sub(w.at).Round(time.Millisecond).String()+" before")
+				break
+			}
+		}
+		<-mu
+		time.Sleep(2 * time.Millisecond)
+	}
+	close(stop)
+	<-wdone
+	return bad, reads, len(acked)
+}
+
+// sentinelPair is a reader (a) with an L1 and a writer (b), each its own
+// process, through redis.NewFailoverClient.
+func sentinelPair(t *testing.T) (r *testenv.Replicated, sen *testenv.Sentinel, a, b *Cache, aks, bks *Keyspace[*user], src *table) {
+	r = testenv.StartReplicated(t)
+	sen = r.StartSentinel(t)
+	ns := testNamespace(t)
+	failover := func() *redis.Client {
+		rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: sen.MasterName,
+			SentinelAddrs: []string{sen.Addr()}, ContextTimeoutEnabled: true})
+		t.Cleanup(func() { rdb.Close() })
+		return rdb
+	}
+	a = newTestCache(t, failover(), WithNamespace(ns), WithTimeout(100*time.Millisecond))
+	b = newTestCache(t, failover(), WithNamespace(ns), WithTimeout(100*time.Millisecond))
+	aks, bks = localUserSpace(a, time.Minute), localUserSpace(b, time.Minute)
+	src = newTable(2)
+	waitLive(t, a)
+	waitLive(t, b)
+	waitReplicas(t, b, 1)
+	warmL1(t, a, aks, src, 1)
+	return
+}
+
+// TestAdversaryL1SentinelGracefulFailover: SENTINEL FAILOVER promotes the
+// replica; the old master lives on, still role:master, until Sentinel
+// reconfigures it (about 10s here). go-redis's FailoverClient moves its
+// pool to the new master but not the PubSub connection: the reader's
+// subscription stays on the old master, which keeps answering PINGs, so
+// there is no gap — and the writer's invalidation, published on the new
+// master, never reaches it. The L1 serves the old row for the whole
+// split-brain window (and the missed message is never delivered later).
+func TestAdversaryL1SentinelGracefulFailover(t *testing.T) {
+	ctx := context.Background()
+	r, sen, a, b, aks, bks, src := sentinelPair(t)
+	if err := redis.NewClient(&redis.Options{Addr: sen.Addr()}).Do(ctx, "sentinel", "failover", sen.MasterName).Err(); err != nil {
+		t.Fatal(err)
+	}
+	sen.WaitMaster(t, r.Replica.Addr())
+	want := src.write(1)
+	var err error
+	for range 50 { // until b's client has switched too
+		if err = b.Invalidate(ctx, Invalidation{Keys: []Key{userKey(bks, 1)}}); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+		replayPending(b)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	bound := a.cfg.localBound
+	last, n := staleFor(t, aks, src, 1, want, time.Now(), 4*bound)
+	if n > 0 && last > bound {
+		t.Fatalf("after the failover, %d reads served the old row, the last %v after the invalidation returned (bound %v; gaps %d)",
+			n, last, bound, a.Stats().Get(EventLocalGap))
+	}
+}
+
+// TestAdversaryL1SentinelFrozenMaster: the master freezes (SIGSTOP) for 3s
+// while a writer writes and a reader reads; Sentinel fails over, then the
+// old master thaws. The reader's subscription notices the freeze (a gap),
+// but its resubscription — sent to the master Sentinel named at the time,
+// the frozen one — is answered when that server thaws, still believing it
+// is the master: the L1 is live again on the wrong server and serves old
+// rows past the bound until Sentinel demotes it.
+func TestAdversaryL1SentinelFrozenMaster(t *testing.T) {
+	r, _, a, b, aks, bks, src := sentinelPair(t)
+	bound := a.cfg.localBound
+	bad, reads, writes := boundedStaleness(t, b, bks, aks, src, bound, 8*time.Second, func() {
+		r.Master.Stop()
+		time.Sleep(3 * time.Second)
+		r.Master.Cont()
+	})
+	t.Logf("%d reads (L1 hits %d, gaps %d), %d acknowledged writes", reads, a.Stats().Get(EventLocalHit), a.Stats().Get(EventLocalGap), writes)
+	if len(bad) > 0 {
+		t.Fatalf("%d reads past the bound, e.g. %v", len(bad), bad[:min(3, len(bad))])
+	}
+}
+
+// TestAdversaryL1MirrorLimitChurn (holds if it passes): with a tiny mirror
+// (WithMirrorLimit(4)) every few messages reset the mirror while the
+// reader serves from its L1 and a writer writes the hot row; noise
+// invalidations of unrelated tags keep the resets coming.
+func TestAdversaryL1MirrorLimitChurn(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ns := testNamespace(t)
+		a := newTestCache(t, rdb, WithNamespace(ns), WithMirrorLimit(4))
+		b := newTestCache(t, rdb, WithNamespace(ns), WithMirrorLimit(4))
+		aks, bks := localUserSpace(a, time.Minute), localUserSpace(b, time.Minute)
+		src := newTable(2)
+		waitLive(t, a)
+		waitLive(t, b)
+		stop := make(chan struct{})
+		defer close(stop)
+		bad, reads, writes := boundedStaleness(t, b, bks, aks, src, a.cfg.localBound, 3*time.Second, func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = b.Invalidate(context.Background(), Invalidation{Tags: []string{"noise:" + strconv.Itoa(i), "noise2:" + strconv.Itoa(i)}})
+				time.Sleep(time.Millisecond)
+			}
+		})
+		t.Logf("%d reads (L1 hits %d, gaps %d), %d writes", reads, a.Stats().Get(EventLocalHit), a.Stats().Get(EventLocalGap), writes)
+		if len(bad) > 0 {
+			t.Fatalf("%d reads past the bound, e.g. %v", len(bad), bad[:min(3, len(bad))])
+		}
+	})
+}
+
+// TestAdversaryL1NegativeThenCreated (holds if it passes): a not-found
+// cached in the L1, then the row is created and its key invalidated in
+// another process (and, separately, by the param tag).
+func TestAdversaryL1NegativeThenCreated(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		ctx := context.Background()
+		for how := range 2 {
+			ns := testNamespace(t)
+			a := newTestCache(t, rdb, WithNamespace(ns))
+			b := newTestCache(t, rdb, WithNamespace(ns))
+			aks, bks := localUserSpace(a, time.Minute), localUserSpace(b, time.Minute)
+			src := newTable(0)
+			waitLive(t, a)
+			for range 4 {
+				if _, err := readRow(ctx, aks, src, 5); err == nil {
+					t.Fatal("row 5 exists")
+				}
+				a.waitFills()
+			}
+			if a.Stats().Get(EventLocalHit) == 0 {
+				t.Fatal("the not-found never served from the L1")
+			}
+			src.mu.Lock()
+			src.v[5] = 1
+			src.mu.Unlock()
+			if err := invalidateRow(ctx, b, bks, 5, how); err != nil {
+				t.Fatal(err)
+			}
+			returned := time.Now()
+			for {
+				_, err := readRow(ctx, aks, src, 5)
+				if err == nil {
+					break
+				}
+				if time.Since(returned) > a.cfg.localBound {
+					t.Fatalf("how %d: the created row still not found %v after the invalidation returned", how, time.Since(returned))
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
+}
+
+// TestAdversaryL1CallersOwnValuesEveryPath (holds if it passes, under
+// -race): callers mutate what they got, on every path at once — L1 hits,
+// L2 hits (after invalidations drop the L1 entries), shared loads and
+// fills, and the lease-wait safety valve (a lease held by a load that never
+// ends, so waiters load themselves in one flight).
+func TestAdversaryL1CallersOwnValuesEveryPath(t *testing.T) {
+	ctx := context.Background()
+	rdb := redisClient(t)
+	ns := testNamespace(t)
+	a := newTestCache(t, rdb, WithNamespace(ns), WithLease(3*time.Second, 30*time.Millisecond))
+	b := newTestCache(t, rdb, WithNamespace(ns))
+	aks, bks := localUserSpace(a, time.Minute), localUserSpace(b, time.Minute)
+	src := newTable(6)
+	src.delay = 2 * time.Millisecond
+	waitLive(t, a)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // invalidations: L1 entries die, L2 hits and loads follow
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			id := int64(i % 4)
+			src.write(id)
+			_ = invalidateRow(ctx, b, bks, id, i)
+			time.Sleep(3 * time.Millisecond)
+		}
+	})
+	wg.Go(func() { // row 5: a foreign lease that never fills (safety valve)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			st := currentState(a)
+			lease := leaseKeyOf(userKey(aks, 5))
+			rdb.Set(ctx, lease, "foreign.1|"+strconv.FormatUint(st.inc, 10)+":"+strconv.FormatUint(st.seq, 10), time.Second)
+			_ = b.Invalidate(ctx, Invalidation{Keys: []Key{userKey(bks, 5)}})
+			rdb.Set(ctx, lease, "foreign.1|"+strconv.FormatUint(st.inc, 10)+":"+strconv.FormatUint(st.seq, 10), time.Second)
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	var readers sync.WaitGroup
+	for g := range 16 {
+		readers.Go(func() {
+			for i := range 300 {
+				id := int64((g + i) % 6)
+				u, err := readRow(ctx, aks, src, id)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				u.Name = "mine" // a race report if another caller holds it
+				u.Email = u.Name
+			}
+		})
+	}
+	readers.Wait()
+	close(stop)
+	wg.Wait()
+	t.Logf("L1 hits %d, hits %d, loads %d, lease timeouts %d", a.Stats().Get(EventLocalHit), a.Stats().Get(EventHit),
+		a.Stats().Get(EventLoad), a.Stats().Get(EventLeaseTimeout))
+}
+
+// TestAdversaryL1RestartEmpty (holds if it passes): the single server
+// restarts empty while a reader serves from its L1 and another process
+// writes throughout (the writes after it create a new incarnation).
+func TestAdversaryL1RestartEmpty(t *testing.T) {
+	addr, srv := testenv.StartRedisWith(t)
+	ns := testNamespace(t)
+	a := newTestCache(t, privateClient(t, addr), WithNamespace(ns), WithTimeout(100*time.Millisecond))
+	b := newTestCache(t, privateClient(t, addr), WithNamespace(ns), WithTimeout(100*time.Millisecond))
+	aks, bks := localUserSpace(a, time.Minute), localUserSpace(b, time.Minute)
+	src := newTable(2)
+	waitLive(t, a)
+	warmL1(t, a, aks, src, 1)
+	bad, reads, writes := boundedStaleness(t, b, bks, aks, src, a.cfg.localBound, 4*time.Second, srv.Restart)
+	t.Logf("%d reads (L1 hits %d, gaps %d), %d writes", reads, a.Stats().Get(EventLocalHit), a.Stats().Get(EventLocalGap), writes)
+	if len(bad) > 0 {
+		t.Fatalf("%d reads past the bound, e.g. %v", len(bad), bad[:min(3, len(bad))])
+	}
+}
+
+// TestAdversaryL1ClusterStateMasterRestartEmpty (holds if it passes): the
+// master holding the state's slot (and the channel) restarts empty while a
+// reader serves from its L1 and another process writes.
+func TestAdversaryL1ClusterStateMasterRestartEmpty(t *testing.T) {
+	addrs := testenv.StartCluster(t)
+	admin := privateCluster(t, addrs, 16)
+	ns := testNamespace(t)
+	a := newTestCache(t, privateCluster(t, addrs, 16), WithNamespace(ns), WithTimeout(100*time.Millisecond))
+	b := newTestCache(t, privateCluster(t, addrs, 16), WithNamespace(ns), WithTimeout(100*time.Millisecond))
+	aks, bks := localUserSpace(a, time.Minute), localUserSpace(b, time.Minute)
+	src := newTable(2)
+	waitLive(t, a)
+	warmL1(t, a, aks, src, 1)
+	sm := masterOf(t, admin, a.state.clock)
+	node := 0
+	for i, addr := range addrs {
+		if addr == sm {
+			node = i
+		}
+	}
+	bad, reads, writes := boundedStaleness(t, b, bks, aks, src, a.cfg.localBound, 10*time.Second, func() { testenv.RestartNodeEmpty(t, addrs, node) })
+	t.Logf("%d reads (L1 hits %d, gaps %d), %d writes", reads, a.Stats().Get(EventLocalHit), a.Stats().Get(EventLocalGap), writes)
+	if len(bad) > 0 {
+		t.Fatalf("%d reads past the bound, e.g. %v", len(bad), bad[:min(3, len(bad))])
+	}
 }

@@ -243,6 +243,7 @@ func TestAdversaryResolveLearnsAcrossReset(t *testing.T) {
 			if _, hit, _ := lookup3(ctx, ksW, k2); !hit {
 				t.Fatal("K2 not cached")
 			}
+			cW.waitFills() // W's fills run after its callers returned; R must find them
 			if err := cW.Invalidate(ctx, Invalidation{Tags: []string{"unrelated"}}); err != nil {
 				t.Fatal(err)
 			}

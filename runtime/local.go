@@ -24,8 +24,8 @@ type l1 struct {
 	resolving atomic.Bool // one lookup of L1-only markers at a time
 }
 
-// l1Resolution is the coarse clock's: an entry's lifetime is shortened by it,
-// so that it never outlives its Redis entry.
+// l1Resolution is the coarse clock's, which otter's own expiry uses (to
+// evict); whether an entry may be served is decided on the precise time.
 const l1Resolution = 10 * time.Millisecond
 
 // l1Item is what the store holds: an *l1Entry[T] of the key's keyspace.
@@ -36,16 +36,17 @@ type l1Item interface {
 
 // l1Entry is one value with what its Redis entry depended on.
 type l1Entry[T any] struct {
-	key     Key // two keys of one hash only ever evict each other
-	v       T
-	err     error    // a cached not-found
-	inc, f  uint64   // the Redis entry's incarnation and fill seq
-	ids     []uint64 // every marker it depends on
-	sgen    uint64   // the subscription's generation it was made under
-	mgen    uint64   // the mirror's generation it was judged against
-	checked atomic.Uint64
-	life    time.Duration
-	size    uint32
+	key      Key // two keys of one hash only ever evict each other
+	v        T
+	err      error    // a cached not-found
+	inc, f   uint64   // the Redis entry's incarnation and fill seq
+	ids      []uint64 // every marker it depends on
+	sgen     uint64   // the subscription's generation it was made under
+	mgen     uint64   // the mirror's generation it was judged against
+	checked  atomic.Uint64
+	life     time.Duration
+	deadline int64 // UnixNano past which it is not served
+	size     uint32
 }
 
 func (e *l1Entry[T]) lifetime() time.Duration { return e.life }
@@ -106,8 +107,10 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
 		return v, nil, false
 	}
 	// The watchdog ticks every bound/4; this read-time check makes the bound
-	// exact: the coarse clock lags by at most its resolution.
-	if l.clock.NowNano()-l.sub.fresh() > l.sub.within {
+	// exact, and the entry's own deadline keeps it within its Redis entry's
+	// life. Both read the precise time: a coarse clock lags without limit
+	// when its goroutine is starved of CPU.
+	if now := time.Now().UnixNano(); now-l.sub.fresh() > l.sub.within || now > e.deadline {
 		return v, nil, false
 	}
 	m := &ks.c.mirror
@@ -145,7 +148,7 @@ func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err err
 		ids = append(ids, env.tagAt(i))
 	}
 	e := &l1Entry[T]{key: key, v: v, err: err, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
-		life: life, size: uint32(min(len(key)+len(env.payload)+64+8*len(ids), 1<<30))}
+		life: life, deadline: time.Now().Add(life).UnixNano(), size: uint32(min(len(key)+len(env.payload)+64+8*len(ids), 1<<30))}
 	e.checked.Store(^uint64(0)) // judged on its first read
 	m := &ks.c.mirror
 	if !m.judgeLocal(e.inc, e.f, e.mgen, ids) {

@@ -138,9 +138,10 @@ func (s *subscription) session(ctx context.Context, ps *redis.PubSub, bound time
 				s.answered.Store(t)
 			}
 		case *redis.Subscription:
-			if strings.HasSuffix(m.Kind, "unsubscribe") { // e.g. the slot moved away
-				return true
-			}
+			// An unsubscribe (the slot moved away) or a new confirmation
+			// (go-redis reconnected by itself, e.g. inside a PING): either
+			// way messages may have been missed in between.
+			return true
 		}
 	}
 }
