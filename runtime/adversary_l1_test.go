@@ -427,7 +427,6 @@ func TestAdversaryL1OutlivesRedisEntry(t *testing.T) {
 	})
 }
 
-
 // boundedStaleness runs a writer (through wc/wks: write the row, then
 // invalidate its key) and a reader (through rks) on one row for d, calling
 // fault once after d/4, and reports every read that returned a version
