@@ -222,16 +222,7 @@ func TestLocalNetworkCut(t *testing.T) {
 	b := newTestCache(t, brdb, WithNamespace(ns))
 	aks, bks := localUserSpace(a, time.Minute), localUserSpace(b, time.Minute)
 	waitLive(t, a)
-	for range 3 {
-		if _, err := readRow(ctx, aks, src, 1); err != nil {
-			t.Fatal(err)
-		}
-		a.waitFills()
-	}
-	l0 := a.Stats().Get(EventLocalHit)
-	if _, err := readRow(ctx, aks, src, 1); err != nil || a.Stats().Get(EventLocalHit) == l0 {
-		t.Fatalf("no L1 hit before the cut (%v)", err)
-	}
+	warmL1(t, a, aks, src, 1)
 	p.set(proxyHang)
 	want := src.write(1)
 	if err := b.Invalidate(ctx, Invalidation{Keys: []Key{userKey(bks, 1)}}); err != nil {
@@ -388,16 +379,7 @@ func TestLocalOwnUndeliveredInvalidation(t *testing.T) {
 	ks := localUserSpace(c, time.Minute)
 	src := newTable(1)
 	waitLive(t, c)
-	for range 3 {
-		if _, err := readRow(ctx, ks, src, 0); err != nil {
-			t.Fatal(err)
-		}
-		c.waitFills()
-	}
-	l0 := c.Stats().Get(EventLocalHit)
-	if _, err := readRow(ctx, ks, src, 0); err != nil || c.Stats().Get(EventLocalHit) == l0 {
-		t.Fatalf("no L1 hit before the write (%v)", err)
-	}
+	warmL1(t, c, ks, src, 0)
 	p.set(proxyRefuse)
 	want := strconv.FormatInt(src.write(0), 10)
 	_ = c.Invalidate(ctx, Invalidation{Keys: []Key{userKey(ks, 0)}}) // refused: queued
