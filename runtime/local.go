@@ -68,8 +68,9 @@ func (c *Cache) localOn() *l1 {
 		l.sub.init(c, l)
 		c.l1.Store(l)
 		c.background(func() {
-			l.sub.run()
+			l.sub.run() // until Close
 			l.clock.Stop()
+			l.store.StopAllGoroutines()
 		})
 	})
 	return c.l1.Load()
