@@ -45,7 +45,7 @@ type l1Entry[T any] struct {
 	mgen     uint64   // the mirror's generation it was judged against
 	checked  atomic.Uint64
 	life     time.Duration
-	deadline int64 // UnixNano past which it is not served
+	deadline int64 // monoNow past which it is not served
 	size     uint32
 }
 
@@ -111,7 +111,7 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
 	// exact, and the entry's own deadline keeps it within its Redis entry's
 	// life. Both read the precise time: a coarse clock lags without limit
 	// when its goroutine is starved of CPU.
-	if now := time.Now().UnixNano(); now-l.sub.fresh() > l.sub.within || now > e.deadline {
+	if now := monoNow(); now-l.sub.fresh() > l.sub.within || now > e.deadline {
 		return v, nil, false
 	}
 	m := &ks.c.mirror
@@ -149,7 +149,7 @@ func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err err
 		ids = append(ids, env.tagAt(i))
 	}
 	e := &l1Entry[T]{key: key, v: v, err: err, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
-		life: life, deadline: time.Now().Add(life).UnixNano(), size: uint32(min(len(key)+len(env.payload)+64+8*len(ids), 1<<30))}
+		life: life, deadline: monoNow() + int64(life), size: uint32(min(len(key)+len(env.payload)+64+8*len(ids), 1<<30))}
 	e.checked.Store(^uint64(0)) // judged on its first read
 	m := &ks.c.mirror
 	if !m.judgeLocal(e.inc, e.f, e.mgen, ids) {

@@ -21,8 +21,8 @@ type subscription struct {
 	ps atomic.Pointer[redis.PubSub]
 
 	gen      atomic.Uint64 // odd: live; even: not live (each change adds one)
-	answered atomic.Int64  // UnixNano of the PING the last PONG answered
-	synced   atomic.Int64  // UnixNano of the last clock read the mirror has caught up with
+	answered atomic.Int64  // monoNow of the PING the last PONG answered
+	synced   atomic.Int64  // monoNow of the last clock read the mirror has caught up with
 	lastGap  atomic.Int64
 	within   int64 // an L1 read needs a PONG to a PING sent this recently (ns, coarse clock)
 }
@@ -43,7 +43,7 @@ func (s *subscription) liveGen() uint64 {
 
 // up marks the subscription live (the server confirmed it).
 func (s *subscription) up() {
-	s.answered.Store(time.Now().UnixNano())
+	s.answered.Store(monoNow())
 	if g := s.gen.Load(); g&1 == 0 {
 		s.gen.CompareAndSwap(g, g+1)
 	}
@@ -61,7 +61,7 @@ func (s *subscription) down(why string) {
 		}
 	}
 	s.l.clear()
-	s.lastGap.Store(time.Now().UnixNano())
+	s.lastGap.Store(monoNow())
 	s.c.emit(EventLocalGap, "", nil)
 	s.c.cfg.logger.Debug("cachegen: invalidation subscription lost; the in-process cache is off until it is back", "why", why)
 }
@@ -160,13 +160,13 @@ func (s *subscription) ping(ctx context.Context, ps *redis.PubSub, bound time.Du
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-t.C:
-			if now.UnixNano()-s.answered.Load() > int64(bound) {
+		case <-t.C:
+			if monoNow()-s.answered.Load() > int64(bound) {
 				s.down("no PONG within the bound")
 				_ = ps.Close() // the session ends and starts over
 				return
 			}
-			_ = ps.Ping(ctx, strconv.FormatInt(time.Now().UnixNano(), 10))
+			_ = ps.Ping(ctx, strconv.FormatInt(monoNow(), 10))
 			s.syncClock(ctx)
 		}
 	}
@@ -176,7 +176,7 @@ func (s *subscription) ping(ctx context.Context, ps *redis.PubSub, bound time.Du
 // invalidation that returned before the read is in the mirror.
 func (s *subscription) syncClock(ctx context.Context) {
 	c := s.c
-	sent := time.Now().UnixNano()
+	sent := monoNow()
 	clock, err := call(c, ctx, func(ctx context.Context) (string, error) {
 		v, err := c.rdb.Get(ctx, c.state.clock).Result()
 		if err == redis.Nil {
@@ -227,3 +227,10 @@ func (s *subscription) apply(p string) {
 	}
 	s.c.mirror.applyOwn(r, list)
 }
+
+// monoBase anchors monoNow: the monotonic clock only (one vDSO read; a
+// time.Now is two), for the L1's freshness and deadline checks.
+var monoBase = time.Now()
+
+// monoNow is the monotonic time in ns since monoBase.
+func monoNow() int64 { return int64(time.Since(monoBase)) }
