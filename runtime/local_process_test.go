@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -80,69 +79,35 @@ func localCoherence(t *testing.T, addrs []string) {
 	ns := testNamespace(t)
 	start := time.Now().Add(1500 * time.Millisecond)
 	paths := []string{filepath.Join(dir, "init.jsonl")}
-	var cmds []*exec.Cmd
-	var outs []*strings.Builder
 	for p := range localProcs {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(),
-			"CACHEGEN_LOCAL_CHILD="+strconv.Itoa(p),
-			"CACHEGEN_LOCAL_DIR="+dir,
-			"CACHEGEN_LOCAL_REDIS="+strings.Join(addrs, ","),
-			"CACHEGEN_LOCAL_DB="+dbURL,
-			"CACHEGEN_LOCAL_TABLE="+table,
-			"CACHEGEN_LOCAL_NS="+ns,
-			"CACHEGEN_LOCAL_START="+strconv.FormatInt(start.UnixNano(), 10))
-		out := &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds, outs = append(cmds, cmd), append(outs, out)
 		paths = append(paths, filepath.Join(dir, fmt.Sprintf("p%d.jsonl", p)))
-	}
-	exited := make(chan error, localProcs)
-	for _, cmd := range cmds {
-		go func() { exited <- cmd.Wait() }()
 	}
 	// The fault: every subscription connection killed about once a second
 	// (after the first second, so the L1s are at work first).
 	kills := 0
-	tick := time.NewTicker(900 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(time.Until(start) + localRun + 30*time.Second)
-	var childErrs []error
-	for running := localProcs; running > 0; {
-		select {
-		case err := <-exited:
-			running--
-			if err != nil {
-				childErrs = append(childErrs, err)
-			}
-		case <-tick.C:
-			if time.Since(start) > time.Second {
-				for _, a := range addrs {
-					n, err := testenv.KillClients(a, "pubsub")
-					if err != nil {
-						t.Fatal(err)
-					}
-					kills += n
+	outs, childErrs := runChildren(t, localProcs, func(p int) []string {
+		return []string{
+			"CACHEGEN_LOCAL_CHILD=" + strconv.Itoa(p),
+			"CACHEGEN_LOCAL_DIR=" + dir,
+			"CACHEGEN_LOCAL_REDIS=" + strings.Join(addrs, ","),
+			"CACHEGEN_LOCAL_DB=" + dbURL,
+			"CACHEGEN_LOCAL_TABLE=" + table,
+			"CACHEGEN_LOCAL_NS=" + ns,
+			"CACHEGEN_LOCAL_START=" + strconv.FormatInt(start.UnixNano(), 10)}
+	}, time.Until(start)+localRun+30*time.Second, 900*time.Millisecond, func() {
+		if time.Since(start) > time.Second {
+			for _, a := range addrs {
+				n, err := testenv.KillClients(a, "pubsub")
+				if err != nil {
+					t.Fatal(err)
 				}
+				kills += n
 			}
-		case <-deadline:
-			for _, cmd := range cmds {
-				_ = cmd.Process.Kill()
-			}
-			t.Fatal("the processes did not finish in time")
 		}
-	}
+	})
 	var localHits int64
 	for p, out := range outs {
-		line := ""
-		for _, l := range strings.Split(out.String(), "\n") {
-			if strings.HasPrefix(l, "local:") {
-				line = l
-			}
-		}
+		line := lastLine(out, "local:")
 		if line == "" || len(childErrs) > 0 {
 			t.Fatalf("process %d (%v):\n%s", p, childErrs, out)
 		}

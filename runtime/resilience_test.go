@@ -18,7 +18,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -1120,69 +1119,35 @@ func TestHistories(t *testing.T) {
 
 	ns := testNamespace(t)
 	start := time.Now().Add(time.Second) // every child is up by then
-	cmds := make([]*exec.Cmd, historyProcs)
-	outs := make([]*strings.Builder, historyProcs)
 	paths := []string{filepath.Join(dir, "init.jsonl")}
-	for p := range cmds {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(),
-			"CACHEGEN_HISTORY_CHILD="+strconv.Itoa(p),
-			"CACHEGEN_HISTORY_DIR="+dir,
-			"CACHEGEN_HISTORY_REDIS="+addr,
-			"CACHEGEN_HISTORY_DB="+dbURL,
-			"CACHEGEN_HISTORY_TABLE="+table,
-			"CACHEGEN_HISTORY_NS="+ns,
-			"CACHEGEN_HISTORY_START="+strconv.FormatInt(start.UnixNano(), 10))
-		outs[p] = &strings.Builder{}
-		cmd.Stdout, cmd.Stderr = outs[p], outs[p]
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		cmds[p] = cmd
+	for p := range historyProcs {
 		paths = append(paths, filepath.Join(dir, fmt.Sprintf("p%d.jsonl", p)))
-	}
-	exited := make(chan error, historyProcs)
-	for _, cmd := range cmds {
-		go func() { exited <- cmd.Wait() }()
 	}
 	// The fault: every normal connection to Redis killed every ~250ms, until
 	// every child has exited (bounded: the children run for historyRun).
 	kills, killed := 0, 0
-	deadline := time.After(time.Until(start) + historyRun + 20*time.Second)
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	var childErrs []error
-	for running := historyProcs; running > 0; {
-		select {
-		case err := <-exited:
-			running--
+	outs, childErrs := runChildren(t, historyProcs, func(p int) []string {
+		return []string{
+			"CACHEGEN_HISTORY_CHILD=" + strconv.Itoa(p),
+			"CACHEGEN_HISTORY_DIR=" + dir,
+			"CACHEGEN_HISTORY_REDIS=" + addr,
+			"CACHEGEN_HISTORY_DB=" + dbURL,
+			"CACHEGEN_HISTORY_TABLE=" + table,
+			"CACHEGEN_HISTORY_NS=" + ns,
+			"CACHEGEN_HISTORY_START=" + strconv.FormatInt(start.UnixNano(), 10)}
+	}, time.Until(start)+historyRun+20*time.Second, 250*time.Millisecond, func() {
+		if time.Now().After(start) {
+			n, err := testenv.KillClients(addr, "normal")
 			if err != nil {
-				childErrs = append(childErrs, err)
+				t.Fatal(err)
 			}
-		case <-tick.C:
-			if time.Now().After(start) {
-				n, err := testenv.KillClients(addr, "normal")
-				if err != nil {
-					t.Fatal(err)
-				}
-				kills++
-				killed += n
-			}
-		case <-deadline:
-			for _, cmd := range cmds {
-				_ = cmd.Process.Kill()
-			}
-			t.Fatalf("the history processes did not finish in time")
+			kills++
+			killed += n
 		}
-	}
+	})
 	var summary []string
 	for p, out := range outs {
-		line := ""
-		for _, l := range strings.Split(out.String(), "\n") {
-			if strings.HasPrefix(l, "history:") {
-				line = l
-			}
-		}
+		line := lastLine(out, "history:")
 		if line == "" || len(childErrs) > 0 {
 			t.Fatalf("process %d (%v):\n%s", p, childErrs, out)
 		}
