@@ -111,7 +111,7 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
 	// exact, and the entry's own deadline keeps it within its Redis entry's
 	// life. Both read the precise time: a coarse clock lags without limit
 	// when its goroutine is starved of CPU.
-	if now := monoNow(); now-l.sub.fresh() > l.sub.within || now > e.deadline {
+	if now := monoNow(); now-l.sub.fresh() > int64(ks.c.cfg.localBound) || now > e.deadline {
 		return v, nil, false
 	}
 	m := &ks.c.mirror
@@ -127,6 +127,16 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
 		v = ks.spec.Clone(v)
 	}
 	return v, e.err, true
+}
+
+// localRead is an L1 hit as a Read, counted.
+func (ks *Keyspace[T]) localRead(key Key) (Read[T], bool) {
+	v, err, ok := ks.localGet(key)
+	if !ok {
+		return Read[T]{}, false
+	}
+	ks.c.emit(EventLocalHit, ks.label, nil)
+	return Read[T]{Value: v, Err: err, Hit: true}, true
 }
 
 // localPut keeps v (which the caller no longer uses: pass a copy) for key,

@@ -36,9 +36,8 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 	var st l1Start
 	if ks.spec.Local > 0 {
 		if local {
-			if v, err, ok := ks.localGet(key); ok {
-				c.emit(EventLocalHit, ks.label, nil)
-				return Read[T]{Value: v, Err: err, Hit: true}
+			if r, ok := ks.localRead(key); ok {
+				return r
 			}
 		}
 		st = ks.localStart() // before Redis is asked: see localPut
@@ -131,9 +130,8 @@ func (c *Cache) hit(ctx context.Context, key Key) (raw string, found bool, clock
 func LookupBytes[T any](ctx context.Context, ks *Keyspace[T], b []byte) Read[T] {
 	b = append(b, '}')
 	if ks.spec.Local > 0 {
-		if v, err, ok := ks.localGet(Key(unsafe.String(unsafe.SliceData(b), len(b)))); ok {
-			ks.c.emit(EventLocalHit, ks.label, nil)
-			return Read[T]{Value: v, Err: err, Hit: true}
+		if r, ok := ks.localRead(Key(unsafe.String(unsafe.SliceData(b), len(b)))); ok {
+			return r
 		}
 	}
 	return lookup(ctx, ks, Key(b), false)

@@ -12,9 +12,10 @@ import (
 
 // subscription listens to the invalidations every process publishes (see
 // invalidateScript) and applies them to the mirror. It is live while the
-// server has confirmed the subscription and answered a PING sent less than
-// the bound ago; each gap (a failed connection, a server-side unsubscribe, a
-// bound without a PONG) starts a new generation, which kills every L1 entry.
+// server has confirmed the subscription; an L1 read also needs a PONG and a
+// caught-up clock read sent less than the bound ago (fresh). Each gap (a
+// failed connection, a server-side (un)subscribe, a bound without a PONG)
+// starts a new generation, which kills every L1 entry.
 type subscription struct {
 	c  *Cache
 	l  *l1
@@ -23,14 +24,9 @@ type subscription struct {
 	gen      atomic.Uint64 // odd: live; even: not live (each change adds one)
 	answered atomic.Int64  // monoNow of the PING the last PONG answered
 	synced   atomic.Int64  // monoNow of the last clock read the mirror has caught up with
-	lastGap  atomic.Int64
-	within   int64 // an L1 read needs a PONG to a PING sent this recently (ns, coarse clock)
 }
 
-func (s *subscription) init(c *Cache, l *l1) {
-	s.c, s.l = c, l
-	s.within = int64(max(c.cfg.localBound-2*l1Resolution, c.cfg.localBound/2))
-}
+func (s *subscription) init(c *Cache, l *l1) { s.c, s.l = c, l }
 
 // liveGen is the generation while live, 0 when not.
 func (s *subscription) liveGen() uint64 {
@@ -61,7 +57,6 @@ func (s *subscription) down(why string) {
 		}
 	}
 	s.l.clear()
-	s.lastGap.Store(monoNow())
 	s.c.emit(EventLocalGap, "", nil)
 	s.c.cfg.logger.Debug("cachegen: invalidation subscription lost; the in-process cache is off until it is back", "why", why)
 }
@@ -123,8 +118,15 @@ func (s *subscription) session(ctx context.Context, ps *redis.PubSub, bound time
 	}
 	s.up()
 	pctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go s.ping(pctx, ps, bound)
+	pinged := make(chan struct{})
+	go func() {
+		defer close(pinged)
+		s.ping(pctx, ps, bound)
+	}()
+	defer func() { // Close waits for run, run for this: no goroutine outlives the Cache
+		stop()
+		<-pinged
+	}()
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, bound)
 		if err != nil {
