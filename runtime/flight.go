@@ -68,7 +68,11 @@ func (g *flightGroup) do(ctx context.Context, k flightKey, fn func(ctx context.C
 	}
 	f.waiters++
 	g.mu.Unlock()
+	return g.wait(ctx, f)
+}
 
+// wait is a joined caller's wait for f (it counts among f's waiters).
+func (g *flightGroup) wait(ctx context.Context, f *flight) (any, error) {
 	select {
 	case <-f.done:
 		if f.panic != nil {
@@ -79,6 +83,33 @@ func (g *flightGroup) do(ctx context.Context, k flightKey, fn func(ctx context.C
 		g.leave(f)
 		return nil, ctx.Err()
 	}
+}
+
+// claim is do in two steps, for a batch that resolves many flights with one
+// load: it joins k's flight (own false: wait for it) or opens one owned by the
+// caller (own true: end it with finish). cancel is the owned flight's; it
+// runs when every caller has left, or at finish.
+func (g *flightGroup) claim(k flightKey, cancel context.CancelFunc) (f *flight, own bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = make(map[flightKey]*flight)
+	}
+	if f, ok := g.m[k]; ok {
+		f.waiters++
+		return f, false
+	}
+	f = &flight{done: make(chan struct{}), cancel: cancel, waiters: 1}
+	g.m[k] = f
+	return f, true
+}
+
+// finish ends an owned flight with its result (or a panic for its callers).
+func (g *flightGroup) finish(k flightKey, f *flight, val any, p any) {
+	f.val, f.panic = val, p
+	g.close(k, f)
+	f.cancel()
+	close(f.done)
 }
 
 // leave drops a caller of f; the last one to go cancels the load.
@@ -106,11 +137,7 @@ func (g *flightGroup) close(k flightKey, f *flight) {
 func (g *flightGroup) run(ctx context.Context, k flightKey, f *flight, fn func(context.Context, func()) (any, error)) {
 	defer func() {
 		if r := recover(); r != nil {
-			// Re-panicked in every caller; keep the loader's stack in the value.
-			f.panic = fmt.Errorf("cachegen: loader panicked: %v\n\n%s", r, debug.Stack())
-			if err, ok := r.(error); ok {
-				f.panic = fmt.Errorf("cachegen: loader panicked: %w\n\n%s", err, debug.Stack())
-			}
+			f.panic = loaderPanic(r)
 		}
 		g.close(k, f)
 		f.cancel()
@@ -230,3 +257,42 @@ func (g *hitGroup) send(ctx context.Context, c *Cache, key Key, sh *hitShard, hc
 }
 
 var hitSeed = maphash.MakeSeed()
+
+// loaderPanic is a recovered panic of a source call as it is re-panicked in
+// every caller: the loader's stack kept in the value.
+func loaderPanic(r any) error {
+	if err, ok := r.(error); ok {
+		return fmt.Errorf("cachegen: loader panicked: %w\n\n%s", err, debug.Stack())
+	}
+	return fmt.Errorf("cachegen: loader panicked: %v\n\n%s", r, debug.Stack())
+}
+
+// awaitFills waits for this process's fills of keys still on their way
+// (hitGroup.filling), all within one time budget: a batch lookup, like a
+// single one, reads its own fills.
+func (g *hitGroup) awaitFills(ctx context.Context, c *Cache, keys []Key) {
+	var t *time.Timer
+	for _, k := range keys {
+		sh := g.shard(k)
+		sh.mu.Lock()
+		var ch chan struct{}
+		if len(sh.fills) != 0 {
+			ch = sh.fills[k]
+		}
+		sh.mu.Unlock()
+		if ch == nil {
+			continue
+		}
+		if t == nil {
+			t = time.NewTimer(c.cfg.timeout)
+			defer t.Stop()
+		}
+		select {
+		case <-ch:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,7 +61,26 @@ type loaded[T any] struct {
 	encoded bool
 	orig    T // a copy of v nobody is given, to clone for the others
 	hasOrig bool
+	absent  bool // a batch load's id the source did not return
 	taken   atomic.Bool
+}
+
+// negative reports a result a batch read leaves out of its map: an id the
+// source did not return, a nil result, the keyspace's not-found error, a
+// negative entry.
+func (r *loaded[T]) negative(ks *Keyspace[T], v T, err error) bool {
+	if r.absent || (r.encoded && r.env.flags&(flagNil|flagNotFound) != 0) {
+		return true
+	}
+	return ks.absentResult(v, err)
+}
+
+// absentResult reports a method result that stands for "not found".
+func (ks *Keyspace[T]) absentResult(v T, err error) bool {
+	if err != nil {
+		return ks.spec.NotFound != nil && errors.Is(err, ks.spec.NotFound)
+	}
+	return ks.spec.IsNil != nil && ks.spec.IsNil(v)
 }
 
 func (r *loaded[T]) take(ks *Keyspace[T]) (T, error) {
@@ -320,11 +340,16 @@ func (ks *Keyspace[T]) callSource(ctx context.Context, l Loader[T]) (T, error) {
 		}
 	}()
 	v, err := l.Load(ctx)
+	ks.loaded(start, err)
+	return v, err
+}
+
+// loaded counts one source call.
+func (ks *Keyspace[T]) loaded(start time.Time, err error) {
 	ks.c.stats[EventLoad].Add(1)
 	if o := ks.c.cfg.observer; o != nil {
 		o(Event{Kind: EventLoad, Keyspace: ks.label, Err: err, Duration: time.Since(start)})
 	}
-	return v, err
 }
 
 // loadAndFill calls the source as the leaseholder and stores what it returned

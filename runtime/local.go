@@ -39,6 +39,7 @@ type l1Entry[T any] struct {
 	key      Key // two keys of one hash only ever evict each other
 	v        T
 	err      error    // a cached not-found
+	neg      bool     // a negative entry (nil or not-found): absent from a batch read
 	inc, f   uint64   // the Redis entry's incarnation and fill seq
 	ids      []uint64 // every marker it depends on
 	sgen     uint64   // the subscription's generation it was made under
@@ -91,34 +92,34 @@ func (ks *Keyspace[T]) localStart() l1Start {
 
 // localGet serves key from the L1 when its entry is still valid; the caller
 // gets its own copy.
-func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
+func (ks *Keyspace[T]) localGet(key Key) (v T, err error, neg, ok bool) {
 	l := ks.c.l1.Load()
 	if l == nil || ks.c.brk.open.Load() {
 		// An open breaker may hold an invalidation of ours that Redis has
 		// not taken yet (pending.go): reads go to the source meanwhile.
-		return v, nil, false
+		return v, nil, false, false
 	}
 	h := maphash.String(l.seed, string(key))
 	it, found := l.store.GetIfPresent(h)
 	if !found {
-		return v, nil, false
+		return v, nil, false, false
 	}
 	e, isT := it.(*l1Entry[T])
 	if !isT || e.key != key || e.sgen == 0 || l.sub.liveGen() != e.sgen {
-		return v, nil, false
+		return v, nil, false, false
 	}
 	// The watchdog ticks every bound/4; this read-time check makes the bound
 	// exact, and the entry's own deadline keeps it within its Redis entry's
 	// life. Both read the precise time: a coarse clock lags without limit
 	// when its goroutine is starved of CPU.
 	if now := monoNow(); now-l.sub.fresh() > int64(ks.c.cfg.localBound) || now > e.deadline {
-		return v, nil, false
+		return v, nil, false, false
 	}
 	m := &ks.c.mirror
 	if ver := m.ver.Load(); e.checked.Load() != ver {
 		if !m.judgeLocal(e.inc, e.f, e.mgen, e.ids) {
 			l.store.Invalidate(h)
-			return v, nil, false
+			return v, nil, false, false
 		}
 		e.checked.Store(ver)
 	}
@@ -126,12 +127,12 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, err error, ok bool) {
 	if ks.spec.Clone != nil {
 		v = ks.spec.Clone(v)
 	}
-	return v, e.err, true
+	return v, e.err, e.neg, true
 }
 
 // localRead is an L1 hit as a Read, counted.
 func (ks *Keyspace[T]) localRead(key Key) (Read[T], bool) {
-	v, err, ok := ks.localGet(key)
+	v, err, _, ok := ks.localGet(key)
 	if !ok {
 		return Read[T]{}, false
 	}
@@ -158,7 +159,7 @@ func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err err
 	for i := range nt {
 		ids = append(ids, env.tagAt(i))
 	}
-	e := &l1Entry[T]{key: key, v: v, err: err, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
+	e := &l1Entry[T]{key: key, v: v, err: err, neg: env.flags&(flagNil|flagNotFound) != 0, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
 		life: life, deadline: monoNow() + int64(life), size: uint32(min(len(key)+len(env.payload)+64+8*len(ids), 1<<30))}
 	e.checked.Store(^uint64(0)) // judged on its first read
 	m := &ks.c.mirror

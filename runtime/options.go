@@ -29,6 +29,8 @@ type config struct {
 	maxMarks         int
 	localBytes       int64
 	localBound       time.Duration
+	batchChunk       int
+	batchParallel    int
 }
 
 func defaultConfig() config {
@@ -37,6 +39,8 @@ func defaultConfig() config {
 		timeout:         100 * time.Millisecond,
 		leaseTTL:        3 * time.Second,
 		leaseWait:       3 * time.Second,
+		batchChunk:      500,
+		batchParallel:   4,
 		pollMin:         2 * time.Millisecond,
 		pollMax:         50 * time.Millisecond,
 		maxTTL:          24 * time.Hour,
@@ -142,6 +146,26 @@ func WithLocalBound(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {
 			c.localBound = d
+		}
+	}
+}
+
+// WithBatchChunk caps the ids of one source call of a batch read (default
+// 500): a batch that misses more ids calls the source once per chunk.
+func WithBatchChunk(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.batchChunk = n
+		}
+	}
+}
+
+// WithBatchParallel caps the chunks of one batch read loaded at once
+// (default 4).
+func WithBatchParallel(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.batchParallel = n
 		}
 	}
 }

@@ -43,6 +43,12 @@ type remote interface {
 	resolve(ctx context.Context, inc uint64, ids []uint64) (scores []float64, ok bool, err error)
 	// rotate replaces the incarnation inc with a new one unless already done.
 	rotate(ctx context.Context, inc, next uint64) error
+	// hitMany, lookMany, fillMany and unfillMany are the batch forms of hit,
+	// look, fill and unfill (remote_batch.go).
+	hitMany(ctx context.Context, keys []Key) (manyHit, error)
+	lookMany(ctx context.Context, keys []Key, leases, values []string) ([]lookResult, []error, string, error)
+	fillMany(ctx context.Context, fs []*fillArgs) ([]fillOutcome, error)
+	unfillMany(ctx context.Context, fs []*fillArgs) error
 	// replicas is the number of replicas of the state's master, and that
 	// master's replication id (it changes when a replica is promoted).
 	replicas(ctx context.Context) (int, string, error)
@@ -77,7 +83,10 @@ func queueLook(ctx context.Context, p redis.Pipeliner, key Key, lease, value str
 	set := p.Do(ctx, "set", lease, value, "NX", "GET", "PX", leaseMs)
 	entry := p.Get(ctx, string(key))
 	handoff := p.Get(ctx, handoffKeyOf(key))
-	clock := p.Get(ctx, clockKey)
+	var clock *redis.StringCmd
+	if clockKey != "" { // "": the batch look reads one clock for all its keys
+		clock = p.Get(ctx, clockKey)
+	}
 	return func() (lookResult, error) {
 		var r lookResult
 		old, err := set.Text()
@@ -99,6 +108,9 @@ func queueLook(ctx context.Context, p redis.Pipeliner, key Key, lease, value str
 			r.hasHandoff = true
 		} else if e != redis.Nil && !isReply(e) {
 			return r, e
+		}
+		if clock == nil {
+			return r, nil
 		}
 		if c, e := clock.Result(); e == nil {
 			r.clock = c
@@ -270,6 +282,9 @@ func waitReply(cmd *redis.Cmd, acks int) error {
 // errNotReplicated: an invalidation ran on the master but no replica has it
 // yet, so a failover could lose it; it is replayed like an undelivered one.
 var errNotReplicated = errors.New("cachegen: invalidation not acknowledged by replicas")
+
+// errPartial: some keys of a batch step failed (a Cluster master down).
+var errPartial = errors.New("cachegen: part of a batch call failed")
 
 // base holds what both topologies do alike: each of these steps touches one
 // slot, or pipelines that go-redis sends to every master in parallel.

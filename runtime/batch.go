@@ -1,0 +1,703 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Batch is what generated code hands to GetMany for a batch read: a get
+// whose key template names a slice parameter. Its entries are those of the
+// single get of the same template (docs/runtime.md, "Batch reads").
+type Batch[K comparable, T any] struct {
+	// Key appends id's part of the key (the template's literals and the
+	// id) after the keyspace's prefix.
+	Key func(b []byte, id K) []byte
+	// Load calls the wrapped repository with the ids the cache could not
+	// answer; an id it leaves out of the map (or maps to nil) is not found.
+	Load func(ctx context.Context, ids []K) (map[K]T, error)
+	// Tags, when set, are an id's tags known before the load.
+	Tags func(id K) []string
+	// ResultTags, when set, returns the tags taken from a positive result.
+	ResultTags func(v T) (tags []string, ok bool)
+}
+
+// errAbsent is the result of an id the source did not return, for a
+// keyspace with no way to say "not found" (a value type, no not-found error).
+var errAbsent = errors.New("cachegen: not returned by the batch source")
+
+// GetMany reads ids through the cache: one round trip for the lookups, one
+// source call (per chunk) for every id the cache could not answer, one
+// round trip for the fills, off the caller's path. Ids the source did not
+// return are cached negatively and left out of the map. An empty input
+// returns an empty map; an error of the source fails the whole call.
+func GetMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b Batch[K, T]) (map[K]T, error) {
+	out, _, err := getMany(ctx, ks, ids, b)
+	return out, err
+}
+
+// getMany is GetMany that also returns the wait for its fills (Warm).
+func getMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b Batch[K, T]) (map[K]T, <-chan struct{}, error) {
+	if len(ids) == 0 {
+		return map[K]T{}, nil, nil
+	}
+	uniq := uniqueIDs(ids)
+	br := ks.lookupMany(ctx, batchKeys(ks, uniq, b.Key))
+	out := make(map[K]T, len(uniq))
+	var miss []int
+	for i := range br.reads {
+		switch r := &br.reads[i]; {
+		case !r.hit:
+			miss = append(miss, i)
+		case !r.neg:
+			out[uniq[i]] = r.v
+		}
+	}
+	if len(miss) == 0 {
+		return out, nil, nil
+	}
+	filled, err := loadMany(ctx, br, uniq, miss, b, out)
+	if err != nil {
+		return nil, filled, err
+	}
+	return out, filled, nil
+}
+
+// uniqueIDs drops repeated ids, keeping the first occurrence's order.
+func uniqueIDs[K comparable](ids []K) []K {
+	if len(ids) < 2 {
+		return ids
+	}
+	seen := make(map[K]struct{}, len(ids))
+	out := make([]K, 0, len(ids))
+	for _, id := range ids {
+		if _, dup := seen[id]; !dup {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// batchKeys spells every id's key into one buffer: one allocation for all.
+func batchKeys[K comparable, T any](ks *Keyspace[T], ids []K, key func([]byte, K) []byte) []Key {
+	ends := make([]int, len(ids))
+	buf := make([]byte, 0, len(ids)*(len(ks.prefix)+24))
+	for i, id := range ids {
+		buf = append(key(ks.AppendPrefix(buf), id), '}')
+		ends[i] = len(buf)
+	}
+	keys := make([]Key, len(ids))
+	start := 0
+	for i, end := range ends {
+		keys[i] = Key(unsafe.String(unsafe.SliceData(buf[start:]), end-start))
+		start = end
+	}
+	return keys
+}
+
+// slotRead is what the batch lookup found for one key.
+type slotRead[T any] struct {
+	v        T
+	hit      bool
+	neg      bool // a negative entry: absent from the map
+	answered bool // Redis answered for this key
+}
+
+// batchRead is a batch lookup: every key read with one clock.
+type batchRead[T any] struct {
+	ks     *Keyspace[T]
+	keys   []Key
+	reads  []slotRead[T]
+	inc, n uint64 // the clock (0: none)
+	st     l1Start
+}
+
+// lookupMany is Lookup for many keys: the L1 first (a local keyspace), then
+// every other key and the clock in one round trip (one per master on
+// Cluster), each entry judged against that clock by the hit rule.
+func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T] {
+	c := ks.c
+	br := &batchRead[T]{ks: ks, keys: keys, reads: make([]slotRead[T], len(keys))}
+	ask := keys
+	var at []int // ask[j] is keys[at[j]]; nil: ask is keys
+	if ks.spec.Local > 0 {
+		ask = make([]Key, 0, len(keys))
+		for i, k := range keys {
+			if v, _, neg, ok := ks.localGet(k); ok {
+				br.reads[i] = slotRead[T]{v: v, hit: true, neg: neg, answered: true}
+				c.emit(EventLocalHit, ks.label, nil)
+				continue
+			}
+			ask, at = append(ask, k), append(at, i)
+		}
+		if len(ask) == 0 {
+			return br
+		}
+		br.st = ks.localStart() // before Redis is asked: see localPut
+	}
+	c.hits.awaitFills(ctx, c, ask)
+	mh, err := call(c, ctx, func(ctx context.Context) (manyHit, error) { return c.remote.hitMany(ctx, ask) })
+	if !mh.clkOK {
+		kind := EventMiss
+		if err == errBreakerOpen {
+			kind = EventBypass
+		}
+		for range ask {
+			c.emit(kind, ks.label, nil)
+		}
+		return br
+	}
+	inc, n, state := parseClock(mh.clock)
+	if state {
+		br.inc, br.n = inc, n
+	}
+	for j, key := range ask {
+		i := j
+		if at != nil {
+			i = at[j]
+		}
+		r := &br.reads[i]
+		if mh.failed[j] {
+			c.emit(EventMiss, ks.label, nil)
+			continue
+		}
+		r.answered = true
+		if !mh.found[j] || !state {
+			c.emit(EventMiss, ks.label, nil)
+			continue
+		}
+		raw := mh.vals[j]
+		e, ok := decodeEnvelope(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+		if !ok {
+			ks.corrupt(ctx, key)
+			c.emit(EventMiss, ks.label, nil)
+			continue
+		}
+		valid, verr := c.validate(ctx, inc, n, &ks.space, key, &e)
+		if verr != nil || !valid {
+			r.answered = verr == nil // the state could not be read: like a failed lookup
+			c.emit(EventMiss, ks.label, nil)
+			continue
+		}
+		v, vErr, ok := ks.decode(e)
+		if !ok {
+			ks.corrupt(ctx, key)
+			c.emit(EventMiss, ks.label, nil)
+			continue
+		}
+		if br.st.sgen != 0 {
+			kept := v
+			if ks.spec.Clone != nil {
+				kept = ks.spec.Clone(v)
+			}
+			// The key shares the batch's buffer: the L1 keeps its own.
+			ks.localPut(Key(strings.Clone(string(key))), br.st, &e, kept, vErr, ks.localLeft(&e))
+		}
+		r.hit, r.v = true, v
+		if r.neg = e.flags&(flagNil|flagNotFound) != 0; r.neg {
+			c.emit(EventNegativeHit, ks.label, nil)
+		} else {
+			c.emit(EventHit, ks.label, nil)
+		}
+	}
+	return br
+}
+
+// batchSlot is one missed id of a batch.
+type batchSlot[K comparable, T any] struct {
+	i   int // index into the batch's ids and keys
+	id  K
+	key Key
+	fk  flightKey
+	f   *flight
+	own bool
+
+	tags         []string // known before the load
+	lease, token string   // a lease this batch holds for the key
+	finc, fn     uint64   // its fill clock
+	res          *loaded[T]
+	fill         *fillArgs
+	local        func() // what the L1 keeps once the fill lands
+}
+
+// loadMany resolves a batch's misses: per id a flight (joined when another
+// caller in this process already loads it), one look round for the owned
+// ones, one source call for every id the batch must load, and the fills in
+// the background (the returned channel closes when they are done). Results
+// go into out.
+func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []K, miss []int, b Batch[K, T], out map[K]T) (<-chan struct{}, error) {
+	ks := br.ks
+	c := ks.c
+	// The load runs under its own context, cancelled when every caller of
+	// every flight it owns has gone.
+	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	var live atomic.Int64
+	slots := make([]batchSlot[K, T], len(miss))
+	var owned, joined []*batchSlot[K, T]
+	for j, i := range miss {
+		s := &slots[j]
+		s.i, s.id, s.key = i, ids[i], br.keys[i]
+		s.fk = flightKey{s.key, br.inc, br.n}
+		if !br.reads[i].answered {
+			s.fk.inc, s.fk.clock = 0, 0
+		}
+		s.f, s.own = c.flights.claim(s.fk, sync.OnceFunc(func() {
+			if live.Add(-1) == 0 {
+				cancel()
+			}
+		}))
+		if s.own {
+			live.Add(1)
+			owned = append(owned, s)
+		} else {
+			joined = append(joined, s)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() {
+		for _, s := range owned {
+			c.flights.leave(s.f)
+		}
+	})
+	defer stop()
+	defer func() { // a caller that leaves early (a panic) leaves its joined flights too
+		if r := recover(); r != nil {
+			for _, s := range joined {
+				c.flights.leave(s.f)
+			}
+			panic(r)
+		}
+	}()
+
+	var filled <-chan struct{}
+	if len(owned) > 0 {
+		filled = loadOwned(bctx, br, owned, b)
+	}
+	var firstErr error
+	take := func(s *batchSlot[K, T], res *loaded[T]) {
+		v, err := res.take(ks)
+		switch {
+		case res.negative(ks, v, err) || errors.Is(err, errAbsent):
+		case err != nil:
+			if firstErr == nil {
+				firstErr = err
+			}
+		default:
+			out[s.id] = v
+		}
+	}
+	for _, s := range owned {
+		take(s, s.res)
+	}
+	for k, s := range joined {
+		val, err := c.flights.wait(ctx, s.f)
+		if err != nil { // this caller's context ended
+			for _, rest := range joined[k+1:] {
+				c.flights.leave(rest.f)
+			}
+			return filled, err
+		}
+		take(s, val.(*loaded[T]))
+	}
+	if err := ctx.Err(); err != nil {
+		return filled, err
+	}
+	return filled, firstErr
+}
+
+// loadOwned loads the flights the batch owns and ends them. A panic of the
+// source ends them with the panic (re-panicked in every caller that joined
+// them, and in this one) and releases the batch's leases.
+func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned []*batchSlot[K, T], b Batch[K, T]) (filled <-chan struct{}) {
+	ks := br.ks
+	c := ks.c
+	defer func() {
+		r := recover()
+		var p any
+		if r != nil {
+			p = r
+			if _, wrapped := r.(loaderPanicked); !wrapped {
+				p = loaderPanicked{loaderPanic(r)}
+			}
+			for _, s := range owned { // no fill was sent: free every lease now
+				if s.lease != "" {
+					ks.release(s.lease, s.token)
+				}
+			}
+		}
+		for _, s := range owned {
+			c.flights.finish(s.fk, s.f, s.res, unwrapPanic(p))
+		}
+		if p != nil {
+			panic(unwrapPanic(p))
+		}
+	}()
+
+	inc, n := br.inc, br.n
+	healthy := c.healthy()
+	if inc == 0 && healthy { // an empty Redis: the first fill creates the state
+		for _, s := range owned {
+			if br.reads[s.i].answered {
+				if rep, err := c.ensureState(ctx); err == nil {
+					inc, n = rep.inc, rep.seq
+				}
+				break
+			}
+		}
+	}
+	var look, load []*batchSlot[K, T]
+	for _, s := range owned {
+		if inc == 0 || !healthy || !br.reads[s.i].answered {
+			load = append(load, s) // no clock, or Redis failing: no lease, no fill
+		} else {
+			look = append(look, s)
+		}
+	}
+	var waits []*batchSlot[K, T]
+	if len(look) > 0 {
+		var more []*batchSlot[K, T]
+		more, waits = lookOwned(ctx, ks, inc, n, look, b)
+		load = append(load, more...)
+	}
+	sealClockless(c, owned)
+
+	var wg sync.WaitGroup
+	var pmu sync.Mutex
+	var panicked any
+	guard := func(f func()) {
+		defer wg.Done()
+		defer func() {
+			if r := recover(); r != nil {
+				pmu.Lock()
+				if panicked == nil {
+					panicked = loaderPanicked{loaderPanic(r)}
+				}
+				pmu.Unlock()
+			}
+		}()
+		f()
+	}
+	// Keys another process is loading: wait for its value through the
+	// single protocol; if this batch ends up loading one, it loads it alone.
+	for _, s := range waits {
+		wg.Add(1)
+		go guard(func() {
+			s.res = ks.loadShared(ctx, s.key, inc, n, singleLoader(ks, s.id, s.tags, b), func() {})
+		})
+	}
+	chunk := c.cfg.batchChunk
+	sem := make(chan struct{}, c.cfg.batchParallel)
+	for lo := 0; lo < len(load); lo += chunk {
+		part := load[lo:min(lo+chunk, len(load))]
+		wg.Add(1)
+		sem <- struct{}{}
+		go guard(func() {
+			defer func() { <-sem }()
+			loadChunk(ctx, ks, part, b)
+		})
+	}
+	wg.Wait()
+	if panicked != nil {
+		panic(panicked)
+	}
+	var fills []*fillArgs
+	var locals []func()
+	for _, s := range owned {
+		if s.fill != nil {
+			fills, locals = append(fills, s.fill), append(locals, s.local)
+		}
+	}
+	return ks.fillBatchArgs(ctx, fills, locals)
+}
+
+// loaderPanicked marks a panic already wrapped by loaderPanic.
+type loaderPanicked struct{ err error }
+
+func unwrapPanic(p any) any {
+	if lp, ok := p.(loaderPanicked); ok {
+		return lp.err
+	}
+	return p
+}
+
+// lookOwned is the look round for the owned keys read with a clock: one
+// pipeline. It settles the keys an entry or a hand-off answers and returns
+// the ones to load (leaseholders, and keys whose holder cannot answer us)
+// and the ones to wait for.
+func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n uint64, look []*batchSlot[K, T], b Batch[K, T]) (load, waits []*batchSlot[K, T]) {
+	c := ks.c
+	keys := make([]Key, len(look))
+	leases := make([]string, len(look))
+	values := make([]string, len(look))
+	for j, s := range look {
+		keys[j], leases[j], values[j] = s.key, leaseKeyOf(s.key), c.leaseValue(inc, n)
+		if b.Tags != nil {
+			s.tags = b.Tags(s.id)
+		}
+	}
+	type round struct {
+		res   []lookResult
+		errs  []error
+		clock string
+	}
+	r, err := call(c, ctx, func(ctx context.Context) (round, error) {
+		res, errs, clock, err := c.remote.lookMany(ctx, keys, leases, values)
+		return round{res, errs, clock}, err
+	})
+	if r.res == nil || (err != nil && err != errPartial) {
+		// The round failed as a whole; a lease it may have taken expires.
+		return look, nil
+	}
+	// The fill seq of every lease taken: the clock read after them all.
+	finc, fn := inc, n
+	if cinc, cn, ok := parseClock(r.clock); ok && (cinc != inc || cn > n) {
+		finc, fn = cinc, cn
+	}
+	for j, s := range look {
+		lr := r.res[j]
+		if r.errs[j] != nil {
+			ks.releaseIf(lr.taken, leases[j], values[j])
+			load = append(load, s)
+			continue
+		}
+		if lr.hasEntry { // filled since our lookup
+			res, ok, err := ks.usable(ctx, s.key, inc, n, lr.entry, false)
+			if err == nil && ok {
+				ks.releaseIf(lr.taken, leases[j], values[j])
+				s.res = res
+				continue
+			}
+		}
+		if lr.hasHandoff {
+			if res, ok, err := ks.usable(ctx, s.key, inc, n, lr.handoff, true); err == nil && ok {
+				ks.releaseIf(lr.taken, leases[j], values[j])
+				s.res = res
+				continue
+			}
+		}
+		if lr.taken {
+			s.lease, s.token, s.finc, s.fn = leases[j], values[j], finc, fn
+			load = append(load, s)
+			continue
+		}
+		// Busy: a holder whose load began before a bump of a marker we know
+		// cannot answer us; load now, without a fill.
+		known := append(append(tagIDs(nil, s.tags), ks.deps[:]...), markerID(markKey, string(s.key)))
+		if _, outdated := c.outdates(ctx, inc, n, lr.holder, known); outdated {
+			load = append(load, s)
+			continue
+		}
+		c.emit(EventLeaseWait, ks.label, nil)
+		waits = append(waits, s)
+	}
+	return load, waits
+}
+
+// singleLoader loads one id of a batch alone (a key the batch waited for
+// and then had to load itself).
+func singleLoader[K comparable, T any](ks *Keyspace[T], id K, tags []string, b Batch[K, T]) Loader[T] {
+	return Loader[T]{
+		Load: func(ctx context.Context) (T, error) {
+			m, err := b.Load(ctx, []K{id})
+			v, found := m[id]
+			if err != nil || (found && !ks.absentResult(v, nil)) {
+				return v, err
+			}
+			var zero T
+			return zero, ks.absentErr()
+		},
+		Tags:       tags,
+		ResultTags: b.ResultTags,
+	}
+}
+
+// absentErr is what an id the source did not return stands for: the
+// keyspace's not-found error, nil for a nil-able type (a nil result), or
+// errAbsent.
+func (ks *Keyspace[T]) absentErr() error {
+	switch {
+	case ks.spec.NotFound != nil:
+		return ks.spec.NotFound
+	case ks.spec.IsNil != nil:
+		return nil
+	}
+	return errAbsent
+}
+
+// loadChunk calls the source once for part and settles each id: its result,
+// and the fill of an id whose lease the batch holds.
+func loadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part []*batchSlot[K, T], b Batch[K, T]) {
+	ids := make([]K, len(part))
+	for j, s := range part {
+		ids[j] = s.id
+	}
+	start := time.Now()
+	m, err := b.Load(ctx, ids)
+	ks.loaded(start, err)
+	for _, s := range part {
+		var zero T
+		if err != nil {
+			if s.lease != "" {
+				ks.release(s.lease, s.token)
+				s.lease = ""
+			}
+			s.res = ks.unencoded(zero, err)
+			continue
+		}
+		v, found := m[s.id]
+		absent := !found || ks.absentResult(v, nil)
+		var verr error
+		if absent {
+			v, verr = zero, ks.absentErr()
+		}
+		s.res = ks.settleSlot(s.key, s.lease, s.token, s.finc, s.fn, s.tags, v, verr, absent, b.ResultTags, &s.fill, &s.local)
+	}
+}
+
+// settleSlot turns one loaded id into its flight's result and, when the
+// batch holds its lease, the fill to send (nil when nothing may be stored:
+// the lease is released then).
+func (ks *Keyspace[T]) settleSlot(key Key, lease, token string, finc, fn uint64, tags []string, v T, verr error, absent bool,
+	resultTags func(T) ([]string, bool), fill **fillArgs, local *func()) *loaded[T] {
+	c := ks.c
+	plain := func() *loaded[T] {
+		res := ks.unencoded(v, verr)
+		res.absent = absent
+		return res
+	}
+	if lease == "" {
+		return plain()
+	}
+	var st stored
+	var ok bool
+	if absent {
+		st, ok = ks.absentEntry()
+	} else {
+		st, ok = ks.entry(v, nil, resultTags)
+	}
+	ids := tagIDs(make([]uint64, 0, len(tags)+len(st.tags)), tags, st.tags)
+	if ok && len(ids) > maxTags {
+		c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label)
+		ok = false
+	}
+	if !ok {
+		ks.release(lease, token)
+		return plain()
+	}
+	res := &loaded[T]{v: v, err: verr, absent: absent}
+	env := appendEnvelope(nil, st.flags, c.cfg.now().Add(st.ttl).UnixMilli(), finc, fn, ids, st.payload)
+	res.env, res.encoded = decodeEnvelope(env)
+	members := make([]string, 0, 4+len(ids))
+	members = append(members, ks.depMem[:]...)
+	members = append(members, memberOf(markerID(markKey, string(key))))
+	for _, id := range ids {
+		members = append(members, memberOf(id))
+	}
+	*fill = &fillArgs{key: key, lease: lease, token: token, env: env, ttl: st.ttl, seq: fn,
+		members: members, handoff: c.handoffTTL()}
+	if l1 := ks.localStart(); l1.sgen != 0 {
+		kept := v
+		if ks.spec.Clone != nil {
+			kept = ks.spec.Clone(v)
+		}
+		e, k := res.env, Key(strings.Clone(string(key)))
+		*local = func() { ks.localPut(k, l1, &e, kept, verr, ks.localLeft(&e)) }
+	}
+	return res
+}
+
+// absentEntry is the negative entry of an id the source did not return.
+func (ks *Keyspace[T]) absentEntry() (stored, bool) {
+	sp := &ks.spec
+	if sp.Negative <= 0 {
+		return stored{}, false
+	}
+	ttl := sp.Jitter.ttl(sp.Negative, ks.c.cfg.maxTTL, ks.c.cfg.rand())
+	if sp.NotFound != nil {
+		return stored{flags: flagNotFound, payload: []byte(sp.NotFound.Error()), ttl: ttl}, true
+	}
+	return stored{flags: flagNil, ttl: ttl}, true
+}
+
+// fillBatch sends the batch's fills in one round, after its caller has its
+// values (as a single fill does); this process's lookups of those keys wait
+// for them. The channel closes when the fills are done.
+func (ks *Keyspace[T]) fillBatchArgs(ctx context.Context, fills []*fillArgs, locals []func()) <-chan struct{} {
+	c := ks.c
+	done := make(chan struct{})
+	if len(fills) == 0 {
+		close(done)
+		return done
+	}
+	ends := make([]func(), len(fills))
+	for i, f := range fills {
+		ends[i] = c.hits.filling(f.key)
+	}
+	fctx := context.WithoutCancel(ctx)
+	c.fills.Add(1)
+	c.background(func() {
+		defer close(done)
+		defer c.fills.Done()
+		defer func() {
+			for _, end := range ends {
+				end()
+			}
+		}()
+		outs, err := call(c, fctx, func(ctx context.Context) ([]fillOutcome, error) { return c.remote.fillMany(ctx, fills) })
+		if outs == nil {
+			_ = err
+			for _, f := range fills {
+				ks.release(f.lease, f.token)
+			}
+			return
+		}
+		var stale []*fillArgs
+		for i, o := range outs {
+			f := fills[i]
+			switch {
+			case o.err != nil:
+				ks.release(f.lease, f.token)
+			case o.stale && o.stored: // an invalidation raced this id's load
+				stale = append(stale, f)
+				c.emit(EventFillRejected, ks.label, nil)
+			case o.stored:
+				c.emit(EventFill, ks.label, nil)
+				if locals[i] != nil {
+					locals[i]()
+				}
+			default: // the lease was lost
+				c.emit(EventFillRejected, ks.label, nil)
+			}
+		}
+		if len(stale) > 0 {
+			_, _ = call(c, fctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, c.remote.unfillMany(ctx, stale) })
+		}
+	})
+	return done
+}
+
+// sealClockless closes the flights of keys read without a clock before the
+// source call starts: a caller that begins later may follow a write.
+func sealClockless[K comparable, T any](c *Cache, owned []*batchSlot[K, T]) {
+	for _, s := range owned {
+		if s.fk.inc == 0 {
+			c.flights.close(s.fk, s.f)
+		}
+	}
+}
+
+// leaseValue is the value of a lease this process takes: a token and the
+// clock the read began at (see loadShared).
+func (c *Cache) leaseValue(inc, n uint64) string {
+	vb := make([]byte, 0, 64)
+	vb = append(append(vb, c.tokenBase...), strconv.FormatUint(c.tokenSeq.Add(1), 36)...)
+	vb = strconv.AppendUint(append(vb, '|'), inc, 10)
+	vb = strconv.AppendUint(append(vb, ':'), n, 10)
+	return string(vb)
+}
