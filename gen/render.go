@@ -36,22 +36,7 @@ func render(f *File) ([]byte, error) {
 		jf.HeaderComment(Header)
 	}
 	g.imports(jf)
-	for _, n := range []string{"r", "next", "c", "repo", "ctx", "buf", "key", "v", "rd", "err", "res", "inv", "tags", "b"} {
-		name := n
-		for g.reserved[name] {
-			name += "_"
-		}
-		g.local[n] = name
-	}
-	// The deep-copy functions have one parameter and refer to types, the
-	// runtime and each other only: their locals avoid just those.
-	for _, n := range []string{"v", "out", "i", "k", "e", "c", "zero"} {
-		name := n
-		for g.reserved[name] {
-			name += "_"
-		}
-		g.cloneVar[n] = name
-	}
+	g.nameLocals()
 	for _, r := range f.Repos {
 		g.nameParams(r)
 		g.repo(jf, r)
@@ -74,9 +59,6 @@ func render(f *File) ([]byte, error) {
 	// does; FormatOnly leaves the set of imports alone.
 	return imports.Process(f.Output, src, &imports.Options{FormatOnly: true, Comments: true, TabIndent: true, TabWidth: 8})
 }
-
-// l returns the name of a generated local.
-func (g *renderer) l(name string) string { return g.local[name] }
 
 // imports names every package the file refers to, deterministically: the
 // package's own name unless another import or a package-level name has it.
@@ -209,53 +191,6 @@ func walkPkgs(t types.Type, add func(*types.Package)) {
 		}
 	}
 	walk(t)
-}
-
-// generatedLocal reports names the method bodies declare on their own.
-func generatedLocal(name string) bool {
-	for _, p := range []string{"txt", "err", "res"} {
-		if rest, ok := strings.CutPrefix(name, p); ok && rest != "" && strings.Trim(rest, "0123456789") == "" {
-			return true
-		}
-	}
-	return false
-}
-
-// nameParams gives every parameter a name that clashes with nothing the
-// generated method refers to: imports, package-level names, locals, type
-// parameters and the other parameters.
-func (g *renderer) nameParams(r *Repo) {
-	for _, m := range r.Methods {
-		used := map[string]bool{}
-		for n := range g.reserved {
-			used[n] = true
-		}
-		for _, n := range g.local {
-			used[n] = true
-		}
-		for _, tp := range r.TypeParams {
-			used[tp.Obj().Name()] = true
-		}
-		for i, p := range m.Params {
-			if p.Context {
-				p.Name = g.l("ctx")
-				continue
-			}
-			base := p.Orig
-			if base == "" || base == "_" {
-				base = "p" + strconv.Itoa(i)
-			}
-			name := base
-			for n := 1; used[name] || generatedLocal(name); n++ {
-				name = base + "Arg"
-				if n > 1 {
-					name += strconv.Itoa(n)
-				}
-			}
-			used[name] = true
-			p.Name = name
-		}
-	}
 }
 
 // typ renders a type, qualifying names from other packages.

@@ -1,0 +1,13 @@
+// Package gen is the cachegen generator. Its files are named after its
+// stages, run in this order for each package:
+//
+//   - load.go: load the packages (our earlier outputs replaced by empty
+//     files), drive the stages, compare with the disk.
+//   - scan.go: find the interfaces of a file and parse their //cache:
+//     directives.
+//   - build.go, build_*.go: resolve the directives against go/types into
+//     the model (model.go) and validate them: placeholders (build_value.go),
+//     schema hashes (build_schema.go), deep copies (build_clone.go).
+//   - name.go: choose the names of the generated code.
+//   - render.go, render_*.go: write the model as Go source.
+package gen
