@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,16 +86,25 @@ func uniqueIDs[K comparable](ids []K) []K {
 }
 
 // batchKeys spells every id's key into one buffer: one allocation for all.
+// An id whose key cannot be spelled gets "".
 func batchKeys[K comparable, T any](ks *Keyspace[T], ids []K, key func([]byte, K) []byte) []Key {
 	ends := make([]int, len(ids))
 	buf := make([]byte, 0, len(ids)*(len(ks.prefix)+24))
 	for i, id := range ids {
-		buf = append(key(ks.AppendPrefix(buf), id), '}')
+		nb := key(ks.AppendPrefix(buf), id)
+		if nb == nil { // the id has no key (a nil pointer, a MarshalText error): it bypasses the cache
+			ends[i] = -1
+			continue
+		}
+		buf = append(nb, '}')
 		ends[i] = len(buf)
 	}
 	keys := make([]Key, len(ids))
 	start := 0
 	for i, end := range ends {
+		if end < 0 {
+			continue
+		}
 		keys[i] = Key(unsafe.String(unsafe.SliceData(buf[start:]), end-start))
 		start = end
 	}
@@ -126,9 +136,17 @@ func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T]
 	br := &batchRead[T]{ks: ks, keys: keys, reads: make([]slotRead[T], len(keys))}
 	ask := keys
 	var at []int // ask[j] is keys[at[j]]; nil: ask is keys
-	if ks.spec.Local > 0 {
+	if ks.spec.Local > 0 || slices.Contains(keys, "") {
 		ask = make([]Key, 0, len(keys))
 		for i, k := range keys {
+			if k == "" {
+				c.emit(EventBypass, ks.label, nil)
+				continue
+			}
+			if ks.spec.Local <= 0 {
+				ask, at = append(ask, k), append(at, i)
+				continue
+			}
 			if v, _, neg, ok := ks.localGet(k); ok {
 				br.reads[i] = slotRead[T]{v: v, hit: true, neg: neg, answered: true}
 				c.emit(EventLocalHit, ks.label, nil)
@@ -244,6 +262,11 @@ func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []
 	for j, i := range miss {
 		s := &slots[j]
 		s.i, s.id, s.key = i, ids[i], br.keys[i]
+		if s.key == "" { // no key: loaded with the others, never shared or stored
+			s.own = true
+			owned = append(owned, s)
+			continue
+		}
 		s.fk = flightKey{s.key, br.inc, br.n}
 		if !br.reads[i].answered {
 			s.fk.inc, s.fk.clock = 0, 0
@@ -262,7 +285,9 @@ func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []
 	}
 	stop := context.AfterFunc(ctx, func() {
 		for _, s := range owned {
-			c.flights.leave(s.f)
+			if s.f != nil {
+				c.flights.leave(s.f)
+			}
 		}
 	})
 	defer stop()
@@ -332,7 +357,9 @@ func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned
 			}
 		}
 		for _, s := range owned {
-			c.flights.finish(s.fk, s.f, s.res, unwrapPanic(p))
+			if s.f != nil {
+				c.flights.finish(s.fk, s.f, s.res, unwrapPanic(p))
+			}
 		}
 		if p != nil {
 			panic(unwrapPanic(p))
@@ -686,7 +713,7 @@ func (ks *Keyspace[T]) fillBatchArgs(ctx context.Context, fills []*fillArgs, loc
 // source call starts: a caller that begins later may follow a write.
 func sealClockless[K comparable, T any](c *Cache, owned []*batchSlot[K, T]) {
 	for _, s := range owned {
-		if s.fk.inc == 0 {
+		if s.f != nil && s.fk.inc == 0 {
 			c.flights.close(s.fk, s.f)
 		}
 	}

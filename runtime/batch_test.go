@@ -671,3 +671,38 @@ func TestWarmRate(t *testing.T) {
 		t.Fatal("a cancelled warm-up returned nil")
 	}
 }
+
+// An id whose key cannot be spelled (Key returns nil) is loaded with the
+// others and never cached; the rest are.
+func TestBatchUnkeyableIDs(t *testing.T) {
+	ctx := context.Background()
+	c := newTestCache(t, redisClient(t))
+	defer c.Close()
+	ks := userSpace(c)
+	src := newBatchUsers(10)
+	b := userBatch(src)
+	key := b.Key
+	b.Key = func(buf []byte, id int64) []byte {
+		if id%2 == 1 {
+			return nil
+		}
+		return key(buf, id)
+	}
+	ids := []int64{1, 2, 3, 4}
+	for round := range 2 {
+		src.reset()
+		got, err := GetMany(ctx, ks, ids, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkUsers(t, got, src, ids)
+		want := []int64{1, 2, 3, 4}
+		if round == 1 {
+			want = []int64{1, 3}
+		}
+		if calls := src.batchCalls(); len(calls) != 1 || !slices.Equal(sorted(calls[0]), want) {
+			t.Fatalf("round %d: source calls %v, want [%v]", round, calls, want)
+		}
+		c.waitFills()
+	}
+}
