@@ -234,10 +234,14 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 
 // generatedMethods lists the extra methods generated for m.
 func generatedMethods(r *Repo, m *Method) []string {
+	var out []string
 	if m.Verb == "get" && m.Space != nil && m.Space.Get == m {
-		return []string{"Invalidate" + m.Name}
+		out = append(out, "Invalidate"+m.Name)
 	}
-	return nil
+	if m.Verb == "get" && m.Batch != nil {
+		out = append(out, "Warm"+m.Name, "batch"+m.Name)
+	}
+	return out
 }
 
 func (b *builder) method(fn *types.Func) *Method {
@@ -298,11 +302,19 @@ func (b *builder) checkShape(m *Method) bool {
 
 func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, spaces map[string]*Keyspace) {
 	dr := d.repo
-	key, ok := b.tmpl(dm.Key, m, nil, nil, "a get key")
+	bm := m // the method as the key and tags see it: one element of a batch
+	em, ok := b.batch(m, dm)
 	if !ok {
 		return
 	}
-	ks := &Keyspace{Field: "ks" + m.Name, Norm: dm.Key.Norm(), Result: m.Results[0], Get: m}
+	if em != nil {
+		bm = em
+	}
+	key, ok := b.tmpl(dm.Key, bm, nil, nil, "a get key")
+	if !ok {
+		return
+	}
+	ks := &Keyspace{Field: "ks" + m.Name, Norm: dm.Key.Norm(), Result: bm.Results[0], Get: m}
 	ttl := dm.TTL
 	if !ttl.Set {
 		ttl = dr.TTL
@@ -369,8 +381,11 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 			m.KeyParams = append(m.KeyParams, p)
 		}
 	}
+	if m.Batch != nil {
+		m.KeyParams = []*Param{m.Batch.Slice}
+	}
 	for _, t := range dm.Tags {
-		if tt, ok := b.tmpl(t, m, m.Results[0], nil, ""); ok {
+		if tt, ok := b.tmpl(t, bm, bm.Results[0], nil, ""); ok {
 			m.Tags = append(m.Tags, tt)
 		}
 	}
@@ -387,6 +402,10 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its local (%s and %s): one key template has one lifetime in memory", m.Name, ks.Norm, o.Name, short(ks.Local), short(other.Local))
 		case other.tagSig != ks.tagSig:
 			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its tags", m.Name, ks.Norm, o.Name)
+		case (o.Batch == nil) != (m.Batch == nil) && ks.NotFound == nil && !nilable(ks.Result):
+			// An id the batch source leaves out is cached as absent; the
+			// single get could only read that back as a zero value.
+			b.errorf(dm.KeyArg.ValuePos, "%s and %s share the key template %q, but %s is not nil-able and there is no notfound=: an id the batch read does not find could not be cached as the single read returns it; set notfound= on both", o.Name, m.Name, ks.Norm, b.typeString(ks.Result))
 		}
 		m.Space, key.Space = other, other
 		return

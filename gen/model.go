@@ -105,6 +105,17 @@ type Method struct {
 	Evict     []*Tmpl     // put evict=, evict keys=
 	Groups    []*Keyspace // put, evict: pattern groups
 	KeyParams []*Param    // get: the parameters its key uses
+	Batch     *BatchRead  // get: a batch read (its key names a slice parameter)
+}
+
+// BatchRead is a get over a slice of ids: its Key and Tags are bound to
+// Elem, one element of Slice, and its keyspace holds Value entries.
+type BatchRead struct {
+	Slice *Param
+	Elem  *Param // named by the renderer's names, like a parameter
+	Opts  string // Warm<Method>'s options parameter
+	Map   types.Type
+	Value types.Type
 }
 
 // resultType is the non-error result of a (T, error) method, or nil.

@@ -73,5 +73,18 @@ func (g *renderer) nameParams(r *Repo) {
 			used[name] = true
 			p.Name = name
 		}
+		if bt := m.Batch; bt != nil { // one id, in the batch's key and tag functions
+			name := "id"
+			for n := 1; used[name] || generatedLocal(name); n++ {
+				name = "id" + strconv.Itoa(n)
+			}
+			bt.Elem.Name = name
+			used[name] = true
+			opts := "opts"
+			for n := 1; used[opts]; n++ {
+				opts = "opts" + strconv.Itoa(n)
+			}
+			bt.Opts = opts
+		}
 	}
 }

@@ -395,8 +395,15 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 	for _, m := range r.Methods {
 		g.method(jf, r, recv, m)
 	}
+	for _, m := range r.Methods {
+		if m.Verb == "get" && m.Batch != nil {
+			g.batchMethods(jf, r, recv, m)
+		}
+	}
 	for _, ks := range r.Spaces {
-		g.invalidateGet(jf, r, recv, ks.Get)
+		if ks.Get.Batch == nil { // a batch read renders its own
+			g.invalidateGet(jf, r, recv, ks.Get)
+		}
 	}
 	jf.Commentf("InvalidateAll drops every entry of %s at once.", r.Struct())
 	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("InvalidateAll").

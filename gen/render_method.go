@@ -278,6 +278,11 @@ func (g *renderer) method(jf *jen.File, r *Repo, recv string, m *Method) {
 	var body []jen.Code
 	switch m.Verb {
 	case "get":
+		if m.Batch != nil {
+			jf.Commentf("%s serves %q from the cache for every id in one round trip, and loads the ids it misses from next in one call; ids next does not return are cached as not found and left out of the map.", m.Name, m.Key.Text)
+			body = g.batchGet(recv, m)
+			break
+		}
 		jf.Commentf("%s serves %q from the cache, loading from next on a miss.", m.Name, m.Key.Text)
 		body = g.get(recv, m)
 	case "put":
@@ -320,7 +325,7 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 		}
 	}
 	body := g.bailGuards(vals, sc, passThrough)
-	v, rd := g.l("v"), g.l("rd")
+	rd := g.l("rd")
 	body = append(body, jen.Var().Id(buf).Index(jen.Lit(128)).Byte())
 	// The key stays in buf: an L1 hit reads it there (LookupBytes makes the
 	// key string only when Redis is asked).
@@ -340,24 +345,31 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 		loader = append(loader, field("Tags", jen.Index().String().Values(tags...)))
 	}
 	if len(resultTags) > 0 {
-		rsc := newScope(v)
-		rsc.n = sc.n
-		var rvals []*Value
-		for _, t := range resultTags {
-			rvals = append(rvals, t.Values()...)
-		}
-		fn := g.bailGuards(rvals, rsc, func(string) []jen.Code { return []jen.Code{jen.Return(jen.Nil(), jen.False())} })
-		fn = append(fn, jen.Var().Id(buf).Index(jen.Lit(64)).Byte())
-		tags := g.tagList(resultTags, rsc, &fn)
-		fn = append(fn, jen.Return(jen.Index().String().Values(tags...), jen.True()))
-		loader = append(loader, field("ResultTags", jen.Func().Params(jen.Id(v).Add(g.typ(T))).
-			Params(jen.Index().String(), jen.Bool()).Block(fn...)))
+		loader = append(loader, field("ResultTags", g.resultTagsFunc(T, resultTags, sc.n)))
 	}
 	body = append(body, jen.Return(jen.Qual(rt, "Load").Call(
 		jen.Id(ctx), jen.Id(rd),
 		jen.Qual(rt, "Loader").Types(g.typ(T)).Add(multi(loader...)),
 	)))
 	return body
+}
+
+// resultTagsFunc renders the ResultTags function of a loader: the tags taken
+// from a positive result of type T (false: a nil hop, the result is not
+// stored). n continues the numbering of the method's text locals.
+func (g *renderer) resultTagsFunc(T types.Type, resultTags []*Tmpl, n int) *jen.Statement {
+	v := g.l("v")
+	rsc := newScope(v)
+	rsc.n = n
+	var rvals []*Value
+	for _, t := range resultTags {
+		rvals = append(rvals, t.Values()...)
+	}
+	fn := g.bailGuards(rvals, rsc, func(string) []jen.Code { return []jen.Code{jen.Return(jen.Nil(), jen.False())} })
+	fn = append(fn, jen.Var().Id(g.l("buf")).Index(jen.Lit(64)).Byte())
+	tags := g.tagList(resultTags, rsc, &fn)
+	fn = append(fn, jen.Return(jen.Index().String().Values(tags...), jen.True()))
+	return jen.Func().Params(jen.Id(v).Add(g.typ(T))).Params(jen.Index().String(), jen.Bool()).Block(fn...)
 }
 
 // invalidation declares inv with the static tags and groups, and returns the

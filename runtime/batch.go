@@ -728,3 +728,13 @@ func (c *Cache) leaseValue(inc, n uint64) string {
 	vb = strconv.AppendUint(append(vb, ':'), n, 10)
 	return string(vb)
 }
+
+// InvalidateMany drops the entries of ids (a batch read's
+// Invalidate<Method>): one invalidation for all of them.
+func InvalidateMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b Batch[K, T]) error {
+	keys := slices.DeleteFunc(batchKeys(ks, uniqueIDs(ids), b.Key), func(k Key) bool { return k == "" })
+	if len(keys) == 0 {
+		return nil
+	}
+	return ks.c.Invalidate(ctx, Invalidation{Keys: keys})
+}
