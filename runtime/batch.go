@@ -43,7 +43,7 @@ func GetMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K,
 }
 
 // getMany is GetMany that also returns the wait for its fills (Warm).
-func getMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b Batch[K, T]) (map[K]T, <-chan struct{}, error) {
+func getMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b Batch[K, T]) (map[K]T, []<-chan struct{}, error) {
 	if len(ids) == 0 {
 		return map[K]T{}, nil, nil
 	}
@@ -249,7 +249,7 @@ type batchSlot[K comparable, T any] struct {
 // ones, one source call for every id the batch must load, and the fills in
 // the background (the returned channel closes when they are done). Results
 // go into out.
-func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []K, miss []int, b Batch[K, T], out map[K]T) (<-chan struct{}, error) {
+func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []K, miss []int, b Batch[K, T], out map[K]T) ([]<-chan struct{}, error) {
 	ks := br.ks
 	c := ks.c
 	// The load runs under its own context, cancelled when every caller of
@@ -300,7 +300,7 @@ func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []
 		}
 	}()
 
-	var filled <-chan struct{}
+	var filled []<-chan struct{}
 	if len(owned) > 0 {
 		filled = loadOwned(bctx, br, owned, b)
 	}
@@ -339,7 +339,7 @@ func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []
 // loadOwned loads the flights the batch owns and ends them. A panic of the
 // source ends them with the panic (re-panicked in every caller that joined
 // them, and in this one) and releases the batch's leases.
-func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned []*batchSlot[K, T], b Batch[K, T]) (filled <-chan struct{}) {
+func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned []*batchSlot[K, T], b Batch[K, T]) (filled []<-chan struct{}) {
 	ks := br.ks
 	c := ks.c
 	defer func() {
@@ -389,7 +389,7 @@ func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned
 	var waits []*batchSlot[K, T]
 	if len(look) > 0 {
 		var more []*batchSlot[K, T]
-		more, waits = lookOwned(ctx, ks, inc, n, look, b)
+		more, waits = lookOwned(ctx, ks, inc, n, look, b, true)
 		load = append(load, more...)
 	}
 	sealClockless(c, owned)
@@ -410,37 +410,47 @@ func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned
 		}()
 		f()
 	}
-	// Keys another process is loading: wait for its value through the
-	// single protocol; if this batch ends up loading one, it loads it alone.
-	for _, s := range waits {
-		wg.Add(1)
-		go guard(func() {
-			s.res = ks.loadShared(ctx, s.key, inc, n, singleLoader(ks, s.id, s.tags, b), func() {})
-		})
-	}
-	chunk := c.cfg.batchChunk
+	// Each chunk fills as soon as it is loaded, not after the waits: another
+	// process may be waiting for these very leases while this batch waits
+	// for its own.
 	sem := make(chan struct{}, c.cfg.batchParallel)
-	for lo := 0; lo < len(load); lo += chunk {
-		part := load[lo:min(lo+chunk, len(load))]
-		wg.Add(1)
-		sem <- struct{}{}
-		go guard(func() {
-			defer func() { <-sem }()
-			loadChunk(ctx, ks, part, b)
-		})
+	loadAll := func(load []*batchSlot[K, T]) {
+		chunk := c.cfg.batchChunk
+		for lo := 0; lo < len(load); lo += chunk {
+			part := load[lo:min(lo+chunk, len(load))]
+			wg.Add(1)
+			sem <- struct{}{}
+			go guard(func() {
+				defer func() { <-sem }()
+				loadChunk(ctx, ks, part, b)
+				var fills []*fillArgs
+				var locals []func()
+				for _, s := range part {
+					if s.fill != nil {
+						fills, locals = append(fills, s.fill), append(locals, s.local)
+					}
+				}
+				done := ks.fillBatchArgs(ctx, fills, locals)
+				pmu.Lock()
+				filled = append(filled, done)
+				pmu.Unlock()
+			})
+		}
 	}
+	// Keys another process is loading: wait for its values, all of them in
+	// one look round per poll (not a poller per key: a wide batch would
+	// take the whole connection pool); the keys the wait ends without a
+	// value for are loaded in one more call.
+	if len(waits) > 0 {
+		wg.Add(1)
+		go guard(func() { loadAll(waitMany(ctx, ks, inc, n, waits, b)) })
+	}
+	loadAll(load)
 	wg.Wait()
 	if panicked != nil {
 		panic(panicked)
 	}
-	var fills []*fillArgs
-	var locals []func()
-	for _, s := range owned {
-		if s.fill != nil {
-			fills, locals = append(fills, s.fill), append(locals, s.local)
-		}
-	}
-	return ks.fillBatchArgs(ctx, fills, locals)
+	return filled
 }
 
 // loaderPanicked marks a panic already wrapped by loaderPanic.
@@ -457,14 +467,14 @@ func unwrapPanic(p any) any {
 // pipeline. It settles the keys an entry or a hand-off answers and returns
 // the ones to load (leaseholders, and keys whose holder cannot answer us)
 // and the ones to wait for.
-func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n uint64, look []*batchSlot[K, T], b Batch[K, T]) (load, waits []*batchSlot[K, T]) {
+func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n uint64, look []*batchSlot[K, T], b Batch[K, T], first bool) (load, waits []*batchSlot[K, T]) {
 	c := ks.c
 	keys := make([]Key, len(look))
 	leases := make([]string, len(look))
 	values := make([]string, len(look))
 	for j, s := range look {
 		keys[j], leases[j], values[j] = s.key, leaseKeyOf(s.key), c.leaseValue(inc, n)
-		if b.Tags != nil {
+		if first && b.Tags != nil {
 			s.tags = b.Tags(s.id)
 		}
 	}
@@ -520,28 +530,40 @@ func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n
 			load = append(load, s)
 			continue
 		}
-		c.emit(EventLeaseWait, ks.label, nil)
+		if first {
+			c.emit(EventLeaseWait, ks.label, nil)
+		}
 		waits = append(waits, s)
 	}
 	return load, waits
 }
 
-// singleLoader loads one id of a batch alone (a key the batch waited for
-// and then had to load itself).
-func singleLoader[K comparable, T any](ks *Keyspace[T], id K, tags []string, b Batch[K, T]) Loader[T] {
-	return Loader[T]{
-		Load: func(ctx context.Context) (T, error) {
-			m, err := b.Load(ctx, []K{id})
-			v, found := m[id]
-			if err != nil || (found && !ks.absentResult(v, nil)) {
-				return v, err
+// waitMany waits for the keys of waits that other callers hold the lease of,
+// polling them all in one look round each time (as a single waiter polls
+// one), until each has a value it may take, or its lease is free (the batch
+// then loads it with a fill), or a known marker moved past its holder's
+// clock, or the lease wait ends (then it loads it without a fill). It
+// returns the keys to load.
+func waitMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n uint64, waits []*batchSlot[K, T], b Batch[K, T]) (load []*batchSlot[K, T]) {
+	c := ks.c
+	deadline := c.cfg.now().Add(c.cfg.leaseWait)
+	wait := c.cfg.pollMin
+	for len(waits) > 0 {
+		left := deadline.Sub(c.cfg.now())
+		if left <= 0 {
+			for range waits {
+				c.emit(EventLeaseTimeout, ks.label, nil)
 			}
-			var zero T
-			return zero, ks.absentErr()
-		},
-		Tags:       tags,
-		ResultTags: b.ResultTags,
+			return append(load, waits...)
+		}
+		if !sleep(ctx, min(wait, left)) {
+			return append(load, waits...)
+		}
+		wait = min(2*wait, ks.pollCap())
+		more, still := lookOwned(ctx, ks, inc, n, waits, b, false)
+		load, waits = append(load, more...), still
 	}
+	return load
 }
 
 // absentErr is what an id the source did not return stands for: the

@@ -60,6 +60,11 @@ func TestMain(m *testing.M) {
 		historyChild(n) // a process of TestHistories
 		return
 	}
+	if p := os.Getenv("CACHEGEN_BATCH_CHILD"); p != "" {
+		n, _ := strconv.Atoi(p)
+		batchChild(n) // a process of TestBatchProcesses
+		return
+	}
 	testenv.Main(m)
 }
 

@@ -58,9 +58,9 @@ func Warm[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b 
 			}
 		}
 		_, filled, err := getMany(ctx, ks, part, b)
-		if filled != nil {
+		for _, done := range filled {
 			select {
-			case <-filled:
+			case <-done:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
