@@ -29,6 +29,13 @@ type Articles interface {
 	//cache:get key="article:slug:{slug}" notfound=ErrNotFound tags="article:{result.ID},author:{result.AuthorID}"
 	BySlug(ctx context.Context, slug string) (*Article, error)
 
+	// ByIDs returns the articles of ids that exist, in one query: a batch
+	// read over Get's entries (a ByIDs fills what a later Get hits, and the
+	// other way round; the same invalidations reach both).
+	//
+	//cache:get key="article:{ids}" notfound=ErrNotFound tags="article:{ids},author:{result.AuthorID}"
+	ByIDs(ctx context.Context, ids []int64) (map[int64]*Article, error)
+
 	// HomepageFeed returns page (0-based) of the newest articles.
 	//
 	//cache:get key="feed:home:{page}" ttl=30s local=10s tags="feed"

@@ -127,6 +127,11 @@ func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, err
 	})
 }
 
+// ByIDs serves "article:{ids}" from the cache for every id in one round trip, and loads the ids it misses from next in one call; ids next does not return are cached as not found and left out of the map.
+func (r *CachedArticles) ByIDs(ctx context.Context, ids []int64) (map[int64]*Article, error) {
+	return runtime.GetMany(ctx, r.ksGet, ids, r.batchByIDs())
+}
+
 // HomepageFeed serves "feed:home:{page}" from the cache, loading from next on a miss.
 func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary, error) {
 	var buf [128]byte
@@ -191,6 +196,34 @@ func (r *CachedArticles) Update(ctx context.Context, a *Article) error {
 	}
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
+}
+
+// WarmByIDs loads ids into the cache ahead of reads, in chunks through the same leases as ByIDs (instances warming at once load each id once), and returns when they are stored.
+func (r *CachedArticles) WarmByIDs(ctx context.Context, ids []int64, opts ...runtime.WarmOption) error {
+	return runtime.Warm(ctx, r.ksGet, ids, r.batchByIDs(), opts...)
+}
+
+// batchByIDs tells the runtime how ByIDs spells, loads and tags one id.
+func (r *CachedArticles) batchByIDs() runtime.Batch[int64, *Article] {
+	return runtime.Batch[int64, *Article]{
+		Key: func(b []byte, id int64) []byte {
+			return runtime.AppendInt(append(b, "article:"...), id)
+		},
+		Load: func(ctx context.Context, ids []int64) (map[int64]*Article, error) {
+			return r.next.ByIDs(ctx, ids)
+		},
+		Tags: func(id int64) []string {
+			var buf [64]byte
+			return []string{string(runtime.AppendInt(append(buf[:0], "article:"...), id))}
+		},
+		ResultTags: func(v *Article) ([]string, bool) {
+			if v == nil {
+				return nil, false
+			}
+			var buf [64]byte
+			return []string{string(runtime.AppendInt(append(buf[:0], "author:"...), v.AuthorID))}, true
+		},
+	}
 }
 
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedArticles.

@@ -374,3 +374,50 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		}
 	}
 }
+
+// ByIDs on PostgreSQL: one query for the ids the cache misses, entries shared
+// with Get, writes seen by the next batch read.
+func TestBatchReadsOnPostgres(t *testing.T) {
+	fx := setup(t)
+	ctx := context.Background()
+	arts := fx.d.Articles[len(fx.d.Articles)-6:]
+	ids := []int64{arts[0].ID, arts[1].ID, arts[2].ID, 9_999_999}
+	fx.expectQueries(t, 1, "Get of one", func() { _, _ = fx.arts.Get(ctx, arts[0].ID) })
+	var got map[int64]*Article
+	fx.expectQueries(t, 1, "ByIDs with one cached", func() {
+		var err error
+		if got, err = fx.arts.ByIDs(ctx, ids); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(got) != 3 || got[arts[1].ID].Title != arts[1].Title || got[arts[1].ID].AuthorName == "" {
+		t.Fatalf("ByIDs = %v", got)
+	}
+	fx.expectQueries(t, 0, "ByIDs again, and Get of a batch-filled id", func() {
+		if got, _ = fx.arts.ByIDs(ctx, ids); len(got) != 3 {
+			t.Fatalf("ByIDs = %v", got)
+		}
+		if _, err := fx.arts.Get(ctx, 9_999_999); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("the id ByIDs did not find: %v", err)
+		}
+	})
+	up := *got[arts[2].ID]
+	up.Title = "Corrected: " + up.Title
+	if err := fx.arts.Update(ctx, &up); err != nil {
+		t.Fatal(err)
+	}
+	fx.expectQueries(t, 1, "ByIDs after Update", func() { got, _ = fx.arts.ByIDs(ctx, ids) })
+	if got[arts[2].ID].Title != up.Title || got[arts[0].ID].Title != arts[0].Title {
+		t.Fatalf("after Update: %q", got[arts[2].ID].Title)
+	}
+	if err := fx.arts.WarmByIDs(ctx, []int64{arts[3].ID, arts[4].ID, arts[5].ID}); err != nil {
+		t.Fatal(err)
+	}
+	fx.expectQueries(t, 0, "Gets of warmed ids", func() {
+		for _, a := range arts[3:] {
+			if v, err := fx.arts.Get(ctx, a.ID); err != nil || v.Title != a.Title {
+				t.Fatal(v, err)
+			}
+		}
+	})
+}

@@ -95,6 +95,22 @@ func (m *Memory) Get(ctx context.Context, id int64) (*Article, error) {
 	return m.withAuthor(a), nil
 }
 
+// ByIDs implements Articles: one simulated lookup for all ids.
+func (m *Memory) ByIDs(ctx context.Context, ids []int64) (map[int64]*Article, error) {
+	if err := m.wait(ctx, m.latency.Lookup); err != nil {
+		return nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := make(map[int64]*Article, len(ids))
+	for _, id := range ids {
+		if a, ok := m.articles[id]; ok {
+			out[id] = m.withAuthor(a)
+		}
+	}
+	return out, nil
+}
+
 // BySlug implements Articles.
 func (m *Memory) BySlug(ctx context.Context, slug string) (*Article, error) {
 	if err := m.wait(ctx, m.latency.Lookup); err != nil {

@@ -67,7 +67,7 @@ type PG struct {
 	pool    *pgxpool.Pool
 	queries atomic.Int64
 
-	getSQL, bySlugSQL, homeSQL, categorySQL, publishSQL, updateSQL string
+	getSQL, byIDsSQL, bySlugSQL, homeSQL, categorySQL, publishSQL, updateSQL string
 	profileSQL, updateProfileSQL                                   string
 }
 
@@ -84,6 +84,7 @@ func NewPG(pool *pgxpool.Pool, schema string) *PG {
 	return &PG{
 		pool:        pool,
 		getSQL:      `SELECT ` + articleCols + ` FROM ` + s + `articles a JOIN ` + s + `users u ON u.id = a.author_id WHERE a.id = $1`,
+		byIDsSQL:    `SELECT ` + articleCols + ` FROM ` + s + `articles a JOIN ` + s + `users u ON u.id = a.author_id WHERE a.id = ANY($1)`,
 		bySlugSQL:   `SELECT ` + articleCols + ` FROM ` + s + `articles a JOIN ` + s + `users u ON u.id = a.author_id WHERE a.slug = $1`,
 		homeSQL:     `SELECT ` + summaryCols + ` FROM ` + s + `articles ORDER BY published_at DESC, id DESC LIMIT $1 OFFSET $2`,
 		categorySQL: `SELECT ` + summaryCols + ` FROM ` + s + `articles WHERE category = $1 ORDER BY published_at DESC, id DESC LIMIT $2 OFFSET $3`,
@@ -120,6 +121,27 @@ func (p *PG) article(ctx context.Context, sql string, arg any) (*Article, error)
 // Get implements Articles.
 func (p *PG) Get(ctx context.Context, id int64) (*Article, error) {
 	return p.article(ctx, p.getSQL, id)
+}
+
+// ByIDs implements Articles: one statement for all ids.
+func (p *PG) ByIDs(ctx context.Context, ids []int64) (map[int64]*Article, error) {
+	p.queries.Add(1)
+	rows, err := p.pool.Query(ctx, p.byIDsSQL, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*Article, len(ids))
+	var a Article
+	_, err = pgx.ForEachRow(rows, []any{&a.ID, &a.Slug, &a.Title, &a.Summary, &a.Body,
+		&a.Category, &a.AuthorID, &a.AuthorName, &a.PublishedAt, &a.UpdatedAt}, func() error {
+		cp := a
+		out[a.ID] = &cp
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // BySlug implements Articles.
