@@ -49,7 +49,15 @@ type result struct {
 	stats         runtime.Stats   // cached run only
 	stampedeCalls int64
 	redisErr      string // the first Redis error of the cached run
+	// The first second of the run: what a cold (or warmed) cache costs
+	// right after a deploy.
+	firstReqs, firstQueries int64
+	warmTook                time.Duration // warmed run only
+	warmQueries             int64
 }
+
+// firstWindow is the start of a run the report shows on its own.
+const firstWindow = time.Second
 
 func (r *result) percentile(p float64) time.Duration {
 	if len(r.lat) == 0 {
@@ -84,6 +92,9 @@ func (w *workload) run(ctx context.Context, label string, arts news.Articles, us
 	}()
 
 	q0 := db.Queries()
+	first := time.AfterFunc(firstWindow, func() {
+		res.firstReqs, res.firstQueries = done.Load(), db.Queries()-q0
+	})
 	var wg sync.WaitGroup
 	for worker := range cfg.concurrency {
 		wg.Add(1)
@@ -161,6 +172,9 @@ func (w *workload) run(ctx context.Context, label string, arts news.Articles, us
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
+	if first.Stop() { // the run was shorter than the window
+		res.firstReqs, res.firstQueries = done.Load(), db.Queries()-q0
+	}
 	close(stop)
 	pwg.Wait()
 
@@ -264,7 +278,7 @@ func together(n int, f func(i int)) {
 	wg.Wait()
 }
 
-func printReport(out io.Writer, cfg config, w *workload, direct, cached *result) {
+func printReport(out io.Writer, cfg config, w *workload, direct, cached, warmed *result) {
 	// How skewed the reads were: the share of article reads that went to the
 	// hottest 5 % of articles.
 	counts := slices.Clone(direct.articleReads)
@@ -322,4 +336,13 @@ func printReport(out io.Writer, cfg config, w *workload, direct, cached *result)
 	if cached.redisErr != "" {
 		fmt.Fprintf(out, "first Redis error (the call was served from the source): %s\n", cached.redisErr)
 	}
+	perQuery := func(r *result) string {
+		return fmt.Sprintf("%d requests, %d database queries", r.firstReqs, r.firstQueries)
+	}
+	fmt.Fprintf(out, "first %v of each run: without cache %s; cold cache %s", firstWindow, perQuery(direct), perQuery(cached))
+	if warmed != nil {
+		fmt.Fprintf(out, "; warmed cache (%d articles warmed in %v, %d queries) %s, hit rate %.1f %% over the whole run",
+			cfg.warm, warmed.warmTook.Round(time.Millisecond), warmed.warmQueries, perQuery(warmed), 100*warmed.stats.HitRate())
+	}
+	fmt.Fprintln(out)
 }
