@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Batch is what generated code hands to GetMany for a batch read: a get
@@ -27,10 +28,6 @@ type Batch[K comparable, T any] struct {
 	// ResultTags, when set, returns the tags taken from a positive result.
 	ResultTags func(v T) (tags []string, ok bool)
 }
-
-// errAbsent is the result of an id the source did not return, for a
-// keyspace with no way to say "not found" (a value type, no not-found error).
-var errAbsent = errors.New("cachegen: not returned by the batch source")
 
 // GetMany reads ids through the cache: one round trip for the lookups, one
 // source call (per chunk) for every id the cache could not answer, one
@@ -308,7 +305,7 @@ func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []
 	take := func(s *batchSlot[K, T], res *loaded[T]) {
 		v, err := res.take(ks)
 		switch {
-		case res.negative(ks, v, err) || errors.Is(err, errAbsent):
+		case res.negative(ks, v, err):
 		case err != nil:
 			if firstErr == nil {
 				firstErr = err
@@ -392,7 +389,6 @@ func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned
 		more, waits = lookOwned(ctx, ks, inc, n, look, b, true)
 		load = append(load, more...)
 	}
-	sealClockless(c, owned)
 
 	var wg sync.WaitGroup
 	var pmu sync.Mutex
@@ -418,6 +414,7 @@ func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned
 		chunk := c.cfg.batchChunk
 		for lo := 0; lo < len(load); lo += chunk {
 			part := load[lo:min(lo+chunk, len(load))]
+			sealClockless(c, part) // before the source call: a caller that begins later may follow a write
 			wg.Add(1)
 			sem <- struct{}{}
 			go guard(func() {
@@ -496,24 +493,32 @@ func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n
 	if cinc, cn, ok := parseClock(r.clock); ok && (cinc != inc || cn > n) {
 		finc, fn = cinc, cn
 	}
+	var free []int // leases taken in the round that no load needs: freed in one more
+	defer func() { ks.releaseMany(ctx, leases, values, free) }()
 	for j, s := range look {
 		lr := r.res[j]
 		if r.errs[j] != nil {
-			ks.releaseIf(lr.taken, leases[j], values[j])
+			if lr.taken {
+				free = append(free, j)
+			}
 			load = append(load, s)
 			continue
 		}
 		if lr.hasEntry { // filled since our lookup
 			res, ok, err := ks.usable(ctx, s.key, inc, n, lr.entry, false)
 			if err == nil && ok {
-				ks.releaseIf(lr.taken, leases[j], values[j])
+				if lr.taken {
+					free = append(free, j)
+				}
 				s.res = res
 				continue
 			}
 		}
 		if lr.hasHandoff {
 			if res, ok, err := ks.usable(ctx, s.key, inc, n, lr.handoff, true); err == nil && ok {
-				ks.releaseIf(lr.taken, leases[j], values[j])
+				if lr.taken {
+					free = append(free, j)
+				}
 				s.res = res
 				continue
 			}
@@ -567,17 +572,9 @@ func waitMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n 
 }
 
 // absentErr is what an id the source did not return stands for: the
-// keyspace's not-found error, nil for a nil-able type (a nil result), or
-// errAbsent.
-func (ks *Keyspace[T]) absentErr() error {
-	switch {
-	case ks.spec.NotFound != nil:
-		return ks.spec.NotFound
-	case ks.spec.IsNil != nil:
-		return nil
-	}
-	return errAbsent
-}
+// keyspace's not-found error, else a nil (or zero) result; the batch itself
+// knows it by the result's absent mark.
+func (ks *Keyspace[T]) absentErr() error { return ks.spec.NotFound }
 
 // loadChunk calls the source once for part and settles each id: its result,
 // and the fill of an id whose lease the batch holds.
@@ -759,4 +756,35 @@ func InvalidateMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], i
 		return nil
 	}
 	return ks.c.Invalidate(ctx, Invalidation{Keys: keys})
+}
+
+// releaseMany frees the leases at idx (tokens in values) in one pipeline; a
+// release that fails is replayed like a single one.
+func (ks *Keyspace[T]) releaseMany(ctx context.Context, leases, values []string, idx []int) {
+	c := ks.c
+	switch len(idx) {
+	case 0:
+		return
+	case 1:
+		ks.release(leases[idx[0]], values[idx[0]])
+		return
+	}
+	cmds := make([]*redis.Cmd, len(idx))
+	_, err := call(c, context.WithoutCancel(ctx), func(ctx context.Context) (struct{}, error) {
+		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for k, j := range idx {
+				cmds[k] = releaseScript.evalsha(ctx, p, []string{leases[j], leases[j]}, values[j])
+			}
+			return nil
+		})
+		if err == redis.Nil || isReply(err) {
+			err = nil
+		}
+		return struct{}{}, err
+	})
+	for k, j := range idx {
+		if err != nil || cmds[k] == nil || (cmds[k].Err() != nil && !isNil(cmds[k].Err())) {
+			ks.release(leases[j], values[j]) // NOSCRIPT, a failed round: one by one (replayed if need be)
+		}
+	}
 }
