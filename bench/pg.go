@@ -85,6 +85,26 @@ func (p *PGUsers) Get(ctx context.Context, id int64) (*User, error) {
 	return u, nil
 }
 
+// GetMany reads users by primary key in one statement.
+func (p *PGUsers) GetMany(ctx context.Context, ids []int64) (map[int64]*User, error) {
+	p.Reads.Add(1)
+	rows, err := p.Pool.Query(ctx, `SELECT id, name, email, team, bio, score, updated_at FROM `+Table+` WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]*User, len(ids))
+	var u User
+	_, err = pgx.ForEachRow(rows, []any{&u.ID, &u.Name, &u.Email, &u.Team, &u.Bio, &u.Score, &u.UpdatedAt}, func() error {
+		cp := u
+		out[u.ID] = &cp
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Member reads a user as a member of team (the team is only part of the key).
 func (p *PGUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	return p.Get(ctx, id)
@@ -115,6 +135,15 @@ func (MemUsers) Get(ctx context.Context, id int64) (*User, error) {
 // Member is Get.
 func (m MemUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	return m.Get(ctx, id)
+}
+
+// GetMany is Get for each id.
+func (m MemUsers) GetMany(ctx context.Context, ids []int64) (map[int64]*User, error) {
+	out := make(map[int64]*User, len(ids))
+	for _, id := range ids {
+		out[id], _ = m.Get(ctx, id)
+	}
+	return out, nil
 }
 
 // Touch does nothing.

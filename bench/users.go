@@ -35,6 +35,9 @@ type Users interface {
 	//cache:get key="member:{team}:{id}" tags="team:{team}"
 	Member(ctx context.Context, team string, id int64) (*User, error)
 
+	//cache:get key="user:{ids}" notfound=ErrNotFound
+	GetMany(ctx context.Context, ids []int64) (map[int64]*User, error)
+
 	//cache:evict keys="user:{id}"
 	Touch(ctx context.Context, id int64) error
 
@@ -53,6 +56,9 @@ type LocalUsers interface {
 
 	//cache:get key="member:{team}:{id}" tags="team:{team}"
 	Member(ctx context.Context, team string, id int64) (*User, error)
+
+	//cache:get key="user:{ids}" notfound=ErrNotFound
+	GetMany(ctx context.Context, ids []int64) (map[int64]*User, error)
 
 	//cache:evict keys="user:{id}"
 	Touch(ctx context.Context, id int64) error

@@ -82,6 +82,11 @@ func (r *CachedUsers) Member(ctx context.Context, team string, id int64) (*User,
 	})
 }
 
+// GetMany serves "user:{ids}" from the cache for every id in one round trip, and loads the ids it misses from next in one call; ids next does not return are cached as not found and left out of the map.
+func (r *CachedUsers) GetMany(ctx context.Context, ids []int64) (map[int64]*User, error) {
+	return runtime.GetMany(ctx, r.ksGet, ids, r.batchGetMany())
+}
+
 // Touch calls next, then invalidates even when next fails (a failed write may still have changed the source).
 func (r *CachedUsers) Touch(ctx context.Context, id int64) error {
 	err := r.next.Touch(ctx, id)
@@ -100,6 +105,23 @@ func (r *CachedUsers) TeamChanged(ctx context.Context, team string) error {
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "team:"...), team)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
+}
+
+// WarmGetMany loads ids into the cache ahead of reads, in chunks through the same leases as GetMany (instances warming at once load each id once), and returns when they are stored.
+func (r *CachedUsers) WarmGetMany(ctx context.Context, ids []int64, opts ...runtime.WarmOption) error {
+	return runtime.Warm(ctx, r.ksGet, ids, r.batchGetMany(), opts...)
+}
+
+// batchGetMany tells the runtime how GetMany spells, loads and tags one id.
+func (r *CachedUsers) batchGetMany() runtime.Batch[int64, *User] {
+	return runtime.Batch[int64, *User]{
+		Key: func(b []byte, id int64) []byte {
+			return runtime.AppendInt(append(b, "user:"...), id)
+		},
+		Load: func(ctx context.Context, ids []int64) (map[int64]*User, error) {
+			return r.next.GetMany(ctx, ids)
+		},
+	}
 }
 
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedUsers.
@@ -194,6 +216,11 @@ func (r *CachedLocalUsers) Member(ctx context.Context, team string, id int64) (*
 	})
 }
 
+// GetMany serves "user:{ids}" from the cache for every id in one round trip, and loads the ids it misses from next in one call; ids next does not return are cached as not found and left out of the map.
+func (r *CachedLocalUsers) GetMany(ctx context.Context, ids []int64) (map[int64]*User, error) {
+	return runtime.GetMany(ctx, r.ksGet, ids, r.batchGetMany())
+}
+
 // Touch calls next, then invalidates even when next fails (a failed write may still have changed the source).
 func (r *CachedLocalUsers) Touch(ctx context.Context, id int64) error {
 	err := r.next.Touch(ctx, id)
@@ -212,6 +239,23 @@ func (r *CachedLocalUsers) TeamChanged(ctx context.Context, team string) error {
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "team:"...), team)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
+}
+
+// WarmGetMany loads ids into the cache ahead of reads, in chunks through the same leases as GetMany (instances warming at once load each id once), and returns when they are stored.
+func (r *CachedLocalUsers) WarmGetMany(ctx context.Context, ids []int64, opts ...runtime.WarmOption) error {
+	return runtime.Warm(ctx, r.ksGet, ids, r.batchGetMany(), opts...)
+}
+
+// batchGetMany tells the runtime how GetMany spells, loads and tags one id.
+func (r *CachedLocalUsers) batchGetMany() runtime.Batch[int64, *User] {
+	return runtime.Batch[int64, *User]{
+		Key: func(b []byte, id int64) []byte {
+			return runtime.AppendInt(append(b, "user:"...), id)
+		},
+		Load: func(ctx context.Context, ids []int64) (map[int64]*User, error) {
+			return r.next.GetMany(ctx, ids)
+		},
+	}
 }
 
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedLocalUsers.
