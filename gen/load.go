@@ -106,6 +106,7 @@ func Generate(cfg Config) ([]Output, error) {
 			if len(e) > 0 {
 				continue
 			}
+			name(f)
 			src, rerr := render(f)
 			if rerr != nil {
 				errs = append(errs, annotations.Error{Pos: token.Position{Filename: f.Source}, Msg: "internal error rendering: " + rerr.Error()})

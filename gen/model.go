@@ -30,6 +30,11 @@ type File struct {
 	// generator cannot copy field by field, through runtime.CloneCodec; ""
 	// when no value needs it.
 	CloneCodec string
+
+	// Set by the name stage (name.go).
+	Imports     []Import
+	Locals      map[string]string // fixed local -> its name in this file (r, ctx, buf, …)
+	CloneLocals map[string]string // the same for the deep-copy functions
 }
 
 // Copy says how a value of one type is deep-copied, for Spec.Clone. A nil
@@ -67,6 +72,12 @@ type Repo struct {
 	Spaces     []*Keyspace
 	Methods    []*Method
 	Pos        token.Position
+	// Fields names the generated struct's fields (name stage): they share
+	// a namespace with its methods, unexported ones included.
+	Fields struct{ Next, Cache, Repo string }
+	// TypeParamNames are the names of the type parameters in the generated
+	// code (name stage).
+	TypeParamNames map[*types.TypeParam]string
 }
 
 // Struct is the name of the generated type: CachedUsers.
@@ -105,6 +116,8 @@ type Method struct {
 	Evict     []*Tmpl     // put evict=, evict keys=
 	Groups    []*Keyspace // put, evict: pattern groups
 	KeyParams []*Param    // get: the parameters its key uses
+
+	names *names // the method's scope (name stage): its parameters and the locals its body declares
 }
 
 // resultType is the non-error result of a (T, error) method, or nil.
