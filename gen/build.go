@@ -353,6 +353,10 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 		s, bad := schema(ks.Result)
 		if bad != "" {
 			b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), bad)
+		} else {
+			for _, why := range roundTrip(ks.Result, "result") {
+				b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), why)
+			}
 		}
 		ks.Schema = s
 	}

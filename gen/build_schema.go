@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"go/types"
+	"reflect"
 	"strconv"
 	"strings"
 )
@@ -89,4 +90,103 @@ func (w *schemaWriter) typ(t types.Type) {
 	default:
 		w.b.WriteString(t.String())
 	}
+}
+
+// Codec methods: a type whose method set (or its pointer's) has one pair
+// is encoded and decoded by its own methods, which msgpack calls; the
+// generator then looks no deeper into it.
+var codecPairs = [][2]string{
+	{"EncodeMsgpack", "DecodeMsgpack"},     // msgpack.CustomEncoder/CustomDecoder
+	{"MarshalMsgpack", "UnmarshalMsgpack"}, // msgpack.Marshaler/Unmarshaler
+	{"MarshalBinary", "UnmarshalBinary"},   // encoding.BinaryMarshaler/Unmarshaler
+	{"MarshalText", "UnmarshalText"},       // encoding.TextMarshaler/Unmarshaler
+}
+
+// hasCodec reports whether t brings its own encoder and decoder.
+func hasCodec(t types.Type) bool {
+	ms := types.NewMethodSet(types.NewPointer(t))
+	if _, isPtr := t.Underlying().(*types.Pointer); isPtr {
+		ms = types.NewMethodSet(t)
+	}
+	for _, p := range codecPairs {
+		if ms.Lookup(nil, p[0]) != nil && ms.Lookup(nil, p[1]) != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// roundTrip lists the parts of t that a msgpack round trip would not give
+// back, each with the path of fields that reaches it from root ("result",
+// "result.Meta.Body"): non-empty interfaces (a decode cannot know the
+// concrete type), channels, functions, complex numbers, unsafe pointers,
+// and unexported struct fields (dropped silently) unless tagged
+// `msgpack:"-"`. Types with their own codec methods are taken as they are;
+// empty interfaces decode to msgpack's generic values (map[string]any,
+// []any, …). Type parameters are only known at run time and pass.
+func roundTrip(t types.Type, root string) []string {
+	var bad []string
+	seen := map[*types.Named]bool{}
+	var walk func(t types.Type, path string)
+	walk = func(t types.Type, path string) {
+		if n, ok := types.Unalias(t).(*types.Named); ok {
+			if seen[n] {
+				return
+			}
+			seen[n] = true
+			defer delete(seen, n)
+			if hasCodec(n) {
+				return
+			}
+		}
+		switch u := types.Unalias(t).Underlying().(type) {
+		case *types.Basic:
+			switch {
+			case u.Info()&types.IsComplex != 0:
+				bad = append(bad, path+" is "+u.Name()+", which msgpack cannot encode")
+			case u.Kind() == types.UnsafePointer:
+				bad = append(bad, path+" is an unsafe.Pointer, which msgpack cannot encode")
+			}
+		case *types.Pointer:
+			walk(u.Elem(), path)
+		case *types.Slice:
+			walk(u.Elem(), path+"[i]")
+		case *types.Array:
+			walk(u.Elem(), path+"[i]")
+		case *types.Map:
+			walk(u.Key(), path+" (key)")
+			walk(u.Elem(), path+"[k]")
+		case *types.Chan:
+			bad = append(bad, path+" is a channel, which msgpack cannot encode")
+		case *types.Signature:
+			bad = append(bad, path+" is a func, which msgpack cannot encode")
+		case *types.Interface:
+			if _, isTP := types.Unalias(t).(*types.TypeParam); isTP {
+				return
+			}
+			if !u.Empty() {
+				bad = append(bad, path+" is the interface "+types.TypeString(t, (*types.Package).Name)+", which a decode cannot fill (it does not know the concrete type): cache a concrete type, or wrap it in a type with EncodeMsgpack/DecodeMsgpack")
+			}
+		case *types.Struct:
+			for i := 0; i < u.NumFields(); i++ {
+				f := u.Field(i)
+				tag := reflect.StructTag(u.Tag(i)).Get("msgpack")
+				if name, _, _ := strings.Cut(tag, ","); name == "-" {
+					continue
+				}
+				p := path + "." + f.Name()
+				if _, isPtr := f.Type().Underlying().(*types.Pointer); isPtr && f.Embedded() && !f.Exported() {
+					bad = append(bad, p+" is an embedded pointer to an unexported type, which a decode cannot allocate: embed the value, or give the type EncodeMsgpack/DecodeMsgpack")
+					continue
+				}
+				if !f.Exported() && !f.Embedded() {
+					bad = append(bad, p+" is unexported, so a round trip leaves it empty: tag it `msgpack:\"-\"` if that is meant, export it, or give the type EncodeMsgpack/DecodeMsgpack")
+					continue
+				}
+				walk(f.Type(), p)
+			}
+		}
+	}
+	walk(t, root)
+	return bad
 }
