@@ -18,6 +18,11 @@ import (
 type builder struct {
 	p        *packages.Package
 	errs     Errors
+	d        *ifaceDecl // the interface being built
+	// broken are the key templates of gets whose keys did not bind (a
+	// mistyped placeholder): puts and evicts that name them are not
+	// reported again.
+	broken []annotations.Template
 	ctxType  types.Type // context.Context, when the package can see it
 	prefixes map[string]*Repo
 }
@@ -42,9 +47,6 @@ func buildPackage(p *packages.Package) ([]*File, Errors) {
 		}
 		for _, d := range decls {
 			b.typeErrorsIn(d)
-			if d.broken {
-				continue
-			}
 			if r := b.repo(d); r != nil {
 				file.Repos = append(file.Repos, r)
 			}
@@ -136,6 +138,7 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 		return nil
 	}
 	dr := d.repo
+	b.d, b.broken = d, append([]annotations.Template(nil), d.brokenKeys...)
 	r := &Repo{Name: d.name.Name(), Named: named, Prefix: strings.ToLower(d.name.Name()), Version: dr.Version, Pos: dr.Pos}
 	if dr.PrefixSet {
 		r.Prefix = dr.Prefix
@@ -195,7 +198,7 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 		m := b.method(fn)
 		r.Methods = append(r.Methods, m)
 		dm := d.methods[name]
-		if dm == nil {
+		if dm == nil || d.broken[name] {
 			continue
 		}
 		m.Verb, m.Pos = dm.Verb, dm.Pos
@@ -300,6 +303,7 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 	dr := d.repo
 	key, ok := b.tmpl(dm.Key, m, nil, nil, "a get key")
 	if !ok {
+		b.broken = append(b.broken, dm.Key)
 		return
 	}
 	ks := &Keyspace{Field: "ks" + m.Name, Norm: dm.Key.Norm(), Result: m.Results[0], Get: m}
@@ -307,7 +311,7 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 	if !ttl.Set {
 		ttl = dr.TTL
 	}
-	if !ttl.Set {
+	if !ttl.Set && !d.repoBroken {
 		b.errorf(m.Pos, "%s: no ttl: set ttl= on the method or on the //cache:repo of %s", m.Name, r.Name)
 	}
 	ks.TTL = ttl.D
@@ -500,7 +504,9 @@ func (b *builder) put(r *Repo, m *Method, dm *annotations.Method, spaces map[str
 	key, ok := b.tmpl(dm.Key, m, result, nil, "a put key")
 	ks := spaces[dm.Key.Norm()]
 	if ks == nil {
-		b.errorf(dm.KeyArg.ValuePos, "key %q of %s matches no //cache:get key template of %s%s", dm.Key.Text, m.Name, r.Name, have(r))
+		if !b.unknown(dm.Key.Norm()) {
+			b.errorf(dm.KeyArg.ValuePos, "key %q of %s matches no //cache:get key template of %s%s", dm.Key.Text, m.Name, r.Name, b.have(r))
+		}
 		ok = false
 	} else if !types.Identical(ks.Result, stored) {
 		b.errorf(dm.KeyArg.ValuePos, "%s stores %s under %q, but %s caches %s there", m.Name, b.typeString(stored), dm.Key.Text, ks.Get.Name, b.typeString(ks.Result))
@@ -568,7 +574,10 @@ func (b *builder) invalidations(r *Repo, m *Method, dm *annotations.Method, spac
 		}
 		ks := spaces[kt.Norm()]
 		if ks == nil {
-			b.errorf(kt.Pos, "key %q of %s matches no //cache:get key template of %s%s", kt.Text, m.Name, r.Name, have(r))
+			if b.unknown(kt.Norm()) {
+				continue
+			}
+			b.errorf(kt.Pos, "key %q of %s matches no //cache:get key template of %s%s", kt.Text, m.Name, r.Name, b.have(r))
 			continue
 		}
 		if b.compatible(ks, t, kt.Pos) {
@@ -593,10 +602,26 @@ func (b *builder) invalidations(r *Repo, m *Method, dm *annotations.Method, spac
 				}
 			}
 		}
+		for _, t := range b.broken {
+			if annotations.Covers(p.Text, t) {
+				n++
+			}
+		}
 		if n == 0 {
-			b.errorf(p.Pos, "pattern %q of %s matches no //cache:get key template of %s%s", p.Text, m.Name, r.Name, have(r))
+			b.errorf(p.Pos, "pattern %q of %s matches no //cache:get key template of %s%s", p.Text, m.Name, r.Name, b.have(r))
 		}
 	}
+}
+
+// unknown reports whether a key template may be that of a get which is
+// already reported as wrong: a put or evict naming it is not reported again.
+func (b *builder) unknown(norm string) bool {
+	for _, t := range b.broken {
+		if t.Norm() == norm {
+			return true
+		}
+	}
+	return false
 }
 
 // compatible checks that the values of t write the same kind of bytes as the
@@ -612,15 +637,19 @@ func (b *builder) compatible(ks *Keyspace, t *Tmpl, p token.Position) bool {
 	return true
 }
 
-func have(r *Repo) string {
+func (b *builder) have(r *Repo) string {
+	var note string
+	if n := b.d.unreadGets; len(n) > 0 {
+		note = "; the //cache:get of " + strings.Join(n, ", ") + " has errors above"
+	}
 	if len(r.Spaces) == 0 {
-		return " (it has none)"
+		return " (it has none" + note + ")"
 	}
 	var s []string
 	for _, ks := range r.Spaces {
 		s = append(s, strconv.Quote(ks.Get.Key.Text))
 	}
-	return " (have " + strings.Join(s, ", ") + ")"
+	return " (have " + strings.Join(s, ", ") + note + ")"
 }
 
 // keyTemplate re-parses the key of a get for pattern matching.
