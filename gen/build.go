@@ -16,13 +16,13 @@ import (
 // builder turns the directives of one package into the model, collecting
 // every error rather than stopping at the first.
 type builder struct {
-	p        *packages.Package
-	errs     Errors
-	d        *ifaceDecl // the interface being built
+	p    *packages.Package
+	errs Errors
+	d    *ifaceDecl // the interface being built
 	// broken are the key templates of gets whose keys did not bind (a
 	// mistyped placeholder): puts and evicts that name them are not
 	// reported again.
-	broken []annotations.Template
+	broken   []annotations.Template
 	ctxType  types.Type // context.Context, when the package can see it
 	prefixes map[string]*Repo
 }

@@ -22,8 +22,8 @@ type ifaceDecl struct {
 	// A directive with errors is reported once, where it is wrong; the checks
 	// that would only echo it are skipped, and every other directive is
 	// still checked in full.
-	repoBroken bool            // the repo directive had errors: skip what depends on its values (no ttl)
-	broken     map[string]bool // methods whose directive had errors: not checked further
+	repoBroken bool                   // the repo directive had errors: skip what depends on its values (no ttl)
+	broken     map[string]bool        // methods whose directive had errors: not checked further
 	brokenKeys []annotations.Template // key templates of gets with errors elsewhere in their directive
 	unreadGets []string               // gets whose key template could not be read
 }
