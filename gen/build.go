@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"go/ast"
 	"go/token"
 	"go/types"
 	"sort"
@@ -16,9 +17,10 @@ import (
 // builder turns the directives of one package into the model, collecting
 // every error rather than stopping at the first.
 type builder struct {
-	p    *packages.Package
-	errs Errors
-	d    *ifaceDecl // the interface being built
+	p     *packages.Package
+	errs  Errors
+	warns Errors
+	d     *ifaceDecl // the interface being built
 	// broken are the key templates of gets whose keys did not bind (a
 	// mistyped placeholder): puts and evicts that name them are not
 	// reported again.
@@ -27,7 +29,7 @@ type builder struct {
 	prefixes map[string]*Repo
 }
 
-func buildPackage(p *packages.Package) ([]*File, Errors) {
+func buildPackage(p *packages.Package) ([]*File, Errors, Errors) {
 	b := &builder{p: p, prefixes: map[string]*Repo{}}
 	b.ctxType = findContext(p.Types)
 	var files []*File
@@ -35,9 +37,10 @@ func buildPackage(p *packages.Package) ([]*File, Errors) {
 		if i >= len(p.CompiledGoFiles) {
 			break
 		}
-		name := p.CompiledGoFiles[i]
+		name := sourceName(p, i, f)
 		decls, errs := scanFile(p, f)
 		b.errs = append(b.errs, errs...)
+		b.warns = append(b.warns, nearMisses(p.Fset, f)...)
 		file := &File{Source: name, Output: outputPath(name), Pkg: p.Types, Build: buildConstraint(p.Fset, f), Names: map[string]string{}}
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
@@ -56,7 +59,28 @@ func buildPackage(p *packages.Package) ([]*File, Errors) {
 			files = append(files, file)
 		}
 	}
-	return files, b.errs
+	b.warns = append(b.warns, skippedFiles(p)...)
+	return files, b.errs, b.warns
+}
+
+// sourceName is the file the i-th syntax tree of p was parsed from. For a
+// cgo file CompiledGoFiles names cgo's rewrite in the build cache; its
+// //line directives lead back to the real file, next to which the output
+// belongs.
+func sourceName(p *packages.Package, i int, f *ast.File) string {
+	name := p.CompiledGoFiles[i]
+	for _, g := range p.GoFiles {
+		if g == name {
+			return name
+		}
+	}
+	orig := p.Fset.Position(f.Package).Filename
+	for _, g := range p.GoFiles {
+		if g == orig {
+			return orig
+		}
+	}
+	return name
 }
 
 func (b *builder) errorf(p token.Position, format string, args ...any) {
@@ -197,6 +221,9 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 		}
 		m := b.method(fn)
 		r.Methods = append(r.Methods, m)
+		if pm := d.partial[name]; pm != nil && b.checkShape(&Method{Name: m.Name, Verb: pm.Verb, Params: m.Params, Results: m.Results}, true) {
+			b.bindOnly(m, pm)
+		}
 		dm := d.methods[name]
 		if dm == nil || d.broken[name] {
 			continue
@@ -235,6 +262,36 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 	return r
 }
 
+// bindOnly binds the placeholders of a directive that has errors elsewhere,
+// so a mistyped placeholder is reported in the same run as the bad option
+// next to it. Nothing is registered.
+func (b *builder) bindOnly(m *Method, dm *annotations.Method) {
+	result := m.resultType()
+	if dm.Verb == "put" && dm.Value.Set {
+		if p := m.param(dm.Value.Name); p != nil {
+			result = p.Type
+		}
+	}
+	if dm.KeyArg.Key != "" && keyReadable(dm) {
+		where := "a get key"
+		var res types.Type
+		if dm.Verb == "put" {
+			where, res = "a put key", result
+		}
+		b.tmpl(dm.Key, m, res, nil, where)
+	}
+	for _, t := range dm.Tags {
+		if dm.Verb == "get" {
+			b.tmpl(t, m, result, nil, "")
+		} else {
+			b.tmpl(t, m, nil, nil, "an invalidated tag")
+		}
+	}
+	for _, t := range dm.Keys {
+		b.tmpl(t, m, nil, nil, "an invalidated key")
+	}
+}
+
 // generatedMethods lists the extra methods generated for m.
 func generatedMethods(r *Repo, m *Method) []string {
 	if m.Verb == "get" && m.Space != nil && m.Space.Get == m {
@@ -245,7 +302,7 @@ func generatedMethods(r *Repo, m *Method) []string {
 
 func (b *builder) method(fn *types.Func) *Method {
 	sig := fn.Type().(*types.Signature)
-	m := &Method{Name: fn.Name(), Variadic: sig.Variadic()}
+	m := &Method{Name: fn.Name(), Variadic: sig.Variadic(), Decl: b.p.Fset.Position(fn.Pos())}
 	for i := 0; i < sig.Params().Len(); i++ {
 		v := sig.Params().At(i)
 		m.Params = append(m.Params, &Param{Orig: v.Name(), Type: v.Type(), Variadic: sig.Variadic() && i == sig.Params().Len()-1})
@@ -261,7 +318,12 @@ func (b *builder) method(fn *types.Func) *Method {
 
 // checkShape checks the context parameter and the results of a method with
 // a directive.
-func (b *builder) checkShape(m *Method) bool {
+func (b *builder) checkShape(m *Method, quiet ...bool) bool {
+	if len(quiet) > 0 {
+		// Only asks: a directive with errors is not told about its shape too.
+		saved := len(b.errs)
+		defer func() { b.errs = b.errs[:saved] }()
+	}
 	ok := true
 	if len(m.Params) == 0 || !b.isContext(m.Params[0].Type) {
 		found := "no parameters"
@@ -690,7 +752,7 @@ func (m *Method) paramNames() string {
 // tmpl binds a template's placeholders to values. result is the type
 // {result} stands for, or nil where the result is not available.
 func (b *builder) tmpl(t annotations.Template, m *Method, result types.Type, resultParam *Param, where string) (*Tmpl, bool) {
-	out := &Tmpl{Text: t.Text}
+	out := &Tmpl{Text: t.Text, Pos: t.Pos}
 	ok := true
 	for _, p := range t.Parts {
 		if !p.IsPlaceholder() {

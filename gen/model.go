@@ -102,8 +102,9 @@ type Keyspace struct {
 // Method is one method of the interface, with what its directive asks for.
 type Method struct {
 	Name     string
-	Verb     string // "get", "put", "evict", or "" to pass straight through
-	Pos      token.Position
+	Verb     string         // "get", "put", "evict", or "" to pass straight through
+	Pos      token.Position // of the directive
+	Decl     token.Position // of the method in the interface
 	Params   []*Param
 	Results  []types.Type
 	Variadic bool
@@ -142,6 +143,7 @@ type Param struct {
 type Tmpl struct {
 	Space *Keyspace
 	Text  string
+	Pos   token.Position
 	Segs  []Seg
 }
 

@@ -22,10 +22,11 @@ type ifaceDecl struct {
 	// A directive with errors is reported once, where it is wrong; the checks
 	// that would only echo it are skipped, and every other directive is
 	// still checked in full.
-	repoBroken bool                   // the repo directive had errors: skip what depends on its values (no ttl)
-	broken     map[string]bool        // methods whose directive had errors: not checked further
-	brokenKeys []annotations.Template // key templates of gets with errors elsewhere in their directive
-	unreadGets []string               // gets whose key template could not be read
+	repoBroken bool                           // the repo directive had errors: skip what depends on its values (no ttl)
+	broken     map[string]bool                // methods whose directive had errors: not checked further
+	partial    map[string]*annotations.Method // what decoded of those directives: their placeholders are still bound
+	brokenKeys []annotations.Template         // key templates of gets with errors elsewhere in their directive
+	unreadGets []string                       // gets whose key template could not be read
 }
 
 // directive is one //cache: line of a doc comment, decoded. broken says it
@@ -95,7 +96,7 @@ func scanFile(p *packages.Package, f *ast.File) ([]*ifaceDecl, Errors) {
 				}
 				continue
 			}
-			d := &ifaceDecl{file: f, spec: ts, itype: it, methods: map[string]*annotations.Method{}, broken: map[string]bool{}}
+			d := &ifaceDecl{file: f, spec: ts, itype: it, methods: map[string]*annotations.Method{}, broken: map[string]bool{}, partial: map[string]*annotations.Method{}}
 			d.name, _ = p.TypesInfo.Defs[ts.Name].(*types.TypeName)
 			for _, v := range directives(doc) {
 				switch {
@@ -136,6 +137,9 @@ func scanFile(p *packages.Package, f *ast.File) ([]*ifaceDecl, Errors) {
 						}
 					case v.broken:
 						d.broken[name] = true
+						if v.method != nil {
+							d.partial[name] = v.method
+						}
 						switch {
 						case v.method != nil && v.method.Verb == "get" && keyReadable(v.method):
 							d.brokenKeys = append(d.brokenKeys, v.method.Key)
