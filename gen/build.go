@@ -439,6 +439,7 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 			m.KeyParams = append(m.KeyParams, p)
 		}
 	}
+	b.keyCoversParams(m, dm, seen)
 	for _, t := range dm.Tags {
 		if tt, ok := b.tmpl(t, m, m.Results[0], nil, ""); ok {
 			m.Tags = append(m.Tags, tt)
@@ -464,6 +465,38 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 	spaces[ks.Norm] = ks
 	r.Spaces = append(r.Spaces, ks)
 	m.Space = ks
+}
+
+// keyCoversParams refuses a get parameter the key does not hold: calls
+// that differ only in it would share one entry. ignore= names those that
+// do not affect the result.
+func (b *builder) keyCoversParams(m *Method, dm *annotations.Method, inKey map[*Param]bool) {
+	ignored := map[*Param]bool{}
+	for _, id := range dm.Ignore {
+		p := m.param(id.Name)
+		switch {
+		case p == nil || p.Context:
+			b.errorf(id.Pos, "ignore=%s names no parameter of %s (have %s)", id.Name, m.Name, m.paramNames())
+		case inKey[p]:
+			b.errorf(id.Pos, "ignore=%s: %s is part of the key %q", id.Name, id.Name, dm.Key.Text)
+		default:
+			ignored[p] = true
+		}
+	}
+	for i, p := range m.Params {
+		if p.Context || inKey[p] || ignored[p] {
+			continue
+		}
+		what := "parameter " + p.Orig
+		if p.Variadic {
+			what = "variadic parameter " + p.Orig
+		}
+		if p.Orig == "" || p.Orig == "_" {
+			b.errorf(m.Pos, "%s: parameter %d (%s) is not in the key %q and has no name: calls that differ in it would share one entry; name it, and put it in the key or in ignore=", m.Name, i+1, b.typeString(p.Type), dm.Key.Text)
+			continue
+		}
+		b.errorf(m.Pos, "%s: %s is not in the key %q: calls that differ only in %s would share one entry; put it in the key, or say it does not affect the result with ignore=%s", m.Name, what, dm.Key.Text, p.Orig, p.Orig)
+	}
 }
 
 // short formats a duration as it would be written in a directive: 1m, not 1m0s.

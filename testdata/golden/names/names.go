@@ -37,7 +37,7 @@ type Multi interface {
 type Locals interface {
 	//cache:get key="t:{tags0}:{tags1}" tags="a:{tags0},b:{tags1}"
 	Get(ctx context.Context, tags0, tags1 string) (*T, error)
-	//cache:get key="u:{b}:{txt0}:{err0}" tags="a:{b},b:{txt0}"
+	//cache:get key="u:{b}:{txt0}:{err0}" tags="a:{b},b:{txt0}" ignore=key
 	ByB(ctx context.Context, b, txt0, err0 string, key time.Time) (*T, error)
 	//cache:evict keys="t:{tags0}:{tags1}" tags="a:{tags0},b:{tags1}"
 	Del(ctx context.Context, tags0, tags1 string) error
