@@ -27,6 +27,9 @@ type builder struct {
 	broken   []annotations.Template
 	ctxType  types.Type // context.Context, when the package can see it
 	prefixes map[string]*Repo
+	// repoUnion are the type parameters the repository's keys use as
+	// KindUnion.
+	repoUnion []*types.TypeParam
 }
 
 func buildPackage(p *packages.Package) ([]*File, Errors, Errors) {
@@ -162,7 +165,7 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 		return nil
 	}
 	dr := d.repo
-	b.d, b.broken = d, append([]annotations.Template(nil), d.brokenKeys...)
+	b.d, b.broken, b.repoUnion = d, append([]annotations.Template(nil), d.brokenKeys...), nil
 	r := &Repo{Name: d.name.Name(), Named: named, Prefix: strings.ToLower(d.name.Name()), Version: dr.Version, Pos: dr.Pos}
 	if dr.PrefixSet {
 		r.Prefix = dr.Prefix
@@ -256,6 +259,7 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 			}
 		}
 	}
+	r.UnionParams = b.repoUnion
 	if _, ok := byName["InvalidateAll"]; ok {
 		b.errorf(dr.Pos, "generated method InvalidateAll clashes with method InvalidateAll of %s", r.Name)
 	}
@@ -798,6 +802,19 @@ func (b *builder) tmpl(t annotations.Template, m *Method, result types.Type, res
 			continue
 		}
 		out.Segs = append(out.Segs, Seg{Val: v})
+		if v.Kind == KindUnion {
+			b.unionParam(v.Type.(*types.TypeParam))
+		}
 	}
 	return out, ok
+}
+
+// unionParam records a type parameter a key uses as KindUnion.
+func (b *builder) unionParam(tp *types.TypeParam) {
+	for _, t := range b.repoUnion {
+		if t == tp {
+			return
+		}
+	}
+	b.repoUnion = append(b.repoUnion, tp)
 }

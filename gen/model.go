@@ -78,6 +78,10 @@ type Repo struct {
 	// TypeParamNames are the names of the type parameters in the generated
 	// code (name stage).
 	TypeParamNames map[*types.TypeParam]string
+	// Appenders name the struct fields holding runtime.UnionAppender[K]()
+	// for the type parameters keys use as KindUnion, in order (name stage).
+	Appenders   map[*types.TypeParam]string
+	UnionParams []*types.TypeParam // build: the type parameters keys use as KindUnion
 }
 
 // Struct is the name of the generated type: CachedUsers.
@@ -194,6 +198,7 @@ const (
 	KindBool                 // runtime.AppendBool
 	KindText                 // MarshalText, then runtime.AppendBytes
 	KindStringer             // runtime.AppendString(x.String())
+	KindUnion                // a type parameter mixing strings, integers, bools: r.append<K>(b, x), from runtime.UnionAppender
 )
 
 // class groups kinds that write the same bytes for the same logical value,
@@ -204,6 +209,8 @@ func (k Kind) class() string {
 		return "an integer"
 	case KindBool:
 		return "a bool"
+	case KindUnion:
+		return "a string, integer or bool by instantiation"
 	}
 	return "a string"
 }

@@ -224,6 +224,10 @@ func nameFields(r *Repo) {
 	for _, ks := range r.Spaces {
 		ks.Field = pick("ks" + ks.Get.Name)
 	}
+	r.Appenders = map[*types.TypeParam]string{}
+	for _, tp := range r.UnionParams {
+		r.Appenders[tp] = pick("append" + upperFirst(tp.Obj().Name()))
+	}
 }
 
 // generatedLocal reports names the method bodies declare on their own.

@@ -310,6 +310,10 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 	for _, ks := range r.Spaces {
 		fields = append(fields, jen.Id(ks.Field).Op("*").Qual(rt, "Keyspace").Types(g.typ(ks.Result)).Comment(strconv.Quote(ks.Get.Key.Text)))
 	}
+	for _, tp := range r.UnionParams {
+		fields = append(fields, jen.Id(r.Appenders[tp]).Func().Params(jen.Index().Byte(), g.typ(tp)).Index().Byte().
+			Comment("appends a "+g.tpName(tp)+" to a key, by the kind it is instantiated with"))
+	}
 	jf.Commentf("%s implements %s with a cache in Redis, through a runtime.Cache.", r.Struct(), r.Name)
 	jf.Type().Id(r.Struct()).Add(g.typeParams(r)).Struct(fields...)
 	if len(r.TypeParams) == 0 {
@@ -321,6 +325,9 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 	values = append(values, field(r.Fields.Next, jen.Id(next)), field(r.Fields.Cache, jen.Id(c)), field(r.Fields.Repo, jen.Id(repo)))
 	for _, ks := range r.Spaces {
 		values = append(values, field(ks.Field, jen.Qual(rt, "NewKeyspace").Call(jen.Id(repo), g.spec(ks))))
+	}
+	for _, tp := range r.UnionParams {
+		values = append(values, field(r.Appenders[tp], jen.Qual(rt, "UnionAppender").Types(g.typ(tp)).Call()))
 	}
 	body := []jen.Code{
 		jen.Id(repo).Op(":=").Id(c).Dot("Repo").Call(jen.Lit(r.Prefix), jen.Lit(r.Version)),

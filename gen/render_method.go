@@ -60,6 +60,8 @@ func (g *renderer) appendVal(cur *jen.Statement, v *Value, sc *scope) *jen.State
 		return jen.Qual(rt, "AppendBool").Call(cur, x)
 	case KindStringer:
 		return jen.Qual(rt, "AppendString").Call(cur, x.Dot("String").Call())
+	case KindUnion:
+		return jen.Id(g.l("r")).Dot(g.r.Appenders[v.Type.(*types.TypeParam)]).Call(cur, x)
 	}
 	return jen.Qual(rt, "AppendBytes").Call(cur, jen.Id(sc.txt[g.pathKey(v, len(v.Fields), sc)]))
 }
