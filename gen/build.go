@@ -429,6 +429,7 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 			}
 		}
 		ks.Schema = s
+		ks.Shape, _ = shape(ks.Result)
 	}
 	key.Space = ks
 	m.Key = key

@@ -190,3 +190,114 @@ func roundTrip(t types.Type, root string) []string {
 	walk(t, root)
 	return bad
 }
+
+// shape predicts runtime.SchemaOf[T]() for t: the same description of the
+// type reflect gives the runtime (named types as path.Name=, kinds, fields
+// and tags, repeats as @n), hashed the same way. The runtime compares the
+// two once per keyspace, so a result type changed without regenerating is
+// caught at construction. ok is false where reflect would name a type in a
+// way the generator does not reproduce (instantiated generic types, types
+// local to a function); the check is then skipped.
+func shape(t types.Type) (hash string, ok bool) {
+	var b strings.Builder
+	ok = true
+	seen := map[string]int{}
+	var walk func(t types.Type)
+	walk = func(t types.Type) {
+		t = types.Unalias(t)
+		var kindOf types.Type = t
+		if n, isNamed := t.(*types.Named); isNamed {
+			if n.TypeArgs().Len() > 0 || n.Obj().Pkg() != nil && n.Obj().Parent() != n.Obj().Pkg().Scope() {
+				ok = false
+				return
+			}
+			path := ""
+			if p := n.Obj().Pkg(); p != nil {
+				path = p.Path()
+				if p.Name() == "main" {
+					path = "main"
+				}
+			}
+			id := path + "." + n.Obj().Name()
+			if i, dup := seen[id]; dup {
+				b.WriteString("@" + strconv.Itoa(i))
+				return
+			}
+			seen[id] = len(seen)
+			b.WriteString(id + "=")
+			kindOf = n.Underlying()
+		} else if bt, isBasic := t.(*types.Basic); isBasic {
+			// Predeclared types are named for reflect: ".int=int".
+			name := reflectKind(bt)
+			id := "." + name
+			if bt.Kind() == types.UnsafePointer {
+				id = "unsafe.Pointer"
+			}
+			if i, dup := seen[id]; dup {
+				b.WriteString("@" + strconv.Itoa(i))
+				return
+			}
+			seen[id] = len(seen)
+			b.WriteString(id + "=" + name)
+			return
+		}
+		switch u := kindOf.(type) {
+		case *types.Basic:
+			b.WriteString(reflectKind(u))
+		case *types.Pointer:
+			b.WriteString("ptr(")
+			walk(u.Elem())
+			b.WriteByte(')')
+		case *types.Slice:
+			b.WriteString("slice(")
+			walk(u.Elem())
+			b.WriteByte(')')
+		case *types.Array:
+			b.WriteString("array[" + strconv.FormatInt(u.Len(), 10) + "](")
+			walk(u.Elem())
+			b.WriteByte(')')
+		case *types.Map:
+			b.WriteString("map(")
+			walk(u.Key())
+			b.WriteByte(',')
+			walk(u.Elem())
+			b.WriteByte(')')
+		case *types.Struct:
+			b.WriteString("struct{")
+			for i := 0; i < u.NumFields(); i++ {
+				f := u.Field(i)
+				b.WriteString(f.Name() + " ")
+				walk(f.Type())
+				b.WriteString(" " + strconv.Quote(u.Tag(i)) + ";")
+			}
+			b.WriteByte('}')
+		case *types.Interface:
+			b.WriteString("interface")
+		case *types.Chan:
+			b.WriteString("chan")
+		case *types.Signature:
+			b.WriteString("func")
+		default:
+			ok = false
+		}
+	}
+	walk(t)
+	if !ok {
+		return "", false
+	}
+	sum := sha256.Sum256([]byte(b.String()))
+	return hex.EncodeToString(sum[:8]), true
+}
+
+// reflectKind is reflect.Kind.String() of a basic type.
+func reflectKind(bt *types.Basic) string {
+	switch bt.Kind() {
+	case types.UnsafePointer:
+		return "unsafe.Pointer"
+	case types.Byte:
+		return "uint8"
+	case types.Rune:
+		return "int32"
+	}
+	return bt.Name()
+}

@@ -93,6 +93,7 @@ type Keyspace struct {
 	Norm     string // "user:{}"
 	Result   types.Type
 	Schema   string // hash of Result; "" when it depends on type parameters
+	Shape    string // runtime.SchemaOf[Result]() as predicted; "" when it cannot be
 	TTL      time.Duration
 	Negative time.Duration
 	Jitter   annotations.Jitter

@@ -358,6 +358,9 @@ func (g *renderer) spec(ks *Keyspace) *jen.Statement {
 	items := []jen.Code{field("Template", jen.Lit(ks.Norm))}
 	if ks.Schema != "" {
 		items = append(items, field("Schema", jen.Lit(ks.Schema)))
+		if ks.Shape != "" {
+			items = append(items, field("Shape", jen.Lit(ks.Shape)))
+		}
 	} else {
 		items = append(items, field("Schema", jen.Qual(rt, "SchemaOf").Types(g.typ(ks.Result)).Call()))
 	}

@@ -30,6 +30,7 @@ func NewCachedMembers(next Members, c *runtime.Cache) *CachedMembers {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Member]{
 			Template: "member:{}:{}",
 			Schema:   "0e2edec696b063df",
+			Shape:    "301e0ccd4b5c1d34",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Member) bool {
@@ -40,6 +41,7 @@ func NewCachedMembers(next Members, c *runtime.Cache) *CachedMembers {
 		ksByUser: runtime.NewKeyspace(repo, runtime.Spec[[]Member]{
 			Template: "byuser:{}",
 			Schema:   "a9fe18cadf5bb904",
+			Shape:    "d00c2cc210bb5dd1",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Member) bool {

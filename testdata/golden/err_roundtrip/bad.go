@@ -38,8 +38,8 @@ type Account struct {
 type base struct{ Name string }
 
 type Inline struct {
-	base        // embedded unexported value: msgpack inlines its exported fields
-	*hidden     // a decode cannot allocate it
+	base    // embedded unexported value: msgpack inlines its exported fields
+	*hidden // a decode cannot allocate it
 	ID      int64
 }
 
@@ -48,7 +48,7 @@ type hidden struct{ X int }
 // Tagged drops its unexported field on purpose.
 type Tagged struct {
 	ID    int64
-	cache []byte `msgpack:"-"`
+	cache []byte         `msgpack:"-"`
 	Extra map[string]any // decodes to generic values
 	At    time.Time
 	Amt   *big.Int // MarshalText/UnmarshalText

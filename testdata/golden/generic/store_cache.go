@@ -168,6 +168,7 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 		ksCount: runtime.NewKeyspace(repo, runtime.Spec[int64]{
 			Template: "count:{}",
 			Schema:   "daff5ee3b255b22c",
+			Shape:    "ba323f4ae060b449",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),
@@ -220,6 +221,7 @@ func NewCachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool](next Mixed[K,
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[string]{
 			Template: "m:{}:{}",
 			Schema:   "7477993bd1333622",
+			Shape:    "b34b8fd4ea17c097",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),

@@ -32,6 +32,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 		ksSearch: runtime.NewKeyspace(repo, runtime.Spec[[]Item]{
 			Template: "q:{}:{}:{}:{}:{}:{}:{}",
 			Schema:   "e266611e5ac8896c",
+			Shape:    "25182581fb42b154",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Item) bool {
@@ -42,6 +43,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 		ksRecent: runtime.NewKeyspace(repo, runtime.Spec[[]Item]{
 			Template: "t:{}:{}:{}",
 			Schema:   "e266611e5ac8896c",
+			Shape:    "25182581fb42b154",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Item) bool {
@@ -52,6 +54,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 		ksAt: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
 			Template: "at:{}:{}",
 			Schema:   "1c5b4df6da2158a3",
+			Shape:    "810765442cff6bdd",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Item) bool {
@@ -62,6 +65,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 		ksTriple: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
 			Template: "tr:{}:{}:{}",
 			Schema:   "1c5b4df6da2158a3",
+			Shape:    "810765442cff6bdd",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Item) bool {

@@ -30,6 +30,7 @@ func NewCachedMulti(next Multi, c *runtime.Cache) *CachedMulti {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*T]{
 			Template: "x:{}:{}:{}",
 			Schema:   "6119d3a9eb673c41",
+			Shape:    "07e63b7922afc723",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *T) bool {
@@ -40,6 +41,7 @@ func NewCachedMulti(next Multi, c *runtime.Cache) *CachedMulti {
 		ksGet2: runtime.NewKeyspace(repo, runtime.Spec[*T]{
 			Template: "y:{}:{}:{}",
 			Schema:   "6119d3a9eb673c41",
+			Shape:    "07e63b7922afc723",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *T) bool {
@@ -222,6 +224,7 @@ func NewCachedLocals(next Locals, c *runtime.Cache) *CachedLocals {
 		ksGet_: runtime.NewKeyspace(repo, runtime.Spec[*T]{
 			Template: "t:{}:{}",
 			Schema:   "6119d3a9eb673c41",
+			Shape:    "07e63b7922afc723",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *T) bool {
@@ -232,6 +235,7 @@ func NewCachedLocals(next Locals, c *runtime.Cache) *CachedLocals {
 		ksByB: runtime.NewKeyspace(repo, runtime.Spec[*T]{
 			Template: "u:{}:{}:{}",
 			Schema:   "6119d3a9eb673c41",
+			Shape:    "07e63b7922afc723",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *T) bool {
@@ -443,6 +447,7 @@ func NewCachedPredeclared(next Predeclared, c *runtime.Cache) *CachedPredeclared
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[[]T]{
 			Template: "p:{}:{}:{}",
 			Schema:   "1b0522815226c88f",
+			Shape:    "6de5f87cb00dee74",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []T) bool {
@@ -453,6 +458,7 @@ func NewCachedPredeclared(next Predeclared, c *runtime.Cache) *CachedPredeclared
 		ksQ: runtime.NewKeyspace(repo, runtime.Spec[map[string]int]{
 			Template: "q:{}:{}:{}",
 			Schema:   "8cc2e2c319647a10",
+			Shape:    "f57b39c23cd0195b",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v map[string]int) bool {

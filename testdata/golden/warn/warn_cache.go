@@ -30,6 +30,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Article]{
 			Template: "feed:{}",
 			Schema:   "2dbc6f616c4db0f2",
+			Shape:    "62bddbc9e0544d1f",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Article) bool {
@@ -40,6 +41,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksStats: runtime.NewKeyspace(repo, runtime.Spec[int]{
 			Template: "stats:{}",
 			Schema:   "55e9177d31c2b4cb",
+			Shape:    "3ab862b81c8e5a04",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),
