@@ -170,27 +170,80 @@ func tagNorm(t *Tmpl) string {
 	return b.String()
 }
 
-// tagMatches reports whether an invalidated tag can name entries tagged
-// like carried: the same shape, or a constant the shape can spell.
-func tagMatches(invalidated, carried *Tmpl) bool {
-	in, cn := tagNorm(invalidated), tagNorm(carried)
-	if in == cn {
+// tagIndex answers which carried tags an invalidated tag can name, without
+// comparing every pair: invalidated shapes by norm, and the shapes of
+// carried tags compiled once, for the constant tags that may spell them.
+type tagIndex struct {
+	norms    map[string]bool   // shapes of the tags
+	statics  []string          // constant tags, as written
+	compiled map[string]*regexp.Regexp
+}
+
+func newTagIndex(tags []*Tmpl) *tagIndex {
+	ix := &tagIndex{norms: map[string]bool{}, compiled: map[string]*regexp.Regexp{}}
+	for _, t := range tags {
+		ix.norms[tagNorm(t)] = true
+		if t.Static() {
+			ix.statics = append(ix.statics, t.Text)
+		}
+	}
+	return ix
+}
+
+// shapeRe matches the constants a tag shape can spell: "user:{}" matches
+// "user:7".
+func (ix *tagIndex) shapeRe(norm string) *regexp.Regexp {
+	if re, ok := ix.compiled[norm]; ok {
+		return re
+	}
+	var b strings.Builder
+	b.WriteString("^")
+	for i, part := range strings.Split(norm, "{}") {
+		if i > 0 {
+			b.WriteString(".+")
+		}
+		b.WriteString(regexp.QuoteMeta(part))
+	}
+	b.WriteString("$")
+	re := regexp.MustCompile(b.String())
+	ix.compiled[norm] = re
+	return re
+}
+
+// names reports whether some tag of the index (invalidated) can name
+// entries tagged like carried.
+func (ix *tagIndex) names(carried *Tmpl) bool {
+	n := tagNorm(carried)
+	if ix.norms[n] {
 		return true
 	}
-	if !invalidated.Static() {
+	if carried.Static() {
 		return false
 	}
-	var re strings.Builder
-	re.WriteString("^")
-	for i, part := range strings.Split(cn, "{}") {
-		if i > 0 {
-			re.WriteString(".+")
+	re := ix.shapeRe(n)
+	for _, s := range ix.statics {
+		if re.MatchString(s) {
+			return true
 		}
-		re.WriteString(regexp.QuoteMeta(part))
 	}
-	re.WriteString("$")
-	ok, _ := regexp.MatchString(re.String(), invalidated.Text)
-	return ok
+	return false
+}
+
+// carriedBy reports whether an invalidated tag names entries of some
+// carried tag: the same shape, or a constant a carried shape can spell.
+func carriedBy(t *Tmpl, carried *tagIndex) bool {
+	if carried.norms[tagNorm(t)] {
+		return true
+	}
+	if !t.Static() {
+		return false
+	}
+	for n := range carried.norms {
+		if strings.Contains(n, "{}") && carried.shapeRe(n).MatchString(t.Text) {
+			return true
+		}
+	}
+	return false
 }
 
 // invalidationWarnings looks at every repository generated in this run
@@ -217,20 +270,14 @@ func invalidationWarnings(files []*File) Errors {
 			}
 		}
 	}
-	writeMethods := make([]*Method, len(writes))
-	for i, w := range writes {
-		writeMethods[i] = w.m
+	var invalidatedTags []*Tmpl
+	for _, w := range writes {
+		invalidatedTags = append(invalidatedTags, w.m.Tags...)
 	}
+	inv, car := newTagIndex(invalidatedTags), newTagIndex(carried)
 	for _, w := range writes {
 		for _, t := range w.m.Tags {
-			found := false
-			for _, c := range carried {
-				if tagMatches(t, c) {
-					found = true
-					break
-				}
-			}
-			if !found {
+			if !carriedBy(t, car) {
 				out = append(out, annotations.Error{Pos: t.Pos, Msg: w.m.Name + " invalidates tag " + quote(t.Text) + ", which no //cache:get of this run carries: a typo, or a tag of a repository generated separately?"})
 			}
 		}
@@ -243,7 +290,7 @@ func invalidationWarnings(files []*File) Errors {
 			}
 			// A repository without writes relies on its ttls by design.
 			for _, ks := range r.Spaces {
-				if hasWrite && !invalidated(ks, r, writeMethods) {
+				if hasWrite && !invalidated(ks, r, inv) {
 					out = append(out, annotations.Error{Pos: ks.Get.Pos, Msg: ks.Get.Name + ": nothing invalidates " + quote(ks.Get.Key.Text) + ": no put or evict names its key, a pattern over it or one of its tags (entries live out their ttl unless Invalidate" + ks.Get.Name + " is called)"})
 				}
 			}
@@ -258,31 +305,30 @@ func invalidationWarnings(files []*File) Errors {
 }
 
 // invalidated reports whether some write drops entries of ks: its key
-// (put, evict keys=), a pattern over it, or one of its tags.
-func invalidated(ks *Keyspace, r *Repo, writes []*Method) bool {
-	var tags []*Tmpl
+// (put, evict keys=) or a pattern over it, in its repository, or one of its
+// tags, anywhere (inv indexes every invalidated tag of the run).
+func invalidated(ks *Keyspace, r *Repo, inv *tagIndex) bool {
 	for _, m := range r.Methods {
-		if m.Verb == "get" && m.Space == ks {
-			tags = append(tags, m.Tags...)
-		}
-	}
-	for _, m := range writes {
-		if m.Space == ks {
-			return true
-		}
-		for _, e := range m.Evict {
-			if e.Space == ks {
+		switch m.Verb {
+		case "get":
+			if m.Space == ks {
+				for _, c := range m.Tags {
+					if inv.names(c) {
+						return true
+					}
+				}
+			}
+		case "put", "evict":
+			if m.Space == ks {
 				return true
 			}
-		}
-		for _, g := range m.Groups {
-			if g == ks {
-				return true
+			for _, e := range m.Evict {
+				if e.Space == ks {
+					return true
+				}
 			}
-		}
-		for _, t := range m.Tags {
-			for _, c := range tags {
-				if tagMatches(t, c) {
+			for _, g := range m.Groups {
+				if g == ks {
 					return true
 				}
 			}

@@ -3,14 +3,12 @@ package gen
 import (
 	"bytes"
 	"fmt"
-	"go/format"
 	"go/types"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dave/jennifer/jen"
-	"golang.org/x/tools/imports"
 )
 
 const (
@@ -51,17 +49,56 @@ func render(f *File) ([]byte, error) {
 	if f.CloneCodec != "" {
 		g.cloneCodec(jf)
 	}
+	// jennifer formats the file (go/format) once; that is the only
+	// formatting pass.
 	var buf bytes.Buffer
 	if err := jf.Render(&buf); err != nil {
 		return nil, err
 	}
-	src, err := format.Source(buf.Bytes())
-	if err != nil {
-		return nil, err
+	return groupImports(buf.Bytes()), nil
+}
+
+// groupImports puts the standard library's imports apart from the others,
+// as goimports does, in the formatted source: jennifer writes one block
+// sorted by path, and gofmt keeps a block sorted by path, so splitting it
+// in two keeps the file formatted.
+func groupImports(src []byte) []byte {
+	start := bytes.Index(src, []byte("\nimport (\n"))
+	if start < 0 {
+		return src
 	}
-	// Group the standard library apart from other imports, as goimports
-	// does; FormatOnly leaves the set of imports alone.
-	return imports.Process(f.Output, src, &imports.Options{FormatOnly: true, Comments: true, TabIndent: true, TabWidth: 8})
+	start += len("\nimport (\n")
+	end := bytes.Index(src[start:], []byte("\n)\n"))
+	if end < 0 {
+		return src
+	}
+	end += start
+	var std, other [][]byte
+	for _, line := range bytes.Split(src[start:end], []byte("\n")) {
+		q := bytes.IndexByte(line, '"')
+		if q < 0 {
+			return src // a comment or something else: leave it alone
+		}
+		path := line[q+1:]
+		if i := bytes.IndexByte(path, '/'); i >= 0 {
+			path = path[:i]
+		}
+		if bytes.IndexByte(bytes.TrimSuffix(path, []byte{'"'}), '.') < 0 {
+			std = append(std, line)
+		} else {
+			other = append(other, line)
+		}
+	}
+	if len(std) == 0 || len(other) == 0 {
+		return src
+	}
+	var out bytes.Buffer
+	out.Write(src[:start])
+	out.Write(bytes.Join(std, []byte("\n")))
+	out.WriteString("\n\n")
+	out.Write(bytes.Join(other, []byte("\n")))
+	out.Write(src[end:])
+	return out.Bytes()
 }
 
 // l returns the name of a generated local.
