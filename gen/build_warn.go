@@ -174,8 +174,8 @@ func tagNorm(t *Tmpl) string {
 // comparing every pair: invalidated shapes by norm, and the shapes of
 // carried tags compiled once, for the constant tags that may spell them.
 type tagIndex struct {
-	norms    map[string]bool   // shapes of the tags
-	statics  []string          // constant tags, as written
+	norms    map[string]bool // shapes of the tags
+	statics  []string        // constant tags, as written
 	compiled map[string]*regexp.Regexp
 }
 
