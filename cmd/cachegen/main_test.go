@@ -225,3 +225,79 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("-version: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestInstallAsTool follows the README's "Install as a tool" from an empty
+// module, with this checkout in place of the published module: every
+// command it runs is in the README, verbatim but for the checkout's path.
+// The module cache (or the module proxy) provides the dependencies.
+func TestInstallAsTool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	root := testenv.RepoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	env := append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "GOTOOLCHAIN=local")
+	run := func(line string) string {
+		t.Helper()
+		doc := strings.ReplaceAll(line, root, "/path/to/cachegen")
+		if !bytes.Contains(readme, []byte("\n"+doc+"\n")) {
+			t.Fatalf("README's Install as a tool lacks the line %q", doc)
+		}
+		args := strings.Fields(line)
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		return string(out)
+	}
+	cmd := exec.Command("go", "mod", "init", "example.com/app")
+	cmd.Dir, cmd.Env = dir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go mod init: %v\n%s", err, out)
+	}
+	run("go mod edit -replace github.com/cachegen/cachegen=" + root)
+	run("go mod edit -require github.com/cachegen/cachegen@v0.0.0")
+	run("go mod edit -tool github.com/cachegen/cachegen/cmd/cachegen")
+	run("go mod tidy")
+	if out := run("go tool cachegen -version"); !strings.HasPrefix(out, "cachegen ") {
+		t.Fatalf("go tool cachegen -version: %q", out)
+	}
+	src := `package users
+
+import "context"
+
+//go:generate go tool cachegen
+
+type User struct {
+	ID   int64
+	Name string
+}
+
+//cache:repo ttl=1m
+type Users interface {
+	//cache:get key="user:{id}"
+	Get(ctx context.Context, id int64) (*User, error)
+	//cache:evict keys="user:{id}"
+	Delete(ctx context.Context, id int64) error
+}
+`
+	if err := os.MkdirAll(filepath.Join(dir, "users"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users", "users.go"), []byte(src), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	run("go generate ./...")
+	run("go mod tidy")
+	run("go build ./...")
+	run("go tool cachegen -check ./...")
+	if _, err := os.Stat(filepath.Join(dir, "users", "users_cache.go")); err != nil {
+		t.Fatal(err)
+	}
+}
