@@ -106,7 +106,8 @@ func TestDecodeErrors(t *testing.T) {
 		col       int
 	}{
 		{`//cache:gte key=x`, `unknown verb "gte"`, 8},
-		{`//cache:get key=x tll=1m`, `unknown option "tll" for //cache:get (want key, ttl, jitter, negative, notfound, local, tags)`, 18},
+		{`//cache:get key=x ignore=a,2b`, `bad ignore "2b": want parameter names (ignore=opts,trace)`, 27},
+		{`//cache:get key=x tll=1m`, `unknown option "tll" for //cache:get (want key, ttl, jitter, negative, notfound, local, tags, ignore)`, 18},
 		{`//cache:repo lokal=1m`, `unknown option "lokal" for //cache:repo (want prefix, version, ttl, jitter, negative, notfound, local)`, 13},
 		{`//cache:put key=x local=1m`, `unknown option "local" for //cache:put`, 18},
 		{`//cache:get key=x local=10`, `bad local "10": want a Go duration such as 30s, 10m or 1h30m (0 turns the in-process cache off)`, 24},

@@ -10,7 +10,7 @@ import (
 // Verbs and the options each accepts, in the order messages list them.
 var options = map[string][]string{
 	"repo":  {"prefix", "version", "ttl", "jitter", "negative", "notfound", "local"},
-	"get":   {"key", "ttl", "jitter", "negative", "notfound", "local", "tags"},
+	"get":   {"key", "ttl", "jitter", "negative", "notfound", "local", "tags", "ignore"},
 	"put":   {"key", "value", "evict", "tags", "patterns"},
 	"evict": {"keys", "tags", "patterns"},
 }
@@ -74,6 +74,7 @@ type Method struct {
 	Tags     []Template // get: attached to the entry; put, evict: invalidated
 	Keys     []Template // evict keys=, put evict=
 	Patterns []Pattern  // put, evict
+	Ignore   []Ident    // get: parameters that do not affect the result, so the key need not hold them
 }
 
 // Decode checks the verb and keys of d and decodes it into a *Repo or a
@@ -158,6 +159,16 @@ func decodeMethod(d Directive) (*Method, Errors) {
 				t, e := ParseTemplate(a, offs[i], s, "key")
 				m.Keys = append(m.Keys, t)
 				errs = append(errs, e...)
+			}
+		case "ignore":
+			items, offs := splitList(a.Value)
+			for i, s := range items {
+				p := a.At(offs[i])
+				if !isIdent(s) || s == "_" {
+					errs = append(errs, Error{p, "bad ignore " + strconv.Quote(s) + ": want parameter names (ignore=opts,trace)"})
+					continue
+				}
+				m.Ignore = append(m.Ignore, Ident{Name: s, Set: true, Pos: p})
 			}
 		case "patterns":
 			items, offs := splitList(a.Value)

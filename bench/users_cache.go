@@ -30,6 +30,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:{}",
 			Schema:   "4c78fcfeb9e66176",
+			Shape:    "af78f0801800997d",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -42,6 +43,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 		ksMember: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "member:{}:{}",
 			Schema:   "4c78fcfeb9e66176",
+			Shape:    "af78f0801800997d",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -162,6 +164,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:{}",
 			Schema:   "4c78fcfeb9e66176",
+			Shape:    "af78f0801800997d",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -175,6 +178,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 		ksMember: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "member:{}:{}",
 			Schema:   "4c78fcfeb9e66176",
+			Shape:    "af78f0801800997d",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),

@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"go/ast"
 	"go/token"
 	"go/types"
 	"sort"
@@ -16,13 +17,22 @@ import (
 // builder turns the directives of one package into the model, collecting
 // every error rather than stopping at the first.
 type builder struct {
-	p        *packages.Package
-	errs     Errors
+	p     *packages.Package
+	errs  Errors
+	warns Errors
+	d     *ifaceDecl // the interface being built
+	// broken are the key templates of gets whose keys did not bind (a
+	// mistyped placeholder): puts and evicts that name them are not
+	// reported again.
+	broken   []annotations.Template
 	ctxType  types.Type // context.Context, when the package can see it
 	prefixes map[string]*Repo
+	// repoUnion are the type parameters the repository's keys use as
+	// KindUnion.
+	repoUnion []*types.TypeParam
 }
 
-func buildPackage(p *packages.Package) ([]*File, Errors) {
+func buildPackage(p *packages.Package) ([]*File, Errors, Errors) {
 	b := &builder{p: p, prefixes: map[string]*Repo{}}
 	b.ctxType = findContext(p.Types)
 	var files []*File
@@ -30,9 +40,10 @@ func buildPackage(p *packages.Package) ([]*File, Errors) {
 		if i >= len(p.CompiledGoFiles) {
 			break
 		}
-		name := p.CompiledGoFiles[i]
+		name := sourceName(p, i, f)
 		decls, errs := scanFile(p, f)
 		b.errs = append(b.errs, errs...)
+		b.warns = append(b.warns, nearMisses(p.Fset, f)...)
 		file := &File{Source: name, Output: outputPath(name), Pkg: p.Types, Build: buildConstraint(p.Fset, f), Names: map[string]string{}}
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
@@ -42,9 +53,6 @@ func buildPackage(p *packages.Package) ([]*File, Errors) {
 		}
 		for _, d := range decls {
 			b.typeErrorsIn(d)
-			if d.broken {
-				continue
-			}
 			if r := b.repo(d); r != nil {
 				file.Repos = append(file.Repos, r)
 			}
@@ -54,7 +62,28 @@ func buildPackage(p *packages.Package) ([]*File, Errors) {
 			files = append(files, file)
 		}
 	}
-	return files, b.errs
+	b.warns = append(b.warns, skippedFiles(p)...)
+	return files, b.errs, b.warns
+}
+
+// sourceName is the file the i-th syntax tree of p was parsed from. For a
+// cgo file CompiledGoFiles names cgo's rewrite in the build cache; its
+// //line directives lead back to the real file, next to which the output
+// belongs.
+func sourceName(p *packages.Package, i int, f *ast.File) string {
+	name := p.CompiledGoFiles[i]
+	for _, g := range p.GoFiles {
+		if g == name {
+			return name
+		}
+	}
+	orig := p.Fset.Position(f.Package).Filename
+	for _, g := range p.GoFiles {
+		if g == orig {
+			return orig
+		}
+	}
+	return name
 }
 
 func (b *builder) errorf(p token.Position, format string, args ...any) {
@@ -136,6 +165,7 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 		return nil
 	}
 	dr := d.repo
+	b.d, b.broken, b.repoUnion = d, append([]annotations.Template(nil), d.brokenKeys...), nil
 	r := &Repo{Name: d.name.Name(), Named: named, Prefix: strings.ToLower(d.name.Name()), Version: dr.Version, Pos: dr.Pos}
 	if dr.PrefixSet {
 		r.Prefix = dr.Prefix
@@ -194,8 +224,11 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 		}
 		m := b.method(fn)
 		r.Methods = append(r.Methods, m)
+		if pm := d.partial[name]; pm != nil && b.checkShape(&Method{Name: m.Name, Verb: pm.Verb, Params: m.Params, Results: m.Results}, true) {
+			b.bindOnly(m, pm)
+		}
 		dm := d.methods[name]
-		if dm == nil {
+		if dm == nil || d.broken[name] {
 			continue
 		}
 		m.Verb, m.Pos = dm.Verb, dm.Pos
@@ -226,10 +259,41 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 			}
 		}
 	}
+	r.UnionParams = b.repoUnion
 	if _, ok := byName["InvalidateAll"]; ok {
 		b.errorf(dr.Pos, "generated method InvalidateAll clashes with method InvalidateAll of %s", r.Name)
 	}
 	return r
+}
+
+// bindOnly binds the placeholders of a directive that has errors elsewhere,
+// so a mistyped placeholder is reported in the same run as the bad option
+// next to it. Nothing is registered.
+func (b *builder) bindOnly(m *Method, dm *annotations.Method) {
+	result := m.resultType()
+	if dm.Verb == "put" && dm.Value.Set {
+		if p := m.param(dm.Value.Name); p != nil {
+			result = p.Type
+		}
+	}
+	if dm.KeyArg.Key != "" && keyReadable(dm) {
+		where := "a get key"
+		var res types.Type
+		if dm.Verb == "put" {
+			where, res = "a put key", result
+		}
+		b.tmpl(dm.Key, m, res, nil, where)
+	}
+	for _, t := range dm.Tags {
+		if dm.Verb == "get" {
+			b.tmpl(t, m, result, nil, "")
+		} else {
+			b.tmpl(t, m, nil, nil, "an invalidated tag")
+		}
+	}
+	for _, t := range dm.Keys {
+		b.tmpl(t, m, nil, nil, "an invalidated key")
+	}
 }
 
 // generatedMethods lists the extra methods generated for m.
@@ -246,7 +310,7 @@ func generatedMethods(r *Repo, m *Method) []string {
 
 func (b *builder) method(fn *types.Func) *Method {
 	sig := fn.Type().(*types.Signature)
-	m := &Method{Name: fn.Name(), Variadic: sig.Variadic()}
+	m := &Method{Name: fn.Name(), Variadic: sig.Variadic(), Decl: b.p.Fset.Position(fn.Pos())}
 	for i := 0; i < sig.Params().Len(); i++ {
 		v := sig.Params().At(i)
 		m.Params = append(m.Params, &Param{Orig: v.Name(), Type: v.Type(), Variadic: sig.Variadic() && i == sig.Params().Len()-1})
@@ -262,7 +326,12 @@ func (b *builder) method(fn *types.Func) *Method {
 
 // checkShape checks the context parameter and the results of a method with
 // a directive.
-func (b *builder) checkShape(m *Method) bool {
+func (b *builder) checkShape(m *Method, quiet ...bool) bool {
+	if len(quiet) > 0 {
+		// Only asks: a directive with errors is not told about its shape too.
+		saved := len(b.errs)
+		defer func() { b.errs = b.errs[:saved] }()
+	}
 	ok := true
 	if len(m.Params) == 0 || !b.isContext(m.Params[0].Type) {
 		found := "no parameters"
@@ -305,6 +374,7 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 	bm := m // the method as the key and tags see it: one element of a batch
 	em, ok := b.batch(m, dm)
 	if !ok {
+		b.broken = append(b.broken, dm.Key)
 		return
 	}
 	if em != nil {
@@ -319,7 +389,7 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 	if !ttl.Set {
 		ttl = dr.TTL
 	}
-	if !ttl.Set {
+	if !ttl.Set && !d.repoBroken {
 		b.errorf(m.Pos, "%s: no ttl: set ttl= on the method or on the //cache:repo of %s", m.Name, r.Name)
 	}
 	ks.TTL = ttl.D
@@ -365,8 +435,13 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 		s, bad := schema(ks.Result)
 		if bad != "" {
 			b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), bad)
+		} else {
+			for _, why := range roundTrip(ks.Result, "result") {
+				b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), why)
+			}
 		}
 		ks.Schema = s
+		ks.Shape, _ = shape(ks.Result)
 	}
 	key.Space = ks
 	m.Key = key
@@ -381,8 +456,10 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 			m.KeyParams = append(m.KeyParams, p)
 		}
 	}
-	if m.Batch != nil {
+	if m.Batch != nil { // batch() checked its parameters
 		m.KeyParams = []*Param{m.Batch.Slice}
+	} else {
+		b.keyCoversParams(m, dm, seen)
 	}
 	for _, t := range dm.Tags {
 		if tt, ok := b.tmpl(t, bm, bm.Results[0], nil, ""); ok {
@@ -413,6 +490,38 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 	spaces[ks.Norm] = ks
 	r.Spaces = append(r.Spaces, ks)
 	m.Space = ks
+}
+
+// keyCoversParams refuses a get parameter the key does not hold: calls
+// that differ only in it would share one entry. ignore= names those that
+// do not affect the result.
+func (b *builder) keyCoversParams(m *Method, dm *annotations.Method, inKey map[*Param]bool) {
+	ignored := map[*Param]bool{}
+	for _, id := range dm.Ignore {
+		p := m.param(id.Name)
+		switch {
+		case p == nil || p.Context:
+			b.errorf(id.Pos, "ignore=%s names no parameter of %s (have %s)", id.Name, m.Name, m.paramNames())
+		case inKey[p]:
+			b.errorf(id.Pos, "ignore=%s: %s is part of the key %q", id.Name, id.Name, dm.Key.Text)
+		default:
+			ignored[p] = true
+		}
+	}
+	for i, p := range m.Params {
+		if p.Context || inKey[p] || ignored[p] {
+			continue
+		}
+		what := "parameter " + p.Orig
+		if p.Variadic {
+			what = "variadic parameter " + p.Orig
+		}
+		if p.Orig == "" || p.Orig == "_" {
+			b.errorf(m.Pos, "%s: parameter %d (%s) is not in the key %q and has no name: calls that differ in it would share one entry; name it, and put it in the key or in ignore=", m.Name, i+1, b.typeString(p.Type), dm.Key.Text)
+			continue
+		}
+		b.errorf(m.Pos, "%s: %s is not in the key %q: calls that differ only in %s would share one entry; put it in the key, or say it does not affect the result with ignore=%s", m.Name, what, dm.Key.Text, p.Orig, p.Orig)
+	}
 }
 
 // short formats a duration as it would be written in a directive: 1m, not 1m0s.
@@ -515,7 +624,9 @@ func (b *builder) put(r *Repo, m *Method, dm *annotations.Method, spaces map[str
 	key, ok := b.tmpl(dm.Key, m, result, nil, "a put key")
 	ks := spaces[dm.Key.Norm()]
 	if ks == nil {
-		b.errorf(dm.KeyArg.ValuePos, "key %q of %s matches no //cache:get key template of %s%s", dm.Key.Text, m.Name, r.Name, have(r))
+		if !b.unknown(dm.Key.Norm()) {
+			b.errorf(dm.KeyArg.ValuePos, "key %q of %s matches no //cache:get key template of %s%s", dm.Key.Text, m.Name, r.Name, b.have(r))
+		}
 		ok = false
 	} else if !types.Identical(ks.Result, stored) {
 		b.errorf(dm.KeyArg.ValuePos, "%s stores %s under %q, but %s caches %s there", m.Name, b.typeString(stored), dm.Key.Text, ks.Get.Name, b.typeString(ks.Result))
@@ -583,7 +694,10 @@ func (b *builder) invalidations(r *Repo, m *Method, dm *annotations.Method, spac
 		}
 		ks := spaces[kt.Norm()]
 		if ks == nil {
-			b.errorf(kt.Pos, "key %q of %s matches no //cache:get key template of %s%s", kt.Text, m.Name, r.Name, have(r))
+			if b.unknown(kt.Norm()) {
+				continue
+			}
+			b.errorf(kt.Pos, "key %q of %s matches no //cache:get key template of %s%s", kt.Text, m.Name, r.Name, b.have(r))
 			continue
 		}
 		if b.compatible(ks, t, kt.Pos) {
@@ -608,10 +722,26 @@ func (b *builder) invalidations(r *Repo, m *Method, dm *annotations.Method, spac
 				}
 			}
 		}
+		for _, t := range b.broken {
+			if annotations.Covers(p.Text, t) {
+				n++
+			}
+		}
 		if n == 0 {
-			b.errorf(p.Pos, "pattern %q of %s matches no //cache:get key template of %s%s", p.Text, m.Name, r.Name, have(r))
+			b.errorf(p.Pos, "pattern %q of %s matches no //cache:get key template of %s%s", p.Text, m.Name, r.Name, b.have(r))
 		}
 	}
+}
+
+// unknown reports whether a key template may be that of a get which is
+// already reported as wrong: a put or evict naming it is not reported again.
+func (b *builder) unknown(norm string) bool {
+	for _, t := range b.broken {
+		if t.Norm() == norm {
+			return true
+		}
+	}
+	return false
 }
 
 // compatible checks that the values of t write the same kind of bytes as the
@@ -627,15 +757,19 @@ func (b *builder) compatible(ks *Keyspace, t *Tmpl, p token.Position) bool {
 	return true
 }
 
-func have(r *Repo) string {
+func (b *builder) have(r *Repo) string {
+	var note string
+	if n := b.d.unreadGets; len(n) > 0 {
+		note = "; the //cache:get of " + strings.Join(n, ", ") + " has errors above"
+	}
 	if len(r.Spaces) == 0 {
-		return " (it has none)"
+		return " (it has none" + note + ")"
 	}
 	var s []string
 	for _, ks := range r.Spaces {
 		s = append(s, strconv.Quote(ks.Get.Key.Text))
 	}
-	return " (have " + strings.Join(s, ", ") + ")"
+	return " (have " + strings.Join(s, ", ") + note + ")"
 }
 
 // keyTemplate re-parses the key of a get for pattern matching.
@@ -676,7 +810,7 @@ func (m *Method) paramNames() string {
 // tmpl binds a template's placeholders to values. result is the type
 // {result} stands for, or nil where the result is not available.
 func (b *builder) tmpl(t annotations.Template, m *Method, result types.Type, resultParam *Param, where string) (*Tmpl, bool) {
-	out := &Tmpl{Text: t.Text}
+	out := &Tmpl{Text: t.Text, Pos: t.Pos}
 	ok := true
 	for _, p := range t.Parts {
 		if !p.IsPlaceholder() {
@@ -689,6 +823,19 @@ func (b *builder) tmpl(t annotations.Template, m *Method, result types.Type, res
 			continue
 		}
 		out.Segs = append(out.Segs, Seg{Val: v})
+		if v.Kind == KindUnion {
+			b.unionParam(v.Type.(*types.TypeParam))
+		}
 	}
 	return out, ok
+}
+
+// unionParam records a type parameter a key uses as KindUnion.
+func (b *builder) unionParam(tp *types.TypeParam) {
+	for _, t := range b.repoUnion {
+		if t == tp {
+			return
+		}
+	}
+	b.repoUnion = append(b.repoUnion, tp)
 }

@@ -202,7 +202,9 @@ func typeSetKind(tp *types.TypeParam) (Kind, string, bool) {
 		case o.class() == "an integer" && k.class() == "an integer":
 			k = KindInt
 		default:
-			return 0, "", false
+			// Strings and integers (or bools) mixed: no one conversion
+			// is valid for every member; the instantiation decides.
+			return KindUnion, "", true
 		}
 	}
 	switch k {

@@ -190,3 +190,55 @@ func TestCloneNamesPerFile(t *testing.T) {
 		t.Fatalf("go vet: %v\n%s", err, out)
 	}
 }
+
+// A cgo file's syntax comes from cgo's rewrite in the build cache; the
+// output still goes next to the real file.
+func TestCgoOutputNextToSource(t *testing.T) {
+	if out, _ := exec.Command("go", "env", "CGO_ENABLED").Output(); strings.TrimSpace(string(out)) != "1" {
+		t.Skip("cgo disabled")
+	}
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("no C compiler")
+	}
+	dir := scratch(t, map[string]string{"c.go": `package scratch
+
+// #include <stdlib.h>
+import "C"
+
+import "context"
+
+func Rand() int { return int(C.rand()) }
+
+//cache:repo ttl=1m
+type Names interface {
+	//cache:get key="name:{id}"
+	Name(ctx context.Context, id int64) (string, error)
+}
+`})
+	outs := generate(t, dir)
+	if len(outs) != 1 || outs[0].Path != filepath.Join(dir, "c_cache.go") {
+		var paths []string
+		for _, o := range outs {
+			paths = append(paths, o.Path)
+		}
+		t.Fatalf("outputs %v, want %s", paths, filepath.Join(dir, "c_cache.go"))
+	}
+}
+
+func TestNearMissDirective(t *testing.T) {
+	for text, want := range map[string]bool{
+		"// cache:get key=x":      true,
+		"//cahce:get key=x":       true,
+		"//Cache:repo":            true,
+		"//cache:get key=x":       false, // a directive
+		"// the cache: get it":    false,
+		"// caches: get a value":  false, // prose: no option follows
+		"// caches:get ttl=1m":    true,
+		"// Cached: evicted soon": false,
+		"// see cache:getter":     false,
+	} {
+		if got := nearMissDirective(text) != ""; got != want {
+			t.Errorf("nearMissDirective(%q) = %v, want %v", text, got, want)
+		}
+	}
+}

@@ -44,7 +44,22 @@ func TestGolden(t *testing.T) {
 			errorCases++
 		}
 		ok := t.Run(name, func(t *testing.T) {
-			outs, err := Generate(Config{Dir: dir, Patterns: []string{"./..."}})
+			var warns Errors
+			outs, err := Generate(Config{Dir: dir, Patterns: []string{"./..."}, Warn: func(e Error) { warns = append(warns, e) }})
+			// warnings.txt holds the warnings of a case, when it has any.
+			warnPath := filepath.Join(dir, "warnings.txt")
+			gotWarn := []byte(formatErrors(warns, dir))
+			wantWarn, _ := os.ReadFile(warnPath)
+			switch {
+			case *update && len(gotWarn) > 0:
+				if err := os.WriteFile(warnPath, gotWarn, 0o666); err != nil {
+					t.Fatal(err)
+				}
+			case *update:
+				os.Remove(warnPath)
+			case !bytes.Equal(gotWarn, wantWarn):
+				t.Errorf("warnings differ from warnings.txt (-want +got):\n%s", Diff("warnings.txt", wantWarn, gotWarn))
+			}
 			if err != nil {
 				var errs Errors
 				if !errors.As(err, &errs) {

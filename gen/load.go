@@ -25,6 +25,10 @@ type Config struct {
 	Dir        string   // working directory for the patterns; "" is the current one
 	Patterns   []string // package patterns; default "."
 	BuildFlags []string // e.g. -tags=integration
+	// Warn receives each warning, sorted, after generation (nil: dropped).
+	// Warnings do not stop generation unless Strict is set.
+	Warn   func(annotations.Error)
+	Strict bool // warnings are errors
 }
 
 // Output is one file the generator wants on disk. New is nil when a stale
@@ -42,6 +46,9 @@ func (o Output) Changed() bool {
 
 // Errors are positioned generation errors, sorted, all reported together.
 type Errors = annotations.Errors
+
+// Error is one positioned error or warning.
+type Error = annotations.Error
 
 // Generate loads the packages, checks every directive and renders the
 // outputs. It writes nothing. On any problem it returns Errors (or a load
@@ -93,19 +100,24 @@ func Generate(cfg Config) ([]Output, error) {
 		return nil, err
 	}
 	var outs []Output
+	var warns Errors
+	var all []*File
 	for _, p := range pkgs {
 		if le := listErrors(p); len(le) > 0 {
 			errs = append(errs, le...)
 			continue
 		}
-		files, e := buildPackage(p)
+		files, e, w := buildPackage(p)
 		errs = append(errs, e...)
+		warns = append(warns, w...)
+		all = append(all, files...)
 		want := map[string]bool{}
 		for _, f := range files {
 			want[f.Output] = true
 			if len(e) > 0 {
 				continue
 			}
+			name(f)
 			src, rerr := render(f)
 			if rerr != nil {
 				errs = append(errs, annotations.Error{Pos: token.Position{Filename: f.Source}, Msg: "internal error rendering: " + rerr.Error()})
@@ -123,6 +135,19 @@ func Generate(cfg Config) ([]Output, error) {
 				old, _ := os.ReadFile(g)
 				outs = append(outs, Output{Path: g, Old: old})
 			}
+		}
+	}
+	if len(errs) == 0 {
+		warns = append(warns, invalidationWarnings(all)...)
+	}
+	warns.Sort()
+	if cfg.Strict {
+		for _, w := range warns {
+			errs = append(errs, annotations.Error{Pos: w.Pos, Msg: w.Msg + " (-strict)"})
+		}
+	} else if cfg.Warn != nil {
+		for _, w := range warns {
+			cfg.Warn(w)
 		}
 	}
 	if len(errs) > 0 {

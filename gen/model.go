@@ -30,6 +30,11 @@ type File struct {
 	// generator cannot copy field by field, through runtime.CloneCodec; ""
 	// when no value needs it.
 	CloneCodec string
+
+	// Set by the name stage (name.go).
+	Imports     []Import
+	Locals      map[string]string // fixed local -> its name in this file (r, ctx, buf, …)
+	CloneLocals map[string]string // the same for the deep-copy functions
 }
 
 // Copy says how a value of one type is deep-copied, for Spec.Clone. A nil
@@ -67,6 +72,16 @@ type Repo struct {
 	Spaces     []*Keyspace
 	Methods    []*Method
 	Pos        token.Position
+	// Fields names the generated struct's fields (name stage): they share
+	// a namespace with its methods, unexported ones included.
+	Fields struct{ Next, Cache, Repo string }
+	// TypeParamNames are the names of the type parameters in the generated
+	// code (name stage).
+	TypeParamNames map[*types.TypeParam]string
+	// Appenders name the struct fields holding runtime.UnionAppender[K]()
+	// for the type parameters keys use as KindUnion, in order (name stage).
+	Appenders   map[*types.TypeParam]string
+	UnionParams []*types.TypeParam // build: the type parameters keys use as KindUnion
 }
 
 // Struct is the name of the generated type: CachedUsers.
@@ -78,6 +93,7 @@ type Keyspace struct {
 	Norm     string // "user:{}"
 	Result   types.Type
 	Schema   string // hash of Result; "" when it depends on type parameters
+	Shape    string // runtime.SchemaOf[Result]() as predicted; "" when it cannot be
 	TTL      time.Duration
 	Negative time.Duration
 	Jitter   annotations.Jitter
@@ -91,8 +107,9 @@ type Keyspace struct {
 // Method is one method of the interface, with what its directive asks for.
 type Method struct {
 	Name     string
-	Verb     string // "get", "put", "evict", or "" to pass straight through
-	Pos      token.Position
+	Verb     string         // "get", "put", "evict", or "" to pass straight through
+	Pos      token.Position // of the directive
+	Decl     token.Position // of the method in the interface
 	Params   []*Param
 	Results  []types.Type
 	Variadic bool
@@ -106,6 +123,8 @@ type Method struct {
 	Groups    []*Keyspace // put, evict: pattern groups
 	KeyParams []*Param    // get: the parameters its key uses
 	Batch     *BatchRead  // get: a batch read (its key names a slice parameter)
+
+	names *names // the method's scope (name stage): its parameters and the locals its body declares
 }
 
 // BatchRead is a get over a slice of ids: its Key and Tags are bound to
@@ -140,6 +159,7 @@ type Param struct {
 type Tmpl struct {
 	Space *Keyspace
 	Text  string
+	Pos   token.Position
 	Segs  []Seg
 }
 
@@ -190,6 +210,7 @@ const (
 	KindBool                 // runtime.AppendBool
 	KindText                 // MarshalText, then runtime.AppendBytes
 	KindStringer             // runtime.AppendString(x.String())
+	KindUnion                // a type parameter mixing strings, integers, bools: r.append<K>(b, x), from runtime.UnionAppender
 )
 
 // class groups kinds that write the same bytes for the same logical value,
@@ -200,6 +221,8 @@ func (k Kind) class() string {
 		return "an integer"
 	case KindBool:
 		return "a bool"
+	case KindUnion:
+		return "a string, integer or bool by instantiation"
 	}
 	return "a string"
 }

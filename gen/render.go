@@ -3,15 +3,12 @@ package gen
 import (
 	"bytes"
 	"fmt"
-	"go/format"
 	"go/types"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dave/jennifer/jen"
-	"golang.org/x/tools/imports"
 )
 
 const (
@@ -19,26 +16,31 @@ const (
 	ctxPkg = "context"
 )
 
-// renderer turns one File of the model into Go source.
+// renderer turns one File of the model into Go source. Every name it
+// writes was chosen by the name stage.
 type renderer struct {
 	f        *File
-	reserved map[string]bool   // names visible at file level: imports, package scope, universe
-	local    map[string]string // generated local name -> name used (renamed on a clash)
-	cloneVar map[string]string // the same for the locals of the deep-copy functions
+	local    map[string]string // fixed local -> name used (File.Locals)
+	cloneVar map[string]string // the same for the deep-copy functions (File.CloneLocals)
+	r        *Repo             // the repository being rendered
 }
 
 func render(f *File) ([]byte, error) {
-	g := &renderer{f: f, reserved: map[string]bool{}, local: map[string]string{}, cloneVar: map[string]string{}}
+	g := &renderer{f: f, local: f.Locals, cloneVar: f.CloneLocals}
 	jf := jen.NewFilePathName(f.Pkg.Path(), f.Pkg.Name())
 	if f.Build != "" {
 		jf.HeaderComment(Header + "\n\n" + f.Build)
 	} else {
 		jf.HeaderComment(Header)
 	}
-	g.imports(jf)
-	g.nameLocals()
+	for _, imp := range f.Imports {
+		if imp.Alias {
+			jf.ImportAlias(imp.Path, imp.Name)
+		} else {
+			jf.ImportName(imp.Path, imp.Name)
+		}
+	}
 	for _, r := range f.Repos {
-		g.nameParams(r)
 		g.repo(jf, r)
 	}
 	for _, fn := range f.Clones {
@@ -47,94 +49,60 @@ func render(f *File) ([]byte, error) {
 	if f.CloneCodec != "" {
 		g.cloneCodec(jf)
 	}
+	// jennifer formats the file (go/format) once; that is the only
+	// formatting pass.
 	var buf bytes.Buffer
 	if err := jf.Render(&buf); err != nil {
 		return nil, err
 	}
-	src, err := format.Source(buf.Bytes())
-	if err != nil {
-		return nil, err
-	}
-	// Group the standard library apart from other imports, as goimports
-	// does; FormatOnly leaves the set of imports alone.
-	return imports.Process(f.Output, src, &imports.Options{FormatOnly: true, Comments: true, TabIndent: true, TabWidth: 8})
+	return groupImports(buf.Bytes()), nil
 }
 
-// imports names every package the file refers to, deterministically: the
-// package's own name unless another import or a package-level name has it.
-func (g *renderer) imports(jf *jen.File) {
-	pkgs := map[string]string{rt: "runtime", ctxPkg: "context"} // path -> preferred name
-	real := map[string]string{rt: "runtime", ctxPkg: "context", "time": "time"}
-	add := func(p *types.Package) {
-		if p != nil && p != g.f.Pkg {
-			pkgs[p.Path()], real[p.Path()] = p.Name(), p.Name()
-			if n, ok := g.f.Names[p.Path()]; ok {
-				pkgs[p.Path()] = n
-			}
+// groupImports puts the standard library's imports apart from the others,
+// as goimports does, in the formatted source: jennifer writes one block
+// sorted by path, and gofmt keeps a block sorted by path, so splitting it
+// in two keeps the file formatted.
+func groupImports(src []byte) []byte {
+	start := bytes.Index(src, []byte("\nimport (\n"))
+	if start < 0 {
+		return src
+	}
+	start += len("\nimport (\n")
+	end := bytes.Index(src[start:], []byte("\n)\n"))
+	if end < 0 {
+		return src
+	}
+	end += start
+	var std, other [][]byte
+	for _, line := range bytes.Split(src[start:end], []byte("\n")) {
+		q := bytes.IndexByte(line, '"')
+		if q < 0 {
+			return src // a comment or something else: leave it alone
 		}
-	}
-	needTime := false
-	for _, r := range g.f.Repos {
-		for _, tp := range r.TypeParams {
-			walkPkgs(tp.Constraint(), add)
+		path := line[q+1:]
+		if i := bytes.IndexByte(path, '/'); i >= 0 {
+			path = path[:i]
 		}
-		walkPkgs(r.Named, add)
-		for _, m := range r.Methods {
-			for _, p := range m.Params {
-				walkPkgs(p.Type, add)
-			}
-			for _, t := range m.Results {
-				walkPkgs(t, add)
-			}
-		}
-		for _, ks := range r.Spaces {
-			walkPkgs(ks.Result, add)
-			if ks.NotFound != nil {
-				add(ks.NotFound.Pkg())
-			}
-			needTime = true
-		}
-	}
-	for _, fn := range g.f.Clones {
-		walkPkgs(fn.Type, add)
-		g.reserved[fn.Name] = true
-	}
-	if g.f.CloneCodec != "" {
-		g.reserved[g.f.CloneCodec] = true
-	}
-	if needTime {
-		pkgs["time"] = "time"
-	}
-	for _, n := range g.f.Pkg.Scope().Names() {
-		g.reserved[n] = true
-	}
-	for _, n := range types.Universe.Names() {
-		g.reserved[n] = true
-	}
-	paths := make([]string, 0, len(pkgs))
-	for p := range pkgs {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	taken := map[string]bool{}
-	for n := range g.reserved {
-		taken[n] = true
-	}
-	for _, p := range paths {
-		name := pkgs[p]
-		alias := name
-		for i := 2; taken[alias]; i++ {
-			alias = name + strconv.Itoa(i)
-		}
-		taken[alias] = true
-		g.reserved[alias] = true
-		if alias == real[p] {
-			jf.ImportName(p, alias)
+		if bytes.IndexByte(bytes.TrimSuffix(path, []byte{'"'}), '.') < 0 {
+			std = append(std, line)
 		} else {
-			jf.ImportAlias(p, alias)
+			other = append(other, line)
 		}
 	}
+	if len(std) == 0 || len(other) == 0 {
+		return src
+	}
+	var out bytes.Buffer
+	out.Write(src[:start])
+	out.Write(bytes.Join(std, []byte("\n")))
+	out.WriteString("\n\n")
+	out.Write(bytes.Join(other, []byte("\n")))
+	out.Write(src[end:])
+	return out.Bytes()
 }
+
+// l returns the name of a generated local.
+func (g *renderer) l(name string) string { return g.local[name] }
 
 // walkPkgs calls add with the package of every named type in t.
 func walkPkgs(t types.Type, add func(*types.Package)) {
@@ -262,9 +230,19 @@ func (g *renderer) typ(t types.Type) *jen.Statement {
 		}
 		return jen.Union(terms...)
 	case *types.TypeParam:
-		return jen.Id(t.Obj().Name())
+		return jen.Id(g.tpName(t))
 	}
 	panic(fmt.Sprintf("cachegen: cannot render type %T", t))
+}
+
+// tpName is the name of a type parameter in the generated code.
+func (g *renderer) tpName(tp *types.TypeParam) string {
+	if g.r != nil {
+		if n, ok := g.r.TypeParamNames[tp]; ok {
+			return n
+		}
+	}
+	return tp.Obj().Name()
 }
 
 func (g *renderer) obj(o types.Object) *jen.Statement {
@@ -325,7 +303,7 @@ func (g *renderer) typeParams(r *Repo) *jen.Statement {
 		} else {
 			ct = g.typ(c)
 		}
-		items = append(items, jen.Id(tp.Obj().Name()).Add(ct))
+		items = append(items, jen.Id(r.TypeParamNames[tp]).Add(ct))
 	}
 	return jen.Types(items...)
 }
@@ -337,7 +315,7 @@ func typeArgNames(r *Repo) *jen.Statement {
 	}
 	var items []jen.Code
 	for _, tp := range r.TypeParams {
-		items = append(items, jen.Id(tp.Obj().Name()))
+		items = append(items, jen.Id(r.TypeParamNames[tp]))
 	}
 	return jen.Types(items...)
 }
@@ -359,14 +337,19 @@ func field(name string, value jen.Code) jen.Code {
 }
 
 func (g *renderer) repo(jf *jen.File, r *Repo) {
+	g.r = r
 	recv, next, c, repo := g.l("r"), g.l("next"), g.l("c"), g.l("repo")
 	fields := []jen.Code{
-		jen.Id("next").Add(g.ifaceType(r)),
-		jen.Id("cache").Op("*").Qual(rt, "Cache"),
-		jen.Id("repo").Op("*").Qual(rt, "Repo"),
+		jen.Id(r.Fields.Next).Add(g.ifaceType(r)),
+		jen.Id(r.Fields.Cache).Op("*").Qual(rt, "Cache"),
+		jen.Id(r.Fields.Repo).Op("*").Qual(rt, "Repo"),
 	}
 	for _, ks := range r.Spaces {
 		fields = append(fields, jen.Id(ks.Field).Op("*").Qual(rt, "Keyspace").Types(g.typ(ks.Result)).Comment(strconv.Quote(ks.Get.Key.Text)))
+	}
+	for _, tp := range r.UnionParams {
+		fields = append(fields, jen.Id(r.Appenders[tp]).Func().Params(jen.Index().Byte(), g.typ(tp)).Index().Byte().
+			Comment("appends a "+g.tpName(tp)+" to a key, by the kind it is instantiated with"))
 	}
 	jf.Commentf("%s implements %s with a cache in Redis, through a runtime.Cache.", r.Struct(), r.Name)
 	jf.Type().Id(r.Struct()).Add(g.typeParams(r)).Struct(fields...)
@@ -376,9 +359,12 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 
 	// Constructor.
 	var values []jen.Code
-	values = append(values, field("next", jen.Id(next)), field("cache", jen.Id(c)), field("repo", jen.Id(repo)))
+	values = append(values, field(r.Fields.Next, jen.Id(next)), field(r.Fields.Cache, jen.Id(c)), field(r.Fields.Repo, jen.Id(repo)))
 	for _, ks := range r.Spaces {
 		values = append(values, field(ks.Field, jen.Qual(rt, "NewKeyspace").Call(jen.Id(repo), g.spec(ks))))
+	}
+	for _, tp := range r.UnionParams {
+		values = append(values, field(r.Appenders[tp], jen.Qual(rt, "UnionAppender").Types(g.typ(tp)).Call()))
 	}
 	body := []jen.Code{
 		jen.Id(repo).Op(":=").Id(c).Dot("Repo").Call(jen.Lit(r.Prefix), jen.Lit(r.Version)),
@@ -408,7 +394,7 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 	jf.Commentf("InvalidateAll drops every entry of %s at once.", r.Struct())
 	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("InvalidateAll").
 		Params(jen.Id(g.l("ctx")).Qual(ctxPkg, "Context")).Error().
-		Block(jen.Return(jen.Id(recv).Dot("repo").Dot("InvalidateAll").Call(jen.Id(g.l("ctx")))))
+		Block(jen.Return(jen.Id(recv).Dot(r.Fields.Repo).Dot("InvalidateAll").Call(jen.Id(g.l("ctx")))))
 }
 
 // spec renders the runtime.Spec of a keyspace.
@@ -416,6 +402,9 @@ func (g *renderer) spec(ks *Keyspace) *jen.Statement {
 	items := []jen.Code{field("Template", jen.Lit(ks.Norm))}
 	if ks.Schema != "" {
 		items = append(items, field("Schema", jen.Lit(ks.Schema)))
+		if ks.Shape != "" {
+			items = append(items, field("Shape", jen.Lit(ks.Shape)))
+		}
 	} else {
 		items = append(items, field("Schema", jen.Qual(rt, "SchemaOf").Types(g.typ(ks.Result)).Call()))
 	}

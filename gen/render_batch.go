@@ -30,7 +30,7 @@ func (g *renderer) batchMethods(jf *jen.File, r *Repo, recv string, m *Method) {
 
 	// Key: the template after the keyspace prefix; nil when the id has none.
 	id, b := bt.Elem.Name, g.l("b")
-	sc := newScope("")
+	sc := newScope("", m.names)
 	nilRet := func(string) []jen.Code { return []jen.Code{jen.Return(jen.Nil())} }
 	keyBody := g.bailGuards(m.Key.Values(), sc, nilRet)
 	keyExpr := g.build(jen.Id(b), m.Key, sc, &keyBody)
@@ -45,7 +45,7 @@ func (g *renderer) batchMethods(jf *jen.File, r *Repo, recv string, m *Method) {
 	items = append(items, field("Load", jen.Func().
 		Params(jen.Id(ctx).Qual(ctxPkg, "Context"), jen.Id(ids).Index().Add(g.typ(bt.Elem.Type))).
 		Params(g.typ(bt.Map), jen.Error()).
-		Block(jen.Return(jen.Id(recv).Dot("next").Dot(m.Name).Call(jen.Id(ctx), next)))))
+		Block(jen.Return(jen.Id(recv).Dot(g.r.Fields.Next).Dot(m.Name).Call(jen.Id(ctx), next)))))
 	var paramTags, resultTags []*Tmpl
 	for _, t := range m.Tags {
 		if t.usesResult() {
@@ -55,7 +55,7 @@ func (g *renderer) batchMethods(jf *jen.File, r *Repo, recv string, m *Method) {
 		}
 	}
 	if len(paramTags) > 0 {
-		tsc := newScope("")
+		tsc := newScope("", m.names)
 		var vals []*Value
 		for _, t := range paramTags {
 			vals = append(vals, t.Values()...)
@@ -69,7 +69,7 @@ func (g *renderer) batchMethods(jf *jen.File, r *Repo, recv string, m *Method) {
 		items = append(items, field("Tags", jen.Func().Params(jen.Id(id).Add(g.typ(bt.Elem.Type))).Index().String().Block(body...)))
 	}
 	if len(resultTags) > 0 {
-		items = append(items, field("ResultTags", g.resultTagsFunc(bt.Value, resultTags, 0)))
+		items = append(items, field("ResultTags", g.resultTagsFunc(bt.Value, resultTags, m.names)))
 	}
 	jf.Commentf("batch%s tells the runtime how %s spells, loads and tags one id.", m.Name, m.Name)
 	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("batch" + m.Name).Params().Add(g.batchType(m)).

@@ -2,7 +2,6 @@ package gen
 
 import (
 	"go/types"
-	"strconv"
 	"strings"
 
 	"github.com/dave/jennifer/jen"
@@ -13,12 +12,13 @@ import (
 type scope struct {
 	result string
 	txt    map[string]string // value path -> txtN
-	n      int
-	b      bool // the byte slice b is declared
-	tagN   int  // tag locals declared (tagList)
+	ns     *names            // the method's names: numbered locals are declared there
+	b      bool              // the byte slice b is used: a second template needs another
 }
 
-func newScope(result string) *scope { return &scope{result: result, txt: map[string]string{}} }
+func newScope(result string, ns *names) *scope {
+	return &scope{result: result, txt: map[string]string{}, ns: ns}
+}
 
 func (g *renderer) rootName(v *Value, sc *scope) string {
 	if v.Root == nil {
@@ -60,6 +60,8 @@ func (g *renderer) appendVal(cur *jen.Statement, v *Value, sc *scope) *jen.State
 		return jen.Qual(rt, "AppendBool").Call(cur, x)
 	case KindStringer:
 		return jen.Qual(rt, "AppendString").Call(cur, x.Dot("String").Call())
+	case KindUnion:
+		return jen.Id(g.l("r")).Dot(g.r.Appenders[v.Type.(*types.TypeParam)]).Call(cur, x)
 	}
 	return jen.Qual(rt, "AppendBytes").Call(cur, jen.Id(sc.txt[g.pathKey(v, len(v.Fields), sc)]))
 }
@@ -79,13 +81,14 @@ func (g *renderer) build(start *jen.Statement, t *Tmpl, sc *scope, pre *[]jen.Co
 		}
 		return cur
 	}
+	// Each long template gets its own slice: templates built in guards of
+	// their own may or may not share a block, so none is ever reassigned.
 	b := g.l("b")
-	op := ":="
 	if sc.b {
-		op = "="
+		b = sc.ns.numbered(b, 2)
 	}
 	sc.b = true
-	*pre = append(*pre, jen.Id(b).Op(op).Add(start))
+	*pre = append(*pre, jen.Id(b).Op(":=").Add(start))
 	for _, s := range t.Segs {
 		if s.Val == nil {
 			*pre = append(*pre, jen.Id(b).Op("=").Append(jen.Id(b), jen.Lit(s.Lit).Op("...")))
@@ -129,11 +132,7 @@ func (g *renderer) tagList(ts []*Tmpl, sc *scope, pre *[]jen.Code) []jen.Code {
 	for _, t := range ts {
 		e := g.tag(t, sc, pre)
 		if dynamic > 1 && !t.Static() {
-			name := g.l("tags") + strconv.Itoa(sc.tagN)
-			for g.reserved[name] {
-				name += "_"
-			}
-			sc.tagN++
+			name := sc.ns.numbered(g.l("tags"), 0)
 			*pre = append(*pre, jen.Id(name).Op(":=").Add(e))
 			e = jen.Id(name)
 		}
@@ -175,10 +174,9 @@ func (g *renderer) prepare(vals []*Value, sc *scope) ([]check, []text) {
 		if _, ok := sc.txt[k]; ok {
 			continue
 		}
-		n := strconv.Itoa(sc.n)
-		sc.n++
-		sc.txt[k] = "txt" + n
-		texts = append(texts, text{v, "txt" + n, "err" + n})
+		txt, err := sc.ns.pair("txt", "err", 0)
+		sc.txt[k] = txt
+		texts = append(texts, text{v, txt, err})
 	}
 	return checks, texts
 }
@@ -214,8 +212,7 @@ func (g *renderer) skipGuards(vals []*Value, sc *scope, body func() []jen.Code) 
 	for k, v := range outer {
 		sc.txt[k] = v
 	}
-	declared := sc.b
-	defer func() { sc.txt, sc.b = outer, declared }()
+	defer func() { sc.txt = outer }()
 	checks, texts := g.prepare(vals, sc)
 	stmts := body()
 	for i := len(texts) - 1; i >= 0; i-- {
@@ -271,7 +268,7 @@ func (g *renderer) callNext(recv string, m *Method) *jen.Statement {
 		}
 		args = append(args, a)
 	}
-	return jen.Id(recv).Dot("next").Dot(m.Name).Call(args...)
+	return jen.Id(recv).Dot(g.r.Fields.Next).Dot(m.Name).Call(args...)
 }
 
 func (g *renderer) method(jf *jen.File, r *Repo, recv string, m *Method) {
@@ -307,7 +304,7 @@ func (g *renderer) method(jf *jen.File, r *Repo, recv string, m *Method) {
 func (g *renderer) get(recv string, m *Method) []jen.Code {
 	ks := m.Space
 	ctx, buf := g.l("ctx"), g.l("buf")
-	sc := newScope("")
+	sc := newScope("", m.names)
 	var paramTags, resultTags []*Tmpl
 	vals := m.Key.Values()
 	for _, t := range m.Tags {
@@ -345,7 +342,7 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 		loader = append(loader, field("Tags", jen.Index().String().Values(tags...)))
 	}
 	if len(resultTags) > 0 {
-		loader = append(loader, field("ResultTags", g.resultTagsFunc(T, resultTags, sc.n)))
+		loader = append(loader, field("ResultTags", g.resultTagsFunc(T, resultTags, m.names)))
 	}
 	body = append(body, jen.Return(jen.Qual(rt, "Load").Call(
 		jen.Id(ctx), jen.Id(rd),
@@ -356,11 +353,10 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 
 // resultTagsFunc renders the ResultTags function of a loader: the tags taken
 // from a positive result of type T (false: a nil hop, the result is not
-// stored). n continues the numbering of the method's text locals.
-func (g *renderer) resultTagsFunc(T types.Type, resultTags []*Tmpl, n int) *jen.Statement {
+// stored). Its numbered locals come from the method's scope ns.
+func (g *renderer) resultTagsFunc(T types.Type, resultTags []*Tmpl, ns *names) *jen.Statement {
 	v := g.l("v")
-	rsc := newScope(v)
-	rsc.n = n
+	rsc := newScope(v, ns)
 	var rvals []*Value
 	for _, t := range resultTags {
 		rvals = append(rvals, t.Values()...)
@@ -418,13 +414,13 @@ func (g *renderer) invalidation(recv string, m *Method, sc *scope) (decl jen.Cod
 }
 
 func (g *renderer) invalidate(recv string) jen.Code {
-	return jen.Id("_").Op("=").Id(recv).Dot("cache").Dot("Invalidate").Call(jen.Id(g.l("ctx")), jen.Id(g.l("inv")))
+	return jen.Id("_").Op("=").Id(recv).Dot(g.r.Fields.Cache).Dot("Invalidate").Call(jen.Id(g.l("ctx")), jen.Id(g.l("inv")))
 }
 
 func (g *renderer) put(recv string, m *Method) []jen.Code {
 	ctx, res, err, buf, inv := g.l("ctx"), g.l("res"), g.l("err"), g.l("buf"), g.l("inv")
 	hasResult := len(m.Results) == 2
-	sc := newScope(res)
+	sc := newScope(res, m.names)
 	var body []jen.Code
 	var ret func(e jen.Code) jen.Code
 	if hasResult {
@@ -484,11 +480,11 @@ func (g *renderer) evict(recv string, m *Method) []jen.Code {
 		if len(m.Results) == 2 {
 			names = append(names, jen.Id(g.l("res")))
 		} else {
-			names = append(names, jen.Id("res"+strconv.Itoa(i)))
+			names = append(names, jen.Id(m.names.numbered("res", i)))
 		}
 	}
 	names = append(names, jen.Id(err))
-	sc := newScope("")
+	sc := newScope("", m.names)
 	body := []jen.Code{jen.List(names...).Op(":=").Add(g.callNext(recv, m))}
 	if len(m.Evict) > 0 || hasDynamic(m.Tags) {
 		body = append(body, jen.Var().Id(g.l("buf")).Index(jen.Lit(128)).Byte())
@@ -517,7 +513,7 @@ func (g *renderer) invalidateGet(jf *jen.File, r *Repo, recv string, m *Method) 
 	for _, p := range m.KeyParams {
 		params = append(params, g.param(p))
 	}
-	sc := newScope("")
+	sc := newScope("", newNames(m.names))
 	body := g.bailGuards(m.Key.Values(), sc, func(errName string) []jen.Code {
 		if errName == "" {
 			return []jen.Code{jen.Return(jen.Nil())}
@@ -527,7 +523,7 @@ func (g *renderer) invalidateGet(jf *jen.File, r *Repo, recv string, m *Method) 
 	body = append(body, jen.Var().Id(g.l("buf")).Index(jen.Lit(128)).Byte())
 	k := g.key(recv, m.Key, sc, &body)
 	body = append(body,
-		jen.Return(jen.Id(recv).Dot("cache").Dot("Invalidate").Call(jen.Id(ctx),
+		jen.Return(jen.Id(recv).Dot(g.r.Fields.Cache).Dot("Invalidate").Call(jen.Id(ctx),
 			jen.Qual(rt, "Invalidation").Values(field("Keys", jen.Index().Qual(rt, "Key").Values(k))))))
 	jf.Commentf("Invalidate%s drops the entry %s caches for these arguments, for writes that bypass %s.", m.Name, m.Name, r.Struct())
 	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("Invalidate" + m.Name).

@@ -19,7 +19,24 @@ type ifaceDecl struct {
 	name    *types.TypeName
 	repo    *annotations.Repo
 	methods map[string]*annotations.Method // explicit method name -> directive
-	broken  bool                           // a directive had syntax errors: skip the checks that would cascade
+	// A directive with errors is reported once, where it is wrong; the checks
+	// that would only echo it are skipped, and every other directive is
+	// still checked in full.
+	repoBroken bool                           // the repo directive had errors: skip what depends on its values (no ttl)
+	broken     map[string]bool                // methods whose directive had errors: not checked further
+	partial    map[string]*annotations.Method // what decoded of those directives: their placeholders are still bound
+	brokenKeys []annotations.Template         // key templates of gets with errors elsewhere in their directive
+	unreadGets []string                       // gets whose key template could not be read
+}
+
+// directive is one //cache: line of a doc comment, decoded. broken says it
+// had errors; repo or method may then be partial, or both nil.
+type directive struct {
+	pos    token.Position
+	verb   string
+	repo   *annotations.Repo
+	method *annotations.Method
+	broken bool
 }
 
 // scanFile finds the interfaces of a file and their directives, and reports
@@ -30,26 +47,33 @@ func scanFile(p *packages.Package, f *ast.File) ([]*ifaceDecl, Errors) {
 	used := map[*ast.Comment]bool{}
 	// directives parses the //cache: lines of a doc comment, walking List
 	// because CommentGroup.Text drops directive lines.
-	directives := func(doc *ast.CommentGroup) []any {
+	directives := func(doc *ast.CommentGroup) []directive {
 		if doc == nil {
 			return nil
 		}
-		var out []any
+		var out []directive
 		for _, c := range doc.List {
 			if !annotations.IsDirective(c.Text) {
 				continue
 			}
 			used[c] = true
-			d, e := annotations.ParseLine(fset.Position(c.Slash), c.Text)
+			pos := fset.Position(c.Slash)
+			d, e := annotations.ParseLine(pos, c.Text)
 			if len(e) > 0 {
 				errs = append(errs, e...)
+				out = append(out, directive{pos: pos, verb: d.Verb, broken: true})
 				continue
 			}
 			v, e := annotations.Decode(d)
 			errs = append(errs, e...)
-			if v != nil {
-				out = append(out, v)
+			dir := directive{pos: pos, verb: d.Verb, broken: len(e) > 0}
+			switch v := v.(type) {
+			case *annotations.Repo:
+				dir.repo = v
+			case *annotations.Method:
+				dir.method = v
 			}
+			out = append(out, dir)
 		}
 		return out
 	}
@@ -68,23 +92,24 @@ func scanFile(p *packages.Package, f *ast.File) ([]*ifaceDecl, Errors) {
 			it, isIface := ts.Type.(*ast.InterfaceType)
 			if !isIface {
 				for _, v := range directives(doc) {
-					errs = append(errs, annotations.Error{Pos: pos(v), Msg: "cache directive on " + ts.Name.Name + ", which is not an interface"})
+					errs = append(errs, annotations.Error{Pos: v.pos, Msg: "cache directive on " + ts.Name.Name + ", which is not an interface"})
 				}
 				continue
 			}
-			d := &ifaceDecl{file: f, spec: ts, itype: it, methods: map[string]*annotations.Method{}}
+			d := &ifaceDecl{file: f, spec: ts, itype: it, methods: map[string]*annotations.Method{}, broken: map[string]bool{}, partial: map[string]*annotations.Method{}}
 			d.name, _ = p.TypesInfo.Defs[ts.Name].(*types.TypeName)
-			before := len(errs)
 			for _, v := range directives(doc) {
-				switch v := v.(type) {
-				case *annotations.Repo:
-					if d.repo != nil {
-						errs = append(errs, annotations.Error{Pos: v.Pos, Msg: "second //cache:repo directive on " + ts.Name.Name})
-						continue
-					}
-					d.repo = v
-				case *annotations.Method:
-					errs = append(errs, annotations.Error{Pos: v.Pos, Msg: "//cache:" + v.Verb + " belongs in the doc comment of a method, not of interface " + ts.Name.Name})
+				switch {
+				case v.method != nil:
+					errs = append(errs, annotations.Error{Pos: v.pos, Msg: "//cache:" + v.method.Verb + " belongs in the doc comment of a method, not of interface " + ts.Name.Name})
+				case d.repo != nil:
+					errs = append(errs, annotations.Error{Pos: v.pos, Msg: "second //cache:repo directive on " + ts.Name.Name})
+				case v.repo != nil:
+					d.repo, d.repoBroken = v.repo, v.broken
+				case v.broken && v.verb != "get" && v.verb != "put" && v.verb != "evict":
+					// Unreadable: still a repository, so its methods are
+					// checked, without what depends on its options.
+					d.repo, d.repoBroken = &annotations.Repo{Pos: v.pos, Version: 1}, true
 				}
 			}
 			if d.repo != nil && ts.Assign.IsValid() {
@@ -95,25 +120,37 @@ func scanFile(p *packages.Package, f *ast.File) ([]*ifaceDecl, Errors) {
 				ds := directives(field.Doc)
 				if len(field.Names) == 0 {
 					for _, v := range ds {
-						errs = append(errs, annotations.Error{Pos: pos(v), Msg: "cache directive on an embedded interface: redeclare the method in " + ts.Name.Name + " to cache it"})
+						errs = append(errs, annotations.Error{Pos: v.pos, Msg: "cache directive on an embedded interface: redeclare the method in " + ts.Name.Name + " to cache it"})
 					}
 					continue
 				}
+				name := field.Names[0].Name
 				for i, v := range ds {
-					m, ok := v.(*annotations.Method)
 					switch {
-					case !ok:
-						errs = append(errs, annotations.Error{Pos: pos(v), Msg: "//cache:repo belongs in the doc comment of the interface, not of method " + field.Names[0].Name})
-					case i > 0 || d.methods[field.Names[0].Name] != nil:
-						errs = append(errs, annotations.Error{Pos: m.Pos, Msg: "method " + field.Names[0].Name + " has more than one cache directive"})
+					case v.repo != nil:
+						errs = append(errs, annotations.Error{Pos: v.pos, Msg: "//cache:repo belongs in the doc comment of the interface, not of method " + name})
+					case i > 0 || d.methods[name] != nil || d.broken[name]:
+						errs = append(errs, annotations.Error{Pos: v.pos, Msg: "method " + name + " has more than one cache directive"})
 					case d.repo == nil:
-						errs = append(errs, annotations.Error{Pos: m.Pos, Msg: "//cache:" + m.Verb + " on " + ts.Name.Name + "." + field.Names[0].Name + ", but " + ts.Name.Name + " has no //cache:repo directive"})
+						if v.method != nil {
+							errs = append(errs, annotations.Error{Pos: v.pos, Msg: "//cache:" + v.method.Verb + " on " + ts.Name.Name + "." + name + ", but " + ts.Name.Name + " has no //cache:repo directive"})
+						}
+					case v.broken:
+						d.broken[name] = true
+						if v.method != nil {
+							d.partial[name] = v.method
+						}
+						switch {
+						case v.method != nil && v.method.Verb == "get" && keyReadable(v.method):
+							d.brokenKeys = append(d.brokenKeys, v.method.Key)
+						case v.method == nil && v.verb != "put" && v.verb != "evict" || v.method != nil && v.method.Verb == "get":
+							d.unreadGets = append(d.unreadGets, name)
+						}
 					default:
-						d.methods[field.Names[0].Name] = m
+						d.methods[name] = v.method
 					}
 				}
 			}
-			d.broken = len(errs) > before
 			if d.repo != nil && d.name != nil {
 				decls = append(decls, d)
 			}
@@ -129,14 +166,14 @@ func scanFile(p *packages.Package, f *ast.File) ([]*ifaceDecl, Errors) {
 	return decls, errs
 }
 
-func pos(v any) token.Position {
-	switch v := v.(type) {
-	case *annotations.Repo:
-		return v.Pos
-	case *annotations.Method:
-		return v.Pos
+// keyReadable reports whether the key of a directive with errors parsed on
+// its own.
+func keyReadable(m *annotations.Method) bool {
+	if m.KeyArg.Key == "" {
+		return false
 	}
-	return token.Position{}
+	_, errs := annotations.ParseTemplate(m.KeyArg, 0, m.KeyArg.Value, "key")
+	return len(errs) == 0
 }
 
 // buildConstraint returns the //go:build line of a file, if any.

@@ -3,6 +3,7 @@ package runtime
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"reflect"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -43,6 +44,12 @@ type Spec[T any] struct {
 	Template string
 	// Schema is a hash of the result type, so a changed type never decodes old bytes.
 	Schema string
+	// Shape is what the generator predicted SchemaOf[T]() returns, when it
+	// could; "" skips the check. A different shape at run time means T was
+	// changed after its file was generated: NewKeyspace then logs that the
+	// generated file is stale and mixes the real shape into the keyspace,
+	// so entries of the old type are never decoded into the new one.
+	Shape string
 	// TTL of a positive entry; Negative of a negative one (0: nil results and
 	// the not-found error are not cached).
 	TTL, Negative time.Duration
@@ -86,6 +93,13 @@ type space struct {
 // NewKeyspace registers a key template of r. Generated code calls it once per
 // get method, in the repository constructor.
 func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
+	if spec.Shape != "" {
+		if got := SchemaOf[T](); got != spec.Shape {
+			r.c.cfg.logger.Warn("cachegen: the generated file is stale: the result type changed after it was generated; run go generate (entries of the old type are left alone)",
+				"repo", r.name, "template", spec.Template, "type", reflect.TypeFor[T]().String())
+			spec.Schema += "/" + got
+		}
+	}
 	h := sha256.Sum256([]byte(spec.Template + "\x00" + spec.Schema))
 	id := base64.RawURLEncoding.EncodeToString(h[:ksidBytes])
 	ks := &Keyspace[T]{spec: spec}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go/token"
 	"log"
 	"os"
 	"path/filepath"
@@ -28,6 +29,7 @@ func main() {
 	check := flag.Bool("check", false, "write nothing; print a diff and exit 1 if any generated file would change")
 	tags := flag.String("tags", "", "comma-separated build tags to apply when loading packages")
 	version := flag.Bool("version", false, "print the version and exit")
+	strict := flag.Bool("strict", false, "treat warnings as errors")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: cachegen [flags] [packages]\n")
 		flag.PrintDefaults()
@@ -37,12 +39,15 @@ func main() {
 		fmt.Println("cachegen", buildVersion())
 		return
 	}
-	os.Exit(run(flag.Args(), *tags, *check))
+	os.Exit(run(flag.Args(), *tags, *check, *strict))
 }
 
-// run generates and returns the exit code.
-func run(patterns []string, tags string, check bool) int {
-	cfg := gen.Config{Patterns: patterns}
+// run generates and returns the exit code. Warnings go to stderr as
+// "file:line:col: warning: ..." and do not change it, unless strict.
+func run(patterns []string, tags string, check, strict bool) int {
+	cfg := gen.Config{Patterns: patterns, Strict: strict, Warn: func(e gen.Error) {
+		fmt.Fprintf(os.Stderr, "%s: warning: %s\n", positionString(e.Pos), e.Msg)
+	}}
 	if tags != "" {
 		cfg.BuildFlags = []string{"-tags=" + tags}
 	}
@@ -78,6 +83,11 @@ func run(patterns []string, tags string, check bool) int {
 		return 1
 	}
 	return 0
+}
+
+func positionString(p token.Position) string {
+	p.Filename = relative(p.Filename)
+	return p.String()
 }
 
 // relative shortens path to be relative to the working directory when it is

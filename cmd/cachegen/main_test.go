@@ -105,8 +105,21 @@ func TestEndToEnd(t *testing.T) {
 	dir := fixture(t)
 	out := filepath.Join(dir, "users_cache.go")
 
-	if r := runCmd(t, dir, bin); r.code != 0 || r.stderr != "" {
+	r := runCmd(t, dir, bin)
+	if r.code != 0 {
 		t.Fatalf("cachegen: exit %d\n%s", r.code, r.stderr)
+	}
+	// Only warnings on stderr, positioned: the fixture's Delete passes
+	// straight through (TestPassThrough), which looks like a write.
+	warnings := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	warnLine := regexp.MustCompile(`^users\.go:\d+:\d+: warning: `)
+	for _, l := range warnings {
+		if !warnLine.MatchString(l) {
+			t.Fatalf("stderr line %q is not a positioned warning:\n%s", l, r.stderr)
+		}
+	}
+	if !strings.Contains(r.stderr, "Users.Delete looks like a write") {
+		t.Errorf("missing the warning about Delete:\n%s", r.stderr)
 	}
 	gen, err := os.ReadFile(out)
 	if err != nil {
@@ -128,7 +141,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := os.WriteFile(out, stale, 0o666); err != nil {
 		t.Fatal(err)
 	}
-	r := runCmd(t, dir, bin, "-check", ".")
+	r = runCmd(t, dir, bin, "-check", ".")
 	if r.code != 1 || !strings.Contains(r.stdout, "--- a/users_cache.go") || !strings.Contains(r.stdout, "+\treturn r.next.Delete(ctx, id)") {
 		t.Fatalf("-check on stale output: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -141,6 +154,18 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(out); !bytes.Equal(now, gen) {
 		t.Fatal("regenerated output differs from the first run")
+	}
+
+	// -strict: the warnings are errors, nothing is written.
+	os.Remove(out)
+	if r := runCmd(t, dir, bin, "-strict"); r.code != 1 || !strings.Contains(r.stderr, "looks like a write") || !strings.Contains(r.stderr, "(-strict)") {
+		t.Fatalf("-strict: exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatal("-strict wrote users_cache.go despite warnings")
+	}
+	if r := runCmd(t, dir, bin); r.code != 0 {
+		t.Fatalf("cachegen: exit %d\n%s", r.code, r.stderr)
 	}
 
 	if r := runCmd(t, dir, "go", "vet", "."); r.code != 0 {
@@ -184,21 +209,10 @@ func TestErrors(t *testing.T) {
 			t.Errorf("error line %q is not file:line:col: message", l)
 		}
 	}
-	if !sort.StringsAreSorted(lines) || len(lines) != 1 {
-		// The bad ttl is a syntax error: the repository's other checks
-		// would only cascade from it, so it is reported alone.
-		t.Errorf("want one sorted error, got:\n%s", r.stderr)
-	}
-	if !strings.Contains(r.stderr, `bad ttl "1x"`) {
-		t.Errorf("missing the ttl error:\n%s", r.stderr)
-	}
-	// Fix the syntax: now the semantic errors appear, all at once.
-	b = bytes.Replace(b, []byte("ttl=1x"), []byte("ttl=1m"), 1)
-	os.WriteFile(src, b, 0o666)
-	r = runCmd(t, dir, bin)
-	lines = strings.Split(strings.TrimSpace(r.stderr), "\n")
-	if r.code != 1 || len(lines) != 2 || !strings.Contains(lines[0], "{pgae} names no parameter") || !strings.Contains(lines[1], `pattern "fed:*"`) {
-		t.Fatalf("exit %d, want 1 and two errors:\n%s", r.code, r.stderr)
+	// All at once: the bad ttl does not hide the mistyped placeholder next
+	// to it, nor the pattern of another method.
+	if !sort.StringsAreSorted(lines) || len(lines) != 3 || !strings.Contains(lines[0], "{pgae} names no parameter") || !strings.Contains(lines[1], `bad ttl "1x"`) || !strings.Contains(lines[2], `pattern "fed:*"`) {
+		t.Errorf("want three sorted errors, got:\n%s", r.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "users_cache.go")); !os.IsNotExist(err) {
 		t.Fatal("users_cache.go written despite errors")
@@ -209,5 +223,81 @@ func TestVersion(t *testing.T) {
 	r := runCmd(t, ".", cachegen(t), "-version")
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "cachegen ") {
 		t.Fatalf("-version: exit %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestInstallAsTool follows the README's "Install as a tool" from an empty
+// module, with this checkout in place of the published module: every
+// command it runs is in the README, verbatim but for the checkout's path.
+// The module cache (or the module proxy) provides the dependencies.
+func TestInstallAsTool(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	root := testenv.RepoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	env := append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off", "GOTOOLCHAIN=local")
+	run := func(line string) string {
+		t.Helper()
+		doc := strings.ReplaceAll(line, root, "/path/to/cachegen")
+		if !bytes.Contains(readme, []byte("\n"+doc+"\n")) {
+			t.Fatalf("README's Install as a tool lacks the line %q", doc)
+		}
+		args := strings.Fields(line)
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Dir, cmd.Env = dir, env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+		return string(out)
+	}
+	cmd := exec.Command("go", "mod", "init", "example.com/app")
+	cmd.Dir, cmd.Env = dir, env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go mod init: %v\n%s", err, out)
+	}
+	run("go mod edit -replace github.com/cachegen/cachegen=" + root)
+	run("go mod edit -require github.com/cachegen/cachegen@v0.0.0")
+	run("go mod edit -tool github.com/cachegen/cachegen/cmd/cachegen")
+	run("go mod tidy")
+	if out := run("go tool cachegen -version"); !strings.HasPrefix(out, "cachegen ") {
+		t.Fatalf("go tool cachegen -version: %q", out)
+	}
+	src := `package users
+
+import "context"
+
+//go:generate go tool cachegen
+
+type User struct {
+	ID   int64
+	Name string
+}
+
+//cache:repo ttl=1m
+type Users interface {
+	//cache:get key="user:{id}"
+	Get(ctx context.Context, id int64) (*User, error)
+	//cache:evict keys="user:{id}"
+	Delete(ctx context.Context, id int64) error
+}
+`
+	if err := os.MkdirAll(filepath.Join(dir, "users"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users", "users.go"), []byte(src), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	run("go generate ./...")
+	run("go mod tidy")
+	run("go build ./...")
+	run("go tool cachegen -check ./...")
+	if _, err := os.Stat(filepath.Join(dir, "users", "users_cache.go")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -32,6 +32,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "article:{}",
 			Schema:   "fb194870692c5d74",
+			Shape:    "2324f075940f9960",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -45,6 +46,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksBySlug: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "article:slug:{}",
 			Schema:   "fb194870692c5d74",
+			Shape:    "2324f075940f9960",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -58,6 +60,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksHomepageFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Summary]{
 			Template: "feed:home:{}",
 			Schema:   "257470a02e947ebb",
+			Shape:    "a779928b3bf1b686",
 			TTL:      30 * time.Second,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -70,6 +73,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksCategoryFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Summary]{
 			Template: "feed:category:{}:{}",
 			Schema:   "257470a02e947ebb",
+			Shape:    "a779928b3bf1b686",
 			TTL:      2 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),

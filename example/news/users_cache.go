@@ -29,6 +29,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 		ksProfile: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:{}",
 			Schema:   "6099034f19764500",
+			Shape:    "c0c5f9ecf5c9bab3",
 			TTL:      30 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),

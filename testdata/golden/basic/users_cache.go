@@ -31,6 +31,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:{}",
 			Schema:   "54de65606a681b66",
+			Shape:    "14a5fc86debd3ec9",
 			TTL:      30 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -43,6 +44,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 		ksByEmail: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:email:{}",
 			Schema:   "54de65606a681b66",
+			Shape:    "14a5fc86debd3ec9",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -54,6 +56,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 		ksFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Article]{
 			Template: "feed:{}",
 			Schema:   "1083f1f6153c27e1",
+			Shape:    "ff1e8a5d02f6ad97",
 			TTL:      time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),

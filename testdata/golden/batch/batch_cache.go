@@ -29,6 +29,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:{}",
 			Schema:   "64bc7c2cbbc95d44",
+			Shape:    "208ba21bf561610d",
 			TTL:      10 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -165,6 +166,7 @@ func NewCachedScores(next Scores, c *runtime.Cache) *CachedScores {
 		ksScores: runtime.NewKeyspace(repo, runtime.Spec[Score]{
 			Template: "score:{}",
 			Schema:   "7e998141ac119c72",
+			Shape:    "f3617c903d898e51",
 			TTL:      time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -235,6 +237,7 @@ func NewCachedThings(next Things, c *runtime.Cache) *CachedThings {
 		ksByCode: runtime.NewKeyspace(repo, runtime.Spec[*Thing]{
 			Template: "code:{}",
 			Schema:   "14703d47875a1c59",
+			Shape:    "c2b3dadb5085eb1d",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Thing) bool {
@@ -245,6 +248,7 @@ func NewCachedThings(next Things, c *runtime.Cache) *CachedThings {
 		ksByLabel: runtime.NewKeyspace(repo, runtime.Spec[*Thing]{
 			Template: "label:{}",
 			Schema:   "14703d47875a1c59",
+			Shape:    "c2b3dadb5085eb1d",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Thing) bool {
@@ -255,6 +259,7 @@ func NewCachedThings(next Things, c *runtime.Cache) *CachedThings {
 		ksByNum: runtime.NewKeyspace(repo, runtime.Spec[*Thing]{
 			Template: "n:{}",
 			Schema:   "14703d47875a1c59",
+			Shape:    "c2b3dadb5085eb1d",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Thing) bool {
@@ -265,6 +270,7 @@ func NewCachedThings(next Things, c *runtime.Cache) *CachedThings {
 		ksByID: runtime.NewKeyspace(repo, runtime.Spec[*Thing]{
 			Template: "p:{}",
 			Schema:   "14703d47875a1c59",
+			Shape:    "c2b3dadb5085eb1d",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Thing) bool {

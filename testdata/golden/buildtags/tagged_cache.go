@@ -31,6 +31,7 @@ func NewCachedFlags(next Flags, c *runtime.Cache) *CachedFlags {
 		ksEnabled: runtime.NewKeyspace(repo, runtime.Spec[bool]{
 			Template: "flag:{}",
 			Schema:   "322bb28292eec2ad",
+			Shape:    "07a6289b3ef4857a",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),

@@ -29,6 +29,7 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 		ksConfig: runtime.NewKeyspace(repo, runtime.Spec[*Config]{
 			Template: "config",
 			Schema:   "d2f7fd518dbc5e05",
+			Shape:    "67e2c0ea4787b499",
 			TTL:      time.Hour,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Config) bool {

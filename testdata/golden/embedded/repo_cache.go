@@ -30,6 +30,7 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 		ksProduct: runtime.NewKeyspace(repo, runtime.Spec[*Product]{
 			Template: "product:{}",
 			Schema:   "db70d6416719552e",
+			Shape:    "a35782df78fd39cc",
 			TTL:      2 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Product) bool {

@@ -17,7 +17,7 @@ type Profile struct{ Bio string }
 
 //cache:repo prefix=users ttl=10m negative=1s
 type Users interface {
-	//cache:get key="user:{id}" tags="org:{org}"
+	//cache:get key="user:{id}" tags="org:{org}" ignore=org
 	Get(ctx context.Context, id int64, org string) (*User, error)
 
 	//cache:get key="user:{id}"
@@ -37,6 +37,13 @@ type Users interface {
 
 	//cache:evict keys="user:{u.Email},usr:{u.ID}" patterns="feed:*"
 	Update(ctx context.Context, u *User) error
+
+	// Parameters the key does not hold.
+	//cache:get key="page:{n}"
+	Page(ctx context.Context, n int, lang string, opts ...string) ([]User, error)
+
+	//cache:get key="p2:{n}" ignore=n,nope,trace
+	Page2(ctx context.Context, n int, trace bool, _ int) ([]User, error)
 }
 
 //cache:repo prefix=users ttl=1m

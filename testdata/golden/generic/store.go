@@ -35,3 +35,15 @@ type Counter[N ~int32 | ~int64] interface {
 	//cache:get key="count:{n}"
 	Count(ctx context.Context, n N) (int64, error)
 }
+
+// Mixed has keys whose type set mixes strings and integers: each
+// instantiation appends them by its own kind.
+//
+//cache:repo ttl=1m
+type Mixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool] interface {
+	//cache:get key="m:{k}:{n}" tags="k:{k}"
+	Get(ctx context.Context, k K, n N) (string, error)
+
+	//cache:evict keys="m:{k}:{n}" tags="k:{k}"
+	Drop(ctx context.Context, k K, n N) error
+}

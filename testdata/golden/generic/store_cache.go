@@ -168,6 +168,7 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 		ksCount: runtime.NewKeyspace(repo, runtime.Spec[int64]{
 			Template: "count:{}",
 			Schema:   "daff5ee3b255b22c",
+			Shape:    "ba323f4ae060b449",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),
@@ -196,6 +197,73 @@ func (r *CachedCounter[N]) InvalidateCount(ctx context.Context, n N) error {
 
 // InvalidateAll drops every entry of CachedCounter at once.
 func (r *CachedCounter[N]) InvalidateAll(ctx context.Context) error {
+	return r.repo.InvalidateAll(ctx)
+}
+
+// CachedMixed implements Mixed with a cache in Redis, through a runtime.Cache.
+type CachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool] struct {
+	next    Mixed[K, N]
+	cache   *runtime.Cache
+	repo    *runtime.Repo
+	ksGet   *runtime.Keyspace[string] // "m:{k}:{n}"
+	appendK func([]byte, K) []byte    // appends a K to a key, by the kind it is instantiated with
+	appendN func([]byte, N) []byte    // appends a N to a key, by the kind it is instantiated with
+}
+
+// NewCachedMixed returns a CachedMixed that serves from c and reads through to next.
+func NewCachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool](next Mixed[K, N], c *runtime.Cache) *CachedMixed[K, N] {
+	repo := c.Repo("mixed", 1)
+	var _ Mixed[K, N] = (*CachedMixed[K, N])(nil)
+	return &CachedMixed[K, N]{
+		next:  next,
+		cache: c,
+		repo:  repo,
+		ksGet: runtime.NewKeyspace(repo, runtime.Spec[string]{
+			Template: "m:{}:{}",
+			Schema:   "7477993bd1333622",
+			Shape:    "b34b8fd4ea17c097",
+			TTL:      time.Minute,
+			Jitter:   runtime.Percent(10),
+		}),
+		appendK: runtime.UnionAppender[K](),
+		appendN: runtime.UnionAppender[N](),
+	}
+}
+
+// Get serves "m:{k}:{n}" from the cache, loading from next on a miss.
+func (r *CachedMixed[K, N]) Get(ctx context.Context, k K, n N) (string, error) {
+	var buf [128]byte
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.appendN(append(r.appendK(append(r.ksGet.AppendPrefix(buf[:0]), "m:"...), k), ":"...), n))
+	if rd.Hit {
+		return rd.Value, rd.Err
+	}
+	return runtime.Load(ctx, rd, runtime.Loader[string]{
+		Load: func(ctx context.Context) (string, error) {
+			return r.next.Get(ctx, k, n)
+		},
+		Tags: []string{string(r.appendK(append(buf[:0], "k:"...), k))},
+	})
+}
+
+// Drop calls next, then invalidates even when next fails (a failed write may still have changed the source).
+func (r *CachedMixed[K, N]) Drop(ctx context.Context, k K, n N) error {
+	err := r.next.Drop(ctx, k, n)
+	var buf [128]byte
+	var inv runtime.Invalidation
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.appendN(append(r.appendK(append(r.ksGet.AppendPrefix(buf[:0]), "m:"...), k), ":"...), n)))
+	inv.Tags = append(inv.Tags, string(r.appendK(append(buf[:0], "k:"...), k)))
+	_ = r.cache.Invalidate(ctx, inv)
+	return err
+}
+
+// InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedMixed.
+func (r *CachedMixed[K, N]) InvalidateGet(ctx context.Context, k K, n N) error {
+	var buf [128]byte
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.appendN(append(r.appendK(append(r.ksGet.AppendPrefix(buf[:0]), "m:"...), k), ":"...), n))}})
+}
+
+// InvalidateAll drops every entry of CachedMixed at once.
+func (r *CachedMixed[K, N]) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
 }
 

@@ -32,6 +32,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 		ksSearch: runtime.NewKeyspace(repo, runtime.Spec[[]Item]{
 			Template: "q:{}:{}:{}:{}:{}:{}:{}",
 			Schema:   "e266611e5ac8896c",
+			Shape:    "25182581fb42b154",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Item) bool {
@@ -42,6 +43,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 		ksRecent: runtime.NewKeyspace(repo, runtime.Spec[[]Item]{
 			Template: "t:{}:{}:{}",
 			Schema:   "e266611e5ac8896c",
+			Shape:    "25182581fb42b154",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Item) bool {
@@ -52,6 +54,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 		ksAt: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
 			Template: "at:{}:{}",
 			Schema:   "1c5b4df6da2158a3",
+			Shape:    "810765442cff6bdd",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Item) bool {
@@ -62,6 +65,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 		ksTriple: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
 			Template: "tr:{}:{}:{}",
 			Schema:   "1c5b4df6da2158a3",
+			Shape:    "810765442cff6bdd",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Item) bool {
@@ -211,14 +215,14 @@ func (r *CachedItems) Drop(ctx context.Context, q *Query) error {
 		inv.Keys = append(inv.Keys, r.ksSearch.Key(b))
 	}
 	if q != nil && q.Org != nil {
-		b := buf[:0]
-		b = append(b, "org:"...)
-		b = runtime.AppendInt(b, q.Org.ID)
-		b = append(b, ":"...)
-		b = runtime.AppendInt(b, int64(q.Status))
-		b = append(b, ":"...)
-		b = runtime.AppendString(b, string(q.Slug))
-		inv.Tags = append(inv.Tags, string(b))
+		b2 := buf[:0]
+		b2 = append(b2, "org:"...)
+		b2 = runtime.AppendInt(b2, q.Org.ID)
+		b2 = append(b2, ":"...)
+		b2 = runtime.AppendInt(b2, int64(q.Status))
+		b2 = append(b2, ":"...)
+		b2 = runtime.AppendString(b2, string(q.Slug))
+		inv.Tags = append(inv.Tags, string(b2))
 	}
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
@@ -238,18 +242,18 @@ func (r *CachedItems) Triple(ctx context.Context, a string, bArg string, cArg st
 	if rd.Hit {
 		return rd.Value, rd.Err
 	}
-	b = buf[:0]
-	b = append(b, "tr:"...)
-	b = runtime.AppendString(b, a)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, cArg)
+	b2 := buf[:0]
+	b2 = append(b2, "tr:"...)
+	b2 = runtime.AppendString(b2, a)
+	b2 = append(b2, ":"...)
+	b2 = runtime.AppendString(b2, bArg)
+	b2 = append(b2, ":"...)
+	b2 = runtime.AppendString(b2, cArg)
 	return runtime.Load(ctx, rd, runtime.Loader[*Item]{
 		Load: func(ctx context.Context) (*Item, error) {
 			return r.next.Triple(ctx, a, bArg, cArg)
 		},
-		Tags: []string{string(b)},
+		Tags: []string{string(b2)},
 	})
 }
 
@@ -270,22 +274,22 @@ func (r *CachedItems) SetTriple(ctx context.Context, a string, bArg string, cArg
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, err
 	}
-	b := r.ksTriple.AppendPrefix(buf[:0])
-	b = append(b, "tr:"...)
-	b = runtime.AppendString(b, a)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, cArg)
-	key := r.ksTriple.Key(b)
-	b = buf[:0]
-	b = append(b, "tr:"...)
-	b = runtime.AppendString(b, a)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, cArg)
-	tags := []string{string(b)}
+	b2 := r.ksTriple.AppendPrefix(buf[:0])
+	b2 = append(b2, "tr:"...)
+	b2 = runtime.AppendString(b2, a)
+	b2 = append(b2, ":"...)
+	b2 = runtime.AppendString(b2, bArg)
+	b2 = append(b2, ":"...)
+	b2 = runtime.AppendString(b2, cArg)
+	key := r.ksTriple.Key(b2)
+	b3 := buf[:0]
+	b3 = append(b3, "tr:"...)
+	b3 = runtime.AppendString(b3, a)
+	b3 = append(b3, ":"...)
+	b3 = runtime.AppendString(b3, bArg)
+	b3 = append(b3, ":"...)
+	b3 = runtime.AppendString(b3, cArg)
+	tags := []string{string(b3)}
 	runtime.Put(ctx, r.ksTriple, key, res, tags, inv)
 	return res, nil
 }
@@ -316,20 +320,20 @@ func (r *CachedItems) InvalidateSearch(ctx context.Context, q *Query) error {
 
 // InvalidateRecent drops the entry Recent caches for these arguments, for writes that bypass CachedItems.
 func (r *CachedItems) InvalidateRecent(ctx context.Context, q Query) error {
-	txt0, err0 := q.Since.MarshalText()
-	if err0 != nil {
-		return err0
+	txt2, err2 := q.Since.MarshalText()
+	if err2 != nil {
+		return err2
 	}
-	txt1, err1 := q.Addr.MarshalText()
-	if err1 != nil {
-		return err1
+	txt3, err3 := q.Addr.MarshalText()
+	if err3 != nil {
+		return err3
 	}
 	var buf [128]byte
 	b := r.ksRecent.AppendPrefix(buf[:0])
 	b = append(b, "t:"...)
-	b = runtime.AppendBytes(b, txt0)
+	b = runtime.AppendBytes(b, txt2)
 	b = append(b, ":"...)
-	b = runtime.AppendBytes(b, txt1)
+	b = runtime.AppendBytes(b, txt3)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, q.Color.String())
 	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksRecent.Key(b)}})
@@ -340,12 +344,12 @@ func (r *CachedItems) InvalidateAt(ctx context.Context, at *time.Time, s fmtStri
 	if at == nil || s == nil {
 		return nil
 	}
-	txt0, err0 := at.MarshalText()
-	if err0 != nil {
-		return err0
+	txt1, err1 := at.MarshalText()
+	if err1 != nil {
+		return err1
 	}
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAt.Key(runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt0), ":"...), s.String()))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAt.Key(runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt1), ":"...), s.String()))}})
 }
 
 // InvalidateTriple drops the entry Triple caches for these arguments, for writes that bypass CachedItems.

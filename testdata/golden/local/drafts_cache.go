@@ -32,6 +32,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "draft:{}",
 			Schema:   "1ef8ef53933178ec",
+			Shape:    "40ab78c049662432",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Article) bool {
@@ -43,6 +44,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 		ksTags: runtime.NewKeyspace(repo, runtime.Spec[[]Tag]{
 			Template: "draft:tags:{}",
 			Schema:   "c84f59d979346a77",
+			Shape:    "6c9a82b4838372d3",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Tag) bool {

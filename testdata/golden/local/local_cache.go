@@ -44,6 +44,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "article:{}",
 			Schema:   "1ef8ef53933178ec",
+			Shape:    "40ab78c049662432",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Article) bool {
@@ -55,6 +56,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksFeed: runtime.NewKeyspace(repo, runtime.Spec[[]*Article]{
 			Template: "feed:{}",
 			Schema:   "0116dcbc421d91da",
+			Shape:    "b2016b80720f9075",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []*Article) bool {
@@ -66,12 +68,14 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksStats: runtime.NewKeyspace(repo, runtime.Spec[Stats]{
 			Template: "stats:{}",
 			Schema:   "528a47ea63711bfd",
+			Shape:    "65a1453b8eb1091f",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),
 		ksCount: runtime.NewKeyspace(repo, runtime.Spec[int64]{
 			Template: "count:{}",
 			Schema:   "daff5ee3b255b22c",
+			Shape:    "ba323f4ae060b449",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
@@ -79,6 +83,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksPublished: runtime.NewKeyspace(repo, runtime.Spec[time.Time]{
 			Template: "published:{}",
 			Schema:   "82f30ef38b17a0e1",
+			Shape:    "1663c5bdbd0e4c72",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
@@ -86,6 +91,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksTree: runtime.NewKeyspace(repo, runtime.Spec[*Node]{
 			Template: "tree:{}",
 			Schema:   "92c96aadb783db10",
+			Shape:    "50cc0f574f5b31ad",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Node) bool {
@@ -97,6 +103,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksOpaque: runtime.NewKeyspace(repo, runtime.Spec[ext.Opaque]{
 			Template: "opaque:{}",
 			Schema:   "0e16c5629a6e08c4",
+			Shape:    "db38b508284f30c8",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
@@ -106,6 +113,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksRaw: runtime.NewKeyspace(repo, runtime.Spec[[]byte]{
 			Template: "raw:{}",
 			Schema:   "6b05f5cedc392f4f",
+			Shape:    "f6b9d22f568cbc60",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []byte) bool {
@@ -117,6 +125,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksIndex: runtime.NewKeyspace(repo, runtime.Spec[Index]{
 			Template: "index:{}",
 			Schema:   "31c0bb17f06fec2e",
+			Shape:    "87695bdba931831a",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v Index) bool {
@@ -128,6 +137,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksAuthors: runtime.NewKeyspace(repo, runtime.Spec[Authors]{
 			Template: "authors:{}",
 			Schema:   "a1795895e6b4624c",
+			Shape:    "a3c5c2e8d6f8106b",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v Authors) bool {
@@ -155,6 +165,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksExtra: runtime.NewKeyspace(repo, runtime.Spec[any]{
 			Template: "extra:{}",
 			Schema:   "4b57d4cb4725df38",
+			Shape:    "c796d37c6d491e8f",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v any) bool {
@@ -167,6 +178,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksAmount: runtime.NewKeyspace(repo, runtime.Spec[*big.Int]{
 			Template: "amount:{}",
 			Schema:   "0357ba010cb512ba",
+			Shape:    "07818512d6f5f67e",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *big.Int) bool {
@@ -534,6 +546,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 		ksInts: runtime.NewKeyspace(repo, runtime.Spec[[]int]{
 			Template: "ints:{}",
 			Schema:   "ac3310bd662f7dc7",
+			Shape:    "bec825e70d26246a",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []int) bool {

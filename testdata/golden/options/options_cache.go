@@ -32,6 +32,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 		ksRead: runtime.NewKeyspace(repo, runtime.Spec[[]byte]{
 			Template: "file:{}",
 			Schema:   "6b05f5cedc392f4f",
+			Shape:    "f6b9d22f568cbc60",
 			TTL:      90 * time.Minute,
 			Jitter:   runtime.Spread(2 * time.Second),
 			NotFound: fs.ErrNotExist,
@@ -43,6 +44,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 		ksMode: runtime.NewKeyspace(repo, runtime.Spec[fs.FileMode]{
 			Template: "mode:{}",
 			Schema:   "525c123a029549ea",
+			Shape:    "18f62a351120a674",
 			TTL:      1500 * time.Millisecond,
 			Negative: 250 * time.Millisecond,
 			Jitter:   runtime.Percent(12.5),
@@ -51,6 +53,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 		ksList: runtime.NewKeyspace(repo, runtime.Spec[[]string]{
 			Template: "dir:{}",
 			Schema:   "8bdc4068c61e2750",
+			Shape:    "aef8f35e42688069",
 			TTL:      90 * time.Minute,
 			NotFound: fs.ErrNotExist,
 			IsNil: func(v []string) bool {

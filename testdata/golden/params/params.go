@@ -27,7 +27,7 @@ type Events interface {
 	//cache:get key="by:{next}:{v}:{hit}:{res}:{inv}:{buf}:{err}:{ok}"
 	By(ctx context.Context, next, v, hit, res, inv, buf, err, ok string) (Event, error)
 
-	//cache:get key="kind:{kind}" tags="kind:{kind}"
+	//cache:get key="kind:{kind}" tags="kind:{kind}" ignore=filters
 	Find(ctx context.Context, kind string, filters ...Filter) ([]Event, error)
 
 	//cache:evict tags="kind:{tags}"

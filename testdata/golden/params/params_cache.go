@@ -32,6 +32,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Event]{
 			Template: "event:{}:{}",
 			Schema:   "8eecf263592d833b",
+			Shape:    "8ff3efdd6a76ee87",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -43,6 +44,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 		ksSince: runtime.NewKeyspace(repo, runtime.Spec[[]Event]{
 			Template: "since:{}:{}",
 			Schema:   "94ca68b32fa5ef89",
+			Shape:    "74803607e4e362a9",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -54,6 +56,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 		ksBy: runtime.NewKeyspace(repo, runtime.Spec[Event]{
 			Template: "by:{}:{}:{}:{}:{}:{}:{}:{}",
 			Schema:   "1aa586be561e5eff",
+			Shape:    "91465f143b7d3fb3",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -61,6 +64,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 		ksFind: runtime.NewKeyspace(repo, runtime.Spec[[]Event]{
 			Template: "kind:{}",
 			Schema:   "94ca68b32fa5ef89",
+			Shape:    "74803607e4e362a9",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),

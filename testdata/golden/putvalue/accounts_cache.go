@@ -29,6 +29,7 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Account]{
 			Template: "account:{}",
 			Schema:   "14362368435585fa",
+			Shape:    "87bd8eb055d66e9a",
 			TTL:      10 * time.Minute,
 			Negative: 5 * time.Second,
 			Jitter:   runtime.Percent(10),

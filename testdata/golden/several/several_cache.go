@@ -30,12 +30,14 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 		ksStats: runtime.NewKeyspace(repo, runtime.Spec[Stats]{
 			Template: "stats:{}",
 			Schema:   "0ac8d38895e2358c",
+			Shape:    "6e2f7273f38eaf59",
 			TTL:      30 * time.Second,
 			Jitter:   runtime.Percent(10),
 		}),
 		ksTotals: runtime.NewKeyspace(repo, runtime.Spec[map[string]int64]{
 			Template: "all",
 			Schema:   "801551b85f7366c2",
+			Shape:    "4871ce240a9e7aec",
 			TTL:      30 * time.Second,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v map[string]int64) bool {
@@ -112,6 +114,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 		ksList: runtime.NewKeyspace(repo, runtime.Spec[[]string]{
 			Template: "names:{}",
 			Schema:   "8bdc4068c61e2750",
+			Shape:    "aef8f35e42688069",
 			TTL:      time.Hour,
 			IsNil: func(v []string) bool {
 				return v == nil
@@ -121,6 +124,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 		ksOne: runtime.NewKeyspace(repo, runtime.Spec[*string]{
 			Template: "name:{}",
 			Schema:   "1f4714df4010ec2b",
+			Shape:    "c99863df363623e2",
 			TTL:      time.Hour,
 			IsNil: func(v *string) bool {
 				return v == nil

@@ -33,6 +33,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 		ksCustomer: runtime.NewKeyspace(repo, runtime.Spec[*Customer]{
 			Template: "customer:{}",
 			Schema:   "9057ad54ce41245a",
+			Shape:    "ed76bcf87c6b402a",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -45,6 +46,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 		ksOrder: runtime.NewKeyspace(repo, runtime.Spec[*model.Order]{
 			Template: "order:{}",
 			Schema:   "ad12a740a7f01250",
+			Shape:    "ec11d117fa0119a8",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -57,6 +59,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 		ksOrders: runtime.NewKeyspace(repo, runtime.Spec[[]model.Order]{
 			Template: "orders:{}",
 			Schema:   "710a40ffbd76fe04",
+			Shape:    "fef8dc1a854219dd",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
