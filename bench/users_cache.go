@@ -30,6 +30,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:{}",
 			Schema:   "4c78fcfeb9e66176",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -42,6 +43,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 		ksMember: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "member:{}:{}",
 			Schema:   "4c78fcfeb9e66176",
+			Method:   "Member",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -57,7 +59,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -71,7 +73,7 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMember, runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -140,6 +142,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:{}",
 			Schema:   "4c78fcfeb9e66176",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -153,6 +156,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 		ksMember: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "member:{}:{}",
 			Schema:   "4c78fcfeb9e66176",
+			Method:   "Member",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -169,7 +173,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -183,7 +187,7 @@ func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedLocalUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMember, runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{

@@ -32,6 +32,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "article:{}",
 			Schema:   "fb194870692c5d74",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -45,6 +46,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksBySlug: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "article:slug:{}",
 			Schema:   "fb194870692c5d74",
+			Method:   "BySlug",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -58,6 +60,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksHomepageFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Summary]{
 			Template: "feed:home:{}",
 			Schema:   "257470a02e947ebb",
+			Method:   "HomepageFeed",
 			TTL:      30 * time.Second,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -70,6 +73,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksCategoryFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Summary]{
 			Template: "feed:category:{}:{}",
 			Schema:   "257470a02e947ebb",
+			Method:   "CategoryFeed",
 			TTL:      2 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -86,7 +90,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -108,7 +112,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksBySlug, runtime.AppendString(append(r.ksBySlug.AppendPrefix(buf[:0]), "article:slug:"...), slug))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -131,7 +135,7 @@ func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, err
 func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksHomepageFeed, runtime.AppendInt(append(r.ksHomepageFeed.AppendPrefix(buf[:0]), "feed:home:"...), int64(page)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Summary]{
@@ -146,7 +150,7 @@ func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary,
 func (r *CachedArticles) CategoryFeed(ctx context.Context, category string, page int) ([]Summary, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCategoryFeed, runtime.AppendInt(append(runtime.AppendString(append(r.ksCategoryFeed.AppendPrefix(buf[:0]), "feed:category:"...), category), ":"...), int64(page)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Summary]{

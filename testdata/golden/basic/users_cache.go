@@ -38,7 +38,8 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
-			Clone: clonePtrUser_Users,
+			Method: "Get",
+			Clone:  clonePtrUser_Users,
 		}),
 		ksByEmail: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:email:{}",
@@ -49,7 +50,8 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
-			Clone: clonePtrUser_Users,
+			Method: "ByEmail",
+			Clone:  clonePtrUser_Users,
 		}),
 		ksFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Article]{
 			Template: "feed:{}",
@@ -60,7 +62,8 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v []Article) bool {
 				return v == nil
 			},
-			Clone: cloneSliceArticle_Users,
+			Method: "Feed",
+			Clone:  cloneSliceArticle_Users,
 		}),
 	}
 }
@@ -69,7 +72,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -84,7 +87,7 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksByEmail, runtime.AppendString(append(r.ksByEmail.AppendPrefix(buf[:0]), "user:email:"...), email))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -105,7 +108,7 @@ func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) 
 func (r *CachedUsers) Feed(ctx context.Context, page int) ([]Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Article]{

@@ -34,7 +34,8 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 			IsNil: func(v *Config) bool {
 				return v == nil
 			},
-			Clone: clonePtrConfig_Settings,
+			Method: "Config",
+			Clone:  clonePtrConfig_Settings,
 		}),
 	}
 }
@@ -43,7 +44,7 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 func (r *CachedSettings) Config(ctx context.Context) (*Config, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksConfig, append(r.ksConfig.AppendPrefix(buf[:0]), "config"...))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Config]{

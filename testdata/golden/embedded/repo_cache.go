@@ -35,7 +35,8 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 			IsNil: func(v *Product) bool {
 				return v == nil
 			},
-			Clone: clonePtrProduct_Catalog,
+			Method: "Product",
+			Clone:  clonePtrProduct_Catalog,
 		}),
 	}
 }
@@ -44,7 +45,7 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 func (r *CachedCatalog) Product(ctx context.Context, sku string) (*Product, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksProduct, runtime.AppendString(append(r.ksProduct.AppendPrefix(buf[:0]), "product:"...), sku))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Product]{

@@ -32,6 +32,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 			Schema:   runtime.SchemaOf[V](),
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
+			Method:   "Get",
 			// V is a type parameter of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Store[V],
 		}),
@@ -40,6 +41,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 			Schema:   runtime.SchemaOf[Page[V]](),
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
+			Method:   "List",
 			// Page[V] depends on type parameters of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Store[Page[V]],
 		}),
@@ -51,6 +53,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 			IsNil: func(v map[K]V) bool {
 				return v == nil
 			},
+			Method: "Many",
 			// map[K]V depends on type parameters of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Store[map[K]V],
 		}),
@@ -61,7 +64,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[V]{
@@ -76,7 +79,7 @@ func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), cursor))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[V]]{
@@ -90,7 +93,7 @@ func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], e
 func (r *CachedStore[K, V]) Many(ctx context.Context, first K) (map[K]V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMany, runtime.AppendString(append(r.ksMany.AppendPrefix(buf[:0]), "many:"...), string(first)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[K]V]{
@@ -170,6 +173,7 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 			Schema:   "daff5ee3b255b22c",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
+			Method:   "Count",
 		}),
 	}
 }
@@ -178,7 +182,7 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 func (r *CachedCounter[N]) Count(ctx context.Context, n N) (int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCount, runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), int64(n)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[int64]{

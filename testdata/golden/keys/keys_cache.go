@@ -37,7 +37,8 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			IsNil: func(v []Item) bool {
 				return v == nil
 			},
-			Clone: cloneSliceItem_Items,
+			Method: "Search",
+			Clone:  cloneSliceItem_Items,
 		}),
 		ksRecent: runtime.NewKeyspace(repo, runtime.Spec[[]Item]{
 			Template: "t:{}:{}:{}",
@@ -47,7 +48,8 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			IsNil: func(v []Item) bool {
 				return v == nil
 			},
-			Clone: cloneSliceItem_Items,
+			Method: "Recent",
+			Clone:  cloneSliceItem_Items,
 		}),
 		ksAt: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
 			Template: "at:{}:{}",
@@ -57,7 +59,8 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			IsNil: func(v *Item) bool {
 				return v == nil
 			},
-			Clone: clonePtrItem_Items,
+			Method: "At",
+			Clone:  clonePtrItem_Items,
 		}),
 		ksTriple: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
 			Template: "tr:{}:{}:{}",
@@ -67,7 +70,8 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			IsNil: func(v *Item) bool {
 				return v == nil
 			},
-			Clone: clonePtrItem_Items,
+			Method: "Triple",
+			Clone:  clonePtrItem_Items,
 		}),
 	}
 }
@@ -95,7 +99,7 @@ func (r *CachedItems) Search(ctx context.Context, q *Query) ([]Item, error) {
 	b = append(b, ":"...)
 	b = runtime.AppendUint(b, uint64(q.Limit))
 	rd := runtime.LookupBytes(ctx, r.ksSearch, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Item]{
@@ -126,7 +130,7 @@ func (r *CachedItems) Recent(ctx context.Context, q Query) ([]Item, error) {
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, q.Color.String())
 	rd := runtime.LookupBytes(ctx, r.ksRecent, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Item]{
@@ -150,7 +154,7 @@ func (r *CachedItems) At(ctx context.Context, at *time.Time, s fmtStringer) (*It
 	}
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAt, runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt0), ":"...), s.String()))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Item]{
@@ -235,7 +239,7 @@ func (r *CachedItems) Triple(ctx context.Context, a string, bArg string, cArg st
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
 	rd := runtime.LookupBytes(ctx, r.ksTriple, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	b = buf[:0]

@@ -37,8 +37,9 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 			IsNil: func(v *Article) bool {
 				return v == nil
 			},
-			Local: time.Minute,
-			Clone: clonePtrArticle_Drafts,
+			Local:  time.Minute,
+			Method: "Get",
+			Clone:  clonePtrArticle_Drafts,
 		}),
 		ksTags: runtime.NewKeyspace(repo, runtime.Spec[[]Tag]{
 			Template: "draft:tags:{}",
@@ -48,7 +49,8 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 			IsNil: func(v []Tag) bool {
 				return v == nil
 			},
-			Clone: cloneSliceTag_Drafts,
+			Method: "Tags",
+			Clone:  cloneSliceTag_Drafts,
 		}),
 	}
 }
@@ -57,7 +59,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 func (r *CachedDrafts) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "draft:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -71,7 +73,7 @@ func (r *CachedDrafts) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedDrafts) Tags(ctx context.Context, id int64) ([]Tag, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTags, runtime.AppendInt(append(r.ksTags.AppendPrefix(buf[:0]), "draft:tags:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Tag]{

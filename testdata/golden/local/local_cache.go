@@ -49,8 +49,9 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v *Article) bool {
 				return v == nil
 			},
-			Local: 30 * time.Second,
-			Clone: clonePtrArticle_Articles,
+			Local:  30 * time.Second,
+			Method: "Get",
+			Clone:  clonePtrArticle_Articles,
 		}),
 		ksFeed: runtime.NewKeyspace(repo, runtime.Spec[[]*Article]{
 			Template: "feed:{}",
@@ -60,14 +61,16 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v []*Article) bool {
 				return v == nil
 			},
-			Local: 5 * time.Second,
-			Clone: cloneSlicePtrArticle_Articles,
+			Local:  5 * time.Second,
+			Method: "Feed",
+			Clone:  cloneSlicePtrArticle_Articles,
 		}),
 		ksStats: runtime.NewKeyspace(repo, runtime.Spec[Stats]{
 			Template: "stats:{}",
 			Schema:   "528a47ea63711bfd",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
+			Method:   "Stats",
 		}),
 		ksCount: runtime.NewKeyspace(repo, runtime.Spec[int64]{
 			Template: "count:{}",
@@ -75,6 +78,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
+			Method:   "Count",
 		}),
 		ksPublished: runtime.NewKeyspace(repo, runtime.Spec[time.Time]{
 			Template: "published:{}",
@@ -82,6 +86,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
+			Method:   "Published",
 		}),
 		ksTree: runtime.NewKeyspace(repo, runtime.Spec[*Node]{
 			Template: "tree:{}",
@@ -91,8 +96,9 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v *Node) bool {
 				return v == nil
 			},
-			Local: 10 * time.Minute,
-			Clone: clonePtrNode_Articles,
+			Local:  10 * time.Minute,
+			Method: "Tree",
+			Clone:  clonePtrNode_Articles,
 		}),
 		ksOpaque: runtime.NewKeyspace(repo, runtime.Spec[ext.Opaque]{
 			Template: "opaque:{}",
@@ -100,6 +106,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
+			Method:   "Opaque",
 			// ext.Opaque has an unexported field holding references (parts), which cannot be copied field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Articles[ext.Opaque],
 		}),
@@ -111,8 +118,9 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v []byte) bool {
 				return v == nil
 			},
-			Local: 30 * time.Second,
-			Clone: cloneBytes_Articles,
+			Local:  30 * time.Second,
+			Method: "Raw",
+			Clone:  cloneBytes_Articles,
 		}),
 		ksIndex: runtime.NewKeyspace(repo, runtime.Spec[Index]{
 			Template: "index:{}",
@@ -122,8 +130,9 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v Index) bool {
 				return v == nil
 			},
-			Local: 30 * time.Second,
-			Clone: cloneIndex_Articles,
+			Local:  30 * time.Second,
+			Method: "Index",
+			Clone:  cloneIndex_Articles,
 		}),
 		ksAuthors: runtime.NewKeyspace(repo, runtime.Spec[Authors]{
 			Template: "authors:{}",
@@ -133,8 +142,9 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v Authors) bool {
 				return v == nil
 			},
-			Local: 30 * time.Second,
-			Clone: cloneAuthors_Articles,
+			Local:  30 * time.Second,
+			Method: "Authors",
+			Clone:  cloneAuthors_Articles,
 		}),
 		ksIDs: runtime.NewKeyspace(repo, runtime.Spec[Page[int64]]{
 			Template: "ids:{}",
@@ -142,6 +152,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
+			Method:   "IDs",
 			Clone:    clonePageOfInt64_Articles,
 		}),
 		ksPeople: runtime.NewKeyspace(repo, runtime.Spec[Page[*Author]]{
@@ -150,6 +161,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
+			Method:   "People",
 			Clone:    clonePageOfPtrAuthor_Articles,
 		}),
 		ksExtra: runtime.NewKeyspace(repo, runtime.Spec[any]{
@@ -160,7 +172,8 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v any) bool {
 				return v == nil
 			},
-			Local: 30 * time.Second,
+			Local:  30 * time.Second,
+			Method: "Extra",
 			// any is an interface, whose dynamic types the generator cannot see: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Articles[any],
 		}),
@@ -172,8 +185,9 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v *big.Int) bool {
 				return v == nil
 			},
-			Local: 30 * time.Second,
-			Clone: clonePtrBigInt_Articles,
+			Local:  30 * time.Second,
+			Method: "Amount",
+			Clone:  clonePtrBigInt_Articles,
 		}),
 	}
 }
@@ -182,7 +196,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -196,7 +210,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), articleID))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -210,7 +224,7 @@ func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, e
 func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]*Article]{
@@ -224,7 +238,7 @@ func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error)
 func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendInt(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Stats]{
@@ -238,7 +252,7 @@ func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCount, runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[int64]{
@@ -252,7 +266,7 @@ func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPublished, runtime.AppendInt(append(r.ksPublished.AppendPrefix(buf[:0]), "published:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[time.Time]{
@@ -266,7 +280,7 @@ func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, er
 func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTree, runtime.AppendInt(append(r.ksTree.AppendPrefix(buf[:0]), "tree:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Node]{
@@ -280,7 +294,7 @@ func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOpaque, runtime.AppendInt(append(r.ksOpaque.AppendPrefix(buf[:0]), "opaque:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[ext.Opaque]{
@@ -294,7 +308,7 @@ func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, erro
 func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksRaw, runtime.AppendInt(append(r.ksRaw.AppendPrefix(buf[:0]), "raw:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]byte]{
@@ -308,7 +322,7 @@ func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksIndex, runtime.AppendInt(append(r.ksIndex.AppendPrefix(buf[:0]), "index:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Index]{
@@ -322,7 +336,7 @@ func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAuthors, runtime.AppendInt(append(r.ksAuthors.AppendPrefix(buf[:0]), "authors:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Authors]{
@@ -336,7 +350,7 @@ func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error)
 func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksIDs, runtime.AppendString(append(r.ksIDs.AppendPrefix(buf[:0]), "ids:"...), cursor))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[int64]]{
@@ -350,7 +364,7 @@ func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], e
 func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Author], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPeople, runtime.AppendString(append(r.ksPeople.AppendPrefix(buf[:0]), "people:"...), cursor))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[*Author]]{
@@ -364,7 +378,7 @@ func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Autho
 func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksExtra, runtime.AppendInt(append(r.ksExtra.AppendPrefix(buf[:0]), "extra:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[any]{
@@ -378,7 +392,7 @@ func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 func (r *CachedArticles) Amount(ctx context.Context, id int64) (*big.Int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAmount, runtime.AppendInt(append(r.ksAmount.AppendPrefix(buf[:0]), "amount:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*big.Int]{
@@ -512,6 +526,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    10 * time.Second,
+			Method:   "Get",
 			// V is a type parameter of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Articles[V],
 		}),
@@ -521,6 +536,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    10 * time.Second,
+			Method:   "Page",
 			// Page[V] depends on type parameters of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Articles[Page[V]],
 		}),
@@ -530,6 +546,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    10 * time.Second,
+			Method:   "Num",
 		}),
 		ksInts: runtime.NewKeyspace(repo, runtime.Spec[[]int]{
 			Template: "ints:{}",
@@ -539,8 +556,9 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 			IsNil: func(v []int) bool {
 				return v == nil
 			},
-			Local: 10 * time.Second,
-			Clone: cloneSliceInt_Articles,
+			Local:  10 * time.Second,
+			Method: "Ints",
+			Clone:  cloneSliceInt_Articles,
 		}),
 	}
 }
@@ -549,7 +567,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[V]{
@@ -563,7 +581,7 @@ func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPage, runtime.AppendString(append(r.ksPage.AppendPrefix(buf[:0]), "page:"...), string(k)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[V]]{
@@ -577,7 +595,7 @@ func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksNum, runtime.AppendString(append(r.ksNum.AppendPrefix(buf[:0]), "num:"...), string(k)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[N]{
@@ -591,7 +609,7 @@ func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 func (r *CachedStore[K, V, N]) Ints(ctx context.Context, k K) ([]int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksInts, runtime.AppendString(append(r.ksInts.AppendPrefix(buf[:0]), "ints:"...), string(k)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]int]{

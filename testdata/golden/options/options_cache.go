@@ -38,7 +38,8 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 			IsNil: func(v []byte) bool {
 				return v == nil
 			},
-			Clone: cloneBytes_Files,
+			Method: "Read",
+			Clone:  cloneBytes_Files,
 		}),
 		ksMode: runtime.NewKeyspace(repo, runtime.Spec[fs.FileMode]{
 			Template: "mode:{}",
@@ -47,6 +48,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 			Negative: 250 * time.Millisecond,
 			Jitter:   runtime.Percent(12.5),
 			NotFound: fs.ErrNotExist,
+			Method:   "Mode",
 		}),
 		ksList: runtime.NewKeyspace(repo, runtime.Spec[[]string]{
 			Template: "dir:{}",
@@ -56,7 +58,8 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 			IsNil: func(v []string) bool {
 				return v == nil
 			},
-			Clone: cloneSliceString_Files,
+			Method: "List",
+			Clone:  cloneSliceString_Files,
 		}),
 	}
 }
@@ -65,7 +68,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksRead, runtime.AppendString(append(r.ksRead.AppendPrefix(buf[:0]), "file:"...), name))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]byte]{
@@ -79,7 +82,7 @@ func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMode, runtime.AppendString(append(r.ksMode.AppendPrefix(buf[:0]), "mode:"...), name))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[fs.FileMode]{
@@ -93,7 +96,7 @@ func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error
 func (r *CachedFiles) List(ctx context.Context, name string) ([]string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "dir:"...), name))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]string]{

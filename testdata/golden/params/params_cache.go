@@ -38,7 +38,8 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			IsNil: func(v *Event) bool {
 				return v == nil
 			},
-			Clone: clonePtrEvent_Events,
+			Method: "Get",
+			Clone:  clonePtrEvent_Events,
 		}),
 		ksSince: runtime.NewKeyspace(repo, runtime.Spec[[]Event]{
 			Template: "since:{}:{}",
@@ -49,7 +50,8 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			IsNil: func(v []Event) bool {
 				return v == nil
 			},
-			Clone: cloneSliceEvent_Events,
+			Method: "Since",
+			Clone:  cloneSliceEvent_Events,
 		}),
 		ksBy: runtime.NewKeyspace(repo, runtime.Spec[Event]{
 			Template: "by:{}:{}:{}:{}:{}:{}:{}:{}",
@@ -57,6 +59,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
+			Method:   "By",
 		}),
 		ksFind: runtime.NewKeyspace(repo, runtime.Spec[[]Event]{
 			Template: "kind:{}",
@@ -67,7 +70,8 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			IsNil: func(v []Event) bool {
 				return v == nil
 			},
-			Clone: cloneSliceEvent_Events,
+			Method: "Find",
+			Clone:  cloneSliceEvent_Events,
 		}),
 	}
 }
@@ -76,7 +80,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (*Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "event:"...), keyArg), ":"...), int64(runtimeArg)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Event]{
@@ -90,7 +94,7 @@ func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (
 func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksSince, runtime.AppendBool(append(runtime.AppendString(append(r.ksSince.AppendPrefix(buf[:0]), "since:"...), timeArg), ":"...), rArg))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Event]{
@@ -121,7 +125,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit 
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, ok)
 	rd := runtime.LookupBytes(ctx, r.ksBy, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Event]{
@@ -135,7 +139,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit 
 func (r *CachedEvents) Find(ctx context.Context, kind string, filters ...Filter) ([]Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFind, runtime.AppendString(append(r.ksFind.AppendPrefix(buf[:0]), "kind:"...), kind))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Event]{

@@ -36,7 +36,8 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 			IsNil: func(v *Account) bool {
 				return v == nil
 			},
-			Clone: clonePtrAccount_Accounts,
+			Method: "Get",
+			Clone:  clonePtrAccount_Accounts,
 		}),
 	}
 }
@@ -45,7 +46,7 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 func (r *CachedAccounts) Get(ctx context.Context, id int64) (*Account, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Account]{

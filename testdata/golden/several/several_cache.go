@@ -32,6 +32,7 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 			Schema:   "0ac8d38895e2358c",
 			TTL:      30 * time.Second,
 			Jitter:   runtime.Percent(10),
+			Method:   "Stats",
 		}),
 		ksTotals: runtime.NewKeyspace(repo, runtime.Spec[map[string]int64]{
 			Template: "all",
@@ -41,7 +42,8 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 			IsNil: func(v map[string]int64) bool {
 				return v == nil
 			},
-			Clone: cloneMapStringToInt64_Counters,
+			Method: "Totals",
+			Clone:  cloneMapStringToInt64_Counters,
 		}),
 	}
 }
@@ -50,7 +52,7 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendUint(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), uint64(id)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Stats]{
@@ -64,7 +66,7 @@ func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 func (r *CachedCounters) Totals(ctx context.Context) (map[string]int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTotals, append(r.ksTotals.AppendPrefix(buf[:0]), "all"...))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[string]int64]{
@@ -116,7 +118,8 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 			IsNil: func(v []string) bool {
 				return v == nil
 			},
-			Clone: cloneSliceString_Counters,
+			Method: "List",
+			Clone:  cloneSliceString_Counters,
 		}),
 		ksOne: runtime.NewKeyspace(repo, runtime.Spec[*string]{
 			Template: "name:{}",
@@ -125,7 +128,8 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 			IsNil: func(v *string) bool {
 				return v == nil
 			},
-			Clone: clonePtrString_Counters,
+			Method: "One",
+			Clone:  clonePtrString_Counters,
 		}),
 	}
 }
@@ -134,7 +138,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "names:"...), prefix))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]string]{
@@ -148,7 +152,7 @@ func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error)
 func (r *CachedNames) One(ctx context.Context, id int) (*string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOne, runtime.AppendInt(append(r.ksOne.AppendPrefix(buf[:0]), "name:"...), int64(id)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*string]{

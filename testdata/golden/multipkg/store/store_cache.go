@@ -40,7 +40,8 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			IsNil: func(v *Customer) bool {
 				return v == nil
 			},
-			Clone: clonePtrModelUser_Shop,
+			Method: "Customer",
+			Clone:  clonePtrModelUser_Shop,
 		}),
 		ksOrder: runtime.NewKeyspace(repo, runtime.Spec[*model.Order]{
 			Template: "order:{}",
@@ -52,7 +53,8 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			IsNil: func(v *model.Order) bool {
 				return v == nil
 			},
-			Clone: clonePtrModelOrder_Shop,
+			Method: "Order",
+			Clone:  clonePtrModelOrder_Shop,
 		}),
 		ksOrders: runtime.NewKeyspace(repo, runtime.Spec[[]model.Order]{
 			Template: "orders:{}",
@@ -64,7 +66,8 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			IsNil: func(v []model.Order) bool {
 				return v == nil
 			},
-			Clone: cloneSliceModelOrder_Shop,
+			Method: "Orders",
+			Clone:  cloneSliceModelOrder_Shop,
 		}),
 	}
 }
@@ -73,7 +76,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCustomer, runtime.AppendInt(append(r.ksCustomer.AppendPrefix(buf[:0]), "customer:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Customer]{
@@ -87,7 +90,7 @@ func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 func (r *CachedShop) Order(ctx context.Context, id int64) (*model.Order, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOrder, runtime.AppendInt(append(r.ksOrder.AppendPrefix(buf[:0]), "order:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*model.Order]{
@@ -105,7 +108,7 @@ func (r *CachedShop) Orders(ctx context.Context, customer *amodel.User) ([]model
 	}
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOrders, runtime.AppendInt(append(r.ksOrders.AppendPrefix(buf[:0]), "orders:"...), customer.ID))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]model.Order]{
