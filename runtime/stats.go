@@ -215,8 +215,13 @@ type Snapshot struct {
 	// Local reports the two-level cache: whether it exists and its
 	// subscription is live, and its size.
 	Local LocalState
-	// Verify is the fraction of hits WithVerify re-reads (0: off).
-	Verify float64
+	// Verify is the fraction of hits WithVerify re-reads (0: off);
+	// VerifyCalls the source calls the checker made (they reach the
+	// source like loads do), VerifyDropped the sampled hits it skipped (its
+	// queue was full, or too many mismatches waited for their re-check).
+	Verify        float64
+	VerifyCalls   uint64
+	VerifyDropped uint64
 }
 
 // KeyspaceStats are the counters and latencies of one keyspace.
@@ -273,7 +278,8 @@ type LocalState struct {
 // It takes a few locks briefly and allocates; call it from a scrape or a
 // health check, not per request.
 func (c *Cache) Snapshot() Snapshot {
-	s := Snapshot{Time: time.Now(), Namespace: c.cfg.namespace, Verify: c.cfg.verify}
+	s := Snapshot{Time: time.Now(), Namespace: c.cfg.namespace, Verify: c.cfg.verify,
+		VerifyCalls: c.verify.calls.Load(), VerifyDropped: c.verify.dropped.Load()}
 	for i := range c.stats {
 		s.Totals[i] = c.stats[i].Load()
 	}

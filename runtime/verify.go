@@ -31,6 +31,7 @@ type verifier struct {
 	ctx       context.Context // cancelled by Close
 	rechecks  atomic.Int32
 	dropped   atomic.Uint64 // verifications skipped: queue full, or too many re-checks waiting
+	calls     atomic.Uint64 // source calls made by the checker
 }
 
 const (
@@ -223,6 +224,7 @@ func (ks *Keyspace[T]) canonCached(chk *check[T]) ([]byte, bool) {
 }
 
 func (ks *Keyspace[T]) canonSource(ctx context.Context, load func(context.Context) (T, error)) ([]byte, bool) {
+	ks.c.verify.calls.Add(1)
 	v, err := load(ctx)
 	if ctx.Err() != nil {
 		return nil, false
@@ -260,7 +262,3 @@ func (ks *Keyspace[T]) peek(ctx context.Context, key Key) ([]byte, bool) {
 	}
 	return ks.canonical(v, err)
 }
-
-// VerifyDropped is the number of sampled hits WithVerify could not verify
-// (its queue was full, or too many mismatches waited for their re-check).
-func (c *Cache) VerifyDropped() uint64 { return c.verify.dropped.Load() }

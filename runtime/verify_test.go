@@ -176,7 +176,7 @@ func TestVerifyWriteHeavy(t *testing.T) {
 			if s.Get(EventVerified) < 50 {
 				t.Errorf("only %d reads verified: %v", s.Get(EventVerified), s.Map())
 			}
-			t.Logf("verified %d of %d hits (%d writes), %d dropped", s.Get(EventVerified), s.Hits(), version.Load(), c.VerifyDropped())
+			t.Logf("verified %d of %d hits (%d writes), %d dropped", s.Get(EventVerified), s.Hits(), version.Load(), c.Snapshot().VerifyDropped)
 		})
 	}
 }
