@@ -170,22 +170,32 @@ func (h Histogram) Mean() time.Duration {
 	return 0
 }
 
-// Quantile estimates the q-quantile (0 < q ≤ 1) as the upper bound of the
-// bucket it falls in: an upper estimate. Past the last bound it returns
-// the last bound.
+// Quantile estimates the q-quantile (0 < q ≤ 1) by linear interpolation
+// within the bucket it falls in (as Prometheus's histogram_quantile does).
+// Past the last bound it returns the last bound.
 func (h Histogram) Quantile(q float64) time.Duration {
 	n := h.Count()
 	if n == 0 {
 		return 0
 	}
-	rank := uint64(q*float64(n) + 0.5)
-	rank = max(rank, 1)
-	var seen uint64
+	rank := min(max(q, 0), 1) * float64(n)
+	var seen float64
 	for i, c := range h.Counts {
-		seen += c
-		if seen >= rank {
-			return LatencyBounds[min(i, len(LatencyBounds)-1)]
+		if c == 0 {
+			continue
 		}
+		if seen+float64(c) >= rank {
+			if i == len(LatencyBounds) {
+				return LatencyBounds[i-1]
+			}
+			lo := time.Duration(0)
+			if i > 0 {
+				lo = LatencyBounds[i-1]
+			}
+			frac := (rank - seen) / float64(c)
+			return lo + time.Duration(frac*float64(LatencyBounds[i]-lo))
+		}
+		seen += float64(c)
 	}
 	return LatencyBounds[len(LatencyBounds)-1]
 }

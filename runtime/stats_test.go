@@ -298,3 +298,24 @@ func TestHitAllocsMetrics(t *testing.T) {
 		t.Logf("local=%v: %v allocations per hit", local, on)
 	}
 }
+
+func TestHistogramQuantile(t *testing.T) {
+	var h histogram
+	for range 100 {
+		h.observe(75 * time.Microsecond) // bucket (50µs, 100µs]
+	}
+	h.observe(20 * time.Second) // past every bound
+	s := h.snapshot()
+	if s.Count() != 101 || s.Sum != 100*75*time.Microsecond+20*time.Second {
+		t.Fatalf("count %d sum %v", s.Count(), s.Sum)
+	}
+	if q := s.Quantile(0.5); q <= 50*time.Microsecond || q > 100*time.Microsecond {
+		t.Errorf("p50 %v, want within (50µs, 100µs]", q)
+	}
+	if q := s.Quantile(1); q != LatencyBounds[len(LatencyBounds)-1] {
+		t.Errorf("p100 %v", q)
+	}
+	if (Histogram{}).Quantile(0.5) != 0 || (Histogram{}).Mean() != 0 {
+		t.Error("empty histogram")
+	}
+}
