@@ -31,6 +31,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:{}",
 			Schema:   "54de65606a681b66",
+			Method:   "Get",
 			TTL:      30 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -38,32 +39,31 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
-			Method: "Get",
-			Clone:  clonePtrUser_Users,
+			Clone: clonePtrUser_Users,
 		}),
 		ksByEmail: runtime.NewKeyspace(repo, runtime.Spec[*User]{
 			Template: "user:email:{}",
 			Schema:   "54de65606a681b66",
+			Method:   "ByEmail",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *User) bool {
 				return v == nil
 			},
-			Method: "ByEmail",
-			Clone:  clonePtrUser_Users,
+			Clone: clonePtrUser_Users,
 		}),
 		ksFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Article]{
 			Template: "feed:{}",
 			Schema:   "1083f1f6153c27e1",
+			Method:   "Feed",
 			TTL:      time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Article) bool {
 				return v == nil
 			},
-			Method: "Feed",
-			Clone:  cloneSliceArticle_Users,
+			Clone: cloneSliceArticle_Users,
 		}),
 	}
 }

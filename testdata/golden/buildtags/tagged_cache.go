@@ -31,9 +31,9 @@ func NewCachedFlags(next Flags, c *runtime.Cache) *CachedFlags {
 		ksEnabled: runtime.NewKeyspace(repo, runtime.Spec[bool]{
 			Template: "flag:{}",
 			Schema:   "322bb28292eec2ad",
+			Method:   "Enabled",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
-			Method:   "Enabled",
 		}),
 	}
 }

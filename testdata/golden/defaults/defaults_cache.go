@@ -29,13 +29,13 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 		ksConfig: runtime.NewKeyspace(repo, runtime.Spec[*Config]{
 			Template: "config",
 			Schema:   "d2f7fd518dbc5e05",
+			Method:   "Config",
 			TTL:      time.Hour,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Config) bool {
 				return v == nil
 			},
-			Method: "Config",
-			Clone:  clonePtrConfig_Settings,
+			Clone: clonePtrConfig_Settings,
 		}),
 	}
 }

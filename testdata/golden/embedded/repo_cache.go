@@ -30,13 +30,13 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 		ksProduct: runtime.NewKeyspace(repo, runtime.Spec[*Product]{
 			Template: "product:{}",
 			Schema:   "db70d6416719552e",
+			Method:   "Product",
 			TTL:      2 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Product) bool {
 				return v == nil
 			},
-			Method: "Product",
-			Clone:  clonePtrProduct_Catalog,
+			Clone: clonePtrProduct_Catalog,
 		}),
 	}
 }

@@ -30,30 +30,30 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[V]{
 			Template: "item:{}",
 			Schema:   runtime.SchemaOf[V](),
+			Method:   "Get",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
-			Method:   "Get",
 			// V is a type parameter of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Store[V],
 		}),
 		ksList: runtime.NewKeyspace(repo, runtime.Spec[Page[V]]{
 			Template: "list:{}",
 			Schema:   runtime.SchemaOf[Page[V]](),
+			Method:   "List",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
-			Method:   "List",
 			// Page[V] depends on type parameters of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Store[Page[V]],
 		}),
 		ksMany: runtime.NewKeyspace(repo, runtime.Spec[map[K]V]{
 			Template: "many:{}",
 			Schema:   runtime.SchemaOf[map[K]V](),
+			Method:   "Many",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v map[K]V) bool {
 				return v == nil
 			},
-			Method: "Many",
 			// map[K]V depends on type parameters of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Store[map[K]V],
 		}),
@@ -171,9 +171,9 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 		ksCount: runtime.NewKeyspace(repo, runtime.Spec[int64]{
 			Template: "count:{}",
 			Schema:   "daff5ee3b255b22c",
+			Method:   "Count",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
-			Method:   "Count",
 		}),
 	}
 }

@@ -32,46 +32,46 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 		ksSearch: runtime.NewKeyspace(repo, runtime.Spec[[]Item]{
 			Template: "q:{}:{}:{}:{}:{}:{}:{}",
 			Schema:   "e266611e5ac8896c",
+			Method:   "Search",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Item) bool {
 				return v == nil
 			},
-			Method: "Search",
-			Clone:  cloneSliceItem_Items,
+			Clone: cloneSliceItem_Items,
 		}),
 		ksRecent: runtime.NewKeyspace(repo, runtime.Spec[[]Item]{
 			Template: "t:{}:{}:{}",
 			Schema:   "e266611e5ac8896c",
+			Method:   "Recent",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Item) bool {
 				return v == nil
 			},
-			Method: "Recent",
-			Clone:  cloneSliceItem_Items,
+			Clone: cloneSliceItem_Items,
 		}),
 		ksAt: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
 			Template: "at:{}:{}",
 			Schema:   "1c5b4df6da2158a3",
+			Method:   "At",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Item) bool {
 				return v == nil
 			},
-			Method: "At",
-			Clone:  clonePtrItem_Items,
+			Clone: clonePtrItem_Items,
 		}),
 		ksTriple: runtime.NewKeyspace(repo, runtime.Spec[*Item]{
 			Template: "tr:{}:{}:{}",
 			Schema:   "1c5b4df6da2158a3",
+			Method:   "Triple",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Item) bool {
 				return v == nil
 			},
-			Method: "Triple",
-			Clone:  clonePtrItem_Items,
+			Clone: clonePtrItem_Items,
 		}),
 	}
 }

@@ -32,25 +32,25 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "draft:{}",
 			Schema:   "1ef8ef53933178ec",
+			Method:   "Get",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Article) bool {
 				return v == nil
 			},
-			Local:  time.Minute,
-			Method: "Get",
-			Clone:  clonePtrArticle_Drafts,
+			Local: time.Minute,
+			Clone: clonePtrArticle_Drafts,
 		}),
 		ksTags: runtime.NewKeyspace(repo, runtime.Spec[[]Tag]{
 			Template: "draft:tags:{}",
 			Schema:   "c84f59d979346a77",
+			Method:   "Tags",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Tag) bool {
 				return v == nil
 			},
-			Method: "Tags",
-			Clone:  cloneSliceTag_Drafts,
+			Clone: cloneSliceTag_Drafts,
 		}),
 	}
 }

@@ -44,150 +44,150 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "article:{}",
 			Schema:   "1ef8ef53933178ec",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Article) bool {
 				return v == nil
 			},
-			Local:  30 * time.Second,
-			Method: "Get",
-			Clone:  clonePtrArticle_Articles,
+			Local: 30 * time.Second,
+			Clone: clonePtrArticle_Articles,
 		}),
 		ksFeed: runtime.NewKeyspace(repo, runtime.Spec[[]*Article]{
 			Template: "feed:{}",
 			Schema:   "0116dcbc421d91da",
+			Method:   "Feed",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []*Article) bool {
 				return v == nil
 			},
-			Local:  5 * time.Second,
-			Method: "Feed",
-			Clone:  cloneSlicePtrArticle_Articles,
+			Local: 5 * time.Second,
+			Clone: cloneSlicePtrArticle_Articles,
 		}),
 		ksStats: runtime.NewKeyspace(repo, runtime.Spec[Stats]{
 			Template: "stats:{}",
 			Schema:   "528a47ea63711bfd",
+			Method:   "Stats",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
-			Method:   "Stats",
 		}),
 		ksCount: runtime.NewKeyspace(repo, runtime.Spec[int64]{
 			Template: "count:{}",
 			Schema:   "daff5ee3b255b22c",
+			Method:   "Count",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
-			Method:   "Count",
 		}),
 		ksPublished: runtime.NewKeyspace(repo, runtime.Spec[time.Time]{
 			Template: "published:{}",
 			Schema:   "82f30ef38b17a0e1",
+			Method:   "Published",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
-			Method:   "Published",
 		}),
 		ksTree: runtime.NewKeyspace(repo, runtime.Spec[*Node]{
 			Template: "tree:{}",
 			Schema:   "92c96aadb783db10",
+			Method:   "Tree",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Node) bool {
 				return v == nil
 			},
-			Local:  10 * time.Minute,
-			Method: "Tree",
-			Clone:  clonePtrNode_Articles,
+			Local: 10 * time.Minute,
+			Clone: clonePtrNode_Articles,
 		}),
 		ksOpaque: runtime.NewKeyspace(repo, runtime.Spec[ext.Opaque]{
 			Template: "opaque:{}",
 			Schema:   "0e16c5629a6e08c4",
+			Method:   "Opaque",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
-			Method:   "Opaque",
 			// ext.Opaque has an unexported field holding references (parts), which cannot be copied field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Articles[ext.Opaque],
 		}),
 		ksRaw: runtime.NewKeyspace(repo, runtime.Spec[[]byte]{
 			Template: "raw:{}",
 			Schema:   "6b05f5cedc392f4f",
+			Method:   "Raw",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []byte) bool {
 				return v == nil
 			},
-			Local:  30 * time.Second,
-			Method: "Raw",
-			Clone:  cloneBytes_Articles,
+			Local: 30 * time.Second,
+			Clone: cloneBytes_Articles,
 		}),
 		ksIndex: runtime.NewKeyspace(repo, runtime.Spec[Index]{
 			Template: "index:{}",
 			Schema:   "31c0bb17f06fec2e",
+			Method:   "Index",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v Index) bool {
 				return v == nil
 			},
-			Local:  30 * time.Second,
-			Method: "Index",
-			Clone:  cloneIndex_Articles,
+			Local: 30 * time.Second,
+			Clone: cloneIndex_Articles,
 		}),
 		ksAuthors: runtime.NewKeyspace(repo, runtime.Spec[Authors]{
 			Template: "authors:{}",
 			Schema:   "a1795895e6b4624c",
+			Method:   "Authors",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v Authors) bool {
 				return v == nil
 			},
-			Local:  30 * time.Second,
-			Method: "Authors",
-			Clone:  cloneAuthors_Articles,
+			Local: 30 * time.Second,
+			Clone: cloneAuthors_Articles,
 		}),
 		ksIDs: runtime.NewKeyspace(repo, runtime.Spec[Page[int64]]{
 			Template: "ids:{}",
 			Schema:   "9a2c10ad5b006e71",
+			Method:   "IDs",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
-			Method:   "IDs",
 			Clone:    clonePageOfInt64_Articles,
 		}),
 		ksPeople: runtime.NewKeyspace(repo, runtime.Spec[Page[*Author]]{
 			Template: "people:{}",
 			Schema:   "5b0a31e85fbef940",
+			Method:   "People",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
-			Method:   "People",
 			Clone:    clonePageOfPtrAuthor_Articles,
 		}),
 		ksExtra: runtime.NewKeyspace(repo, runtime.Spec[any]{
 			Template: "extra:{}",
 			Schema:   "4b57d4cb4725df38",
+			Method:   "Extra",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v any) bool {
 				return v == nil
 			},
-			Local:  30 * time.Second,
-			Method: "Extra",
+			Local: 30 * time.Second,
 			// any is an interface, whose dynamic types the generator cannot see: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Articles[any],
 		}),
 		ksAmount: runtime.NewKeyspace(repo, runtime.Spec[*big.Int]{
 			Template: "amount:{}",
 			Schema:   "0357ba010cb512ba",
+			Method:   "Amount",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *big.Int) bool {
 				return v == nil
 			},
-			Local:  30 * time.Second,
-			Method: "Amount",
-			Clone:  clonePtrBigInt_Articles,
+			Local: 30 * time.Second,
+			Clone: clonePtrBigInt_Articles,
 		}),
 	}
 }
@@ -523,42 +523,42 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[V]{
 			Template: "item:{}",
 			Schema:   runtime.SchemaOf[V](),
+			Method:   "Get",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    10 * time.Second,
-			Method:   "Get",
 			// V is a type parameter of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Articles[V],
 		}),
 		ksPage: runtime.NewKeyspace(repo, runtime.Spec[Page[V]]{
 			Template: "page:{}",
 			Schema:   runtime.SchemaOf[Page[V]](),
+			Method:   "Page",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    10 * time.Second,
-			Method:   "Page",
 			// Page[V] depends on type parameters of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
 			Clone: cloneCodec_Articles[Page[V]],
 		}),
 		ksNum: runtime.NewKeyspace(repo, runtime.Spec[N]{
 			Template: "num:{}",
 			Schema:   runtime.SchemaOf[N](),
+			Method:   "Num",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    10 * time.Second,
-			Method:   "Num",
 		}),
 		ksInts: runtime.NewKeyspace(repo, runtime.Spec[[]int]{
 			Template: "ints:{}",
 			Schema:   "ac3310bd662f7dc7",
+			Method:   "Ints",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []int) bool {
 				return v == nil
 			},
-			Local:  10 * time.Second,
-			Method: "Ints",
-			Clone:  cloneSliceInt_Articles,
+			Local: 10 * time.Second,
+			Clone: cloneSliceInt_Articles,
 		}),
 	}
 }

@@ -32,34 +32,34 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 		ksRead: runtime.NewKeyspace(repo, runtime.Spec[[]byte]{
 			Template: "file:{}",
 			Schema:   "6b05f5cedc392f4f",
+			Method:   "Read",
 			TTL:      90 * time.Minute,
 			Jitter:   runtime.Spread(2 * time.Second),
 			NotFound: fs.ErrNotExist,
 			IsNil: func(v []byte) bool {
 				return v == nil
 			},
-			Method: "Read",
-			Clone:  cloneBytes_Files,
+			Clone: cloneBytes_Files,
 		}),
 		ksMode: runtime.NewKeyspace(repo, runtime.Spec[fs.FileMode]{
 			Template: "mode:{}",
 			Schema:   "525c123a029549ea",
+			Method:   "Mode",
 			TTL:      1500 * time.Millisecond,
 			Negative: 250 * time.Millisecond,
 			Jitter:   runtime.Percent(12.5),
 			NotFound: fs.ErrNotExist,
-			Method:   "Mode",
 		}),
 		ksList: runtime.NewKeyspace(repo, runtime.Spec[[]string]{
 			Template: "dir:{}",
 			Schema:   "8bdc4068c61e2750",
+			Method:   "List",
 			TTL:      90 * time.Minute,
 			NotFound: fs.ErrNotExist,
 			IsNil: func(v []string) bool {
 				return v == nil
 			},
-			Method: "List",
-			Clone:  cloneSliceString_Files,
+			Clone: cloneSliceString_Files,
 		}),
 	}
 }

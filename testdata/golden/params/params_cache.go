@@ -32,46 +32,46 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Event]{
 			Template: "event:{}:{}",
 			Schema:   "8eecf263592d833b",
+			Method:   "Get",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Event) bool {
 				return v == nil
 			},
-			Method: "Get",
-			Clone:  clonePtrEvent_Events,
+			Clone: clonePtrEvent_Events,
 		}),
 		ksSince: runtime.NewKeyspace(repo, runtime.Spec[[]Event]{
 			Template: "since:{}:{}",
 			Schema:   "94ca68b32fa5ef89",
+			Method:   "Since",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Event) bool {
 				return v == nil
 			},
-			Method: "Since",
-			Clone:  cloneSliceEvent_Events,
+			Clone: cloneSliceEvent_Events,
 		}),
 		ksBy: runtime.NewKeyspace(repo, runtime.Spec[Event]{
 			Template: "by:{}:{}:{}:{}:{}:{}:{}:{}",
 			Schema:   "1aa586be561e5eff",
+			Method:   "By",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
-			Method:   "By",
 		}),
 		ksFind: runtime.NewKeyspace(repo, runtime.Spec[[]Event]{
 			Template: "kind:{}",
 			Schema:   "94ca68b32fa5ef89",
+			Method:   "Find",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Event) bool {
 				return v == nil
 			},
-			Method: "Find",
-			Clone:  cloneSliceEvent_Events,
+			Clone: cloneSliceEvent_Events,
 		}),
 	}
 }

@@ -29,6 +29,7 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Account]{
 			Template: "account:{}",
 			Schema:   "14362368435585fa",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Negative: 5 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -36,8 +37,7 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 			IsNil: func(v *Account) bool {
 				return v == nil
 			},
-			Method: "Get",
-			Clone:  clonePtrAccount_Accounts,
+			Clone: clonePtrAccount_Accounts,
 		}),
 	}
 }

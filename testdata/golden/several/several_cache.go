@@ -30,20 +30,20 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 		ksStats: runtime.NewKeyspace(repo, runtime.Spec[Stats]{
 			Template: "stats:{}",
 			Schema:   "0ac8d38895e2358c",
+			Method:   "Stats",
 			TTL:      30 * time.Second,
 			Jitter:   runtime.Percent(10),
-			Method:   "Stats",
 		}),
 		ksTotals: runtime.NewKeyspace(repo, runtime.Spec[map[string]int64]{
 			Template: "all",
 			Schema:   "801551b85f7366c2",
+			Method:   "Totals",
 			TTL:      30 * time.Second,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v map[string]int64) bool {
 				return v == nil
 			},
-			Method: "Totals",
-			Clone:  cloneMapStringToInt64_Counters,
+			Clone: cloneMapStringToInt64_Counters,
 		}),
 	}
 }
@@ -114,22 +114,22 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 		ksList: runtime.NewKeyspace(repo, runtime.Spec[[]string]{
 			Template: "names:{}",
 			Schema:   "8bdc4068c61e2750",
+			Method:   "List",
 			TTL:      time.Hour,
 			IsNil: func(v []string) bool {
 				return v == nil
 			},
-			Method: "List",
-			Clone:  cloneSliceString_Counters,
+			Clone: cloneSliceString_Counters,
 		}),
 		ksOne: runtime.NewKeyspace(repo, runtime.Spec[*string]{
 			Template: "name:{}",
 			Schema:   "1f4714df4010ec2b",
+			Method:   "One",
 			TTL:      time.Hour,
 			IsNil: func(v *string) bool {
 				return v == nil
 			},
-			Method: "One",
-			Clone:  clonePtrString_Counters,
+			Clone: clonePtrString_Counters,
 		}),
 	}
 }

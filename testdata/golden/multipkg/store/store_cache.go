@@ -33,6 +33,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 		ksCustomer: runtime.NewKeyspace(repo, runtime.Spec[*Customer]{
 			Template: "customer:{}",
 			Schema:   "9057ad54ce41245a",
+			Method:   "Customer",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -40,12 +41,12 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			IsNil: func(v *Customer) bool {
 				return v == nil
 			},
-			Method: "Customer",
-			Clone:  clonePtrModelUser_Shop,
+			Clone: clonePtrModelUser_Shop,
 		}),
 		ksOrder: runtime.NewKeyspace(repo, runtime.Spec[*model.Order]{
 			Template: "order:{}",
 			Schema:   "ad12a740a7f01250",
+			Method:   "Order",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -53,12 +54,12 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			IsNil: func(v *model.Order) bool {
 				return v == nil
 			},
-			Method: "Order",
-			Clone:  clonePtrModelOrder_Shop,
+			Clone: clonePtrModelOrder_Shop,
 		}),
 		ksOrders: runtime.NewKeyspace(repo, runtime.Spec[[]model.Order]{
 			Template: "orders:{}",
 			Schema:   "710a40ffbd76fe04",
+			Method:   "Orders",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -66,8 +67,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			IsNil: func(v []model.Order) bool {
 				return v == nil
 			},
-			Method: "Orders",
-			Clone:  cloneSliceModelOrder_Shop,
+			Clone: cloneSliceModelOrder_Shop,
 		}),
 	}
 }
