@@ -16,7 +16,7 @@ GOTESTFLAGS ?= -race -count=1 -timeout 30m
 
 GOFILES = find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path '*/vendor/*'
 
-.PHONY: all services generate check-generated vet fmt-check test demo bench
+.PHONY: all services generate check-generated vet fmt-check test demo bench screenshot
 
 all: test
 
@@ -48,6 +48,10 @@ test: services vet fmt-check check-generated
 ## demo: the news-site example (embedded Redis and in-memory source when no servers answer)
 demo:
 	$(GO) run ./example/cmd/newsdemo
+
+## screenshot: the health page in headless Chromium (installed with apt-get if missing): checks the rendered page, writes docs/health.png
+screenshot:
+	bash scripts/health-screenshot.sh
 
 ## bench: benchmarks of the bench/ module, then a table with ratios against hand-written
 ## (BenchmarkMemory separately, once per -count: one iteration is a whole measurement)

@@ -31,6 +31,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			Template: "user:{}",
 			Schema:   "4c78fcfeb9e66176",
 			Shape:    "af78f0801800997d",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -44,6 +45,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			Template: "member:{}:{}",
 			Schema:   "4c78fcfeb9e66176",
 			Shape:    "af78f0801800997d",
+			Method:   "Member",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -59,7 +61,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -73,7 +75,7 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMember, runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -165,6 +167,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 			Template: "user:{}",
 			Schema:   "4c78fcfeb9e66176",
 			Shape:    "af78f0801800997d",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -179,6 +182,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 			Template: "member:{}:{}",
 			Schema:   "4c78fcfeb9e66176",
 			Shape:    "af78f0801800997d",
+			Method:   "Member",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -195,7 +199,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -209,7 +213,7 @@ func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedLocalUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMember, runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{

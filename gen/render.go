@@ -408,6 +408,9 @@ func (g *renderer) spec(ks *Keyspace) *jen.Statement {
 	} else {
 		items = append(items, field("Schema", jen.Qual(rt, "SchemaOf").Types(g.typ(ks.Result)).Call()))
 	}
+	if ks.Get != nil { // names the keyspace in statistics and exporters
+		items = append(items, field("Method", jen.Lit(ks.Get.Name)))
+	}
 	items = append(items, field("TTL", duration(ks.TTL)))
 	if ks.Negative > 0 {
 		items = append(items, field("Negative", duration(ks.Negative)))

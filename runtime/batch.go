@@ -585,7 +585,7 @@ func loadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part [
 	}
 	start := time.Now()
 	m, err := b.Load(ctx, ids)
-	ks.loaded(start, err)
+	ks.counted(err, time.Since(start))
 	for _, s := range part {
 		var zero T
 		if err != nil {

@@ -60,7 +60,7 @@ func (b *breaker) record(failed bool) {
 				b.probing = false
 				b.mu.Unlock()
 				b.c.cfg.logger.Info("cachegen: redis is back, circuit breaker closed")
-				b.c.emit(EventBreakerClose, "", nil)
+				b.c.emit(EventBreakerClose, nil, nil)
 				return
 			}
 			b.mu.Unlock()
@@ -78,9 +78,9 @@ func (b *breaker) record(failed bool) {
 	b.until = b.c.cfg.now().Add(b.c.cfg.breakerCooldown)
 	b.mu.Unlock()
 	if !wasOpen {
-		b.c.cfg.logger.Warn("cachegen: redis failing, circuit breaker open; serving from the source",
+		b.c.cfg.logger.Info("cachegen: redis failing, circuit breaker open; serving from the source",
 			"failures", n, "cooldown", b.c.cfg.breakerCooldown)
-		b.c.emit(EventBreakerOpen, "", nil)
+		b.c.emit(EventBreakerOpen, nil, nil)
 	}
 }
 
@@ -93,7 +93,8 @@ func (b *breaker) hold() {
 	b.open.Store(true)
 	b.mu.Unlock()
 	if !wasOpen {
-		b.c.emit(EventBreakerOpen, "", nil)
+		b.c.cfg.logger.Info("cachegen: invalidations wait to be replayed, circuit breaker held open; serving from the source")
+		b.c.emit(EventBreakerOpen, nil, nil)
 	}
 }
 
@@ -105,5 +106,5 @@ func (b *breaker) release() {
 	b.failures.Store(0)
 	b.mu.Unlock()
 	b.c.cfg.logger.Info("cachegen: pending invalidations delivered, circuit breaker closed")
-	b.c.emit(EventBreakerClose, "", nil)
+	b.c.emit(EventBreakerClose, nil, nil)
 }

@@ -25,15 +25,19 @@ type Cache struct {
 	nsDep uint64 // marker bumped by InvalidateNamespace
 	nsL1  uint64 // marker bumped by Cache.DeletePattern, that only L1 entries depend on
 
-	mirror  mirror
-	flights flightGroup
-	hits    hitGroup
-	brk     breaker
-	stats   counters
-	pend    pending
-	acks    replicaAcks
+	mirror   mirror
+	flights  flightGroup
+	hits     hitGroup
+	brk      breaker
+	stats    counters // cache-wide events; keyspaces count their own (stats.go)
+	reg      registry
+	obsMu    sync.Mutex
+	observer atomic.Pointer[func(Event)] // WithObserver's and AddObserver's, composed
+	logs     logLimits
+	verify   verifier
+	pend     pending
+	acks     replicaAcks
 
-	lastLog   atomic.Int64 // UnixNano of the last Redis error logged
 	tokenBase string
 	tokenSeq  atomic.Uint64
 
@@ -113,6 +117,8 @@ func New(client redis.UniversalClient, opts ...Option) *Cache {
 	c.tokenBase = hex.EncodeToString(tok[:]) + "."
 	c.brk.init(c)
 	c.acks.init(c)
+	c.verify.init(c)
+	c.AddObserver(c.cfg.observer)
 	c.background(c.checkServer)
 	return c
 }

@@ -111,14 +111,13 @@ func bounded[R any](c *Cache, ctx context.Context, op func(context.Context) (R, 
 	}
 }
 
-// redisError counts a failed Redis call and logs it, at most once a second:
-// a sick Redis must not flood the logs of a service that keeps working.
+// redisError counts a failed Redis call and logs it, at most once per log
+// period (logs.go): a sick Redis must not flood the logs of a service that
+// keeps working.
 func (c *Cache) redisError(err error) {
-	c.emit(EventRedisError, "", err)
-	now := c.cfg.now().UnixNano()
-	last := c.lastLog.Load()
-	if now-last >= int64(time.Second) && c.lastLog.CompareAndSwap(last, now) {
-		c.cfg.logger.Warn("cachegen: redis call failed; serving from the source", "err", err)
+	c.emit(EventRedisError, nil, err)
+	if n, ok := c.allowLog(logRedis); ok {
+		c.cfg.logger.Warn("cachegen: redis call failed; serving from the source", "err", err, "suppressed", n)
 	}
 }
 

@@ -45,7 +45,9 @@ func (ks *Keyspace[T]) entry(v T, err error, resultTags func(T) ([]string, bool)
 		merr = errors.New("encoding fails the bounded decoder's checks")
 	}
 	if merr != nil {
-		c.cfg.logger.Error("cachegen: cannot encode result; not cached", "keyspace", ks.label, "err", merr)
+		if n, ok := c.allowLog(logEncode); ok {
+			c.cfg.logger.Error("cachegen: cannot encode result; not cached", "keyspace", ks.label, "err", merr, "suppressed", n)
+		}
 		return s, false
 	}
 	s.payload, s.ttl = payload, sp.Jitter.ttl(sp.TTL, c.cfg.maxTTL, c.cfg.rand())
@@ -88,7 +90,9 @@ func (e *notFoundError) Unwrap() error { return e.target }
 func (ks *Keyspace[T]) corrupt(ctx context.Context, key Key) {
 	c := ks.c
 	c.emit(EventCorrupt, ks.label, nil)
-	c.cfg.logger.Warn("cachegen: corrupt cache entry deleted", "keyspace", ks.label, "key", string(key))
+	if n, ok := c.allowLog(logCorrupt); ok {
+		c.cfg.logger.Warn("cachegen: corrupt cache entry deleted", "keyspace", ks.label, "key", string(key), "suppressed", n)
+	}
 	_, _ = call(c, ctx, func(ctx context.Context) (int64, error) {
 		return c.rdb.Del(ctx, string(key)).Result()
 	})

@@ -53,6 +53,15 @@
 //     failing Redis and closes by itself; invalidations that could not be
 //     delivered are replayed, and until then this process reads from the source.
 //
+// # Observability
+//
+// Stats and Snapshot count every event per keyspace (one atomic add, no
+// allocation on the hit path) with latency histograms of source loads and
+// Redis lookups; the subpackages cacheprom, cacheotel and health export
+// them to Prometheus, OpenTelemetry and an HTTP page. WithVerify re-reads a
+// sampled fraction of hits from the source in the background and reports
+// a cached value the source disagrees with (docs/observability.md).
+//
 // See docs/runtime.md for the key layout, the envelope, the lease protocol and
 // what happens on each failure.
 package runtime

@@ -55,12 +55,20 @@ func (c *Cache) markerIDs(inv Invalidation, extra []Key) []uint64 {
 // invalidate delivers one invalidation and returns the state's reply, whose
 // seq a write-through entry is stored under.
 func (c *Cache) invalidate(ctx context.Context, keys []Key, ids []uint64) (stateReply, error) {
-	c.emit(EventInvalidate, "", nil)
+	return c.invalidateCounted(ctx, keys, ids, true)
+}
+
+// invalidateCounted is invalidate; count false leaves it out of
+// EventInvalidate (a put's bump of its own key is part of its fill). An
+// invalidation is counted once delivered: now, or when its replay lands.
+func (c *Cache) invalidateCounted(ctx context.Context, keys []Key, ids []uint64, count bool) (stateReply, error) {
 	// The write it follows has happened: a caller that gives up must not
 	// leave the cache stale. The time budget still bounds the round.
 	rep, err := c.deliver(context.WithoutCancel(ctx), keys, ids, false)
 	if err != nil {
-		c.pend.add(c, keys, ids)
+		c.pend.add(c, keys, ids, count)
+	} else if count {
+		c.countInvalidation(keys, ids)
 	}
 	return rep, err
 }

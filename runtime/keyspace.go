@@ -19,6 +19,8 @@ const ksidBytes = 6
 type Repo struct {
 	c     *Cache
 	name  string // "<prefix>:<version>", escaped
+	given string // the prefix as given, for statistics
+	ver   int
 	dep   uint64 // marker bumped by InvalidateAll
 	local uint64 // marker bumped by DeletePattern, that only L1 entries depend on
 }
@@ -27,7 +29,7 @@ type Repo struct {
 // Bumping version (the generator's version=) orphans every old entry.
 func (c *Cache) Repo(prefix string, version int) *Repo {
 	name := string(strconv.AppendInt(append(AppendString(nil, prefix), ':'), int64(version), 10))
-	return &Repo{c: c, name: name, dep: markerID(markRepo, name), local: markerID(markLocal, name)}
+	return &Repo{c: c, name: name, given: prefix, ver: version, dep: markerID(markRepo, name), local: markerID(markLocal, name)}
 }
 
 // Cache returns the Cache the repository lives on.
@@ -69,6 +71,9 @@ type Spec[T any] struct {
 	// (assignment copies it). The generator emits one per result type, or
 	// CloneCodec for types it cannot copy field by field.
 	Clone func(T) T
+	// Method names the get method, for statistics and exporters ("Get");
+	// empty, the template names the keyspace.
+	Method string
 }
 
 // Keyspace is the runtime form of a Spec.
@@ -85,7 +90,7 @@ type space struct {
 	group  uint64    // pattern-group marker
 	deps   [3]uint64 // markers every entry depends on: namespace, repo, group
 	depMem [3]string // their sorted-set members
-	label  string    // "<repo>/<template>" for events and logs
+	label  *ksStats  // its counters; prints as "<repo>/<template>" in logs
 
 	loadAvg atomic.Int64 // moving average of source calls, ns (paces waiters)
 }
@@ -110,7 +115,10 @@ func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
 	for i, d := range ks.deps {
 		ks.depMem[i] = memberOf(d)
 	}
-	ks.label = r.name + "/" + spec.Template
+	ks.label = r.c.reg.register(ks.prefix, ks.group, func() *ksStats {
+		return &ksStats{name: r.name + "/" + spec.Template, repo: r.name, prefix: r.given, version: r.ver,
+			template: spec.Template, method: spec.Method, local: spec.Local > 0}
+	})
 	if spec.Local > 0 {
 		r.c.localOn()
 	}

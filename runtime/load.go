@@ -19,6 +19,10 @@ import (
 // tags, group, repository, the namespace) moved after the clock rd was read
 // with. Redis trouble never fails the call: the source's answer is returned.
 func Load[T any](ctx context.Context, rd Read[T], l Loader[T]) (T, error) {
+	if rd.Hit { // a hit WithVerify sampled (rd.Verify): checked in the background
+		rd.verifyLater(l)
+		return rd.Value, rd.Err
+	}
 	ks := rd.ks
 	c := ks.c
 	res, err := c.flights.do(ctx, flightKey{rd.key, rd.inc, rd.clock}, func(fctx context.Context, seal func()) (any, error) {
@@ -340,16 +344,8 @@ func (ks *Keyspace[T]) callSource(ctx context.Context, l Loader[T]) (T, error) {
 		}
 	}()
 	v, err := l.Load(ctx)
-	ks.loaded(start, err)
+	ks.counted(err, time.Since(start))
 	return v, err
-}
-
-// loaded counts one source call.
-func (ks *Keyspace[T]) loaded(start time.Time, err error) {
-	ks.c.stats[EventLoad].Add(1)
-	if o := ks.c.cfg.observer; o != nil {
-		o(Event{Kind: EventLoad, Keyspace: ks.label, Err: err, Duration: time.Since(start)})
-	}
 }
 
 // loadAndFill calls the source as the leaseholder and stores what it returned
@@ -369,7 +365,9 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	}
 	ids := tagIDs(make([]uint64, 0, len(l.Tags)+len(s.tags)), l.Tags, s.tags)
 	if len(ids) > maxTags {
-		c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label)
+		if n, ok := c.allowLog(logTags); ok {
+			c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label, "suppressed", n)
+		}
 		return ks.unencoded(v, err)
 	}
 	res := &loaded[T]{v: v, err: err}

@@ -137,7 +137,11 @@ func (ks *Keyspace[T]) localRead(key Key) (Read[T], bool) {
 		return Read[T]{}, false
 	}
 	ks.c.emit(EventLocalHit, ks.label, nil)
-	return Read[T]{Value: v, Err: err, Hit: true}, true
+	rd := Read[T]{Value: v, Err: err, Hit: true}
+	if ks.c.verify.sample() {
+		ks.sampledL1(&rd, key)
+	}
+	return rd, true
 }
 
 // localPut keeps v (which the caller no longer uses: pass a copy) for key,

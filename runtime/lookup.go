@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"time"
 	"unsafe"
 )
 
@@ -12,12 +13,18 @@ type Read[T any] struct {
 	Value T
 	Err   error
 	Hit   bool
+	// Verify marks a hit that WithVerify sampled: pass the Read on to Load
+	// with the Loader, which returns the hit at once and re-reads the
+	// source in the background. Generated code returns a hit without
+	// building its Loader unless Verify is set.
+	Verify bool
 
 	ks       *Keyspace[T]
 	key      Key
 	answered bool   // Redis answered the lookup
 	inc      uint64 // the clock read with the entry; 0 when there was none
 	clock    uint64
+	chk      *check[T] // what a sampled hit served (verify.go)
 }
 
 // Lookup is the hit path. A local keyspace first asks the L1 (local.go).
@@ -43,11 +50,21 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 		st = ks.localStart() // before Redis is asked: see localPut
 	}
 	rd.ks, rd.key = ks, key
+	var t0 time.Time
+	if c.cfg.metrics {
+		t0 = time.Now()
+	}
 	hc := c.hits.do(ctx, c, key)
+	var took time.Duration
+	if c.cfg.metrics {
+		took = max(time.Since(t0), 1)
+	}
 	raw, found, clock, err := hc.raw, hc.found, hc.clock, hc.err
 	if err != nil {
 		if err == errBreakerOpen {
 			c.emit(EventBypass, ks.label, nil)
+		} else {
+			c.emit(EventFallback, ks.label, err)
 		}
 		return rd
 	}
@@ -57,14 +74,14 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 		rd.inc, rd.clock = inc, n
 	}
 	if !found || !ok { // no state: no entry can be valid
-		c.emit(EventMiss, ks.label, nil)
+		c.emitTimed(EventMiss, ks.label, took)
 		return rd
 	}
 	// raw aliases the reply; nothing below keeps it past the decode.
 	e, ok := decodeEnvelope(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	if !ok {
 		hc.corrupt.Do(func() { ks.corrupt(ctx, key) })
-		c.emit(EventMiss, ks.label, nil)
+		c.emitTimed(EventMiss, ks.label, took)
 		return rd
 	}
 	valid, err := c.validate(ctx, inc, n, &ks.space, key, &e)
@@ -72,13 +89,13 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 		if err != nil { // the state could not be read: like a failed lookup
 			rd.answered, rd.inc, rd.clock = false, 0, 0
 		}
-		c.emit(EventMiss, ks.label, nil)
+		c.emitTimed(EventMiss, ks.label, took)
 		return rd
 	}
 	v, verr, ok := ks.decode(e)
 	if !ok {
 		hc.corrupt.Do(func() { ks.corrupt(ctx, key) })
-		c.emit(EventMiss, ks.label, nil)
+		c.emitTimed(EventMiss, ks.label, took)
 		return rd
 	}
 	if st.sgen != 0 {
@@ -89,11 +106,14 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 		ks.localPut(key, st, &e, kept, verr, ks.localLeft(&e))
 	}
 	if e.flags&(flagNil|flagNotFound) != 0 {
-		c.emit(EventNegativeHit, ks.label, nil)
+		c.emitTimed(EventNegativeHit, ks.label, took)
 	} else {
-		c.emit(EventHit, ks.label, nil)
+		c.emitTimed(EventHit, ks.label, took)
 	}
 	rd.Value, rd.Err, rd.Hit = v, verr, true
+	if c.verify.sample() {
+		rd.sampledL2(raw)
+	}
 	return rd
 }
 

@@ -31,6 +31,11 @@ type config struct {
 	localBound       time.Duration
 	batchChunk       int
 	batchParallel    int
+	logPeriod        time.Duration
+	metrics          bool    // latency histograms of the hit path
+	verify           float64 // fraction of hits re-read from the source
+	verifyRate       int     // at most this many verifications a second
+	verifyDelay      time.Duration
 }
 
 func defaultConfig() config {
@@ -55,6 +60,10 @@ func defaultConfig() config {
 		maxMarks:        10_000_000,
 		localBytes:      64 << 20,
 		localBound:      250 * time.Millisecond,
+		logPeriod:       10 * time.Second,
+		metrics:         true,
+		verifyRate:      50,
+		verifyDelay:     time.Second,
 	}
 }
 
@@ -94,12 +103,23 @@ func WithBreaker(failures int, cooldown time.Duration) Option {
 }
 
 // WithLogger sets the logger for Redis errors, corrupt entries and breaker
-// transitions. Default slog.Default().
+// transitions. Default slog.Default(). Repeated warnings are rate-limited
+// (WithLogPeriod); breaker transitions are logged at INFO.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithObserver receives an Event for every hit, miss, fill, invalidation and
-// failure, for metrics. It is called synchronously and must be fast.
-func WithObserver(f func(Event)) Option { return func(c *config) { c.observer = f } }
+// failure, for metrics. It is called synchronously and must be fast. Several
+// WithObserver options all receive every Event. Counting needs no observer:
+// Stats and Snapshot have the counters.
+func WithObserver(f func(Event)) Option {
+	return func(c *config) {
+		if prev := c.observer; prev != nil && f != nil {
+			c.observer = func(e Event) { prev(e); f(e) }
+		} else if f != nil {
+			c.observer = f
+		}
+	}
+}
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
@@ -146,6 +166,46 @@ func WithLocalBound(d time.Duration) Option {
 	return func(c *config) {
 		if d > 0 {
 			c.localBound = d
+		}
+	}
+}
+
+// WithLogPeriod is the shortest time between two log lines of one kind of
+// repeated warning (a Redis call failed, a corrupt entry was deleted, an
+// inconsistent read was found, …); each line says how many were suppressed
+// since the last. Default 10s.
+func WithLogPeriod(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.logPeriod = d
+		}
+	}
+}
+
+// WithMetrics(false) turns off the latency histograms of the hit path (two
+// clock reads per Redis lookup). Counters are always kept: one atomic add
+// per event, on the keyspace's own counters. Default true.
+func WithMetrics(on bool) Option { return func(c *config) { c.metrics = on } }
+
+// WithVerify turns on the consistency checker: a fraction (0 to 1) of hits
+// — at most WithVerifyRate a second — is re-read from the source in the
+// background, never on the caller's path, and compared with the value the
+// cache served (their encodings, map keys sorted). A mismatch is checked
+// again a little later (a write racing the check explains it if the source
+// or the cache has changed by then); one that persists is counted
+// (EventInconsistent, per keyspace) and logged with its key. Every
+// verification is a source call: size the fraction for the source's
+// headroom. Default 0 (off).
+func WithVerify(fraction float64) Option {
+	return func(c *config) { c.verify = min(max(fraction, 0), 1) }
+}
+
+// WithVerifyRate bounds the verifications of WithVerify to n a second.
+// Default 50.
+func WithVerifyRate(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.verifyRate = n
 		}
 	}
 }

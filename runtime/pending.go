@@ -17,13 +17,17 @@ type pending struct {
 	keys     []Key
 	ids      []uint64
 	overflow bool
+	count    int         // invalidations waiting (counted once delivered)
 	held     bool        // invalidations wait: the breaker is held open
 	leases   [][2]string // (lease, token) whose release failed
 	running  bool
 }
 
-func (p *pending) add(c *Cache, keys []Key, ids []uint64) {
+func (p *pending) add(c *Cache, keys []Key, ids []uint64, counted bool) {
 	p.mu.Lock()
+	if counted {
+		p.count++
+	}
 	if len(p.keys)+len(p.ids)+len(keys)+len(ids) > c.cfg.maxPending {
 		p.overflow, p.keys, p.ids = true, nil, nil
 	} else if !p.overflow {
@@ -63,8 +67,8 @@ func (p *pending) replay(c *Cache) {
 			return
 		}
 		p.mu.Lock()
-		keys, ids, overflow, leases := p.keys, p.ids, p.overflow, p.leases
-		p.keys, p.ids, p.overflow, p.leases = nil, nil, false, nil
+		keys, ids, overflow, leases, count := p.keys, p.ids, p.overflow, p.leases, p.count
+		p.keys, p.ids, p.overflow, p.leases, p.count = nil, nil, false, nil, 0
 		p.mu.Unlock()
 		var err error
 		if len(keys)+len(ids) > 0 || overflow {
@@ -72,6 +76,10 @@ func (p *pending) replay(c *Cache) {
 				keys, ids = nil, []uint64{c.nsDep}
 			}
 			_, err = c.deliver(context.Background(), keys, ids, true)
+			if err == nil {
+				c.stats[EventInvalidate].Add(uint64(count))
+				count = 0
+			}
 		}
 		if err == nil && len(leases) > 0 {
 			_, err = replayCall(c, context.Background(), func(ctx context.Context) (int, error) {
@@ -96,6 +104,7 @@ func (p *pending) replay(c *Cache) {
 				p.ids = append(ids, p.ids...)
 			}
 			p.leases = append(leases, p.leases...)
+			p.count += count
 			p.mu.Unlock()
 			continue
 		}

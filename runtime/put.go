@@ -11,7 +11,9 @@ import "context"
 // with concurrent writers.
 func Put[T any](ctx context.Context, ks *Keyspace[T], key Key, v T, tags []string, inv Invalidation) {
 	c := ks.c
-	rep, err := c.invalidate(ctx, inv.Keys, c.markerIDs(inv, []Key{key}))
+	// Only what inv names counts as an invalidation: the bump of key's own
+	// marker is how the write-through voids older fills and leases.
+	rep, err := c.invalidateCounted(ctx, inv.Keys, c.markerIDs(inv, []Key{key}), !inv.empty())
 	if err != nil {
 		return // pending: replayed, and the breaker holds this process off the cache
 	}

@@ -57,7 +57,7 @@ func (s *subscription) down(why string) {
 		}
 	}
 	s.l.clear()
-	s.c.emit(EventLocalGap, "", nil)
+	s.c.emit(EventLocalGap, nil, nil)
 	s.c.cfg.logger.Debug("cachegen: invalidation subscription lost; the in-process cache is off until it is back", "why", why)
 }
 

@@ -33,6 +33,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "article:{}",
 			Schema:   "fb194870692c5d74",
 			Shape:    "2324f075940f9960",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -47,6 +48,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "article:slug:{}",
 			Schema:   "fb194870692c5d74",
 			Shape:    "2324f075940f9960",
+			Method:   "BySlug",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -61,6 +63,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "feed:home:{}",
 			Schema:   "257470a02e947ebb",
 			Shape:    "a779928b3bf1b686",
+			Method:   "HomepageFeed",
 			TTL:      30 * time.Second,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -74,6 +77,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "feed:category:{}:{}",
 			Schema:   "257470a02e947ebb",
 			Shape:    "a779928b3bf1b686",
+			Method:   "CategoryFeed",
 			TTL:      2 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -90,7 +94,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -112,7 +116,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksBySlug, runtime.AppendString(append(r.ksBySlug.AppendPrefix(buf[:0]), "article:slug:"...), slug))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -140,7 +144,7 @@ func (r *CachedArticles) ByIDs(ctx context.Context, ids []int64) (map[int64]*Art
 func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksHomepageFeed, runtime.AppendInt(append(r.ksHomepageFeed.AppendPrefix(buf[:0]), "feed:home:"...), int64(page)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Summary]{
@@ -155,7 +159,7 @@ func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary,
 func (r *CachedArticles) CategoryFeed(ctx context.Context, category string, page int) ([]Summary, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCategoryFeed, runtime.AppendInt(append(runtime.AppendString(append(r.ksCategoryFeed.AppendPrefix(buf[:0]), "feed:category:"...), category), ":"...), int64(page)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Summary]{

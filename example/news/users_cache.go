@@ -30,6 +30,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			Template: "user:{}",
 			Schema:   "6099034f19764500",
 			Shape:    "c0c5f9ecf5c9bab3",
+			Method:   "Profile",
 			TTL:      30 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -47,7 +48,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Profile(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksProfile, runtime.AppendInt(append(r.ksProfile.AppendPrefix(buf[:0]), "user:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{

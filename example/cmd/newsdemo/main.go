@@ -25,8 +25,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/signal"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -53,6 +55,8 @@ type config struct {
 	seed        uint64
 	timeout     time.Duration // runtime.WithTimeout; 0 keeps the runtime's default
 	warm        int           // articles to warm before a third, warmed cached run (0: none)
+	verify      float64       // runtime.WithVerify
+	httpAddr    string        // serve the health page and /metrics here after the workload
 }
 
 func main() {
@@ -71,6 +75,8 @@ func main() {
 	flag.IntVar(&cfg.processes, "processes", 4, "simulated application instances (one runtime.Cache each) in the stampede test")
 	flag.Uint64Var(&cfg.seed, "seed", 1, "random seed of the workload")
 	flag.IntVar(&cfg.warm, "warm", 0, "warm the N most read (newest) articles with WarmByIDs, then run the cached workload once more from there (0: no warmed run)")
+	flag.Float64Var(&cfg.verify, "verify", 0.01, "fraction of cache hits the consistency checker re-reads from the source (runtime.WithVerify; 0: off)")
+	flag.StringVar(&cfg.httpAddr, "http", "", "after the workload, serve the cache's health page (/), its JSON (/json) and Prometheus metrics (/metrics) on this address, e.g. :8080, until interrupted")
 	flag.DurationVar(&cfg.timeout, "redis-timeout", 0, "budget of one Redis call before it is served from the source (0: the runtime's default, 100ms; 1s on the embedded Redis)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: newsdemo [flags]\n\n"+
@@ -84,7 +90,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "newsdemo:", err)
 		os.Exit(2)
 	}
-	if err := run(context.Background(), cfg, os.Stdout, os.Stderr); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "newsdemo:", err)
 		os.Exit(1)
 	}
@@ -259,6 +267,9 @@ func run(ctx context.Context, cfg config, out, progress io.Writer) error {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var redisErr atomic.Pointer[string] // the first Redis error, for the report
 	opts := []runtime.Option{runtime.WithNamespace(ns), runtime.WithLogger(quiet)}
+	if cfg.verify > 0 {
+		opts = append(opts, runtime.WithVerify(cfg.verify))
+	}
 	if cfg.timeout == 0 {
 		cfg.timeout = b.timeout
 	}
@@ -274,7 +285,12 @@ func run(ctx context.Context, cfg config, out, progress io.Writer) error {
 	arts := news.NewCachedArticles(src, cache)
 	users := news.NewCachedUsers(src, cache)
 	cached := w.run(ctx, "with cache", arts, users, src, progress)
-	cached.stats = cache.Stats()
+	snap := cache.Snapshot()
+	cached.stats = snap.Totals
+	// The checker's re-reads reach the database like loads; they are
+	// reported on their own line, not as the workload's queries.
+	cached.queries -= int64(snap.VerifyCalls)
+	cached.verifyCalls = snap.VerifyCalls
 	if p := redisErr.Load(); p != nil {
 		cached.redisErr = *p
 	}
@@ -283,6 +299,10 @@ func run(ctx context.Context, cfg config, out, progress io.Writer) error {
 		return err
 	}
 
+	if cfg.verify > 0 {
+		time.Sleep(1500 * time.Millisecond) // the checker's last re-checks
+		cached.stats = cache.Stats()
+	}
 	var warmed *result
 	if cfg.warm > 0 {
 		// Run 3: a new, cold namespace, warmed before the workload starts.
@@ -301,6 +321,9 @@ func run(ctx context.Context, cfg config, out, progress io.Writer) error {
 		warmed.warmTook, warmed.warmQueries = took, queries
 	}
 	printReport(out, cfg, w, direct, cached, warmed)
+	if cfg.httpAddr != "" {
+		return serveHealth(ctx, cfg.httpAddr, out, cache)
+	}
 	return nil
 }
 

@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"io"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,4 +121,76 @@ func TestDemoServers(t *testing.T) {
 	}
 	checkReport(t, out.String())
 	t.Log("\n" + out.String())
+}
+
+// TestDemoHTTP: with -http the demo keeps serving the health page, its JSON
+// and /metrics after the report, until its context ends; the report has
+// the consistency checker's line.
+func TestDemoHTTP(t *testing.T) {
+	cfg := smallConfig()
+	cfg.embedded = true
+	cfg.verify = 0.05
+	cfg.httpAddr = "127.0.0.1:0"
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, out, io.Discard) }()
+	re := regexp.MustCompile(`health page: (http://\S+/)`)
+	var base string
+	for deadline := time.Now().Add(2 * time.Minute); base == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned before serving: %v\n%s", err, out.String())
+		default:
+		}
+		if m := re.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+		}
+	}
+	if base == "" {
+		t.Fatalf("no health page announced:\n%s", out.String())
+	}
+	report := out.String()
+	checkReport(t, report)
+	if !regexp.MustCompile(`inconsistent reads: 0 of \d+ verified`).MatchString(report) {
+		t.Errorf("no checker line, or inconsistencies:\n%s", report)
+	}
+	for path, want := range map[string]string{"": "cache health", "json": `"keyspaces"`, "metrics": "cachegen_hits_total"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("/%s: %d, lacks %q", path, resp.StatusCode, want)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server did not stop with its context")
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -47,6 +47,7 @@ type result struct {
 	lat           []time.Duration // sorted
 	articleReads  []int64         // Get/BySlug reads per article index
 	stats         runtime.Stats   // cached run only
+	verifyCalls   uint64          // the consistency checker's source calls (cached run)
 	stampedeCalls int64
 	redisErr      string // the first Redis error of the cached run
 	// The first second of the run: what a cold (or warmed) cache costs
@@ -333,6 +334,10 @@ func printReport(out io.Writer, cfg config, w *workload, direct, cached, warmed 
 		s.Get(runtime.EventLocalHit), s.Get(runtime.EventHit), s.Get(runtime.EventNegativeHit), s.Get(runtime.EventMiss), s.Get(runtime.EventLoad),
 		s.Get(runtime.EventFill), s.Get(runtime.EventFillRejected), s.Get(runtime.EventLeaseWait),
 		s.Get(runtime.EventInvalidate), s.Get(runtime.EventRedisError), s.Get(runtime.EventBypass), s.Get(runtime.EventLocalGap))
+	if cfg.verify > 0 {
+		fmt.Fprintf(out, "consistency checker (%.1f %% of hits): inconsistent reads: %d of %d verified (%d source calls, not counted above)\n",
+			100*cfg.verify, s.Get(runtime.EventInconsistent), s.Get(runtime.EventVerified), cached.verifyCalls)
+	}
 	if cached.redisErr != "" {
 		fmt.Fprintf(out, "first Redis error (the call was served from the source): %s\n", cached.redisErr)
 	}

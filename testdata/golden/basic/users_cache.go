@@ -32,6 +32,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			Template: "user:{}",
 			Schema:   "54de65606a681b66",
 			Shape:    "14a5fc86debd3ec9",
+			Method:   "Get",
 			TTL:      30 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -45,6 +46,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			Template: "user:email:{}",
 			Schema:   "54de65606a681b66",
 			Shape:    "14a5fc86debd3ec9",
+			Method:   "ByEmail",
 			TTL:      10 * time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -57,6 +59,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			Template: "feed:{}",
 			Schema:   "1083f1f6153c27e1",
 			Shape:    "ff1e8a5d02f6ad97",
+			Method:   "Feed",
 			TTL:      time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -72,7 +75,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -87,7 +90,7 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksByEmail, runtime.AppendString(append(r.ksByEmail.AppendPrefix(buf[:0]), "user:email:"...), email))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -108,7 +111,7 @@ func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) 
 func (r *CachedUsers) Feed(ctx context.Context, page int) ([]Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Article]{

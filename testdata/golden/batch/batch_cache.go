@@ -30,6 +30,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 			Template: "user:{}",
 			Schema:   "64bc7c2cbbc95d44",
 			Shape:    "208ba21bf561610d",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -46,7 +47,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -167,6 +168,7 @@ func NewCachedScores(next Scores, c *runtime.Cache) *CachedScores {
 			Template: "score:{}",
 			Schema:   "7e998141ac119c72",
 			Shape:    "f3617c903d898e51",
+			Method:   "Scores",
 			TTL:      time.Minute,
 			Negative: 30 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -238,6 +240,7 @@ func NewCachedThings(next Things, c *runtime.Cache) *CachedThings {
 			Template: "code:{}",
 			Schema:   "14703d47875a1c59",
 			Shape:    "c2b3dadb5085eb1d",
+			Method:   "ByCode",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Thing) bool {
@@ -249,6 +252,7 @@ func NewCachedThings(next Things, c *runtime.Cache) *CachedThings {
 			Template: "label:{}",
 			Schema:   "14703d47875a1c59",
 			Shape:    "c2b3dadb5085eb1d",
+			Method:   "ByLabel",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Thing) bool {
@@ -260,6 +264,7 @@ func NewCachedThings(next Things, c *runtime.Cache) *CachedThings {
 			Template: "n:{}",
 			Schema:   "14703d47875a1c59",
 			Shape:    "c2b3dadb5085eb1d",
+			Method:   "ByNum",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Thing) bool {
@@ -271,6 +276,7 @@ func NewCachedThings(next Things, c *runtime.Cache) *CachedThings {
 			Template: "p:{}",
 			Schema:   "14703d47875a1c59",
 			Shape:    "c2b3dadb5085eb1d",
+			Method:   "ByID",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Thing) bool {

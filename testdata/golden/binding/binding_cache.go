@@ -31,6 +31,7 @@ func NewCachedMembers(next Members, c *runtime.Cache) *CachedMembers {
 			Template: "member:{}:{}",
 			Schema:   "0e2edec696b063df",
 			Shape:    "301e0ccd4b5c1d34",
+			Method:   "Get",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Member) bool {
@@ -42,6 +43,7 @@ func NewCachedMembers(next Members, c *runtime.Cache) *CachedMembers {
 			Template: "byuser:{}",
 			Schema:   "a9fe18cadf5bb904",
 			Shape:    "d00c2cc210bb5dd1",
+			Method:   "ByUser",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Member) bool {
@@ -56,7 +58,7 @@ func NewCachedMembers(next Members, c *runtime.Cache) *CachedMembers {
 func (r *CachedMembers) Get(ctx context.Context, org string, user string) (*Member, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "member:"...), org), ":"...), user))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Member]{
@@ -71,7 +73,7 @@ func (r *CachedMembers) Get(ctx context.Context, org string, user string) (*Memb
 func (r *CachedMembers) ByUser(ctx context.Context, user string) ([]Member, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksByUser, runtime.AppendString(append(r.ksByUser.AppendPrefix(buf[:0]), "byuser:"...), user))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Member]{

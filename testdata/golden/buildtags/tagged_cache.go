@@ -32,6 +32,7 @@ func NewCachedFlags(next Flags, c *runtime.Cache) *CachedFlags {
 			Template: "flag:{}",
 			Schema:   "322bb28292eec2ad",
 			Shape:    "07a6289b3ef4857a",
+			Method:   "Enabled",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),
@@ -42,7 +43,7 @@ func NewCachedFlags(next Flags, c *runtime.Cache) *CachedFlags {
 func (r *CachedFlags) Enabled(ctx context.Context, name string) (bool, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksEnabled, runtime.AppendString(append(r.ksEnabled.AppendPrefix(buf[:0]), "flag:"...), name))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[bool]{

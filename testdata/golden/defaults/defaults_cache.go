@@ -30,6 +30,7 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 			Template: "config",
 			Schema:   "d2f7fd518dbc5e05",
 			Shape:    "67e2c0ea4787b499",
+			Method:   "Config",
 			TTL:      time.Hour,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Config) bool {
@@ -44,7 +45,7 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 func (r *CachedSettings) Config(ctx context.Context) (*Config, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksConfig, append(r.ksConfig.AppendPrefix(buf[:0]), "config"...))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Config]{

@@ -31,6 +31,7 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 			Template: "product:{}",
 			Schema:   "db70d6416719552e",
 			Shape:    "a35782df78fd39cc",
+			Method:   "Product",
 			TTL:      2 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Product) bool {
@@ -45,7 +46,7 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 func (r *CachedCatalog) Product(ctx context.Context, sku string) (*Product, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksProduct, runtime.AppendString(append(r.ksProduct.AppendPrefix(buf[:0]), "product:"...), sku))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Product]{

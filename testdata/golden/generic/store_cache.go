@@ -30,6 +30,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[V]{
 			Template: "item:{}",
 			Schema:   runtime.SchemaOf[V](),
+			Method:   "Get",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			// V is a type parameter of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
@@ -38,6 +39,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 		ksList: runtime.NewKeyspace(repo, runtime.Spec[Page[V]]{
 			Template: "list:{}",
 			Schema:   runtime.SchemaOf[Page[V]](),
+			Method:   "List",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			// Page[V] depends on type parameters of Store, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
@@ -46,6 +48,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 		ksMany: runtime.NewKeyspace(repo, runtime.Spec[map[K]V]{
 			Template: "many:{}",
 			Schema:   runtime.SchemaOf[map[K]V](),
+			Method:   "Many",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v map[K]V) bool {
@@ -61,7 +64,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[V]{
@@ -76,7 +79,7 @@ func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), cursor))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[V]]{
@@ -90,7 +93,7 @@ func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], e
 func (r *CachedStore[K, V]) Many(ctx context.Context, first K) (map[K]V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMany, runtime.AppendString(append(r.ksMany.AppendPrefix(buf[:0]), "many:"...), string(first)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[K]V]{
@@ -169,6 +172,7 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 			Template: "count:{}",
 			Schema:   "daff5ee3b255b22c",
 			Shape:    "ba323f4ae060b449",
+			Method:   "Count",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),
@@ -179,7 +183,7 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 func (r *CachedCounter[N]) Count(ctx context.Context, n N) (int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCount, runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), int64(n)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[int64]{
@@ -222,6 +226,7 @@ func NewCachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool](next Mixed[K,
 			Template: "m:{}:{}",
 			Schema:   "7477993bd1333622",
 			Shape:    "b34b8fd4ea17c097",
+			Method:   "Get",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),
@@ -234,7 +239,7 @@ func NewCachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool](next Mixed[K,
 func (r *CachedMixed[K, N]) Get(ctx context.Context, k K, n N) (string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.appendN(append(r.appendK(append(r.ksGet.AppendPrefix(buf[:0]), "m:"...), k), ":"...), n))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[string]{

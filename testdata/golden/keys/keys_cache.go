@@ -33,6 +33,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			Template: "q:{}:{}:{}:{}:{}:{}:{}",
 			Schema:   "e266611e5ac8896c",
 			Shape:    "25182581fb42b154",
+			Method:   "Search",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Item) bool {
@@ -44,6 +45,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			Template: "t:{}:{}:{}",
 			Schema:   "e266611e5ac8896c",
 			Shape:    "25182581fb42b154",
+			Method:   "Recent",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Item) bool {
@@ -55,6 +57,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			Template: "at:{}:{}",
 			Schema:   "1c5b4df6da2158a3",
 			Shape:    "810765442cff6bdd",
+			Method:   "At",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Item) bool {
@@ -66,6 +69,7 @@ func NewCachedItems(next Items, c *runtime.Cache) *CachedItems {
 			Template: "tr:{}:{}:{}",
 			Schema:   "1c5b4df6da2158a3",
 			Shape:    "810765442cff6bdd",
+			Method:   "Triple",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Item) bool {
@@ -99,7 +103,7 @@ func (r *CachedItems) Search(ctx context.Context, q *Query) ([]Item, error) {
 	b = append(b, ":"...)
 	b = runtime.AppendUint(b, uint64(q.Limit))
 	rd := runtime.LookupBytes(ctx, r.ksSearch, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Item]{
@@ -130,7 +134,7 @@ func (r *CachedItems) Recent(ctx context.Context, q Query) ([]Item, error) {
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, q.Color.String())
 	rd := runtime.LookupBytes(ctx, r.ksRecent, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Item]{
@@ -154,7 +158,7 @@ func (r *CachedItems) At(ctx context.Context, at *time.Time, s fmtStringer) (*It
 	}
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAt, runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt0), ":"...), s.String()))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Item]{
@@ -239,7 +243,7 @@ func (r *CachedItems) Triple(ctx context.Context, a string, bArg string, cArg st
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
 	rd := runtime.LookupBytes(ctx, r.ksTriple, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	b2 := buf[:0]

@@ -33,6 +33,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 			Template: "draft:{}",
 			Schema:   "1ef8ef53933178ec",
 			Shape:    "40ab78c049662432",
+			Method:   "Get",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Article) bool {
@@ -45,6 +46,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 			Template: "draft:tags:{}",
 			Schema:   "c84f59d979346a77",
 			Shape:    "6c9a82b4838372d3",
+			Method:   "Tags",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Tag) bool {
@@ -59,7 +61,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 func (r *CachedDrafts) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "draft:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -73,7 +75,7 @@ func (r *CachedDrafts) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedDrafts) Tags(ctx context.Context, id int64) ([]Tag, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTags, runtime.AppendInt(append(r.ksTags.AppendPrefix(buf[:0]), "draft:tags:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Tag]{

@@ -45,6 +45,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "article:{}",
 			Schema:   "1ef8ef53933178ec",
 			Shape:    "40ab78c049662432",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Article) bool {
@@ -57,6 +58,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "feed:{}",
 			Schema:   "0116dcbc421d91da",
 			Shape:    "b2016b80720f9075",
+			Method:   "Feed",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []*Article) bool {
@@ -69,6 +71,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "stats:{}",
 			Schema:   "528a47ea63711bfd",
 			Shape:    "65a1453b8eb1091f",
+			Method:   "Stats",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),
@@ -76,6 +79,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "count:{}",
 			Schema:   "daff5ee3b255b22c",
 			Shape:    "ba323f4ae060b449",
+			Method:   "Count",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
@@ -84,6 +88,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "published:{}",
 			Schema:   "82f30ef38b17a0e1",
 			Shape:    "1663c5bdbd0e4c72",
+			Method:   "Published",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
@@ -92,6 +97,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "tree:{}",
 			Schema:   "92c96aadb783db10",
 			Shape:    "50cc0f574f5b31ad",
+			Method:   "Tree",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *Node) bool {
@@ -104,6 +110,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "opaque:{}",
 			Schema:   "0e16c5629a6e08c4",
 			Shape:    "db38b508284f30c8",
+			Method:   "Opaque",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
@@ -114,6 +121,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "raw:{}",
 			Schema:   "6b05f5cedc392f4f",
 			Shape:    "f6b9d22f568cbc60",
+			Method:   "Raw",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []byte) bool {
@@ -126,6 +134,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "index:{}",
 			Schema:   "31c0bb17f06fec2e",
 			Shape:    "87695bdba931831a",
+			Method:   "Index",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v Index) bool {
@@ -138,6 +147,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "authors:{}",
 			Schema:   "a1795895e6b4624c",
 			Shape:    "a3c5c2e8d6f8106b",
+			Method:   "Authors",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v Authors) bool {
@@ -149,6 +159,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksIDs: runtime.NewKeyspace(repo, runtime.Spec[Page[int64]]{
 			Template: "ids:{}",
 			Schema:   "9a2c10ad5b006e71",
+			Method:   "IDs",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
@@ -157,6 +168,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksPeople: runtime.NewKeyspace(repo, runtime.Spec[Page[*Author]]{
 			Template: "people:{}",
 			Schema:   "5b0a31e85fbef940",
+			Method:   "People",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    30 * time.Second,
@@ -166,6 +178,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "extra:{}",
 			Schema:   "4b57d4cb4725df38",
 			Shape:    "c796d37c6d491e8f",
+			Method:   "Extra",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v any) bool {
@@ -179,6 +192,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "amount:{}",
 			Schema:   "0357ba010cb512ba",
 			Shape:    "07818512d6f5f67e",
+			Method:   "Amount",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *big.Int) bool {
@@ -194,7 +208,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -208,7 +222,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), articleID))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -222,7 +236,7 @@ func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, e
 func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]*Article]{
@@ -236,7 +250,7 @@ func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error)
 func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendInt(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Stats]{
@@ -250,7 +264,7 @@ func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCount, runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[int64]{
@@ -264,7 +278,7 @@ func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPublished, runtime.AppendInt(append(r.ksPublished.AppendPrefix(buf[:0]), "published:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[time.Time]{
@@ -278,7 +292,7 @@ func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, er
 func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTree, runtime.AppendInt(append(r.ksTree.AppendPrefix(buf[:0]), "tree:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Node]{
@@ -292,7 +306,7 @@ func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOpaque, runtime.AppendInt(append(r.ksOpaque.AppendPrefix(buf[:0]), "opaque:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[ext.Opaque]{
@@ -306,7 +320,7 @@ func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, erro
 func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksRaw, runtime.AppendInt(append(r.ksRaw.AppendPrefix(buf[:0]), "raw:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]byte]{
@@ -320,7 +334,7 @@ func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksIndex, runtime.AppendInt(append(r.ksIndex.AppendPrefix(buf[:0]), "index:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Index]{
@@ -334,7 +348,7 @@ func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAuthors, runtime.AppendInt(append(r.ksAuthors.AppendPrefix(buf[:0]), "authors:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Authors]{
@@ -348,7 +362,7 @@ func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error)
 func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksIDs, runtime.AppendString(append(r.ksIDs.AppendPrefix(buf[:0]), "ids:"...), cursor))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[int64]]{
@@ -362,7 +376,7 @@ func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], e
 func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Author], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPeople, runtime.AppendString(append(r.ksPeople.AppendPrefix(buf[:0]), "people:"...), cursor))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[*Author]]{
@@ -376,7 +390,7 @@ func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Autho
 func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksExtra, runtime.AppendInt(append(r.ksExtra.AppendPrefix(buf[:0]), "extra:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[any]{
@@ -390,7 +404,7 @@ func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 func (r *CachedArticles) Amount(ctx context.Context, id int64) (*big.Int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAmount, runtime.AppendInt(append(r.ksAmount.AppendPrefix(buf[:0]), "amount:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*big.Int]{
@@ -521,6 +535,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[V]{
 			Template: "item:{}",
 			Schema:   runtime.SchemaOf[V](),
+			Method:   "Get",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    10 * time.Second,
@@ -530,6 +545,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 		ksPage: runtime.NewKeyspace(repo, runtime.Spec[Page[V]]{
 			Template: "page:{}",
 			Schema:   runtime.SchemaOf[Page[V]](),
+			Method:   "Page",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    10 * time.Second,
@@ -539,6 +555,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 		ksNum: runtime.NewKeyspace(repo, runtime.Spec[N]{
 			Template: "num:{}",
 			Schema:   runtime.SchemaOf[N](),
+			Method:   "Num",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			Local:    10 * time.Second,
@@ -547,6 +564,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 			Template: "ints:{}",
 			Schema:   "ac3310bd662f7dc7",
 			Shape:    "bec825e70d26246a",
+			Method:   "Ints",
 			TTL:      5 * time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []int) bool {
@@ -562,7 +580,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[V]{
@@ -576,7 +594,7 @@ func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPage, runtime.AppendString(append(r.ksPage.AppendPrefix(buf[:0]), "page:"...), string(k)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[V]]{
@@ -590,7 +608,7 @@ func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksNum, runtime.AppendString(append(r.ksNum.AppendPrefix(buf[:0]), "num:"...), string(k)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[N]{
@@ -604,7 +622,7 @@ func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 func (r *CachedStore[K, V, N]) Ints(ctx context.Context, k K) ([]int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksInts, runtime.AppendString(append(r.ksInts.AppendPrefix(buf[:0]), "ints:"...), string(k)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]int]{

@@ -31,6 +31,7 @@ func NewCachedMulti(next Multi, c *runtime.Cache) *CachedMulti {
 			Template: "x:{}:{}:{}",
 			Schema:   "6119d3a9eb673c41",
 			Shape:    "07e63b7922afc723",
+			Method:   "Get",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *T) bool {
@@ -42,6 +43,7 @@ func NewCachedMulti(next Multi, c *runtime.Cache) *CachedMulti {
 			Template: "y:{}:{}:{}",
 			Schema:   "6119d3a9eb673c41",
 			Shape:    "07e63b7922afc723",
+			Method:   "Get2",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *T) bool {
@@ -63,7 +65,7 @@ func (r *CachedMulti) Get(ctx context.Context, a string, bArg string, cArg strin
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
 	rd := runtime.LookupBytes(ctx, r.ksGet, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*T]{
@@ -84,7 +86,7 @@ func (r *CachedMulti) Get2(ctx context.Context, a string, bArg string, cArg stri
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
 	rd := runtime.LookupBytes(ctx, r.ksGet2, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*T]{
@@ -225,6 +227,7 @@ func NewCachedLocals(next Locals, c *runtime.Cache) *CachedLocals {
 			Template: "t:{}:{}",
 			Schema:   "6119d3a9eb673c41",
 			Shape:    "07e63b7922afc723",
+			Method:   "Get",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *T) bool {
@@ -236,6 +239,7 @@ func NewCachedLocals(next Locals, c *runtime.Cache) *CachedLocals {
 			Template: "u:{}:{}:{}",
 			Schema:   "6119d3a9eb673c41",
 			Shape:    "07e63b7922afc723",
+			Method:   "ByB",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v *T) bool {
@@ -250,7 +254,7 @@ func NewCachedLocals(next Locals, c *runtime.Cache) *CachedLocals {
 func (r *CachedLocals) Get(ctx context.Context, tags0 string, tags1 string) (*T, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet_, runtime.AppendString(append(runtime.AppendString(append(r.ksGet_.AppendPrefix(buf[:0]), "t:"...), tags0), ":"...), tags1))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	tags2 := string(runtime.AppendString(append(buf[:0], "a:"...), tags0))
@@ -274,7 +278,7 @@ func (r *CachedLocals) ByB(ctx context.Context, bArg string, txt0Arg string, err
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, err0Arg)
 	rd := runtime.LookupBytes(ctx, r.ksByB, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	tags0 := string(runtime.AppendString(append(buf[:0], "a:"...), bArg))
@@ -383,6 +387,7 @@ func NewCachedGeneric[runtime_ ~string, time_ any](next Generic[runtime_, time_]
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[time_]{
 			Template: "g:{}",
 			Schema:   runtime.SchemaOf[time_](),
+			Method:   "Get",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			// time is a type parameter of Generic, whose values the generator cannot copy field by field: copied through the codec (a msgpack round trip).
@@ -395,7 +400,7 @@ func NewCachedGeneric[runtime_ ~string, time_ any](next Generic[runtime_, time_]
 func (r *CachedGeneric[runtime_, time_]) Get(ctx context.Context, id runtime_) (time_, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "g:"...), string(id)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[time_]{
@@ -448,6 +453,7 @@ func NewCachedPredeclared(next Predeclared, c *runtime.Cache) *CachedPredeclared
 			Template: "p:{}:{}:{}",
 			Schema:   "1b0522815226c88f",
 			Shape:    "6de5f87cb00dee74",
+			Method:   "Get",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []T) bool {
@@ -459,6 +465,7 @@ func NewCachedPredeclared(next Predeclared, c *runtime.Cache) *CachedPredeclared
 			Template: "q:{}:{}:{}",
 			Schema:   "8cc2e2c319647a10",
 			Shape:    "f57b39c23cd0195b",
+			Method:   "Q",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v map[string]int) bool {
@@ -480,7 +487,7 @@ func (r *CachedPredeclared) Get(ctx context.Context, appendArg string, stringArg
 	b = append(b, ":"...)
 	b = runtime.AppendBool(b, lenArg)
 	rd := runtime.LookupBytes(ctx, r.ksGet, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	tags0 := string(runtime.AppendBool(append(buf[:0], "l:"...), lenArg))
@@ -523,7 +530,7 @@ func (r *CachedPredeclared) Q(ctx context.Context, nilArg string, trueArg int, m
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, makeArg)
 	rd := runtime.LookupBytes(ctx, r.ksQ, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[string]int]{

@@ -33,6 +33,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 			Template: "file:{}",
 			Schema:   "6b05f5cedc392f4f",
 			Shape:    "f6b9d22f568cbc60",
+			Method:   "Read",
 			TTL:      90 * time.Minute,
 			Jitter:   runtime.Spread(2 * time.Second),
 			NotFound: fs.ErrNotExist,
@@ -45,6 +46,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 			Template: "mode:{}",
 			Schema:   "525c123a029549ea",
 			Shape:    "18f62a351120a674",
+			Method:   "Mode",
 			TTL:      1500 * time.Millisecond,
 			Negative: 250 * time.Millisecond,
 			Jitter:   runtime.Percent(12.5),
@@ -54,6 +56,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 			Template: "dir:{}",
 			Schema:   "8bdc4068c61e2750",
 			Shape:    "aef8f35e42688069",
+			Method:   "List",
 			TTL:      90 * time.Minute,
 			NotFound: fs.ErrNotExist,
 			IsNil: func(v []string) bool {
@@ -68,7 +71,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksRead, runtime.AppendString(append(r.ksRead.AppendPrefix(buf[:0]), "file:"...), name))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]byte]{
@@ -82,7 +85,7 @@ func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMode, runtime.AppendString(append(r.ksMode.AppendPrefix(buf[:0]), "mode:"...), name))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[fs.FileMode]{
@@ -96,7 +99,7 @@ func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error
 func (r *CachedFiles) List(ctx context.Context, name string) ([]string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "dir:"...), name))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]string]{

@@ -33,6 +33,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			Template: "event:{}:{}",
 			Schema:   "8eecf263592d833b",
 			Shape:    "8ff3efdd6a76ee87",
+			Method:   "Get",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -45,6 +46,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			Template: "since:{}:{}",
 			Schema:   "94ca68b32fa5ef89",
 			Shape:    "74803607e4e362a9",
+			Method:   "Since",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -57,6 +59,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			Template: "by:{}:{}:{}:{}:{}:{}:{}:{}",
 			Schema:   "1aa586be561e5eff",
 			Shape:    "91465f143b7d3fb3",
+			Method:   "By",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -65,6 +68,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 			Template: "kind:{}",
 			Schema:   "94ca68b32fa5ef89",
 			Shape:    "74803607e4e362a9",
+			Method:   "Find",
 			TTL:      time.Minute,
 			Negative: 10 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -80,7 +84,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (*Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "event:"...), keyArg), ":"...), int64(runtimeArg)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Event]{
@@ -94,7 +98,7 @@ func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (
 func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksSince, runtime.AppendBool(append(runtime.AppendString(append(r.ksSince.AppendPrefix(buf[:0]), "since:"...), timeArg), ":"...), rArg))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Event]{
@@ -125,7 +129,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit 
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, ok)
 	rd := runtime.LookupBytes(ctx, r.ksBy, b)
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Event]{
@@ -139,7 +143,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit 
 func (r *CachedEvents) Find(ctx context.Context, kind string, filters ...Filter) ([]Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFind, runtime.AppendString(append(r.ksFind.AppendPrefix(buf[:0]), "kind:"...), kind))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Event]{

@@ -30,6 +30,7 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 			Template: "account:{}",
 			Schema:   "14362368435585fa",
 			Shape:    "87bd8eb055d66e9a",
+			Method:   "Get",
 			TTL:      10 * time.Minute,
 			Negative: 5 * time.Second,
 			Jitter:   runtime.Percent(10),
@@ -46,7 +47,7 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 func (r *CachedAccounts) Get(ctx context.Context, id int64) (*Account, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Account]{

@@ -31,6 +31,7 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 			Template: "stats:{}",
 			Schema:   "0ac8d38895e2358c",
 			Shape:    "6e2f7273f38eaf59",
+			Method:   "Stats",
 			TTL:      30 * time.Second,
 			Jitter:   runtime.Percent(10),
 		}),
@@ -38,6 +39,7 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 			Template: "all",
 			Schema:   "801551b85f7366c2",
 			Shape:    "4871ce240a9e7aec",
+			Method:   "Totals",
 			TTL:      30 * time.Second,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v map[string]int64) bool {
@@ -52,7 +54,7 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendUint(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), uint64(id)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Stats]{
@@ -66,7 +68,7 @@ func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 func (r *CachedCounters) Totals(ctx context.Context) (map[string]int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTotals, append(r.ksTotals.AppendPrefix(buf[:0]), "all"...))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[string]int64]{
@@ -115,6 +117,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 			Template: "names:{}",
 			Schema:   "8bdc4068c61e2750",
 			Shape:    "aef8f35e42688069",
+			Method:   "List",
 			TTL:      time.Hour,
 			IsNil: func(v []string) bool {
 				return v == nil
@@ -125,6 +128,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 			Template: "name:{}",
 			Schema:   "1f4714df4010ec2b",
 			Shape:    "c99863df363623e2",
+			Method:   "One",
 			TTL:      time.Hour,
 			IsNil: func(v *string) bool {
 				return v == nil
@@ -138,7 +142,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "names:"...), prefix))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]string]{
@@ -152,7 +156,7 @@ func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error)
 func (r *CachedNames) One(ctx context.Context, id int) (*string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOne, runtime.AppendInt(append(r.ksOne.AppendPrefix(buf[:0]), "name:"...), int64(id)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*string]{

@@ -31,6 +31,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "feed:{}",
 			Schema:   "2dbc6f616c4db0f2",
 			Shape:    "62bddbc9e0544d1f",
+			Method:   "Feed",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 			IsNil: func(v []Article) bool {
@@ -42,6 +43,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			Template: "stats:{}",
 			Schema:   "55e9177d31c2b4cb",
 			Shape:    "3ab862b81c8e5a04",
+			Method:   "Stats",
 			TTL:      time.Minute,
 			Jitter:   runtime.Percent(10),
 		}),
@@ -62,7 +64,7 @@ func (r *CachedArticles) X(ctx context.Context, id int64) (string, error) {
 func (r *CachedArticles) Feed(ctx context.Context, page int) ([]Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Article]{
@@ -77,7 +79,7 @@ func (r *CachedArticles) Feed(ctx context.Context, page int) ([]Article, error) 
 func (r *CachedArticles) Stats(ctx context.Context, id int64) (int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendInt(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[int]{

@@ -34,6 +34,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			Template: "customer:{}",
 			Schema:   "9057ad54ce41245a",
 			Shape:    "ed76bcf87c6b402a",
+			Method:   "Customer",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -47,6 +48,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			Template: "order:{}",
 			Schema:   "ad12a740a7f01250",
 			Shape:    "ec11d117fa0119a8",
+			Method:   "Order",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -60,6 +62,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 			Template: "orders:{}",
 			Schema:   "710a40ffbd76fe04",
 			Shape:    "fef8dc1a854219dd",
+			Method:   "Orders",
 			TTL:      15 * time.Minute,
 			Negative: time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -76,7 +79,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCustomer, runtime.AppendInt(append(r.ksCustomer.AppendPrefix(buf[:0]), "customer:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Customer]{
@@ -90,7 +93,7 @@ func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 func (r *CachedShop) Order(ctx context.Context, id int64) (*model.Order, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOrder, runtime.AppendInt(append(r.ksOrder.AppendPrefix(buf[:0]), "order:"...), id))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*model.Order]{
@@ -108,7 +111,7 @@ func (r *CachedShop) Orders(ctx context.Context, customer *amodel.User) ([]model
 	}
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOrders, runtime.AppendInt(append(r.ksOrders.AppendPrefix(buf[:0]), "orders:"...), customer.ID))
-	if rd.Hit {
+	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]model.Order]{
