@@ -68,7 +68,7 @@ type PG struct {
 	queries atomic.Int64
 
 	getSQL, byIDsSQL, bySlugSQL, homeSQL, categorySQL, publishSQL, updateSQL string
-	profileSQL, updateProfileSQL                                   string
+	profileSQL, updateProfileSQL                                             string
 }
 
 var (
