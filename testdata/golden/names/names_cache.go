@@ -10,6 +10,15 @@ import (
 )
 
 // CachedMulti implements Multi with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key            ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Get     get    x:{a}:{b}:{c}  1m   -         10%     -      -     Del (key), Set (stores)
+//	Get2    get    y:{a}:{b}:{c}  1m   -         10%     -      -     Del (key), Set (key)
+//	Del     evict  -              -    -         -       -      -     keys x:{a}:{b}:{c},y:{a}:{b}:{c}
+//	Set     put    x:{a}:{b}:{c}  -    -         -       -      -     keys y:{a}:{b}:{c}; tags t:{a}:{b}:{c},u:{c}:{b}:{a}
 type CachedMulti struct {
 	next   Multi
 	cache  *runtime.Cache
@@ -204,6 +213,15 @@ func (r *CachedMulti) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedLocals implements Locals with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key                  ttl  negative  jitter  local  tags                      invalidated by / invalidates
+//	Get     get    t:{tags0}:{tags1}    1m   -         10%     -      a:{tags0},b:{tags1}       Del (key, tag a:{tags0}, tag b:{tags1}), Set (stores, key, tag a:{tags0}, tag b:{tags1})
+//	ByB     get    u:{b}:{txt0}:{err0}  1m   -         10%     -      a:{b},b:{txt0}            Del (tag a:{b}, tag b:{txt0}), Set (tag a:{b}, tag b:{txt0})
+//	Del     evict  -                    -    -         -       -      -                         keys t:{tags0}:{tags1}; tags a:{tags0},b:{tags1}
+//	Set     put    t:{inv}:{key}        -    -         -       -      a:{inv},b:{key} (stored)  keys t:{inv}:{key}; tags a:{inv},b:{key}
 type CachedLocals struct {
 	next_  Locals
 	cache_ *runtime.Cache
@@ -365,6 +383,13 @@ func (r *CachedLocals) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedGeneric implements Generic with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key     ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Get     get    g:{id}  1m   -         10%     -      -     Del (key)
+//	Del     evict  -       -    -         -       -      -     keys g:{id}
 type CachedGeneric[runtime_ ~string, time_ any] struct {
 	next  Generic[runtime_, time_]
 	cache *runtime.Cache
@@ -427,6 +452,14 @@ func (r *CachedGeneric[runtime_, time_]) InvalidateAll(ctx context.Context) erro
 }
 
 // CachedPredeclared implements Predeclared with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key                        ttl  negative  jitter  local  tags                invalidated by / invalidates
+//	Get     get    p:{append}:{string}:{len}  1m   -         10%     -      l:{len},s:{string}  Del (key, tag l:{len}, tag s:{string})
+//	Del     evict  -                          -    -         -       -      -                   keys p:{append}:{string}:{len}; tags l:{len},s:{string}
+//	Q       get    q:{nil}:{true}:{make}      1m   -         10%     -      n:{nil}             -
 type CachedPredeclared struct {
 	next  Predeclared
 	cache *runtime.Cache
