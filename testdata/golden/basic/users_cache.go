@@ -160,8 +160,6 @@ func (r *CachedUsers) Update(ctx context.Context, u *User) error {
 	inv := runtime.Invalidation{Tags: []string{"feed"}}
 	if u != nil {
 		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), u.ID)))
-	}
-	if u != nil {
 		inv.Tags = append(inv.Tags, string(runtime.AppendInt(append(buf[:0], "user:"...), u.ID)))
 	}
 	_ = r.cache.Invalidate(ctx, inv)
