@@ -179,11 +179,7 @@ func (r *CachedArticles) Publish(ctx context.Context, a *Article) error {
 	inv := runtime.Invalidation{Groups: []runtime.Group{r.ksHomepageFeed.Group()}}
 	if a != nil {
 		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), a.ID)))
-	}
-	if a != nil {
 		inv.Keys = append(inv.Keys, r.ksBySlug.Key(runtime.AppendString(append(r.ksBySlug.AppendPrefix(buf[:0]), "article:slug:"...), a.Slug)))
-	}
-	if a != nil {
 		inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "feed:"...), a.Category)))
 	}
 	_ = r.cache.Invalidate(ctx, inv)
@@ -197,11 +193,7 @@ func (r *CachedArticles) Update(ctx context.Context, a *Article) error {
 	var inv runtime.Invalidation
 	if a != nil {
 		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), a.ID)))
-	}
-	if a != nil {
 		inv.Tags = append(inv.Tags, string(runtime.AppendInt(append(buf[:0], "article:"...), a.ID)))
-	}
-	if a != nil {
 		inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "feed:"...), a.Category)))
 	}
 	_ = r.cache.Invalidate(ctx, inv)
