@@ -23,6 +23,8 @@ type renderer struct {
 	local    map[string]string // fixed local -> name used (File.Locals)
 	cloneVar map[string]string // the same for the deep-copy functions (File.CloneLocals)
 	r        *Repo             // the repository being rendered
+
+	tagIndexes map[*Method]*tagIndex // the contract's index of each write's tags
 }
 
 func render(f *File) ([]byte, error) {

@@ -38,7 +38,7 @@ func (g *renderer) contract(r *Repo) string {
 			ks := m.Space
 			var by []string
 			for _, w := range writes {
-				if how := invalidates(w, ks, m, r); how != "" {
+				if how := g.invalidates(w, ks, m); how != "" {
 					by = append(by, w.Name+" ("+how+")")
 				}
 			}
@@ -85,7 +85,7 @@ func (g *renderer) contract(r *Repo) string {
 
 // invalidates says how a write drops entries of the keyspace a get reads:
 // "put", "key", "pattern", "tag t", or "" when it does not.
-func invalidates(w *Method, ks *Keyspace, get *Method, r *Repo) string {
+func (g *renderer) invalidates(w *Method, ks *Keyspace, get *Method) string {
 	var how []string
 	if w.Verb == "put" && w.Space == ks {
 		how = append(how, "stores")
@@ -102,7 +102,14 @@ func invalidates(w *Method, ks *Keyspace, get *Method, r *Repo) string {
 		}
 	}
 	if len(w.Tags) > 0 {
-		ix := newTagIndex(w.Tags)
+		if g.tagIndexes == nil {
+			g.tagIndexes = map[*Method]*tagIndex{}
+		}
+		ix := g.tagIndexes[w]
+		if ix == nil {
+			ix = newTagIndex(w.Tags)
+			g.tagIndexes[w] = ix
+		}
 		for _, t := range get.Tags {
 			if ix.names(t) {
 				how = append(how, "tag "+tmplText(t))
