@@ -10,6 +10,15 @@ import (
 )
 
 // CachedUsers implements Users with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method       verb   key                 ttl  negative  jitter  local  tags         invalidated by / invalidates
+//	Get          get    user:{id}           10m  30s       10%     -      -            Touch (key)
+//	Member       get    member:{team}:{id}  10m  30s       10%     -      team:{team}  TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
+//	Touch        evict  -                   -    -         -       -      -            keys user:{id}
+//	TeamChanged  evict  -                   -    -         -       -      -            tags team:{team}
 type CachedUsers struct {
 	next     Users
 	cache    *runtime.Cache
@@ -146,6 +155,15 @@ func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedLocalUsers implements LocalUsers with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method       verb   key                 ttl  negative  jitter  local  tags         invalidated by / invalidates
+//	Get          get    user:{id}           10m  30s       10%     1m     -            Touch (key)
+//	Member       get    member:{team}:{id}  10m  30s       10%     1m     team:{team}  TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
+//	Touch        evict  -                   -    -         -       -      -            keys user:{id}
+//	TeamChanged  evict  -                   -    -         -       -      -            tags team:{team}
 type CachedLocalUsers struct {
 	next     LocalUsers
 	cache    *runtime.Cache

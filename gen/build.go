@@ -30,6 +30,7 @@ type builder struct {
 	// repoUnion are the type parameters the repository's keys use as
 	// KindUnion.
 	repoUnion []*types.TypeParam
+	codecs    codecs // which types bring their own msgpack codec
 }
 
 func buildPackage(p *packages.Package) ([]*File, Errors, Errors) {
@@ -436,7 +437,7 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 		if bad != "" {
 			b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), bad)
 		} else {
-			for _, why := range roundTrip(ks.Result, "result") {
+			for _, why := range roundTrip(ks.Result, "result", &b.codecs) {
 				b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), why)
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+
+	"golang.org/x/tools/go/types/typeutil"
 )
 
 // schema hashes the shape of a cached type: every field name, type and
@@ -102,6 +104,19 @@ var codecPairs = [][2]string{
 	{"MarshalText", "UnmarshalText"},       // encoding.TextMarshaler/Unmarshaler
 }
 
+// codecs memoizes hasCodec: method sets are costly and result types of a
+// package share their named types.
+type codecs struct{ m typeutil.Map }
+
+func (c *codecs) has(t types.Type) bool {
+	if v := c.m.At(t); v != nil {
+		return v.(bool)
+	}
+	ok := hasCodec(t)
+	c.m.Set(t, ok)
+	return ok
+}
+
 // hasCodec reports whether t brings its own encoder and decoder.
 func hasCodec(t types.Type) bool {
 	ms := types.NewMethodSet(types.NewPointer(t))
@@ -124,7 +139,7 @@ func hasCodec(t types.Type) bool {
 // `msgpack:"-"`. Types with their own codec methods are taken as they are;
 // empty interfaces decode to msgpack's generic values (map[string]any,
 // []any, …). Type parameters are only known at run time and pass.
-func roundTrip(t types.Type, root string) []string {
+func roundTrip(t types.Type, root string, c *codecs) []string {
 	var bad []string
 	seen := map[*types.Named]bool{}
 	var walk func(t types.Type, path string)
@@ -135,7 +150,7 @@ func roundTrip(t types.Type, root string) []string {
 			}
 			seen[n] = true
 			defer delete(seen, n)
-			if hasCodec(n) {
+			if c.has(n) {
 				return
 			}
 		}

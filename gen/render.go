@@ -23,6 +23,8 @@ type renderer struct {
 	local    map[string]string // fixed local -> name used (File.Locals)
 	cloneVar map[string]string // the same for the deep-copy functions (File.CloneLocals)
 	r        *Repo             // the repository being rendered
+
+	tagIndexes map[*Method]*tagIndex // the contract's index of each write's tags
 }
 
 func render(f *File) ([]byte, error) {
@@ -351,7 +353,11 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 		fields = append(fields, jen.Id(r.Appenders[tp]).Func().Params(jen.Index().Byte(), g.typ(tp)).Index().Byte().
 			Comment("appends a "+g.tpName(tp)+" to a key, by the kind it is instantiated with"))
 	}
-	jf.Commentf("%s implements %s with a cache in Redis, through a runtime.Cache.", r.Struct(), r.Name)
+	doc := "// " + r.Struct() + " implements " + r.Name + " with a cache in Redis, through a runtime.Cache."
+	if hasCached(r) {
+		doc += "\n//\n// Its cache contract (invalidations by the writes of this file; tags also\n// reach the entries of every repository on the same runtime.Cache):\n//\n" + g.contract(r)
+	}
+	jf.Comment(doc)
 	jf.Type().Id(r.Struct()).Add(g.typeParams(r)).Struct(fields...)
 	if len(r.TypeParams) == 0 {
 		jf.Var().Id("_").Add(g.ifaceType(r)).Op("=").Parens(jen.Op("*").Id(r.Struct())).Call(jen.Nil())
@@ -395,6 +401,16 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("InvalidateAll").
 		Params(jen.Id(g.l("ctx")).Qual(ctxPkg, "Context")).Error().
 		Block(jen.Return(jen.Id(recv).Dot(r.Fields.Repo).Dot("InvalidateAll").Call(jen.Id(g.l("ctx")))))
+}
+
+// hasCached reports whether a repository has a method with a directive.
+func hasCached(r *Repo) bool {
+	for _, m := range r.Methods {
+		if m.Verb != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // spec renders the runtime.Spec of a keyspace.

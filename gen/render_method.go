@@ -204,6 +204,27 @@ func (g *renderer) bailGuards(vals []*Value, sc *scope, bail func(errName string
 	return out
 }
 
+// guardKey describes the nil checks the values need, in order, or "" when
+// they need none or a MarshalText (whose failure must skip only its own
+// statement): values with the same key can share one guard.
+func (g *renderer) guardKey(vals []*Value, sc *scope) string {
+	var keys []string
+	seen := map[string]bool{}
+	for _, v := range vals {
+		if v.Kind == KindText {
+			return ""
+		}
+		for _, n := range v.NilChecks {
+			k := g.pathKey(v, n, sc)
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+	}
+	return strings.Join(keys, " && ")
+}
+
 // skipGuards wraps body so it runs only when every value can be computed.
 func (g *renderer) skipGuards(vals []*Value, sc *scope, body func() []jen.Code) []jen.Code {
 	// Texts marshalled here live in the if statements below only.
@@ -396,22 +417,48 @@ func (g *renderer) invalidation(recv string, m *Method, sc *scope) (decl jen.Cod
 	} else {
 		decl = jen.Var().Id(inv).Qual(rt, "Invalidation")
 	}
+	// Each key and tag is added only when its values can be computed;
+	// consecutive ones behind the same nil checks share one if.
+	type item struct {
+		vals []*Value
+		body func() []jen.Code
+	}
+	var list []item
 	for _, t := range m.Evict {
-		items = append(items, g.skipGuards(t.Values(), sc, func() []jen.Code {
+		list = append(list, item{t.Values(), func() []jen.Code {
 			var pre []jen.Code
 			k := g.key(recv, t, sc, &pre)
 			return append(pre, jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), k))
-		})...)
+		}})
 	}
 	for _, t := range m.Tags {
 		if t.Static() {
 			continue
 		}
-		items = append(items, g.skipGuards(t.Values(), sc, func() []jen.Code {
+		list = append(list, item{t.Values(), func() []jen.Code {
 			var pre []jen.Code
 			tag := g.tag(t, sc, &pre)
 			return append(pre, jen.Id(inv).Dot("Tags").Op("=").Append(jen.Id(inv).Dot("Tags"), tag))
+		}})
+	}
+	for i := 0; i < len(list); {
+		j, key := i+1, g.guardKey(list[i].vals, sc)
+		for key != "" && j < len(list) && g.guardKey(list[j].vals, sc) == key {
+			j++
+		}
+		group := list[i:j]
+		var vals []*Value
+		for _, it := range group {
+			vals = append(vals, it.vals...)
+		}
+		items = append(items, g.skipGuards(vals, sc, func() []jen.Code {
+			var out []jen.Code
+			for _, it := range group {
+				out = append(out, it.body()...)
+			}
+			return out
 		})...)
+		i = j
 	}
 	return decl, items
 }

@@ -10,6 +10,17 @@ import (
 )
 
 // CachedArticles implements Articles with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method        verb   key                              ttl  negative  jitter  local  tags                                          invalidated by / invalidates
+//	Get           get    article:{id}                     10m  30s       10%     1m     article:{id},author:{result.AuthorID}         Publish (key), Update (key, tag article:{id})
+//	BySlug        get    article:slug:{slug}              10m  30s       10%     1m     article:{result.ID},author:{result.AuthorID}  Publish (key), Update (tag article:{result.ID})
+//	HomepageFeed  get    feed:home:{page}                 30s  30s       10%     10s    feed                                          Publish (pattern)
+//	CategoryFeed  get    feed:category:{category}:{page}  2m   30s       10%     1m     feed,feed:{category}                          Publish (tag feed:{category}), Update (tag feed:{category})
+//	Publish       evict  -                                -    -         -       -      -                                             keys article:{a.ID},article:slug:{a.Slug}; tags feed:{a.Category}; all of feed:home:{page}
+//	Update        evict  -                                -    -         -       -      -                                             keys article:{a.ID}; tags article:{a.ID},feed:{a.Category}
 type CachedArticles struct {
 	next           Articles
 	cache          *runtime.Cache
@@ -177,11 +188,7 @@ func (r *CachedArticles) Publish(ctx context.Context, a *Article) error {
 	inv := runtime.Invalidation{Groups: []runtime.Group{r.ksHomepageFeed.Group()}}
 	if a != nil {
 		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), a.ID)))
-	}
-	if a != nil {
 		inv.Keys = append(inv.Keys, r.ksBySlug.Key(runtime.AppendString(append(r.ksBySlug.AppendPrefix(buf[:0]), "article:slug:"...), a.Slug)))
-	}
-	if a != nil {
 		inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "feed:"...), a.Category)))
 	}
 	_ = r.cache.Invalidate(ctx, inv)
@@ -195,11 +202,7 @@ func (r *CachedArticles) Update(ctx context.Context, a *Article) error {
 	var inv runtime.Invalidation
 	if a != nil {
 		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), a.ID)))
-	}
-	if a != nil {
 		inv.Tags = append(inv.Tags, string(runtime.AppendInt(append(buf[:0], "article:"...), a.ID)))
-	}
-	if a != nil {
 		inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "feed:"...), a.Category)))
 	}
 	_ = r.cache.Invalidate(ctx, inv)

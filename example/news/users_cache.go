@@ -10,6 +10,13 @@ import (
 )
 
 // CachedUsers implements Users with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method         verb  key          ttl  negative  jitter  local  tags                  invalidated by / invalidates
+//	Profile        get   user:{id}    30m  1m        10%     1m     user:{id}             UpdateProfile (stores)
+//	UpdateProfile  put   user:{u.ID}  -    -         -       -      user:{u.ID} (stored)  tags author:{u.ID}
 type CachedUsers struct {
 	next      Users
 	cache     *runtime.Cache

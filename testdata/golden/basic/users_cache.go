@@ -10,6 +10,17 @@ import (
 )
 
 // CachedUsers implements Users with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method   verb   key                 ttl  negative  jitter  local  tags                       invalidated by / invalidates
+//	Get      get    user:{id}           30m  30s       10%     -      user:{id}                  Save (stores), Update (key, tag user:{id})
+//	ByEmail  get    user:email:{email}  10m  30s       10%     -      user:{result.ID}           Save (key), Update (tag user:{result.ID})
+//	Feed     get    feed:{page}         1m   30s       10%     -      feed                       Save (tag feed), Update (tag feed), Publish (pattern)
+//	Save     put    user:{result.ID}    -    -         -       -      user:{result.ID} (stored)  keys user:email:{u.Email}; tags feed
+//	Update   evict  -                   -    -         -       -      -                          keys user:{u.ID}; tags user:{u.ID},feed
+//	Publish  evict  -                   -    -         -       -      -                          all of feed:{page}
 type CachedUsers struct {
 	next      Users
 	cache     *runtime.Cache
@@ -152,8 +163,6 @@ func (r *CachedUsers) Update(ctx context.Context, u *User) error {
 	inv := runtime.Invalidation{Tags: []string{"feed"}}
 	if u != nil {
 		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), u.ID)))
-	}
-	if u != nil {
 		inv.Tags = append(inv.Tags, string(runtime.AppendInt(append(buf[:0], "user:"...), u.ID)))
 	}
 	_ = r.cache.Invalidate(ctx, inv)

@@ -10,6 +10,15 @@ import (
 )
 
 // CachedMembers implements Members with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key                  ttl  negative  jitter  local  tags                  invalidated by / invalidates
+//	Get     get    member:{org}:{user}  1m   -         10%     -      user:{user}           Set (stores, tag user:{user}), Move (key, tag user:{user})
+//	ByUser  get    byuser:{user}        1m   -         10%     -      user:{user}           Set (tag user:{user}), Move (key, tag user:{user})
+//	Set     put    member:{org}:{user}  -    -         -       -      user:{user} (stored)  tags user:{user}
+//	Move    evict  -                    -    -         -       -      -                     keys member:{from}:{to},byuser:{to}; tags user:{to}
 type CachedMembers struct {
 	next     Members
 	cache    *runtime.Cache

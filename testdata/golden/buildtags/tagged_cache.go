@@ -12,6 +12,12 @@ import (
 )
 
 // CachedFlags implements Flags with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method   verb  key          ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Enabled  get   flag:{name}  1m   -         10%     -      -     -
 type CachedFlags struct {
 	next      Flags
 	cache     *runtime.Cache

@@ -10,6 +10,13 @@ import (
 )
 
 // CachedSettings implements Settings with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key     ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Config  get    config  1h   -         10%     -      -     Reload (key)
+//	Reload  evict  -       -    -         -       -      -     keys config
 type CachedSettings struct {
 	next     Settings
 	cache    *runtime.Cache

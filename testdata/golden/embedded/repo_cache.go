@@ -11,6 +11,13 @@ import (
 )
 
 // CachedCatalog implements Catalog with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method   verb  key              ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Product  get   product:{sku}    2m   -         10%     -      -     Upsert (stores)
+//	Upsert   put   product:{p.SKU}  -    -         -       -      -     -
 type CachedCatalog struct {
 	next      Catalog
 	cache     *runtime.Cache

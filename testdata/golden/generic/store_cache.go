@@ -10,6 +10,16 @@ import (
 )
 
 // CachedStore implements Store with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key            ttl  negative  jitter  local  tags               invalidated by / invalidates
+//	Get     get    item:{k}       5m   -         10%     -      item:{k}           Set (stores), Delete (key)
+//	List    get    list:{cursor}  5m   -         10%     -      -                  Delete (pattern)
+//	Many    get    many:{first}   5m   -         10%     -      -                  Delete (pattern)
+//	Set     put    item:{k}       -    -         -       -      item:{k} (stored)  -
+//	Delete  evict  -              -    -         -       -      -                  keys item:{k}; all of list:{cursor}, many:{first}
 type CachedStore[K ~string, V any] struct {
 	next   Store[K, V]
 	cache  *runtime.Cache
@@ -153,6 +163,12 @@ func (r *CachedStore[K, V]) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedCounter implements Counter with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb  key        ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Count   get   count:{n}  1m   -         10%     -      -     -
 type CachedCounter[N ~int32 | ~int64] struct {
 	next    Counter[N]
 	cache   *runtime.Cache
@@ -205,6 +221,13 @@ func (r *CachedCounter[N]) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedMixed implements Mixed with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key        ttl  negative  jitter  local  tags   invalidated by / invalidates
+//	Get     get    m:{k}:{n}  1m   -         10%     -      k:{k}  Drop (key, tag k:{k})
+//	Drop    evict  -          -    -         -       -      -      keys m:{k}:{n}; tags k:{k}
 type CachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool] struct {
 	next    Mixed[K, N]
 	cache   *runtime.Cache

@@ -10,6 +10,18 @@ import (
 )
 
 // CachedItems implements Items with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method     verb   key                                                                            ttl  negative  jitter  local  tags                      invalidated by / invalidates
+//	Search     get    q:{q.Tenant}:{q.Org.ID}:{q.Org.Name}:{q.Status}:{q.Slug}:{q.Active}:{q.Limit}  1m   -         10%     -      -                         Drop (key)
+//	Recent     get    t:{q.Since}:{q.Addr}:{q.Color}                                                 1m   -         10%     -      addr:{q.Addr}             -
+//	At         get    at:{at}:{s}                                                                    1m   -         10%     -      item:{result.ID},at:{at}  Forget (key, tag at:{at})
+//	Forget     evict  -                                                                              -    -         -       -      -                         keys at:{at}:{s}; tags at:{at}
+//	Drop       evict  -                                                                              -    -         -       -      -                         keys q:{q.Tenant}:{q.Org.ID}:{q.Org.Name}:{q.Status}:{q.Slug}:{q.Active}:{q.Limit}; tags org:{q.Org.ID}:{q.Status}:{q.Slug}
+//	Triple     get    tr:{a}:{b}:{c}                                                                 1m   -         10%     -      tr:{a}:{b}:{c}            SetTriple (stores)
+//	SetTriple  put    tr:{a}:{b}:{c}                                                                 -    -         -       -      tr:{a}:{b}:{c} (stored)   -
 type CachedItems struct {
 	next     Items
 	cache    *runtime.Cache

@@ -12,6 +12,13 @@ import (
 )
 
 // CachedDrafts implements Drafts with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb  key              ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Get     get   draft:{id}       1m   -         10%     1m     -     -
+//	Tags    get   draft:tags:{id}  1m   -         10%     -      -     -
 type CachedDrafts struct {
 	next   Drafts
 	cache  *runtime.Cache

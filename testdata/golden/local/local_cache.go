@@ -12,6 +12,27 @@ import (
 )
 
 // CachedArticles implements Articles with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method     verb   key                  ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Get        get    article:{id}         10m  -         10%     30s    -     Delete (key)
+//	ByID       get    article:{articleID}  10m  -         10%     30s    -     Delete (key)
+//	Feed       get    feed:{page}          1m   -         10%     5s     -     -
+//	Stats      get    stats:{id}           10m  -         10%     -      -     -
+//	Count      get    count:{id}           10m  -         10%     30s    -     -
+//	Published  get    published:{id}       10m  -         10%     30s    -     -
+//	Tree       get    tree:{id}            10m  -         10%     10m    -     -
+//	Opaque     get    opaque:{id}          10m  -         10%     30s    -     -
+//	Raw        get    raw:{id}             10m  -         10%     30s    -     -
+//	Index      get    index:{id}           10m  -         10%     30s    -     -
+//	Authors    get    authors:{id}         10m  -         10%     30s    -     -
+//	IDs        get    ids:{cursor}         10m  -         10%     30s    -     -
+//	People     get    people:{cursor}      10m  -         10%     30s    -     -
+//	Extra      get    extra:{id}           10m  -         10%     30s    -     -
+//	Amount     get    amount:{id}          10m  -         10%     30s    -     -
+//	Delete     evict  -                    -    -         -       -      -     keys article:{id}
 type CachedArticles struct {
 	next        Articles
 	cache       *runtime.Cache
@@ -514,6 +535,15 @@ func (r *CachedArticles) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedStore implements Store with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb  key       ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Get     get   item:{k}  5m   -         10%     10s    -     -
+//	Page    get   page:{k}  5m   -         10%     10s    -     -
+//	Num     get   num:{k}   5m   -         10%     10s    -     -
+//	Ints    get   ints:{k}  5m   -         10%     10s    -     -
 type CachedStore[K ~string, V any, N ~int32 | ~int64] struct {
 	next   Store[K, V, N]
 	cache  *runtime.Cache

@@ -28,6 +28,14 @@ type Multi interface {
 	Del(ctx context.Context, a, b, c string) error
 	//cache:put key="x:{a}:{b}:{c}" value=t evict="y:{a}:{b}:{c}" tags="t:{a}:{b}:{c},u:{c}:{b}:{a}"
 	Set(ctx context.Context, a, b, c string, t *T) error
+	// Keys and tags behind the same nil checks share one if.
+	//cache:evict keys="x:{n.P.ID}:{n.P.ID}:{n.Q},y:{n.P.ID}:{n.P.ID}:{n.Q}" tags="t:{n.P.ID}:{n.P.ID}:{n.Q},n:{n.Q}"
+	Drop(ctx context.Context, n *Nested) error
+}
+
+type Nested struct {
+	P *T
+	Q string
 }
 
 // Locals has parameters named like the generated locals and unexported

@@ -10,6 +10,16 @@ import (
 )
 
 // CachedMulti implements Multi with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key            ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Get     get    x:{a}:{b}:{c}  1m   -         10%     -      -     Del (key), Set (stores), Drop (key)
+//	Get2    get    y:{a}:{b}:{c}  1m   -         10%     -      -     Del (key), Set (key), Drop (key)
+//	Del     evict  -              -    -         -       -      -     keys x:{a}:{b}:{c},y:{a}:{b}:{c}
+//	Set     put    x:{a}:{b}:{c}  -    -         -       -      -     keys y:{a}:{b}:{c}; tags t:{a}:{b}:{c},u:{c}:{b}:{a}
+//	Drop    evict  -              -    -         -       -      -     keys x:{n.P.ID}:{n.P.ID}:{n.Q},y:{n.P.ID}:{n.P.ID}:{n.Q}; tags t:{n.P.ID}:{n.P.ID}:{n.Q},n:{n.Q}
 type CachedMulti struct {
 	next   Multi
 	cache  *runtime.Cache
@@ -174,6 +184,44 @@ func (r *CachedMulti) Set(ctx context.Context, a string, bArg string, cArg strin
 	return nil
 }
 
+// Drop calls next, then invalidates even when next fails (a failed write may still have changed the source).
+func (r *CachedMulti) Drop(ctx context.Context, n *Nested) error {
+	err := r.next.Drop(ctx, n)
+	var buf [128]byte
+	var inv runtime.Invalidation
+	if n != nil && n.P != nil {
+		b := r.ksGet.AppendPrefix(buf[:0])
+		b = append(b, "x:"...)
+		b = runtime.AppendString(b, n.P.ID)
+		b = append(b, ":"...)
+		b = runtime.AppendString(b, n.P.ID)
+		b = append(b, ":"...)
+		b = runtime.AppendString(b, n.Q)
+		inv.Keys = append(inv.Keys, r.ksGet.Key(b))
+		b2 := r.ksGet2.AppendPrefix(buf[:0])
+		b2 = append(b2, "y:"...)
+		b2 = runtime.AppendString(b2, n.P.ID)
+		b2 = append(b2, ":"...)
+		b2 = runtime.AppendString(b2, n.P.ID)
+		b2 = append(b2, ":"...)
+		b2 = runtime.AppendString(b2, n.Q)
+		inv.Keys = append(inv.Keys, r.ksGet2.Key(b2))
+		b3 := buf[:0]
+		b3 = append(b3, "t:"...)
+		b3 = runtime.AppendString(b3, n.P.ID)
+		b3 = append(b3, ":"...)
+		b3 = runtime.AppendString(b3, n.P.ID)
+		b3 = append(b3, ":"...)
+		b3 = runtime.AppendString(b3, n.Q)
+		inv.Tags = append(inv.Tags, string(b3))
+	}
+	if n != nil {
+		inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "n:"...), n.Q)))
+	}
+	_ = r.cache.Invalidate(ctx, inv)
+	return err
+}
+
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedMulti.
 func (r *CachedMulti) InvalidateGet(ctx context.Context, a string, bArg string, cArg string) error {
 	var buf [128]byte
@@ -206,6 +254,15 @@ func (r *CachedMulti) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedLocals implements Locals with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key                  ttl  negative  jitter  local  tags                      invalidated by / invalidates
+//	Get     get    t:{tags0}:{tags1}    1m   -         10%     -      a:{tags0},b:{tags1}       Del (key, tag a:{tags0}, tag b:{tags1}), Set (stores, key, tag a:{tags0}, tag b:{tags1})
+//	ByB     get    u:{b}:{txt0}:{err0}  1m   -         10%     -      a:{b},b:{txt0}            Del (tag a:{b}, tag b:{txt0}), Set (tag a:{b}, tag b:{txt0})
+//	Del     evict  -                    -    -         -       -      -                         keys t:{tags0}:{tags1}; tags a:{tags0},b:{tags1}
+//	Set     put    t:{inv}:{key}        -    -         -       -      a:{inv},b:{key} (stored)  keys t:{inv}:{key}; tags a:{inv},b:{key}
 type CachedLocals struct {
 	next_  Locals
 	cache_ *runtime.Cache
@@ -369,6 +426,13 @@ func (r *CachedLocals) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedGeneric implements Generic with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key     ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Get     get    g:{id}  1m   -         10%     -      -     Del (key)
+//	Del     evict  -       -    -         -       -      -     keys g:{id}
 type CachedGeneric[runtime_ ~string, time_ any] struct {
 	next  Generic[runtime_, time_]
 	cache *runtime.Cache
@@ -432,6 +496,14 @@ func (r *CachedGeneric[runtime_, time_]) InvalidateAll(ctx context.Context) erro
 }
 
 // CachedPredeclared implements Predeclared with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key                        ttl  negative  jitter  local  tags                invalidated by / invalidates
+//	Get     get    p:{append}:{string}:{len}  1m   -         10%     -      l:{len},s:{string}  Del (key, tag l:{len}, tag s:{string})
+//	Del     evict  -                          -    -         -       -      -                   keys p:{append}:{string}:{len}; tags l:{len},s:{string}
+//	Q       get    q:{nil}:{true}:{make}      1m   -         10%     -      n:{nil}             Drop (tag n:{nil})
 type CachedPredeclared struct {
 	next  Predeclared
 	cache *runtime.Cache

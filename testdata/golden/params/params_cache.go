@@ -10,6 +10,16 @@ import (
 )
 
 // CachedEvents implements Events with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key                                               ttl  negative  jitter  local  tags         invalidated by / invalidates
+//	Get     get    event:{key}:{runtime}                             1m   10s       10%     -      -            -
+//	Since   get    since:{time}:{r}                                  1m   10s       10%     -      -            -
+//	By      get    by:{next}:{v}:{hit}:{res}:{inv}:{buf}:{err}:{ok}  1m   10s       10%     -      -            -
+//	Find    get    kind:{kind}                                       1m   10s       10%     -      kind:{kind}  Touch (tag kind:{kind})
+//	Touch   evict  -                                                 -    -         -       -      -            tags kind:{tags}
 type CachedEvents struct {
 	next    Events
 	cache   *runtime.Cache

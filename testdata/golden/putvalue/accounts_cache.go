@@ -10,6 +10,15 @@ import (
 )
 
 // CachedAccounts implements Accounts with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method   verb  key                  ttl  negative  jitter  local  tags                                                     invalidated by / invalidates
+//	Get      get   account:{id}         10m  5s        10%     -      account:{id},owner:{result.Owner.Email}                  Store (stores), Deposit (stores), Move (stores, key)
+//	Store    put   account:{a.ID}       -    -         -       -      account:{a.ID},owner:{result.Owner.Email} (stored)       -
+//	Deposit  put   account:{id}         -    -         -       -      account:{id},owner:{result.Owner.Email} (stored)         tags balances
+//	Move     put   account:{result.ID}  -    -         -       -      account:{result.ID},owner:{result.Owner.Email} (stored)  keys account:{old}
 type CachedAccounts struct {
 	next  Accounts
 	cache *runtime.Cache

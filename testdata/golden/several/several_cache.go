@@ -10,6 +10,13 @@ import (
 )
 
 // CachedCounters implements Counters with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb  key         ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Stats   get   stats:{id}  30s  -         10%     -      -     -
+//	Totals  get   all         30s  -         10%     -      -     -
 type CachedCounters struct {
 	next     Counters
 	cache    *runtime.Cache
@@ -96,6 +103,13 @@ func (r *CachedCounters) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedNames implements Names with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb  key             ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	List    get   names:{prefix}  1h   -         -       -      -     -
+//	One     get   name:{id}       1h   -         -       -      -     -
 type CachedNames struct {
 	next   Names
 	cache  *runtime.Cache

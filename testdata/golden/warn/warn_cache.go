@@ -10,6 +10,14 @@ import (
 )
 
 // CachedArticles implements Articles with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method   verb   key          ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Feed     get    feed:{page}  1m   -         10%     -      feed  -
+//	Stats    get    stats:{id}   1m   -         10%     -      -     -
+//	Publish  evict  -            -    -         -       -      -     tags fed
 type CachedArticles struct {
 	next    Articles
 	cache   *runtime.Cache

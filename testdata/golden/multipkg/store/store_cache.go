@@ -12,6 +12,14 @@ import (
 )
 
 // CachedShop implements Shop with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method    verb  key                   ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	Customer  get   customer:{id}         15m  1m        10%     -      -     -
+//	Order     get   order:{id}            15m  1m        10%     -      -     -
+//	Orders    get   orders:{customer.ID}  15m  1m        10%     -      -     -
 type CachedShop struct {
 	next       Shop
 	cache      *runtime.Cache
