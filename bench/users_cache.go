@@ -14,11 +14,12 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method       verb   key                 ttl  negative  jitter  local  tags         invalidated by / invalidates
-//	Get          get    user:{id}           10m  30s       10%     -      -            Touch (key)
-//	Member       get    member:{team}:{id}  10m  30s       10%     -      team:{team}  TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
-//	Touch        evict  -                   -    -         -       -      -            keys user:{id}
-//	TeamChanged  evict  -                   -    -         -       -      -            tags team:{team}
+//	method       verb       key                 ttl  negative  jitter  local  tags         invalidated by / invalidates
+//	Get          get        user:{id}           10m  30s       10%     -      -            Touch (key)
+//	Member       get        member:{team}:{id}  10m  30s       10%     -      team:{team}  TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
+//	GetMany      get batch  user:{ids}          10m  30s       10%     -      -            Touch (key)
+//	Touch        evict      -                   -    -         -       -      -            keys user:{id}
+//	TeamChanged  evict      -                   -    -         -       -      -            tags team:{team}
 type CachedUsers struct {
 	next     Users
 	cache    *runtime.Cache
@@ -159,11 +160,12 @@ func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method       verb   key                 ttl  negative  jitter  local  tags         invalidated by / invalidates
-//	Get          get    user:{id}           10m  30s       10%     1m     -            Touch (key)
-//	Member       get    member:{team}:{id}  10m  30s       10%     1m     team:{team}  TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
-//	Touch        evict  -                   -    -         -       -      -            keys user:{id}
-//	TeamChanged  evict  -                   -    -         -       -      -            tags team:{team}
+//	method       verb       key                 ttl  negative  jitter  local  tags         invalidated by / invalidates
+//	Get          get        user:{id}           10m  30s       10%     1m     -            Touch (key)
+//	Member       get        member:{team}:{id}  10m  30s       10%     1m     team:{team}  TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
+//	GetMany      get batch  user:{ids}          10m  30s       10%     1m     -            Touch (key)
+//	Touch        evict      -                   -    -         -       -      -            keys user:{id}
+//	TeamChanged  evict      -                   -    -         -       -      -            tags team:{team}
 type CachedLocalUsers struct {
 	next     LocalUsers
 	cache    *runtime.Cache

@@ -42,7 +42,11 @@ func (g *renderer) contract(r *Repo) string {
 					by = append(by, w.Name+" ("+how+")")
 				}
 			}
-			row = []string{m.Name, "get", tmplText(m.Key), short(ks.TTL), durOr(ks.Negative), jitterText(ks), durOr(ks.Local), tmplList(m.Tags), dash(strings.Join(by, ", "))}
+			verb := "get"
+			if m.Batch != nil {
+				verb = "get batch" // one entry per id, shared with the single get of the template
+			}
+			row = []string{m.Name, verb, tmplText(m.Key), short(ks.TTL), durOr(ks.Negative), jitterText(ks), durOr(ks.Local), tmplList(m.Tags), dash(strings.Join(by, ", "))}
 		case "put", "evict":
 			key := "-"
 			if m.Verb == "put" {

@@ -14,13 +14,14 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method        verb   key                              ttl  negative  jitter  local  tags                                          invalidated by / invalidates
-//	Get           get    article:{id}                     10m  30s       10%     1m     article:{id},author:{result.AuthorID}         Publish (key), Update (key, tag article:{id})
-//	BySlug        get    article:slug:{slug}              10m  30s       10%     1m     article:{result.ID},author:{result.AuthorID}  Publish (key), Update (tag article:{result.ID})
-//	HomepageFeed  get    feed:home:{page}                 30s  30s       10%     10s    feed                                          Publish (pattern)
-//	CategoryFeed  get    feed:category:{category}:{page}  2m   30s       10%     1m     feed,feed:{category}                          Publish (tag feed:{category}), Update (tag feed:{category})
-//	Publish       evict  -                                -    -         -       -      -                                             keys article:{a.ID},article:slug:{a.Slug}; tags feed:{a.Category}; all of feed:home:{page}
-//	Update        evict  -                                -    -         -       -      -                                             keys article:{a.ID}; tags article:{a.ID},feed:{a.Category}
+//	method        verb       key                              ttl  negative  jitter  local  tags                                          invalidated by / invalidates
+//	Get           get        article:{id}                     10m  30s       10%     1m     article:{id},author:{result.AuthorID}         Publish (key), Update (key, tag article:{id})
+//	BySlug        get        article:slug:{slug}              10m  30s       10%     1m     article:{result.ID},author:{result.AuthorID}  Publish (key), Update (tag article:{result.ID})
+//	ByIDs         get batch  article:{ids}                    10m  30s       10%     1m     article:{ids},author:{result.AuthorID}        Publish (key), Update (key, tag article:{ids})
+//	HomepageFeed  get        feed:home:{page}                 30s  30s       10%     10s    feed                                          Publish (pattern)
+//	CategoryFeed  get        feed:category:{category}:{page}  2m   30s       10%     1m     feed,feed:{category}                          Publish (tag feed:{category}), Update (tag feed:{category})
+//	Publish       evict      -                                -    -         -       -      -                                             keys article:{a.ID},article:slug:{a.Slug}; tags feed:{a.Category}; all of feed:home:{page}
+//	Update        evict      -                                -    -         -       -      -                                             keys article:{a.ID}; tags article:{a.ID},feed:{a.Category}
 type CachedArticles struct {
 	next           Articles
 	cache          *runtime.Cache

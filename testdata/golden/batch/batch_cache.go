@@ -10,6 +10,15 @@ import (
 )
 
 // CachedUsers implements Users with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method   verb       key          ttl  negative  jitter  local  tags                                        invalidated by / invalidates
+//	Get      get        user:{id}    10m  1m        10%     -      user:{id},team:{result.Team.ID}             Save (stores, tag user:{id}), Delete (key)
+//	GetMany  get batch  user:{ids}   10m  1m        10%     -      user:{ids},team:{result.Team.ID}            Save (stores, tag user:{ids}), Delete (key)
+//	Save     put        user:{u.ID}  -    -         -       -      user:{u.ID},team:{result.Team.ID} (stored)  tags user:{u.ID}
+//	Delete   evict      -            -    -         -       -      -                                           keys user:{id}
 type CachedUsers struct {
 	next  Users
 	cache *runtime.Cache
@@ -148,6 +157,12 @@ func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedScores implements Scores with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb       key            ttl  negative  jitter  local  tags                         invalidated by / invalidates
+//	Scores  get batch  score:{names}  1m   30s       10%     10s    scores,board:{result.Board}  -
 type CachedScores struct {
 	next     Scores
 	cache    *runtime.Cache
@@ -217,6 +232,15 @@ func (r *CachedScores) InvalidateAll(ctx context.Context) error {
 }
 
 // CachedThings implements Things with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method   verb       key        ttl  negative  jitter  local  tags  invalidated by / invalidates
+//	ByCode   get batch  code:{id}  1m   -         10%     -      -     -
+//	ByLabel  get batch  label:{b}  1m   -         10%     -      -     -
+//	ByNum    get batch  n:{buf}    1m   -         10%     -      -     -
+//	ByID     get batch  p:{opts}   1m   -         10%     -      -     -
 type CachedThings struct {
 	next      Things
 	cache     *runtime.Cache
