@@ -695,9 +695,8 @@ func (ks *Keyspace[T]) fillBatchArgs(ctx context.Context, fills []*fillArgs, loc
 				end()
 			}
 		}()
-		outs, err := call(c, fctx, func(ctx context.Context) ([]fillOutcome, error) { return c.remote.fillMany(ctx, fills) })
-		if outs == nil {
-			_ = err
+		outs, _ := call(c, fctx, func(ctx context.Context) ([]fillOutcome, error) { return c.remote.fillMany(ctx, fills) })
+		if outs == nil { // the round failed (counted by call): free the leases now
 			for _, f := range fills {
 				ks.release(f.lease, f.token)
 			}
@@ -738,8 +737,9 @@ func sealClockless[K comparable, T any](c *Cache, owned []*batchSlot[K, T]) {
 	}
 }
 
-// leaseValue is the value of a lease this process takes: a token and the
-// clock the read began at (see loadShared).
+// leaseValue is the value of a lease this process takes: a unique token and
+// the clock the read began at, so that a waiter can tell whether the
+// holder's load can answer it (loadShared, lookOwned).
 func (c *Cache) leaseValue(inc, n uint64) string {
 	vb := make([]byte, 0, 64)
 	vb = append(append(vb, c.tokenBase...), strconv.FormatUint(c.tokenSeq.Add(1), 36)...)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -130,11 +129,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 	lease := leaseKeyOf(key)
 	// The lease's value: our token and the clock our read began at, so that a
 	// waiter can tell whether our load can answer it.
-	vb := make([]byte, 0, 64)
-	vb = append(append(vb, c.tokenBase...), strconv.FormatUint(c.tokenSeq.Add(1), 36)...)
-	vb = strconv.AppendUint(append(vb, '|'), inc, 10)
-	vb = strconv.AppendUint(append(vb, ':'), n, 10)
-	value := string(vb)
+	value := c.leaseValue(inc, n)
 	deadline := c.cfg.now().Add(c.cfg.leaseWait)
 	wait := c.cfg.pollMin
 	entryOK, handoffOK := true, true // false once seen and found of no use to us
