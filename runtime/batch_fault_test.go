@@ -32,7 +32,7 @@ func TestBatchFaults(t *testing.T) {
 	const n = 40
 	src := newBatchUsers(n)
 	src.delay = 3 * time.Millisecond // a load long enough for writes to land during it
-	var floor [n]atomic.Int64 // the version whose invalidation has returned, per id
+	var floor [n]atomic.Int64        // the version whose invalidation has returned, per id
 	version := func(u *user) int64 {
 		v, _ := strconv.ParseInt(strings.TrimPrefix(u.Name, "v"), 10, 64)
 		if !strings.HasPrefix(u.Name, "v") {
