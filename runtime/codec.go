@@ -17,24 +17,42 @@ import (
 type stored struct {
 	flags   byte
 	payload []byte
-	ttl     time.Duration
-	tags    []string // from the result
+	ttl     time.Duration // until the entry expires (its envelope's expires-at)
+	life    time.Duration // how long Redis keeps it: ttl, plus stale= for a positive entry
+	tags    []string      // from the result
+}
+
+// negativeEntry is what a not-found (err non-nil) or nil result is stored as.
+func (ks *Keyspace[T]) negativeEntry(err error) stored {
+	sp := &ks.spec
+	ttl := sp.Jitter.ttl(sp.Negative, ks.c.cfg.maxTTL, ks.c.cfg.rand())
+	if err != nil {
+		return stored{flags: flagNotFound, payload: []byte(err.Error()), ttl: ttl, life: ttl}
+	}
+	return stored{flags: flagNil, ttl: ttl, life: ttl}
+}
+
+// seal builds the envelope of s for a fill (or a put) at fill seq (inc, n),
+// taking the store time now: before the SET runs, so the envelope never
+// promises more than Redis keeps.
+func (ks *Keyspace[T]) seal(s stored, inc, n uint64, ids []uint64) []byte {
+	now := ks.c.cfg.now()
+	return appendEnvelope(nil, s.flags, now.UnixMilli(), now.Add(s.ttl).UnixMilli(), inc, n, ids, s.payload)
 }
 
 func (ks *Keyspace[T]) entry(v T, err error, resultTags func(T) ([]string, bool)) (s stored, ok bool) {
 	c, sp := ks.c, &ks.spec
-	neg := func() time.Duration { return sp.Jitter.ttl(sp.Negative, c.cfg.maxTTL, c.cfg.rand()) }
 	switch {
 	case err != nil:
 		if sp.Negative > 0 && sp.NotFound != nil && errors.Is(err, sp.NotFound) {
-			return stored{flags: flagNotFound, payload: []byte(err.Error()), ttl: neg()}, true
+			return ks.negativeEntry(err), true
 		}
 		return s, false
 	case sp.IsNil != nil && sp.IsNil(v):
 		if sp.Negative <= 0 {
 			return s, false // negative=0: a nil result is not cached at all
 		}
-		return stored{flags: flagNil, ttl: neg()}, true
+		return ks.negativeEntry(nil), true
 	case resultTags != nil:
 		if s.tags, ok = resultTags(v); !ok {
 			return s, false
@@ -51,6 +69,9 @@ func (ks *Keyspace[T]) entry(v T, err error, resultTags func(T) ([]string, bool)
 		return s, false
 	}
 	s.payload, s.ttl = payload, sp.Jitter.ttl(sp.TTL, c.cfg.maxTTL, c.cfg.rand())
+	// stale= keeps a positive entry past its TTL, never past MaxTTL: the
+	// markers that decide its validity are kept no longer than that.
+	s.life = min(s.ttl+max(sp.Stale, 0), c.cfg.maxTTL)
 	return s, true
 }
 

@@ -65,6 +65,15 @@ type Spec[T any] struct {
 	// (the two-level cache's L1, docs/runtime.md), never longer than the
 	// Redis entry it came from lives; 0 keeps the keyspace out of the L1.
 	Local time.Duration
+	// Refresh is the fraction of the TTL (0 < Refresh < 1; refresh=80 is
+	// 0.8) after which a hit also starts one background reload of the entry
+	// (refresh-ahead, docs/runtime.md "Freshness"); 0: off.
+	Refresh float64
+	// Stale is how long a positive entry may still be served after its TTL
+	// while one background reload runs — and while the source fails
+	// (stale-while-revalidate, stale-if-error); 0: never. An invalidated
+	// entry is never served, fresh or stale.
+	Stale time.Duration
 	// Clone returns a deep copy of a value, so that no two callers ever
 	// share (and race on) one: a value served from the L1, or one load's
 	// result handed to several callers. nil when T holds no references
@@ -105,6 +114,10 @@ func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
 			spec.Schema += "/" + got
 		}
 	}
+	if !(spec.Refresh > 0 && spec.Refresh < 1) { // NaN too
+		spec.Refresh = 0
+	}
+	spec.Stale = max(spec.Stale, 0)
 	h := sha256.Sum256([]byte(spec.Template + "\x00" + spec.Schema))
 	id := base64.RawURLEncoding.EncodeToString(h[:ksidBytes])
 	ks := &Keyspace[T]{spec: spec}

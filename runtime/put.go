@@ -25,9 +25,9 @@ func Put[T any](ctx context.Context, ks *Keyspace[T], key Key, v T, tags []strin
 	if len(ids) > maxTags {
 		return
 	}
-	env := appendEnvelope(nil, s.flags, c.cfg.now().Add(s.ttl).UnixMilli(), rep.inc, rep.seq, ids, s.payload)
+	env := ks.seal(s, rep.inc, rep.seq, ids)
 	_, err = call(c, context.WithoutCancel(ctx), func(ctx context.Context) (int64, error) {
-		return c.remote.store(ctx, key, leaseKeyOf(key), "", env, s.ttl)
+		return c.remote.store(ctx, key, leaseKeyOf(key), "", env, s.life)
 	})
 	if err == nil {
 		c.emit(EventFill, ks.label, nil)

@@ -77,7 +77,7 @@ type check[T any] struct {
 // sampledL2 marks a hit decoded from raw for verification.
 func (rd *Read[T]) sampledL2(raw string) {
 	rd.chk = &check[T]{key: rd.key, raw: raw}
-	rd.Verify = true
+	rd.Background = true
 }
 
 // sampledL1 marks an L1 hit for verification; key may alias the caller's
@@ -89,7 +89,7 @@ func (ks *Keyspace[T]) sampledL1(rd *Read[T], key Key) {
 	}
 	rd.ks = ks
 	rd.chk = &check[T]{key: Key(strings.Clone(string(key))), fromL: true, v: v, err: rd.Err}
-	rd.Verify = true
+	rd.Background = true
 }
 
 // verifyLater queues the verification of a sampled hit with the loader that
@@ -237,8 +237,8 @@ func (ks *Keyspace[T]) canonSource(ctx context.Context, load func(context.Contex
 func (ks *Keyspace[T]) peek(ctx context.Context, key Key) ([]byte, bool) {
 	c := ks.c
 	if ks.spec.Local > 0 {
-		if v, err, _, ok := ks.localGet(key); ok {
-			return ks.canonical(v, err)
+		if v, e, ok := ks.localGet(key); ok {
+			return ks.canonical(v, e.err)
 		}
 	}
 	hc := c.hits.do(ctx, c, key)
@@ -253,7 +253,7 @@ func (ks *Keyspace[T]) peek(ctx context.Context, key Key) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	if valid, err := c.validate(ctx, inc, n, &ks.space, key, &e); err != nil || !valid {
+	if valid, err := c.validate(ctx, inc, n, &ks.space, key, &e); err != nil || !valid || ks.expired(&e, c.cfg.now().UnixMilli()) {
 		return nil, false
 	}
 	v, err, ok := ks.decode(e)
