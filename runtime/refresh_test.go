@@ -620,3 +620,46 @@ func TestRefreshBatch(t *testing.T) {
 		}
 	})
 }
+
+// TestRefreshLocal: an L1 hit past the refresh point starts the reload (the
+// L1 holds a hot key, so Redis alone would never see it due); the reloaded
+// value reaches the L1, and the L1 never serves past the TTL.
+func TestRefreshLocal(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		c := newTestCache(t, rdb)
+		ks := NewKeyspace(c.Repo("fresh", 1), Spec[*user]{Template: "user:{}", Schema: "s1", TTL: 400 * time.Millisecond,
+			Jitter: Spread(0), Local: 400 * time.Millisecond, Clone: cloneUser, Refresh: 0.5, Stale: time.Second})
+		waitLive(t, c)
+		src := &freshSource{}
+		ctx := context.Background()
+		if _, _, err := readFresh(ctx, ks, src); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFills()
+		last := int64(1)
+		end := time.Now().Add(1500 * time.Millisecond)
+		for time.Now().Before(end) {
+			u, hit, err := readFresh(ctx, ks, src)
+			if !hit {
+				t.Fatal("a read missed")
+			}
+			v := version(t, u, err)
+			if v < last {
+				t.Fatalf("version went back: %d after %d", v, last)
+			}
+			last = v
+			time.Sleep(2 * time.Millisecond)
+		}
+		settle(c)
+		s := c.Stats()
+		if s.Get(EventLocalHit) < s.Get(EventHit) {
+			t.Fatalf("local hits %d, L2 hits %d: the L1 did not serve", s.Get(EventLocalHit), s.Get(EventHit))
+		}
+		if n := s.Get(EventRefresh); n < 4 || n > 7 || last < 4 {
+			t.Fatalf("%d reloads in 1.5 s of a 400 ms TTL (last version %d)", n, last)
+		}
+		if n := s.Get(EventStale); n != 0 {
+			t.Fatalf("%d stale hits: the refresh should have kept it fresh", n)
+		}
+	})
+}
