@@ -9,8 +9,8 @@ import (
 
 // Verbs and the options each accepts, in the order messages list them.
 var options = map[string][]string{
-	"repo":  {"prefix", "version", "ttl", "jitter", "negative", "notfound", "local"},
-	"get":   {"key", "ttl", "jitter", "negative", "notfound", "local", "tags", "ignore"},
+	"repo":  {"prefix", "version", "ttl", "jitter", "negative", "notfound", "local", "refresh", "stale"},
+	"get":   {"key", "ttl", "jitter", "negative", "notfound", "local", "refresh", "stale", "tags", "ignore"},
 	"put":   {"key", "value", "evict", "tags", "patterns"},
 	"evict": {"keys", "tags", "patterns"},
 }
@@ -29,6 +29,13 @@ type Jitter struct {
 	IsPercent bool
 	Set       bool
 	Pos       token.Position
+}
+
+// Percent is an optional percentage option ("80" or "80%").
+type Percent struct {
+	P   float64
+	Set bool
+	Pos token.Position
 }
 
 // Ident names a Go identifier, optionally qualified by a package name.
@@ -57,6 +64,8 @@ type Repo struct {
 	Jitter    Jitter
 	NotFound  Ident
 	Local     Duration // default L1 lifetime of its gets; 0 (or unset) keeps them out of the L1
+	Refresh   Percent  // default refresh-ahead point of its gets, percent of the TTL; 0 (or unset): none
+	Stale     Duration // default stale-while-revalidate window of its gets; 0 (or unset): none
 }
 
 // Method is a decoded //cache:get, //cache:put or //cache:evict directive.
@@ -70,6 +79,8 @@ type Method struct {
 	Jitter   Jitter     // get
 	NotFound Ident      // get
 	Local    Duration   // get: L1 lifetime; Set with D 0 turns off the repo's default
+	Refresh  Percent    // get: refresh-ahead point, percent of the TTL; Set with P 0 turns off the repo's default
+	Stale    Duration   // get: how long past its TTL an entry may be served; Set with D 0 turns off the repo's default
 	Value    Ident      // put: the parameter to store instead of the result
 	Tags     []Template // get: attached to the entry; put, evict: invalidated
 	Keys     []Template // evict keys=, put evict=
@@ -122,6 +133,8 @@ func decodeRepo(d Directive) (*Repo, Errors) {
 			r.Version = v
 		case "ttl", "negative", "jitter", "notfound", "local":
 			errs = append(errs, decodeCommon(a, &r.TTL, &r.Negative, &r.Local, &r.Jitter, &r.NotFound)...)
+		case "refresh", "stale":
+			errs = append(errs, decodeFreshness(a, &r.Refresh, &r.Stale)...)
 		}
 	}
 	return r, errs
@@ -139,6 +152,8 @@ func decodeMethod(d Directive) (*Method, Errors) {
 			errs = append(errs, e...)
 		case "ttl", "negative", "jitter", "notfound", "local":
 			errs = append(errs, decodeCommon(a, &m.TTL, &m.Negative, &m.Local, &m.Jitter, &m.NotFound)...)
+		case "refresh", "stale":
+			errs = append(errs, decodeFreshness(a, &m.Refresh, &m.Stale)...)
 		case "value":
 			id, e := decodeIdent(a)
 			if id.Pkg != "" {
@@ -186,6 +201,24 @@ func decodeMethod(d Directive) (*Method, Errors) {
 		errs = append(errs, Error{d.VerbPos, Prefix + "evict names nothing to invalidate (want keys=, tags= or patterns=)"})
 	}
 	return m, errs
+}
+
+// decodeFreshness decodes refresh= and stale=, shared by repo and get.
+func decodeFreshness(a Arg, refresh *Percent, stale *Duration) Errors {
+	if a.Key == "refresh" {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(a.Value, "%"), 64)
+		if err != nil || f != f || f < 0 || f >= 100 || (f > 0 && f < 1) {
+			return Errors{{a.ValuePos, "bad refresh " + strconv.Quote(a.Value) + ": want a percentage of the ttl from 1 up to below 100 (refresh=80 reloads hot entries in the background after 80% of their ttl), or 0 for none"}}
+		}
+		*refresh = Percent{P: f, Set: true, Pos: a.ValuePos}
+		return nil
+	}
+	d, err := parseDuration(a.Value)
+	if err != "" {
+		return Errors{{a.ValuePos, "bad stale " + strconv.Quote(a.Value) + ": " + err + " (how long past its ttl an entry may still be served while it is reloaded; 0 for never)"}}
+	}
+	*stale = Duration{D: d, Set: true, Pos: a.ValuePos}
+	return nil
 }
 
 // decodeCommon decodes the options shared by repo and get.

@@ -422,6 +422,16 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 			b.errorf(local.Pos, "%s: local=%s is longer than its ttl %s: an entry is never served from memory longer than Redis keeps it (want at most %s, or 0)", m.Name, short(local.D), short(ks.TTL), short(ks.TTL))
 		}
 	}
+	refresh := dm.Refresh
+	if !refresh.Set {
+		refresh = dr.Refresh
+	}
+	ks.Refresh = refresh.P
+	stale := dm.Stale
+	if !stale.Set {
+		stale = dr.Stale
+	}
+	ks.Stale = stale.D
 	nf := dm.NotFound
 	if !nf.Set {
 		nf = dr.NotFound
@@ -478,6 +488,8 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 		case other.Local != ks.Local:
 			// One template is one keyspace, hence one Spec.Local.
 			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its local (%s and %s): one key template has one lifetime in memory", m.Name, ks.Norm, o.Name, short(ks.Local), short(other.Local))
+		case other.Refresh != ks.Refresh || other.Stale != ks.Stale:
+			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its refresh or stale (%s and %s): one key template has one freshness", m.Name, ks.Norm, o.Name, freshText(ks), freshText(other))
 		case other.tagSig != ks.tagSig:
 			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its tags", m.Name, ks.Norm, o.Name)
 		case (o.Batch == nil) != (m.Batch == nil) && ks.NotFound == nil && !nilable(ks.Result):

@@ -99,6 +99,8 @@ type Keyspace struct {
 	Jitter   annotations.Jitter
 	NotFound types.Object  // a package-level error variable, or nil
 	Local    time.Duration // how long a read may be served from the process's memory (L1); 0: not at all
+	Refresh  float64       // refresh-ahead point, percent of the TTL (1 up to below 100); 0: none
+	Stale    time.Duration // how long past its TTL a positive entry may be served while it is reloaded; 0: never
 	Clone    *Copy         // how a value is deep-copied; nil: assignment copies it
 	Get      *Method       // the first get that reads it
 	tagSig   string        // canonical tags, to compare gets sharing the template

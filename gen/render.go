@@ -448,6 +448,12 @@ func (g *renderer) spec(ks *Keyspace) *jen.Statement {
 	if ks.Local > 0 {
 		items = append(items, field("Local", duration(ks.Local)))
 	}
+	if ks.Refresh > 0 {
+		items = append(items, field("Refresh", jen.Op(strconv.FormatFloat(ks.Refresh/100, 'g', -1, 64))))
+	}
+	if ks.Stale > 0 {
+		items = append(items, field("Stale", duration(ks.Stale)))
+	}
 	switch {
 	case ks.Clone == nil:
 	case ks.Clone.Func != nil:

@@ -351,10 +351,11 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 	keyBytes := g.build(space.Clone().Dot("AppendPrefix").Call(g.bufStart()), m.Key, sc, &body)
 	body = append(body,
 		jen.Id(rd).Op(":=").Qual(rt, "LookupBytes").Call(jen.Id(ctx), space.Clone(), keyBytes),
-		// A hit WithVerify sampled goes on to Load, which returns it at once
-		// and re-reads the source in the background: the Loader is built
-		// only then, so a plain hit allocates nothing for it.
-		jen.If(jen.Id(rd).Dot("Hit").Op("&&").Op("!").Id(rd).Dot("Verify")).Block(jen.Return(jen.Id(rd).Dot("Value"), jen.Id(rd).Dot("Err"))),
+		// A hit with work for later (a due reload, a WithVerify sample) goes
+		// on to Load, which returns it at once and does that work in the
+		// background: the Loader is built only then, so a plain hit
+		// allocates nothing for it.
+		jen.If(jen.Id(rd).Dot("Hit").Op("&&").Op("!").Id(rd).Dot("Background")).Block(jen.Return(jen.Id(rd).Dot("Value"), jen.Id(rd).Dot("Err"))),
 	)
 	T := ks.Result
 	loader := []jen.Code{

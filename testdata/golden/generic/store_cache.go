@@ -14,12 +14,12 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key            ttl  negative  jitter  local  tags               invalidated by / invalidates
-//	Get     get    item:{k}       5m   -         10%     -      item:{k}           Set (stores), Delete (key)
-//	List    get    list:{cursor}  5m   -         10%     -      -                  Delete (pattern)
-//	Many    get    many:{first}   5m   -         10%     -      -                  Delete (pattern)
-//	Set     put    item:{k}       -    -         -       -      item:{k} (stored)  -
-//	Delete  evict  -              -    -         -       -      -                  keys item:{k}; all of list:{cursor}, many:{first}
+//	method  verb   key            ttl  negative  jitter  local  refresh  stale  tags               invalidated by / invalidates
+//	Get     get    item:{k}       5m   -         10%     -      -        -      item:{k}           Set (stores), Delete (key)
+//	List    get    list:{cursor}  5m   -         10%     -      -        -      -                  Delete (pattern)
+//	Many    get    many:{first}   5m   -         10%     -      -        -      -                  Delete (pattern)
+//	Set     put    item:{k}       -    -         -       -      -        -      item:{k} (stored)  -
+//	Delete  evict  -              -    -         -       -      -        -      -                  keys item:{k}; all of list:{cursor}, many:{first}
 type CachedStore[K ~string, V any] struct {
 	next   Store[K, V]
 	cache  *runtime.Cache
@@ -74,7 +74,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[V]{
@@ -89,7 +89,7 @@ func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), cursor))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[V]]{
@@ -103,7 +103,7 @@ func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], e
 func (r *CachedStore[K, V]) Many(ctx context.Context, first K) (map[K]V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMany, runtime.AppendString(append(r.ksMany.AppendPrefix(buf[:0]), "many:"...), string(first)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[K]V]{
@@ -167,8 +167,8 @@ func (r *CachedStore[K, V]) InvalidateAll(ctx context.Context) error {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb  key        ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Count   get   count:{n}  1m   -         10%     -      -     -
+//	method  verb  key        ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Count   get   count:{n}  1m   -         10%     -      -        -      -     -
 type CachedCounter[N ~int32 | ~int64] struct {
 	next    Counter[N]
 	cache   *runtime.Cache
@@ -199,7 +199,7 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 func (r *CachedCounter[N]) Count(ctx context.Context, n N) (int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCount, runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), int64(n)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[int64]{
@@ -225,9 +225,9 @@ func (r *CachedCounter[N]) InvalidateAll(ctx context.Context) error {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key        ttl  negative  jitter  local  tags   invalidated by / invalidates
-//	Get     get    m:{k}:{n}  1m   -         10%     -      k:{k}  Drop (key, tag k:{k})
-//	Drop    evict  -          -    -         -       -      -      keys m:{k}:{n}; tags k:{k}
+//	method  verb   key        ttl  negative  jitter  local  refresh  stale  tags   invalidated by / invalidates
+//	Get     get    m:{k}:{n}  1m   -         10%     -      -        -      k:{k}  Drop (key, tag k:{k})
+//	Drop    evict  -          -    -         -       -      -        -      -      keys m:{k}:{n}; tags k:{k}
 type CachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool] struct {
 	next    Mixed[K, N]
 	cache   *runtime.Cache
@@ -262,7 +262,7 @@ func NewCachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool](next Mixed[K,
 func (r *CachedMixed[K, N]) Get(ctx context.Context, k K, n N) (string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.appendN(append(r.appendK(append(r.ksGet.AppendPrefix(buf[:0]), "m:"...), k), ":"...), n))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[string]{

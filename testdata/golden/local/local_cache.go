@@ -16,23 +16,23 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method     verb   key                  ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Get        get    article:{id}         10m  -         10%     30s    -     Delete (key)
-//	ByID       get    article:{articleID}  10m  -         10%     30s    -     Delete (key)
-//	Feed       get    feed:{page}          1m   -         10%     5s     -     -
-//	Stats      get    stats:{id}           10m  -         10%     -      -     -
-//	Count      get    count:{id}           10m  -         10%     30s    -     -
-//	Published  get    published:{id}       10m  -         10%     30s    -     -
-//	Tree       get    tree:{id}            10m  -         10%     10m    -     -
-//	Opaque     get    opaque:{id}          10m  -         10%     30s    -     -
-//	Raw        get    raw:{id}             10m  -         10%     30s    -     -
-//	Index      get    index:{id}           10m  -         10%     30s    -     -
-//	Authors    get    authors:{id}         10m  -         10%     30s    -     -
-//	IDs        get    ids:{cursor}         10m  -         10%     30s    -     -
-//	People     get    people:{cursor}      10m  -         10%     30s    -     -
-//	Extra      get    extra:{id}           10m  -         10%     30s    -     -
-//	Amount     get    amount:{id}          10m  -         10%     30s    -     -
-//	Delete     evict  -                    -    -         -       -      -     keys article:{id}
+//	method     verb   key                  ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get        get    article:{id}         10m  -         10%     30s    -        -      -     Delete (key)
+//	ByID       get    article:{articleID}  10m  -         10%     30s    -        -      -     Delete (key)
+//	Feed       get    feed:{page}          1m   -         10%     5s     -        -      -     -
+//	Stats      get    stats:{id}           10m  -         10%     -      -        -      -     -
+//	Count      get    count:{id}           10m  -         10%     30s    -        -      -     -
+//	Published  get    published:{id}       10m  -         10%     30s    -        -      -     -
+//	Tree       get    tree:{id}            10m  -         10%     10m    -        -      -     -
+//	Opaque     get    opaque:{id}          10m  -         10%     30s    -        -      -     -
+//	Raw        get    raw:{id}             10m  -         10%     30s    -        -      -     -
+//	Index      get    index:{id}           10m  -         10%     30s    -        -      -     -
+//	Authors    get    authors:{id}         10m  -         10%     30s    -        -      -     -
+//	IDs        get    ids:{cursor}         10m  -         10%     30s    -        -      -     -
+//	People     get    people:{cursor}      10m  -         10%     30s    -        -      -     -
+//	Extra      get    extra:{id}           10m  -         10%     30s    -        -      -     -
+//	Amount     get    amount:{id}          10m  -         10%     30s    -        -      -     -
+//	Delete     evict  -                    -    -         -       -      -        -      -     keys article:{id}
 type CachedArticles struct {
 	next        Articles
 	cache       *runtime.Cache
@@ -229,7 +229,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -243,7 +243,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), articleID))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -257,7 +257,7 @@ func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, e
 func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]*Article]{
@@ -271,7 +271,7 @@ func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error)
 func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendInt(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Stats]{
@@ -285,7 +285,7 @@ func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCount, runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[int64]{
@@ -299,7 +299,7 @@ func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPublished, runtime.AppendInt(append(r.ksPublished.AppendPrefix(buf[:0]), "published:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[time.Time]{
@@ -313,7 +313,7 @@ func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, er
 func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTree, runtime.AppendInt(append(r.ksTree.AppendPrefix(buf[:0]), "tree:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Node]{
@@ -327,7 +327,7 @@ func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOpaque, runtime.AppendInt(append(r.ksOpaque.AppendPrefix(buf[:0]), "opaque:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[ext.Opaque]{
@@ -341,7 +341,7 @@ func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, erro
 func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksRaw, runtime.AppendInt(append(r.ksRaw.AppendPrefix(buf[:0]), "raw:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]byte]{
@@ -355,7 +355,7 @@ func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksIndex, runtime.AppendInt(append(r.ksIndex.AppendPrefix(buf[:0]), "index:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Index]{
@@ -369,7 +369,7 @@ func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAuthors, runtime.AppendInt(append(r.ksAuthors.AppendPrefix(buf[:0]), "authors:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Authors]{
@@ -383,7 +383,7 @@ func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error)
 func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksIDs, runtime.AppendString(append(r.ksIDs.AppendPrefix(buf[:0]), "ids:"...), cursor))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[int64]]{
@@ -397,7 +397,7 @@ func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], e
 func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Author], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPeople, runtime.AppendString(append(r.ksPeople.AppendPrefix(buf[:0]), "people:"...), cursor))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[*Author]]{
@@ -411,7 +411,7 @@ func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Autho
 func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksExtra, runtime.AppendInt(append(r.ksExtra.AppendPrefix(buf[:0]), "extra:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[any]{
@@ -425,7 +425,7 @@ func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 func (r *CachedArticles) Amount(ctx context.Context, id int64) (*big.Int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAmount, runtime.AppendInt(append(r.ksAmount.AppendPrefix(buf[:0]), "amount:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*big.Int]{
@@ -539,11 +539,11 @@ func (r *CachedArticles) InvalidateAll(ctx context.Context) error {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb  key       ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Get     get   item:{k}  5m   -         10%     10s    -     -
-//	Page    get   page:{k}  5m   -         10%     10s    -     -
-//	Num     get   num:{k}   5m   -         10%     10s    -     -
-//	Ints    get   ints:{k}  5m   -         10%     10s    -     -
+//	method  verb  key       ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get   item:{k}  5m   -         10%     10s    -        -      -     -
+//	Page    get   page:{k}  5m   -         10%     10s    -        -      -     -
+//	Num     get   num:{k}   5m   -         10%     10s    -        -      -     -
+//	Ints    get   ints:{k}  5m   -         10%     10s    -        -      -     -
 type CachedStore[K ~string, V any, N ~int32 | ~int64] struct {
 	next   Store[K, V, N]
 	cache  *runtime.Cache
@@ -610,7 +610,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[V]{
@@ -624,7 +624,7 @@ func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPage, runtime.AppendString(append(r.ksPage.AppendPrefix(buf[:0]), "page:"...), string(k)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[V]]{
@@ -638,7 +638,7 @@ func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksNum, runtime.AppendString(append(r.ksNum.AppendPrefix(buf[:0]), "num:"...), string(k)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[N]{
@@ -652,7 +652,7 @@ func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 func (r *CachedStore[K, V, N]) Ints(ctx context.Context, k K) ([]int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksInts, runtime.AppendString(append(r.ksInts.AppendPrefix(buf[:0]), "ints:"...), string(k)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]int]{

@@ -14,12 +14,12 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key            ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Get     get    x:{a}:{b}:{c}  1m   -         10%     -      -     Del (key), Set (stores), Drop (key)
-//	Get2    get    y:{a}:{b}:{c}  1m   -         10%     -      -     Del (key), Set (key), Drop (key)
-//	Del     evict  -              -    -         -       -      -     keys x:{a}:{b}:{c},y:{a}:{b}:{c}
-//	Set     put    x:{a}:{b}:{c}  -    -         -       -      -     keys y:{a}:{b}:{c}; tags t:{a}:{b}:{c},u:{c}:{b}:{a}
-//	Drop    evict  -              -    -         -       -      -     keys x:{n.P.ID}:{n.P.ID}:{n.Q},y:{n.P.ID}:{n.P.ID}:{n.Q}; tags t:{n.P.ID}:{n.P.ID}:{n.Q},n:{n.Q}
+//	method  verb   key            ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get    x:{a}:{b}:{c}  1m   -         10%     -      -        -      -     Del (key), Set (stores), Drop (key)
+//	Get2    get    y:{a}:{b}:{c}  1m   -         10%     -      -        -      -     Del (key), Set (key), Drop (key)
+//	Del     evict  -              -    -         -       -      -        -      -     keys x:{a}:{b}:{c},y:{a}:{b}:{c}
+//	Set     put    x:{a}:{b}:{c}  -    -         -       -      -        -      -     keys y:{a}:{b}:{c}; tags t:{a}:{b}:{c},u:{c}:{b}:{a}
+//	Drop    evict  -              -    -         -       -      -        -      -     keys x:{n.P.ID}:{n.P.ID}:{n.Q},y:{n.P.ID}:{n.P.ID}:{n.Q}; tags t:{n.P.ID}:{n.P.ID}:{n.Q},n:{n.Q}
 type CachedMulti struct {
 	next   Multi
 	cache  *runtime.Cache
@@ -75,7 +75,7 @@ func (r *CachedMulti) Get(ctx context.Context, a string, bArg string, cArg strin
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
 	rd := runtime.LookupBytes(ctx, r.ksGet, b)
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*T]{
@@ -96,7 +96,7 @@ func (r *CachedMulti) Get2(ctx context.Context, a string, bArg string, cArg stri
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
 	rd := runtime.LookupBytes(ctx, r.ksGet2, b)
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*T]{
@@ -258,11 +258,11 @@ func (r *CachedMulti) InvalidateAll(ctx context.Context) error {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key                  ttl  negative  jitter  local  tags                      invalidated by / invalidates
-//	Get     get    t:{tags0}:{tags1}    1m   -         10%     -      a:{tags0},b:{tags1}       Del (key, tag a:{tags0}, tag b:{tags1}), Set (stores, key, tag a:{tags0}, tag b:{tags1})
-//	ByB     get    u:{b}:{txt0}:{err0}  1m   -         10%     -      a:{b},b:{txt0}            Del (tag a:{b}, tag b:{txt0}), Set (tag a:{b}, tag b:{txt0})
-//	Del     evict  -                    -    -         -       -      -                         keys t:{tags0}:{tags1}; tags a:{tags0},b:{tags1}
-//	Set     put    t:{inv}:{key}        -    -         -       -      a:{inv},b:{key} (stored)  keys t:{inv}:{key}; tags a:{inv},b:{key}
+//	method  verb   key                  ttl  negative  jitter  local  refresh  stale  tags                      invalidated by / invalidates
+//	Get     get    t:{tags0}:{tags1}    1m   -         10%     -      -        -      a:{tags0},b:{tags1}       Del (key, tag a:{tags0}, tag b:{tags1}), Set (stores, key, tag a:{tags0}, tag b:{tags1})
+//	ByB     get    u:{b}:{txt0}:{err0}  1m   -         10%     -      -        -      a:{b},b:{txt0}            Del (tag a:{b}, tag b:{txt0}), Set (tag a:{b}, tag b:{txt0})
+//	Del     evict  -                    -    -         -       -      -        -      -                         keys t:{tags0}:{tags1}; tags a:{tags0},b:{tags1}
+//	Set     put    t:{inv}:{key}        -    -         -       -      -        -      a:{inv},b:{key} (stored)  keys t:{inv}:{key}; tags a:{inv},b:{key}
 type CachedLocals struct {
 	next_  Locals
 	cache_ *runtime.Cache
@@ -311,7 +311,7 @@ func NewCachedLocals(next Locals, c *runtime.Cache) *CachedLocals {
 func (r *CachedLocals) Get(ctx context.Context, tags0 string, tags1 string) (*T, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet_, runtime.AppendString(append(runtime.AppendString(append(r.ksGet_.AppendPrefix(buf[:0]), "t:"...), tags0), ":"...), tags1))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	tags2 := string(runtime.AppendString(append(buf[:0], "a:"...), tags0))
@@ -335,7 +335,7 @@ func (r *CachedLocals) ByB(ctx context.Context, bArg string, txt0Arg string, err
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, err0Arg)
 	rd := runtime.LookupBytes(ctx, r.ksByB, b)
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	tags0 := string(runtime.AppendString(append(buf[:0], "a:"...), bArg))
@@ -430,9 +430,9 @@ func (r *CachedLocals) InvalidateAll(ctx context.Context) error {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key     ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Get     get    g:{id}  1m   -         10%     -      -     Del (key)
-//	Del     evict  -       -    -         -       -      -     keys g:{id}
+//	method  verb   key     ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get    g:{id}  1m   -         10%     -      -        -      -     Del (key)
+//	Del     evict  -       -    -         -       -      -        -      -     keys g:{id}
 type CachedGeneric[runtime_ ~string, time_ any] struct {
 	next  Generic[runtime_, time_]
 	cache *runtime.Cache
@@ -464,7 +464,7 @@ func NewCachedGeneric[runtime_ ~string, time_ any](next Generic[runtime_, time_]
 func (r *CachedGeneric[runtime_, time_]) Get(ctx context.Context, id runtime_) (time_, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "g:"...), string(id)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[time_]{
@@ -500,10 +500,10 @@ func (r *CachedGeneric[runtime_, time_]) InvalidateAll(ctx context.Context) erro
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key                        ttl  negative  jitter  local  tags                invalidated by / invalidates
-//	Get     get    p:{append}:{string}:{len}  1m   -         10%     -      l:{len},s:{string}  Del (key, tag l:{len}, tag s:{string})
-//	Del     evict  -                          -    -         -       -      -                   keys p:{append}:{string}:{len}; tags l:{len},s:{string}
-//	Q       get    q:{nil}:{true}:{make}      1m   -         10%     -      n:{nil}             Drop (tag n:{nil})
+//	method  verb   key                        ttl  negative  jitter  local  refresh  stale  tags                invalidated by / invalidates
+//	Get     get    p:{append}:{string}:{len}  1m   -         10%     -      -        -      l:{len},s:{string}  Del (key, tag l:{len}, tag s:{string})
+//	Del     evict  -                          -    -         -       -      -        -      -                   keys p:{append}:{string}:{len}; tags l:{len},s:{string}
+//	Q       get    q:{nil}:{true}:{make}      1m   -         10%     -      -        -      n:{nil}             Drop (tag n:{nil})
 type CachedPredeclared struct {
 	next  Predeclared
 	cache *runtime.Cache
@@ -559,7 +559,7 @@ func (r *CachedPredeclared) Get(ctx context.Context, appendArg string, stringArg
 	b = append(b, ":"...)
 	b = runtime.AppendBool(b, lenArg)
 	rd := runtime.LookupBytes(ctx, r.ksGet, b)
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	tags0 := string(runtime.AppendBool(append(buf[:0], "l:"...), lenArg))
@@ -602,7 +602,7 @@ func (r *CachedPredeclared) Q(ctx context.Context, nilArg string, trueArg int, m
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, makeArg)
 	rd := runtime.LookupBytes(ctx, r.ksQ, b)
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[string]int]{

@@ -14,12 +14,12 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key                                               ttl  negative  jitter  local  tags         invalidated by / invalidates
-//	Get     get    event:{key}:{runtime}                             1m   10s       10%     -      -            -
-//	Since   get    since:{time}:{r}                                  1m   10s       10%     -      -            -
-//	By      get    by:{next}:{v}:{hit}:{res}:{inv}:{buf}:{err}:{ok}  1m   10s       10%     -      -            -
-//	Find    get    kind:{kind}                                       1m   10s       10%     -      kind:{kind}  Touch (tag kind:{kind})
-//	Touch   evict  -                                                 -    -         -       -      -            tags kind:{tags}
+//	method  verb   key                                               ttl  negative  jitter  local  refresh  stale  tags         invalidated by / invalidates
+//	Get     get    event:{key}:{runtime}                             1m   10s       10%     -      -        -      -            -
+//	Since   get    since:{time}:{r}                                  1m   10s       10%     -      -        -      -            -
+//	By      get    by:{next}:{v}:{hit}:{res}:{inv}:{buf}:{err}:{ok}  1m   10s       10%     -      -        -      -            -
+//	Find    get    kind:{kind}                                       1m   10s       10%     -      -        -      kind:{kind}  Touch (tag kind:{kind})
+//	Touch   evict  -                                                 -    -         -       -      -        -      -            tags kind:{tags}
 type CachedEvents struct {
 	next    Events
 	cache   *runtime.Cache
@@ -94,7 +94,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (*Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "event:"...), keyArg), ":"...), int64(runtimeArg)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Event]{
@@ -108,7 +108,7 @@ func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (
 func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksSince, runtime.AppendBool(append(runtime.AppendString(append(r.ksSince.AppendPrefix(buf[:0]), "since:"...), timeArg), ":"...), rArg))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Event]{
@@ -139,7 +139,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit 
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, ok)
 	rd := runtime.LookupBytes(ctx, r.ksBy, b)
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Event]{
@@ -153,7 +153,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit 
 func (r *CachedEvents) Find(ctx context.Context, kind string, filters ...Filter) ([]Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFind, runtime.AppendString(append(r.ksFind.AppendPrefix(buf[:0]), "kind:"...), kind))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Event]{

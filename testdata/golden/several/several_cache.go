@@ -14,9 +14,9 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb  key         ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Stats   get   stats:{id}  30s  -         10%     -      -     -
-//	Totals  get   all         30s  -         10%     -      -     -
+//	method  verb  key         ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Stats   get   stats:{id}  30s  -         10%     -      -        -      -     -
+//	Totals  get   all         30s  -         10%     -      -        -      -     -
 type CachedCounters struct {
 	next     Counters
 	cache    *runtime.Cache
@@ -61,7 +61,7 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendUint(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), uint64(id)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Stats]{
@@ -75,7 +75,7 @@ func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 func (r *CachedCounters) Totals(ctx context.Context) (map[string]int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTotals, append(r.ksTotals.AppendPrefix(buf[:0]), "all"...))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[string]int64]{
@@ -107,9 +107,9 @@ func (r *CachedCounters) InvalidateAll(ctx context.Context) error {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb  key             ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	List    get   names:{prefix}  1h   -         -       -      -     -
-//	One     get   name:{id}       1h   -         -       -      -     -
+//	method  verb  key             ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	List    get   names:{prefix}  1h   -         -       -      -        -      -     -
+//	One     get   name:{id}       1h   -         -       -      -        -      -     -
 type CachedNames struct {
 	next   Names
 	cache  *runtime.Cache
@@ -156,7 +156,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "names:"...), prefix))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]string]{
@@ -170,7 +170,7 @@ func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error)
 func (r *CachedNames) One(ctx context.Context, id int) (*string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOne, runtime.AppendInt(append(r.ksOne.AppendPrefix(buf[:0]), "name:"...), int64(id)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*string]{
