@@ -57,8 +57,20 @@ type Spec[T any] struct {
 	TTL, Negative time.Duration
 	// Jitter spreads both TTLs.
 	Jitter Jitter
-	// NotFound, when set, is the sentinel error whose results are cached negatively.
+	// NotFound, when set, is the sentinel error whose results are cached
+	// negatively (errors.Is).
 	NotFound error
+	// NotFoundAs, when set, is an error type whose values are not-found
+	// results (errors.As, when NotFound is nil): a cached not-found keeps
+	// its exported fields, and errors.As on the error a hit returns gives
+	// a value of the type with them. With NotFound it says how the
+	// sentinel's kind of error is stored.
+	NotFoundAs *NotFoundType
+	// NotFoundIf, when set, decides which errors are not-found results in
+	// place of NotFound and NotFoundAs (a predicate such as ent.IsNotFound).
+	// A not-found is cached only when the error a hit would return passes
+	// it too.
+	NotFoundIf func(error) bool
 	// IsNil reports a nil result (pointer, slice, map); nil for value types.
 	IsNil func(T) bool
 	// Local is how long a read may be served from this process's memory
@@ -79,7 +91,8 @@ type Spec[T any] struct {
 // Keyspace is the runtime form of a Spec.
 type Keyspace[T any] struct {
 	space
-	spec Spec[T]
+	spec  Spec[T]
+	zones timeWalk // finds the times of a T (zones.go); nil when a T holds none
 }
 
 // space is the type-independent part of a Keyspace.
@@ -105,9 +118,15 @@ func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
 			spec.Schema += "/" + got
 		}
 	}
-	h := sha256.Sum256([]byte(spec.Template + "\x00" + spec.Schema))
+	zones := timeWalkOf(reflect.TypeFor[T]())
+	schema := spec.Schema
+	if zones != nil {
+		// Entries written before times kept their zones live elsewhere.
+		schema += "/zones1"
+	}
+	h := sha256.Sum256([]byte(spec.Template + "\x00" + schema))
 	id := base64.RawURLEncoding.EncodeToString(h[:ksidBytes])
-	ks := &Keyspace[T]{spec: spec}
+	ks := &Keyspace[T]{spec: spec, zones: zones}
 	ks.c, ks.repo = r.c, r
 	ks.prefix = r.c.ns + "e:{" + r.name + ":" + id + ":"
 	ks.group = markerID(markGroup, r.name+":"+id)

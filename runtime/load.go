@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -81,7 +80,7 @@ func (r *loaded[T]) negative(ks *Keyspace[T], v T, err error) bool {
 // absentResult reports a method result that stands for "not found".
 func (ks *Keyspace[T]) absentResult(v T, err error) bool {
 	if err != nil {
-		return ks.spec.NotFound != nil && errors.Is(err, ks.spec.NotFound)
+		return ks.isNotFound(err)
 	}
 	return ks.spec.IsNil != nil && ks.spec.IsNil(v)
 }
