@@ -63,7 +63,7 @@ func (ks *Keyspace[T]) encode(v T) (flags byte, payload []byte, err error) {
 			flags |= flagZones
 		}
 	}
-	payload, err = msgpack.Marshal(&v)       // addressable: encoders with pointer receivers run
+	payload, err = msgpack.Marshal(&v)        // addressable: encoders with pointer receivers run
 	if err == nil && !validMsgpack(payload) { // e.g. nested deeper than reads accept
 		err = errors.New("encoding fails the bounded decoder's checks")
 	}
