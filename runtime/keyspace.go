@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -23,6 +24,7 @@ type Repo struct {
 	ver   int
 	dep   uint64 // marker bumped by InvalidateAll
 	local uint64 // marker bumped by DeletePattern, that only L1 entries depend on
+	tagNS string // "": tags shared by the Cache; RepoOf: the instantiation's own
 }
 
 // Repo returns the handle of the repository with the given prefix and version.
@@ -30,6 +32,43 @@ type Repo struct {
 func (c *Cache) Repo(prefix string, version int) *Repo {
 	name := string(strconv.AppendInt(append(AppendString(nil, prefix), ':'), int64(version), 10))
 	return &Repo{c: c, name: name, given: prefix, ver: version, dep: markerID(markRepo, name), local: markerID(markLocal, name)}
+}
+
+// RepoOf is Repo for one instantiation of a generic repository: the type
+// arguments (spelled by TypeName) join the prefix, so each instantiation has
+// its own keys and InvalidateAll, and its tags are its own (tags of its
+// entries and of its writes, through Repo.Invalidate, never meet another
+// repository's).
+func (c *Cache) RepoOf(prefix string, version int, typeArgs ...string) *Repo {
+	full := prefix + "[" + strings.Join(typeArgs, ",") + "]"
+	r := c.Repo(full, version)
+	r.tagNS = full + "\x00"
+	return r
+}
+
+// TypeName spells T stably across processes and builds, for RepoOf: named
+// types by package path and name ("example.com/app/model.User"), with their
+// type arguments; composite types in Go syntax over those.
+func TypeName[T any]() string { return typeName(reflect.TypeFor[T]()) }
+
+func typeName(t reflect.Type) string {
+	if t.Name() != "" {
+		if t.PkgPath() == "" {
+			return t.Name() // predeclared
+		}
+		return t.PkgPath() + "." + t.Name() // reflect spells type arguments by path too
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return "*" + typeName(t.Elem())
+	case reflect.Slice:
+		return "[]" + typeName(t.Elem())
+	case reflect.Array:
+		return "[" + strconv.Itoa(t.Len()) + "]" + typeName(t.Elem())
+	case reflect.Map:
+		return "map[" + typeName(t.Key()) + "]" + typeName(t.Elem())
+	}
+	return t.String()
 }
 
 // Cache returns the Cache the repository lives on.
@@ -158,14 +197,36 @@ func (s *space) Group() Group { return Group(s.group) }
 // key placeholder, a MarshalText error).
 func (s *space) Bypass() { s.c.emit(EventBypass, s.label, nil) }
 
-// tagIDs returns the marker ids of tags.
-func tagIDs(dst []uint64, tagLists ...[]string) []uint64 {
+// tagIDs returns the marker ids of tags in the tag namespace ns ("": the
+// Cache's, shared by every repository).
+func tagIDs(ns string, dst []uint64, tagLists ...[]string) []uint64 {
 	for _, ts := range tagLists {
 		for _, t := range ts {
-			dst = append(dst, markerID(markTag, t))
+			dst = append(dst, tagID(ns, t))
 		}
 	}
 	return dst
+}
+
+// tagIDs returns the marker ids of the tags of r's entries.
+func (r *Repo) tagIDs(dst []uint64, tagLists ...[]string) []uint64 {
+	return tagIDs(r.tagNS, dst, tagLists...)
+}
+
+// tagID is markerID(markTag, ns+t), without building the string.
+func tagID(ns, t string) uint64 {
+	h := uint64(fnvOffset)
+	h ^= uint64(markTag)
+	h *= fnvPrime
+	for i := 0; i < len(ns); i++ {
+		h ^= uint64(ns[i])
+		h *= fnvPrime
+	}
+	for i := 0; i < len(t); i++ {
+		h ^= uint64(t[i])
+		h *= fnvPrime
+	}
+	return h
 }
 
 // Group is a pattern group: every key of one key template.

@@ -185,7 +185,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		// its result cannot answer us: waiting would only queue us behind
 		// it (under churn, behind every load). Load now, without a fill.
 		if known == nil {
-			known = append(append(tagIDs(nil, l.Tags), ks.deps[:]...), markerID(markKey, string(key)))
+			known = append(append(ks.repo.tagIDs(nil, l.Tags), ks.deps[:]...), markerID(markKey, string(key)))
 		}
 		lf, outdated := c.outdates(ctx, inc, n, r.holder, known)
 		if outdated {
@@ -357,7 +357,7 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	if !ok {
 		return ks.unencoded(v, err)
 	}
-	ids := tagIDs(make([]uint64, 0, len(l.Tags)+len(s.tags)), l.Tags, s.tags)
+	ids := ks.repo.tagIDs(make([]uint64, 0, len(l.Tags)+len(s.tags)), l.Tags, s.tags)
 	if len(ids) > maxTags {
 		if n, ok := c.allowLog(logTags); ok {
 			c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label, "suppressed", n)
