@@ -464,7 +464,11 @@ func (g *renderer) invalidation(recv string, m *Method, sc *scope) (decl jen.Cod
 }
 
 func (g *renderer) invalidate(recv string) jen.Code {
-	return jen.Id("_").Op("=").Id(recv).Dot(g.r.Fields.Cache).Dot("Invalidate").Call(jen.Id(g.l("ctx")), jen.Id(g.l("inv")))
+	via := g.r.Fields.Cache
+	if len(g.r.TypeParams) > 0 {
+		via = g.r.Fields.Repo // the instantiation's own tags
+	}
+	return jen.Id("_").Op("=").Id(recv).Dot(via).Dot("Invalidate").Call(jen.Id(g.l("ctx")), jen.Id(g.l("inv")))
 }
 
 func (g *renderer) put(recv string, m *Method) []jen.Code {
