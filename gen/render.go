@@ -450,8 +450,16 @@ func (g *renderer) spec(ks *Keyspace) *jen.Statement {
 	case !ks.Jitter.IsPercent && ks.Jitter.Spread > 0:
 		items = append(items, field("Jitter", jen.Qual(rt, "Spread").Call(duration(ks.Jitter.Spread))))
 	}
-	if ks.NotFound != nil {
-		items = append(items, field("NotFound", g.obj(ks.NotFound)))
+	if nf := ks.NotFound; nf != nil {
+		if nf.Var != nil {
+			items = append(items, field("NotFound", g.obj(nf.Var)))
+		}
+		if nf.Type != nil {
+			items = append(items, field("NotFoundAs", jen.Qual(rt, "ErrorType").Types(g.typ(nf.Type)).Call()))
+		}
+		if nf.Func != nil {
+			items = append(items, field("NotFoundIf", g.obj(nf.Func)))
+		}
 	}
 	if nilable(ks.Result) {
 		v := g.l("v")
