@@ -235,15 +235,15 @@ func (t *Tmpl) usesResult() bool {
 type Kind int
 
 const (
-	KindString   Kind = iota // runtime.AppendString
-	KindInt                  // runtime.AppendInt(int64(x))
-	KindUint                 // runtime.AppendUint(uint64(x))
-	KindBool                 // runtime.AppendBool
-	KindText                 // MarshalText, then runtime.AppendBytes
-	KindStringer             // runtime.AppendString(x.String())
-	KindUnion                // a type parameter mixing strings, integers, bools: r.append<K>(b, x), from runtime.UnionAppender
-	KindHash                 // {x#}: runtime.AppendHash(b, x)
-	KindHashString           // {x#} of a string kind: runtime.AppendHashString(b, string(x))
+	KindString     Kind = iota // runtime.AppendString
+	KindInt                    // runtime.AppendInt(int64(x))
+	KindUint                   // runtime.AppendUint(uint64(x))
+	KindBool                   // runtime.AppendBool
+	KindText                   // MarshalText, then runtime.AppendBytes
+	KindStringer               // runtime.AppendString(x.String())
+	KindUnion                  // a type parameter mixing strings, integers, bools: r.append<K>(b, x), from runtime.UnionAppender
+	KindHash                   // {x#}: runtime.AppendHash(b, x)
+	KindHashString             // {x#} of a string kind: runtime.AppendHashString(b, string(x))
 )
 
 // class groups kinds that write the same bytes for the same logical value,
