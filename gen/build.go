@@ -631,6 +631,9 @@ func (b *builder) notFound(d *ifaceDecl, id annotations.Ident) *NotFound {
 			return nil
 		}
 		nf.Func = o
+		if id.As == nil {
+			b.warns = append(b.warns, errorf(id.Pos, "notfound=%s: a cached not-found keeps the error's text only, and is cached only when %s accepts an error of that text (else every not-found goes to the source); to keep the error's type and fields, name the type too: notfound=\"%s,*<error type>\"", id, id.Name, id))
+		}
 		if id.As != nil {
 			second, ok := b.notFoundObj(d, *id.As)
 			if !ok {
@@ -985,9 +988,10 @@ func (b *builder) compatible(ks *Keyspace, t *Tmpl, p token.Position) bool {
 			b.errorf(p, "{%s} is %s but {%s} of %s's key %q is %s", v.Text, v.Kind.class(), want[i].Text, ks.Get.Name, ks.Get.Key.Text, want[i].Kind.class())
 			return false
 		}
-		if i < len(want) && v.Kind == KindHash && !types.Identical(v.Type, want[i].Type) {
+		hashStrings := v.Kind == KindHashString && want[i].Kind == KindHashString // alike for every string type
+		if i < len(want) && v.Kind.class() == "a hash" && !hashStrings && !types.Identical(v.Type, want[i].Type) {
 			// Another type encodes otherwise: the hash would name other entries.
-			b.errorf(p, "{%s} hashes a %s but {%s} of %s's key %q hashes a %s: a hash names the same entry only for the same type", v.Text, b.typeString(v.Type), want[i].Text, ks.Get.Name, ks.Get.Key.Text, b.typeString(want[i].Type))
+			b.errorf(p, "{%s} hashes %s but {%s} of %s's key %q hashes %s: a hash names the same entry only for the same type", v.Text, b.typeString(v.Type), want[i].Text, ks.Get.Name, ks.Get.Key.Text, b.typeString(want[i].Type))
 			return false
 		}
 	}

@@ -25,6 +25,10 @@ func (b *builder) value(p annotations.Part, m *Method, result types.Type, result
 		t, v.Root = result, resultParam
 	} else {
 		v.Root = m.param(p.Path[0])
+		if v.Root != nil && v.Root.Context && annotations.Position(p.Path[0]) > 0 {
+			b.errorf(p.Pos, "placeholder {%s} is the context.Context; positions count it, so the first parameter after it is {$2}", v.Text)
+			return nil, false
+		}
 		if v.Root == nil || v.Root.Context {
 			b.errorf(p.Pos, "placeholder {%s} names no parameter of %s (have %s)", v.Text, m.Name, m.paramNames())
 			return nil, false
