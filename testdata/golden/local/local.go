@@ -42,7 +42,7 @@ type Tag struct {
 // Article has a part of every kind.
 type Article struct {
 	Base
-	Meta *Meta
+	Meta      *Meta
 	Title     string
 	Body      []byte
 	Tags      []Tag
