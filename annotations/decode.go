@@ -41,15 +41,26 @@ type Percent struct {
 // Ident names a Go identifier, optionally qualified by a package name.
 type Ident struct {
 	Pkg, Name string
+	Star      bool // notfound=*T: a pointer to the named type
 	Set       bool
 	Pos       token.Position
+	// As is the second item of notfound="IsNotFound,*NotFoundError": the
+	// error type whose fields a cached not-found keeps.
+	As *Ident
 }
 
 func (id Ident) String() string {
+	s := id.Name
 	if id.Pkg != "" {
-		return id.Pkg + "." + id.Name
+		s = id.Pkg + "." + id.Name
 	}
-	return id.Name
+	if id.Star {
+		s = "*" + s
+	}
+	if id.As != nil {
+		s += "," + id.As.String()
+	}
+	return s
 }
 
 // Repo is a decoded //cache:repo directive.
@@ -179,8 +190,8 @@ func decodeMethod(d Directive) (*Method, Errors) {
 			items, offs := splitList(a.Value)
 			for i, s := range items {
 				p := a.At(offs[i])
-				if !isIdent(s) || s == "_" {
-					errs = append(errs, Error{p, "bad ignore " + strconv.Quote(s) + ": want parameter names (ignore=opts,trace)"})
+				if (!isIdent(s) || s == "_") && Position(s) == 0 {
+					errs = append(errs, Error{p, "bad ignore " + strconv.Quote(s) + ": want parameter names or positions (ignore=opts,trace or ignore=$3)"})
 					continue
 				}
 				m.Ignore = append(m.Ignore, Ident{Name: s, Set: true, Pos: p})
@@ -266,7 +277,7 @@ func decodeCommon(a Arg, ttl, negative, local *Duration, jitter *Jitter, notfoun
 		}
 		*jitter = j
 	case "notfound":
-		id, errs := decodeIdent(a)
+		id, errs := decodeNotFound(a)
 		*notfound = id
 		return errs
 	}
@@ -299,6 +310,42 @@ func decodeIdent(a Arg) (Ident, Errors) {
 		return id, Errors{{a.ValuePos, "bad " + a.Key + " " + strconv.Quote(a.Value) + ": want an identifier, optionally qualified (ErrNotFound, store.ErrNotFound)"}}
 	}
 	id.Pkg, id.Name = pkg, name
+	return id, nil
+}
+
+// decodeNotFound decodes notfound=: an error variable, an error type (*T),
+// a predicate, or a predicate and a type ("IsNotFound,*NotFoundError"), each
+// optionally qualified. What each names is for the generator to say.
+func decodeNotFound(a Arg) (Ident, Errors) {
+	items, offs := splitList(a.Value)
+	bad := func() (Ident, Errors) {
+		return Ident{Set: true, Pos: a.ValuePos}, Errors{{a.ValuePos, "bad notfound " + strconv.Quote(a.Value) + ": want an error variable (ErrNotFound, sql.ErrNoRows), an error type (*NotFoundError, *ent.NotFoundError), a predicate (ent.IsNotFound), or a predicate and a type (\"IsNotFound,*NotFoundError\")"}}
+	}
+	if len(items) == 0 || len(items) > 2 {
+		return bad()
+	}
+	var ids []Ident
+	for i, s := range items {
+		id := Ident{Set: true, Pos: a.At(offs[i])}
+		s, id.Star = strings.CutPrefix(s, "*")
+		pkg, name, qualified := strings.Cut(s, ".")
+		if !qualified {
+			pkg, name = "", s
+		}
+		if !isIdent(name) || qualified && !isIdent(pkg) || name == "_" {
+			return bad()
+		}
+		id.Pkg, id.Name = pkg, name
+		ids = append(ids, id)
+	}
+	id := ids[0]
+	id.Pos = a.ValuePos
+	if len(ids) == 2 {
+		if id.Star {
+			return bad()
+		}
+		id.As = &ids[1]
+	}
 	return id, nil
 }
 

@@ -169,6 +169,9 @@ func roundTrip(t types.Type, root string, c *codecs) []string {
 		case *types.Array:
 			walk(u.Elem(), path+"[i]")
 		case *types.Map:
+			if holdsTime(u.Key()) {
+				bad = append(bad, path+" is keyed by a type holding a time.Time: a decoded key is the same instant in another location, which is another map key; key it by t.Unix() or a string")
+			}
 			walk(u.Key(), path+" (key)")
 			walk(u.Elem(), path+"[k]")
 		case *types.Chan:
@@ -193,6 +196,17 @@ func roundTrip(t types.Type, root string, c *codecs) []string {
 				if _, isPtr := f.Type().Underlying().(*types.Pointer); isPtr && f.Embedded() && !f.Exported() {
 					bad = append(bad, p+" is an embedded pointer to an unexported type, which a decode cannot allocate: embed the value, or give the type EncodeMsgpack/DecodeMsgpack")
 					continue
+				}
+				if _, isPtr := f.Type().Underlying().(*types.Pointer); isPtr && f.Embedded() && !c.has(f.Type()) {
+					bad = append(bad, p+" is an embedded pointer: msgpack inlines its fields, so a nil one comes back allocated: embed the value or make it a named field")
+					continue
+				}
+				if _, opts, _ := strings.Cut(tag, ","); hasOpt(opts, "omitempty") {
+					switch f.Type().Underlying().(type) {
+					case *types.Slice, *types.Map:
+						bad = append(bad, p+" is tagged omitempty, so an empty one is not stored and comes back nil: drop omitempty, or tag it `msgpack:\"-\"`")
+						continue
+					}
 				}
 				if !f.Exported() && !f.Embedded() {
 					bad = append(bad, p+" is unexported, so a round trip leaves it empty: tag it `msgpack:\"-\"` if that is meant, export it, or give the type EncodeMsgpack/DecodeMsgpack")
@@ -315,4 +329,44 @@ func reflectKind(bt *types.Basic) string {
 		return "int32"
 	}
 	return bt.Name()
+}
+
+func hasOpt(opts, want string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		if o == want {
+			return true
+		}
+	}
+	return false
+}
+
+// holdsTime reports whether a value of t can hold a time.Time in its
+// encoded fields.
+func holdsTime(t types.Type) bool {
+	seen := map[types.Type]bool{}
+	var walk func(t types.Type) bool
+	walk = func(t types.Type) bool {
+		t = types.Unalias(t)
+		if isTime(t) {
+			return true
+		}
+		if seen[t] {
+			return false
+		}
+		seen[t] = true
+		switch u := t.Underlying().(type) {
+		case *types.Pointer:
+			return walk(u.Elem())
+		case *types.Array:
+			return walk(u.Elem())
+		case *types.Struct:
+			for i := 0; i < u.NumFields(); i++ {
+				if walk(u.Field(i).Type()) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(t)
 }

@@ -25,6 +25,10 @@ func (b *builder) value(p annotations.Part, m *Method, result types.Type, result
 		t, v.Root = result, resultParam
 	} else {
 		v.Root = m.param(p.Path[0])
+		if v.Root != nil && v.Root.Context && annotations.Position(p.Path[0]) > 0 {
+			b.errorf(p.Pos, "placeholder {%s} is the context.Context; positions count it, so the first parameter after it is {$2}", v.Text)
+			return nil, false
+		}
 		if v.Root == nil || v.Root.Context {
 			b.errorf(p.Pos, "placeholder {%s} names no parameter of %s (have %s)", v.Text, m.Name, m.paramNames())
 			return nil, false
@@ -64,6 +68,9 @@ func (b *builder) value(p annotations.Part, m *Method, result types.Type, result
 		}
 	}
 	v.Type = t
+	if p.Hash {
+		return b.hashed(v, p)
+	}
 	kind, conv, deref, needsNil, ok := keyKind(t)
 	if !ok {
 		b.errorf(p.Pos, "placeholder {%s} has type %s, which cannot be part of a key or tag (want a string, bool, integer, fmt.Stringer or encoding.TextMarshaler)", v.Text, b.typeString(t))
@@ -268,4 +275,73 @@ func containsTypeParam(t types.Type) bool {
 		return false
 	}
 	return walk(t)
+}
+
+// hashed resolves a {value#} placeholder: the value is written as a hash of
+// its canonical encoding (runtime.AppendHash), so it may be any type whose
+// encoding tells its values apart: no interfaces (an encoding does not say
+// the dynamic type), nothing msgpack cannot encode, no unexported fields
+// (not encoded: two values differing only there would share an entry).
+func (b *builder) hashed(v *Value, p annotations.Part) (*Value, bool) {
+	t := v.Type
+	if _, isTP := types.Unalias(t).(*types.TypeParam); isTP {
+		b.errorf(p.Pos, "placeholder {%s}: %s is a type parameter, whose encoding the generator cannot check; hash a concrete type", v.Text, v.path(len(v.Fields)))
+		return nil, false
+	}
+	var bad []string
+	bad = append(bad, roundTrip(t, v.path(len(v.Fields)), &b.codecs)...)
+	bad = append(bad, interfacesIn(t, v.path(len(v.Fields)))...)
+	if len(bad) > 0 {
+		for _, why := range bad {
+			b.errorf(p.Pos, "placeholder {%s} cannot be hashed: %s", v.Text, why)
+		}
+		return nil, false
+	}
+	v.Kind = KindHash
+	if bt, ok := t.Underlying().(*types.Basic); ok && bt.Info()&types.IsString != 0 {
+		v.Kind = KindHashString
+		if !types.Identical(t, types.Typ[types.String]) {
+			v.Conv = "string"
+		}
+	}
+	return v, true
+}
+
+// interfacesIn lists the empty interfaces in t (roundTrip reports the
+// others): a hash of one would not say which type its value had.
+func interfacesIn(t types.Type, root string) []string {
+	var bad []string
+	seen := map[*types.Named]bool{}
+	var walk func(t types.Type, path string)
+	walk = func(t types.Type, path string) {
+		if n, ok := types.Unalias(t).(*types.Named); ok {
+			if seen[n] || hasCodec(n) {
+				return
+			}
+			seen[n] = true
+		}
+		switch u := types.Unalias(t).Underlying().(type) {
+		case *types.Interface:
+			if u.Empty() {
+				bad = append(bad, path+" is an interface: its encoding does not say which type its value has (int8(1) and int64(1) would hash alike)")
+			}
+		case *types.Pointer:
+			walk(u.Elem(), path)
+		case *types.Slice:
+			walk(u.Elem(), path+"[i]")
+		case *types.Array:
+			walk(u.Elem(), path+"[i]")
+		case *types.Map:
+			walk(u.Key(), path+" (key)")
+			walk(u.Elem(), path+"[k]")
+		case *types.Struct:
+			for i := 0; i < u.NumFields(); i++ {
+				if u.Field(i).Exported() || u.Field(i).Embedded() {
+					walk(u.Field(i).Type(), path+"."+u.Field(i).Name())
+				}
+			}
+		}
+	}
+	walk(t, root)
+	return bad
 }

@@ -3,6 +3,7 @@ package gen
 import (
 	"go/token"
 	"go/types"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,13 +98,30 @@ type Keyspace struct {
 	TTL      time.Duration
 	Negative time.Duration
 	Jitter   annotations.Jitter
-	NotFound types.Object  // a package-level error variable, or nil
+	NotFound *NotFound     // what is cached as not found, or nil
 	Local    time.Duration // how long a read may be served from the process's memory (L1); 0: not at all
 	Refresh  float64       // refresh-ahead point, percent of the TTL (1 up to below 100); 0: none
 	Stale    time.Duration // how long past its TTL a positive entry may be served while it is reloaded; 0: never
 	Clone    *Copy         // how a value is deep-copied; nil: assignment copies it
 	Get      *Method       // the first get that reads it
 	tagSig   string        // canonical tags, to compare gets sharing the template
+}
+
+// NotFound is a keyspace's notfound=: which errors are cached negatively,
+// and what a hit on one returns (docs/runtime.md, "Payloads").
+type NotFound struct {
+	Text string       // as written, to compare gets sharing a template
+	Var  types.Object // a sentinel error variable: errors.Is
+	Type types.Type   // an error type whose exported fields are stored: errors.As
+	Func types.Object // a predicate func(error) bool, in place of the others
+}
+
+// text is how notfound= was written, "" for none.
+func (nf *NotFound) text() string {
+	if nf == nil {
+		return ""
+	}
+	return nf.Text
 }
 
 // Method is one method of the interface, with what its directive asks for.
@@ -125,6 +143,9 @@ type Method struct {
 	Groups    []*Keyspace // put, evict: pattern groups
 	KeyParams []*Param    // get: the parameters its key uses
 	Batch     *BatchRead  // get: a batch read (its key names a slice parameter)
+	// Tuple is the entry of a get with more than one result besides the
+	// error, (T1, T2, error): struct{ R0 T1; R1 T2 }, cached as one value.
+	Tuple *types.Struct
 
 	names *names // the method's scope (name stage): its parameters and the locals its body declares
 }
@@ -152,9 +173,19 @@ func (m *Method) resultType() types.Type {
 type Param struct {
 	Name     string
 	Orig     string
+	Pos      int // 1-based position in the signature (the context is 1): {$2}
 	Type     types.Type
 	Variadic bool
 	Context  bool // the leading context.Context
+}
+
+// ref is how placeholders and messages refer to p: its name, or $N when
+// it has none.
+func (p *Param) ref() string {
+	if p.Orig == "" || p.Orig == "_" {
+		return "$" + strconv.Itoa(p.Pos)
+	}
+	return p.Orig
 }
 
 // Tmpl is a key or tag template bound to values. Space is set for keys.
@@ -206,13 +237,15 @@ func (t *Tmpl) usesResult() bool {
 type Kind int
 
 const (
-	KindString   Kind = iota // runtime.AppendString
-	KindInt                  // runtime.AppendInt(int64(x))
-	KindUint                 // runtime.AppendUint(uint64(x))
-	KindBool                 // runtime.AppendBool
-	KindText                 // MarshalText, then runtime.AppendBytes
-	KindStringer             // runtime.AppendString(x.String())
-	KindUnion                // a type parameter mixing strings, integers, bools: r.append<K>(b, x), from runtime.UnionAppender
+	KindString     Kind = iota // runtime.AppendString
+	KindInt                    // runtime.AppendInt(int64(x))
+	KindUint                   // runtime.AppendUint(uint64(x))
+	KindBool                   // runtime.AppendBool
+	KindText                   // MarshalText, then runtime.AppendBytes
+	KindStringer               // runtime.AppendString(x.String())
+	KindUnion                  // a type parameter mixing strings, integers, bools: r.append<K>(b, x), from runtime.UnionAppender
+	KindHash                   // {x#}: runtime.AppendHash(b, x)
+	KindHashString             // {x#} of a string kind: runtime.AppendHashString(b, string(x))
 )
 
 // class groups kinds that write the same bytes for the same logical value,
@@ -225,6 +258,8 @@ func (k Kind) class() string {
 		return "a bool"
 	case KindUnion:
 		return "a string, integer or bool by instantiation"
+	case KindHash, KindHashString:
+		return "a hash"
 	}
 	return "a string"
 }
@@ -244,7 +279,7 @@ type Value struct {
 func (v *Value) path(n int) string {
 	root := "result"
 	if v.Root != nil {
-		root = v.Root.Orig
+		root = v.Root.ref()
 	}
 	return strings.Join(append([]string{root}, v.Fields[:n]...), ".")
 }

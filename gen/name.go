@@ -171,8 +171,15 @@ func nameImports(f *File, file *names) []Import {
 		}
 		for _, ks := range r.Spaces {
 			walkPkgs(ks.Result, add)
-			if ks.NotFound != nil {
-				add(ks.NotFound.Pkg())
+			if nf := ks.NotFound; nf != nil {
+				for _, o := range []types.Object{nf.Var, nf.Func} {
+					if o != nil {
+						add(o.Pkg())
+					}
+				}
+				if nf.Type != nil {
+					walkPkgs(nf.Type, add)
+				}
 			}
 			needTime = true
 		}
@@ -246,14 +253,14 @@ func generatedLocal(name string) bool {
 // are declared in the method's scope, so the numbered locals its body asks
 // for later avoid them.
 func nameParams(m *Method, ctx string) {
-	for i, p := range m.Params {
+	for _, p := range m.Params {
 		if p.Context {
 			p.Name = ctx
 			continue
 		}
 		base := p.Orig
 		if base == "" || base == "_" {
-			base = "p" + strconv.Itoa(i)
+			base = "p" + strconv.Itoa(p.Pos) // {$2} is p2
 		}
 		name := base
 		for n := 1; m.names.has(name) || generatedLocal(name); n++ {

@@ -62,6 +62,10 @@ func (g *renderer) appendVal(cur *jen.Statement, v *Value, sc *scope) *jen.State
 		return jen.Qual(rt, "AppendString").Call(cur, x.Dot("String").Call())
 	case KindUnion:
 		return jen.Id(g.l("r")).Dot(g.r.Appenders[v.Type.(*types.TypeParam)]).Call(cur, x)
+	case KindHash:
+		return jen.Qual(rt, "AppendHash").Call(cur, x)
+	case KindHashString:
+		return jen.Qual(rt, "AppendHashString").Call(cur, x)
 	}
 	return jen.Qual(rt, "AppendBytes").Call(cur, jen.Id(sc.txt[g.pathKey(v, len(v.Fields), sc)]))
 }
@@ -355,12 +359,26 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 		// on to Load, which returns it at once and does that work in the
 		// background: the Loader is built only then, so a plain hit
 		// allocates nothing for it.
-		jen.If(jen.Id(rd).Dot("Hit").Op("&&").Op("!").Id(rd).Dot("Background")).Block(jen.Return(jen.Id(rd).Dot("Value"), jen.Id(rd).Dot("Err"))),
+		jen.If(jen.Id(rd).Dot("Hit").Op("&&").Op("!").Id(rd).Dot("Background")).Block(jen.Return(g.spread(m, jen.Id(rd).Dot("Value"), jen.Id(rd).Dot("Err"))...)),
 	)
 	T := ks.Result
+	load := []jen.Code{jen.Return(g.callNext(recv, m))}
+	if m.Tuple != nil {
+		// v0, v1, err := r.next.M(...); return tuple{R0: v0, R1: v1}, err
+		var names, vals []jen.Code
+		for i := 0; i < m.Tuple.NumFields(); i++ {
+			n := m.names.numbered(g.l("v"), i)
+			names = append(names, jen.Id(n))
+			vals = append(vals, field(m.Tuple.Field(i).Name(), jen.Id(n)))
+		}
+		load = []jen.Code{
+			jen.List(append(names, jen.Id(g.l("err")))...).Op(":=").Add(g.callNext(recv, m)),
+			jen.Return(g.typ(T).Values(vals...), jen.Id(g.l("err"))),
+		}
+	}
 	loader := []jen.Code{
 		field("Load", jen.Func().Params(jen.Id(ctx).Qual(ctxPkg, "Context")).Params(g.typ(T), jen.Error()).
-			Block(jen.Return(g.callNext(recv, m)))),
+			Block(load...)),
 	}
 	if len(paramTags) > 0 {
 		tags := g.tagList(paramTags, sc, &body)
@@ -369,11 +387,30 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 	if len(resultTags) > 0 {
 		loader = append(loader, field("ResultTags", g.resultTagsFunc(T, resultTags, m.names)))
 	}
-	body = append(body, jen.Return(jen.Qual(rt, "Load").Call(
+	call := jen.Qual(rt, "Load").Call(
 		jen.Id(ctx), jen.Id(rd),
 		jen.Qual(rt, "Loader").Types(g.typ(T)).Add(multi(loader...)),
-	)))
-	return body
+	)
+	if m.Tuple == nil {
+		return append(body, jen.Return(call))
+	}
+	v, err := g.l("res"), g.l("err")
+	return append(body,
+		jen.List(jen.Id(v), jen.Id(err)).Op(":=").Add(call),
+		jen.Return(g.spread(m, jen.Id(v), jen.Id(err))...))
+}
+
+// spread renders the results of a get from its entry value and error: the
+// value itself, or each field of a tuple.
+func (g *renderer) spread(m *Method, v, err *jen.Statement) []jen.Code {
+	if m.Tuple == nil {
+		return []jen.Code{v, err}
+	}
+	var out []jen.Code
+	for i := 0; i < m.Tuple.NumFields(); i++ {
+		out = append(out, v.Clone().Dot(m.Tuple.Field(i).Name()))
+	}
+	return append(out, err)
 }
 
 // resultTagsFunc renders the ResultTags function of a loader: the tags taken
@@ -465,7 +502,11 @@ func (g *renderer) invalidation(recv string, m *Method, sc *scope) (decl jen.Cod
 }
 
 func (g *renderer) invalidate(recv string) jen.Code {
-	return jen.Id("_").Op("=").Id(recv).Dot(g.r.Fields.Cache).Dot("Invalidate").Call(jen.Id(g.l("ctx")), jen.Id(g.l("inv")))
+	via := g.r.Fields.Cache
+	if len(g.r.TypeParams) > 0 {
+		via = g.r.Fields.Repo // the instantiation's own tags
+	}
+	return jen.Id("_").Op("=").Id(recv).Dot(via).Dot("Invalidate").Call(jen.Id(g.l("ctx")), jen.Id(g.l("inv")))
 }
 
 func (g *renderer) put(recv string, m *Method) []jen.Code {

@@ -547,7 +547,7 @@ func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n
 		}
 		// Busy: a holder whose load began before a bump of a marker we know
 		// cannot answer us; load now, without a fill.
-		known := append(append(tagIDs(nil, s.tags), ks.deps[:]...), markerID(markKey, string(s.key)))
+		known := append(append(ks.repo.tagIDs(nil, s.tags), ks.deps[:]...), markerID(markKey, string(s.key)))
 		if _, outdated := c.outdates(ctx, inc, n, lr.holder, known); outdated {
 			load = append(load, s)
 			continue
@@ -644,7 +644,7 @@ func (ks *Keyspace[T]) settleSlot(key Key, lease, token string, finc, fn uint64,
 	} else {
 		st, ok = ks.entry(v, nil, resultTags)
 	}
-	ids := tagIDs(make([]uint64, 0, len(tags)+len(st.tags)), tags, st.tags)
+	ids := ks.repo.tagIDs(make([]uint64, 0, len(tags)+len(st.tags)), tags, st.tags)
 	if ok && len(ids) > maxTags {
 		c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label)
 		ok = false

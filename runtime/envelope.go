@@ -24,7 +24,9 @@ const (
 	maxTags    = 255
 
 	flagNil      = 1 << 0 // a nil result with a nil error, cached negatively
-	flagNotFound = 1 << 1 // the keyspace's not-found sentinel; payload is the error text
+	flagNotFound = 1 << 1 // the keyspace's not-found error; payload is the error text
+	flagZones    = 1 << 2 // the payload starts with the zone table of its times (zones.go)
+	flagErrValue = 1 << 3 // with flagNotFound: payload is uvarint len, text, msgpack of the error value
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

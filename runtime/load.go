@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -84,7 +83,7 @@ func (r *loaded[T]) negative(ks *Keyspace[T], v T, err error) bool {
 // absentResult reports a method result that stands for "not found".
 func (ks *Keyspace[T]) absentResult(v T, err error) bool {
 	if err != nil {
-		return ks.spec.NotFound != nil && errors.Is(err, ks.spec.NotFound)
+		return ks.isNotFound(err)
 	}
 	return ks.spec.IsNil != nil && ks.spec.IsNil(v)
 }
@@ -186,7 +185,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		// its result cannot answer us: waiting would only queue us behind
 		// it (under churn, behind every load). Load now, without a fill.
 		if known == nil {
-			known = append(append(tagIDs(nil, l.Tags), ks.deps[:]...), markerID(markKey, string(key)))
+			known = append(append(ks.repo.tagIDs(nil, l.Tags), ks.deps[:]...), markerID(markKey, string(key)))
 		}
 		lf, outdated := c.outdates(ctx, inc, n, r.holder, known)
 		if outdated {
@@ -359,7 +358,7 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	if !ok {
 		return ks.unencoded(v, err)
 	}
-	ids := tagIDs(make([]uint64, 0, len(l.Tags)+len(s.tags)), l.Tags, s.tags)
+	ids := ks.repo.tagIDs(make([]uint64, 0, len(l.Tags)+len(s.tags)), l.Tags, s.tags)
 	if len(ids) > maxTags {
 		if n, ok := c.allowLog(logTags); ok {
 			c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label, "suppressed", n)

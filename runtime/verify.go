@@ -3,8 +3,8 @@ package runtime
 import (
 	"bytes"
 	"context"
-	"errors"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -191,7 +191,7 @@ func (ks *Keyspace[T]) canonical(v T, err error) ([]byte, bool) {
 	sp := &ks.spec
 	switch {
 	case err != nil:
-		if sp.NotFound != nil && errors.Is(err, sp.NotFound) {
+		if ks.isNotFound(err) {
 			return []byte{flagNotFound}, true
 		}
 		return nil, false // an error is never cached: nothing to compare
@@ -200,6 +200,10 @@ func (ks *Keyspace[T]) canonical(v T, err error) ([]byte, bool) {
 	}
 	var buf bytes.Buffer
 	buf.WriteByte(0)
+	if ks.zones != nil { // the same instant in another zone is another value
+		table, _ := appendZones(nil, ks.zones, reflect.ValueOf(&v).Elem())
+		buf.Write(table)
+	}
 	enc := msgpack.NewEncoder(&buf)
 	enc.SetSortMapKeys(true)
 	if enc.Encode(&v) != nil {

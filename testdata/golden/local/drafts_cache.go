@@ -38,7 +38,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 		repo:  repo,
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "draft:{}",
-			Schema:   "1ef8ef53933178ec",
+			Schema:   "4ba68a6772cc410c",
 			Shape:    "40ab78c049662432",
 			Method:   "Get",
 			TTL:      time.Minute,

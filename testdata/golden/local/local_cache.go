@@ -64,7 +64,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		repo:  repo,
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "article:{}",
-			Schema:   "1ef8ef53933178ec",
+			Schema:   "4ba68a6772cc410c",
 			Shape:    "40ab78c049662432",
 			Method:   "Get",
 			TTL:      10 * time.Minute,
@@ -77,7 +77,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		}),
 		ksFeed: runtime.NewKeyspace(repo, runtime.Spec[[]*Article]{
 			Template: "feed:{}",
-			Schema:   "0116dcbc421d91da",
+			Schema:   "33c04df44a7d4497",
 			Shape:    "b2016b80720f9075",
 			Method:   "Feed",
 			TTL:      time.Minute,
@@ -536,8 +536,8 @@ func (r *CachedArticles) InvalidateAll(ctx context.Context) error {
 
 // CachedStore implements Store with a cache in Redis, through a runtime.Cache.
 //
-// Its cache contract (invalidations by the writes of this file; tags also
-// reach the entries of every repository on the same runtime.Cache):
+// Its cache contract (invalidations by the writes of this file; each
+// instantiation has its own keys, InvalidateAll and tags):
 //
 //	method  verb  key       ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
 //	Get     get   item:{k}  5m   -         10%     10s    -        -      -     -
@@ -556,7 +556,7 @@ type CachedStore[K ~string, V any, N ~int32 | ~int64] struct {
 
 // NewCachedStore returns a CachedStore that serves from c and reads through to next.
 func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c *runtime.Cache) *CachedStore[K, V, N] {
-	repo := c.Repo("store", 1)
+	repo := c.RepoOf("store", 1, runtime.TypeName[K](), runtime.TypeName[V](), runtime.TypeName[N]())
 	var _ Store[K, V, N] = (*CachedStore[K, V, N])(nil)
 	return &CachedStore[K, V, N]{
 		next:  next,

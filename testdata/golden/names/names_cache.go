@@ -427,8 +427,8 @@ func (r *CachedLocals) InvalidateAll(ctx context.Context) error {
 
 // CachedGeneric implements Generic with a cache in Redis, through a runtime.Cache.
 //
-// Its cache contract (invalidations by the writes of this file; tags also
-// reach the entries of every repository on the same runtime.Cache):
+// Its cache contract (invalidations by the writes of this file; each
+// instantiation has its own keys, InvalidateAll and tags):
 //
 //	method  verb   key     ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
 //	Get     get    g:{id}  1m   -         10%     -      -        -      -     Del (key)
@@ -442,7 +442,7 @@ type CachedGeneric[runtime_ ~string, time_ any] struct {
 
 // NewCachedGeneric returns a CachedGeneric that serves from c and reads through to next.
 func NewCachedGeneric[runtime_ ~string, time_ any](next Generic[runtime_, time_], c *runtime.Cache) *CachedGeneric[runtime_, time_] {
-	repo := c.Repo("generic", 1)
+	repo := c.RepoOf("generic", 1, runtime.TypeName[runtime_](), runtime.TypeName[time_]())
 	var _ Generic[runtime_, time_] = (*CachedGeneric[runtime_, time_])(nil)
 	return &CachedGeneric[runtime_, time_]{
 		next:  next,
@@ -480,7 +480,7 @@ func (r *CachedGeneric[runtime_, time_]) Del(ctx context.Context, id runtime_) e
 	var buf [128]byte
 	var inv runtime.Invalidation
 	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "g:"...), string(id))))
-	_ = r.cache.Invalidate(ctx, inv)
+	_ = r.repo.Invalidate(ctx, inv)
 	return err
 }
 

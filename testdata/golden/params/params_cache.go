@@ -165,8 +165,8 @@ func (r *CachedEvents) Find(ctx context.Context, kind string, filters ...Filter)
 }
 
 // Touch calls next, then invalidates even when next fails (a failed write may still have changed the source).
-func (r *CachedEvents) Touch(ctx context.Context, tagsArg string, p2 int, txt0Arg ...string) (int, time.Time, error) {
-	res0, res1, err := r.next.Touch(ctx, tagsArg, p2, txt0Arg...)
+func (r *CachedEvents) Touch(ctx context.Context, tagsArg string, p3 int, txt0Arg ...string) (int, time.Time, error) {
+	res0, res1, err := r.next.Touch(ctx, tagsArg, p3, txt0Arg...)
 	var buf [128]byte
 	var inv runtime.Invalidation
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "kind:"...), tagsArg)))
@@ -175,8 +175,8 @@ func (r *CachedEvents) Touch(ctx context.Context, tagsArg string, p2 int, txt0Ar
 }
 
 // Raw calls next directly.
-func (r *CachedEvents) Raw(ctx context.Context, p1 string, p2 ...int) error {
-	return r.next.Raw(ctx, p1, p2...)
+func (r *CachedEvents) Raw(ctx context.Context, p2 string, p3 ...int) error {
+	return r.next.Raw(ctx, p2, p3...)
 }
 
 // Stats calls next directly.
