@@ -27,7 +27,7 @@ import (
 // caller's path (miss-%); and refresh/hit-p99, ttl/hit-p99 (goal for
 // refresh: ≤ 1.2).
 const (
-	refreshKeys    = 1000
+	refreshKeys    = 200
 	refreshWorkers = 16
 	refreshPhase   = 3 * time.Second
 )
