@@ -280,3 +280,109 @@ func TestAdvBigBatchDueLatency(t *testing.T) {
 }
 
 var _ = errors.Is
+
+// TestAdvReloadUnstorableAnswer: a reload whose source answers with what
+// cannot be stored — not found with negative caching off (negative=0), a
+// nil result — kept the old entry: it was served stale until E + stale
+// although the source had just said the row is gone (with negative=
+// on, the same answer replaces it at once), and since nothing was stored
+// and nothing had failed, the very next hit reloaded again: one source
+// call per hit for the whole stale window.
+func TestAdvReloadUnstorableAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		gone func() (*user, error)
+	}{
+		{"notfound", func() (*user, error) { return nil, errNotFound }},
+		{"nil", func() (*user, error) { return nil, nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestCache(t, redisClient(t))
+			ks := NewKeyspace(c.Repo("fresh", 1), Spec[*user]{
+				Template: "user:{}", Schema: "s1", TTL: 150 * time.Millisecond, Jitter: Spread(0),
+				NotFound: errNotFound, IsNil: func(u *user) bool { return u == nil },
+				Refresh: 0.5, Stale: 5 * time.Second, // negative caching off
+			})
+			var calls atomic.Int64
+			var gone atomic.Bool
+			load := func(ctx context.Context) (*user, error) {
+				calls.Add(1)
+				if gone.Load() {
+					return tc.gone()
+				}
+				return &user{ID: 1, Name: "1"}, nil
+			}
+			read := func() (*user, error) {
+				rd := Lookup(context.Background(), ks, userKey(ks, 1))
+				if rd.Hit && !rd.Background {
+					return rd.Value, rd.Err
+				}
+				return Load(context.Background(), rd, Loader[*user]{Load: load})
+			}
+			if _, err := read(); err != nil {
+				t.Fatal(err)
+			}
+			c.waitFills()
+			gone.Store(true) // deleted behind the cache's back
+			time.Sleep(200 * time.Millisecond)
+			if u, err := read(); err != nil || u == nil { // stale, the reload starts
+				t.Fatalf("stale read: %+v %v", u, err)
+			}
+			settle(c)
+			before := calls.Load()
+			served := 0
+			end := time.Now().Add(300 * time.Millisecond)
+			for time.Now().Before(end) {
+				if u, err := read(); err == nil && u != nil {
+					served++
+				}
+				time.Sleep(time.Millisecond)
+			}
+			settle(c)
+			n := calls.Load() - before
+			t.Logf("after the reload saw the row gone: %d reads served the old row, %d source calls in 300 ms", served, n)
+			if served > 0 {
+				t.Errorf("the old row was served %d times after a reload found it gone", served)
+			}
+			// (Each read is now a miss that asks the source, as negative=0
+			// means: before the fix the same calls came from reloads, with
+			// the deleted row served meanwhile.)
+		})
+	}
+}
+
+// TestAdvBatchReloadAbsentNoNegative: the batch form of
+// TestAdvReloadUnstorableAnswer: an id the batch reload's source no longer
+// returns, negative caching off, kept its old entry, served until its bound.
+func TestAdvBatchReloadAbsentNoNegative(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		c := newTestCache(t, rdb)
+		ks := NewKeyspace(c.Repo("users", 1), Spec[*user]{Template: "user:{}", Schema: "s1", TTL: 150 * time.Millisecond,
+			Jitter: Spread(0), IsNil: func(u *user) bool { return u == nil }, Refresh: 0.5, Stale: 5 * time.Second})
+		src := newBatchUsers(5)
+		ctx := context.Background()
+		ids := []int64{0, 1, 2, 3, 4}
+		if got, err := GetMany(ctx, ks, ids, userBatch(src)); err != nil || len(got) != 5 {
+			t.Fatal(len(got), err)
+		}
+		c.waitFills()
+		src.mu.Lock()
+		delete(src.rows, 2) // behind the cache's back
+		src.mu.Unlock()
+		time.Sleep(200 * time.Millisecond)
+		if got, err := GetMany(ctx, ks, ids, userBatch(src)); err != nil || len(got) != 5 { // stale: served, reloaded
+			t.Fatal(len(got), err)
+		}
+		settle(c)
+		got, err := GetMany(ctx, ks, ids, userBatch(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := got[2]; ok {
+			t.Fatal("id 2 is served from its old entry after the batch reload found it gone")
+		}
+		if len(got) != 4 {
+			t.Fatalf("%d ids", len(got))
+		}
+	})
+}

@@ -5,6 +5,8 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Freshness (docs/runtime.md, "Freshness"): refresh-ahead and serving stale.
@@ -211,11 +213,36 @@ func (ks *Keyspace[T]) reload(ctx context.Context, key Key, inc, n uint64, l Loa
 		}
 	}()
 	res := ks.loadAndFill(ctx, key, lease, value, finc, fn, l)
-	if res.err != nil && !ks.absentResult(res.v, res.err) {
+	switch {
+	case res.err != nil && !ks.absentResult(res.v, res.err):
 		ks.refreshFailed(res.err)
 		return ks.retryFailed()
+	case !res.encoded:
+		// The source answered with what is not stored (not found or nil
+		// with negative=0, a value that cannot be encoded or tagged): the
+		// old entry is not what the source holds any more, and left in
+		// place it would be served, and reloaded on every hit, until its
+		// bound. Deleting an entry is always safe: a miss.
+		ks.dropEntries(ctx, []Key{key})
 	}
 	return 0
+}
+
+// dropEntries deletes the entries of keys (and this process's L1 entries).
+func (ks *Keyspace[T]) dropEntries(ctx context.Context, keys []Key) {
+	c := ks.c
+	for _, k := range keys {
+		ks.localDrop(k)
+	}
+	_, _ = call(c, context.WithoutCancel(ctx), func(ctx context.Context) (struct{}, error) {
+		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range keys {
+				p.Unlink(ctx, string(k))
+			}
+			return nil
+		})
+		return struct{}{}, err
+	})
 }
 
 // localDrop removes key's L1 entry, if any: the next read asks Redis.
@@ -377,6 +404,7 @@ func reloadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part
 	loadChunk(ctx, ks, part, b)
 	var fills []*fillArgs
 	var locals []func()
+	var drop []Key
 	for _, s := range part {
 		if s.res != nil && s.res.err != nil && !s.res.absent && !ks.absentResult(s.res.v, s.res.err) {
 			ks.refreshFailed(s.res.err) // the whole call failed: loadChunk freed the leases
@@ -384,8 +412,13 @@ func reloadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part
 		}
 		if s.fill != nil {
 			fills, locals = append(fills, s.fill), append(locals, s.local)
+		} else {
+			drop = append(drop, s.key) // an answer that is not stored: see reload
 		}
 	}
 	ks.fillBatchArgs(ctx, fills, locals)
+	if len(drop) > 0 {
+		ks.dropEntries(ctx, drop)
+	}
 	return true
 }
