@@ -3,6 +3,8 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -385,4 +387,127 @@ func TestAdvBatchReloadAbsentNoNegative(t *testing.T) {
 			t.Fatalf("%d ids", len(got))
 		}
 	})
+}
+
+// TestAdvRefreshHistory: three Caches (processes, as far as Redis knows)
+// read one row continuously — single gets and batch reads of the same
+// template — while a writer changes it and invalidates it every few ms,
+// by every kind of invalidation, and reloads (refresh=, stale=) are in
+// flight all the time (a 60 ms TTL, a slow source). Every read's version
+// must be at least that of the last write whose invalidation returned
+// before the read began.
+func TestAdvRefreshHistory(t *testing.T) {
+	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Run("processes", func(t *testing.T) { refreshHistory(t, rdb, 3, 0) })
+		// One process with an L1 (across processes an L1 is bounded by the
+		// message's delivery, by design): its reloads and its writes.
+		t.Run("local", func(t *testing.T) { refreshHistory(t, rdb, 1, time.Second) })
+	})
+}
+
+func refreshHistory(t *testing.T, rdb redis.UniversalClient, procs int, local time.Duration) {
+	{
+		ns := testNamespace(t)
+		src := &versioned{}
+		src.hook = func(int64) {
+			d := time.Duration(rand.IntN(6)) * time.Millisecond
+			if rand.IntN(8) == 0 {
+				d = 45 * time.Millisecond // longer than the TTL: stale hits meanwhile
+			}
+			time.Sleep(d)
+		}
+		spec := Spec[*user]{Template: "user:{}", Schema: "s1", TTL: 30 * time.Millisecond, Jitter: Spread(0),
+			Refresh: 0.3, Stale: 2 * time.Second, IsNil: func(u *user) bool { return u == nil },
+			Local: min(local, 30*time.Millisecond), Clone: cloneUser}
+		var caches []*Cache
+		var spaces []*Keyspace[*user]
+		for range procs {
+			c := New(rdb, WithNamespace(ns), WithLogger(quietLogger()), WithTimeout(2*time.Second))
+			t.Cleanup(func() { c.Close() })
+			caches = append(caches, c)
+			spaces = append(spaces, NewKeyspace(c.Repo("users", 1), spec))
+			if local > 0 {
+				waitLive(t, c)
+			}
+		}
+		batch := Batch[int64, *user]{
+			Key: func(b []byte, id int64) []byte { return AppendInt(append(b, "user:"...), id) },
+			Load: func(ctx context.Context, ids []int64) (map[int64]*user, error) {
+				u, err := src.read(ctx)
+				return map[int64]*user{1: u}, err
+			},
+			Tags: func(int64) []string { return []string{"row"} },
+			ResultTags: func(u *user) ([]string, bool) {
+				return []string{string(AppendInt([]byte("user:"), u.ID))}, true
+			},
+		}
+		var returned atomic.Int64 // the last write whose invalidation returned
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		var reads, bad atomic.Int64
+		ctx := context.Background()
+		for i := range spaces {
+			for g := range 9 / procs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ks := spaces[i]
+					for !stop.Load() {
+						lo := returned.Load()
+						var u *user
+						var err error
+						if g%3 == 2 {
+							var m map[int64]*user
+							m, err = GetMany(ctx, ks, []int64{1}, batch)
+							u = m[1]
+						} else {
+							u, err = getRowFresh(ctx, ks, src)
+						}
+						if err != nil || u == nil {
+							t.Errorf("read: %+v %v", u, err)
+							return
+						}
+						var v int64
+						fmt.Sscan(u.Name, &v)
+						reads.Add(1)
+						if v < lo && bad.Add(1) <= 5 {
+							t.Errorf("cache %d reader %d: read version %d after write %d's invalidation returned", i, g, v, lo)
+						}
+					}
+				}()
+			}
+		}
+		kinds := map[string]int{}
+		end := time.Now().Add(2 * time.Second)
+		for w := 0; time.Now().Before(end); w++ {
+			inv := invalidations[rand.IntN(len(invalidations))]
+			c := caches[w%len(caches)]
+			ks := spaces[w%len(caches)]
+			v := src.write()
+			if err := inv.do(ctx, c, ks, userKey(ks, 1), src); err != nil {
+				t.Fatal(err)
+			}
+			kinds[inv.name]++
+			for { // returned = max(returned, v)
+				old := returned.Load()
+				if old >= v || returned.CompareAndSwap(old, v) {
+					break
+				}
+			}
+			time.Sleep(time.Duration(5+rand.IntN(60)) * time.Millisecond)
+		}
+		stop.Store(true)
+		wg.Wait()
+		var refreshes, stale, lhits uint64
+		for _, c := range caches {
+			settle(c)
+			refreshes += c.Stats().Get(EventRefresh)
+			stale += c.Stats().Get(EventStale)
+			lhits += c.Stats().Get(EventLocalHit)
+		}
+		t.Logf("%d reads, %d writes %v, %d reloads, %d stale hits, %d L1 hits, %d bad", reads.Load(), src.version, kinds, refreshes, stale, lhits, bad.Load())
+		if refreshes == 0 {
+			t.Error("no reload ran: the test did not exercise refresh")
+		}
+	}
 }
