@@ -2,8 +2,11 @@ package runtime
 
 import (
 	"context"
+	"hash/maphash"
 	"strings"
 	"sync"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Freshness (docs/runtime.md, "Freshness"): refresh-ahead and serving stale.
@@ -84,6 +87,7 @@ func spread(key Key, storedAt int64, w float64) int64 {
 type refresher struct {
 	mu      sync.Mutex
 	keys    map[Key]int64 // a reload running (0), or no new one before this monoNow
+	sweepAt int           // the size of keys at which take next sweeps it
 	running int
 }
 
@@ -117,12 +121,15 @@ func (r *refresher) take(key Key) bool {
 	if r.keys == nil {
 		r.keys = make(map[Key]int64)
 	}
-	if len(r.keys) >= 4096 { // keys that were busy once and never due again
+	if len(r.keys) >= max(r.sweepAt, 4096) { // keys that were busy once and never due again
 		for k, t := range r.keys {
 			if t != 0 && t <= now {
 				delete(r.keys, k)
 			}
 		}
+		// Not again before the map has doubled: a batch taking thousands of
+		// keys (all running, none to sweep) must not sweep on every take.
+		r.sweepAt = 2 * len(r.keys)
 	}
 	r.keys[key] = 0
 	return true
@@ -159,18 +166,27 @@ func (ks *Keyspace[T]) refreshLater(ctx context.Context, key Key, inc, n uint64,
 		defer func() { c.refresh.drop(key, retry) }()
 		ctx, cancel := context.WithTimeout(rctx, c.cfg.leaseTTL)
 		defer cancel()
-		if ks.reload(ctx, key, inc, n, l) {
-			retry = monoNow() + int64(ks.pollCap())
-		}
+		retry = ks.reload(ctx, key, inc, n, l)
 	})
 }
+
+// retryBusy is when a key whose lease another caller holds may be reloaded
+// again by this process: one poll later.
+func (ks *Keyspace[T]) retryBusy() int64 { return monoNow() + int64(ks.pollCap()) }
+
+// retryFailed is when a key whose reload failed (the source's error or
+// panic, Redis failing) may be reloaded again by this process: not before
+// the longest poll, whatever the loads' average — a source failing fast
+// must not get one reload per hit while the old value is served.
+func (ks *Keyspace[T]) retryFailed() int64 { return monoNow() + int64(ks.c.cfg.pollMax) }
 
 // reload is one refresh of key: a look round; if the lease is ours and the
 // entry still needs it, the source call and a fill exactly like a miss's. It
 // reports busy when another caller holds the lease. A failure (an error, a
 // panic: there is no caller to re-panic in) is counted and logged, and the
-// old entry is left to be served until its bound.
-func (ks *Keyspace[T]) reload(ctx context.Context, key Key, inc, n uint64, l Loader[T]) (busy bool) {
+// old entry is left to be served until its bound. It returns the monoNow
+// before which this process is not to reload key again (0: at any time).
+func (ks *Keyspace[T]) reload(ctx context.Context, key Key, inc, n uint64, l Loader[T]) (retry int64) {
 	c := ks.c
 	lease := leaseKeyOf(key)
 	value := c.leaseValue(inc, n)
@@ -178,27 +194,62 @@ func (ks *Keyspace[T]) reload(ctx context.Context, key Key, inc, n uint64, l Loa
 		return c.remote.look(ctx, key, lease, value)
 	})
 	if err != nil {
-		return false
+		return ks.retryFailed()
 	}
 	if !r.taken {
-		return true
+		return ks.retryBusy()
 	}
 	if r.hasEntry && !ks.needsReload(key, r.entry) { // another reload filled it
 		ks.release(lease, value)
-		return false
+		ks.localDrop(key) // an L1 entry of ours still due would ask again on every hit
+		return 0
 	}
 	finc, fn := laterClock(inc, n, r.clock)
 	c.emit(EventRefresh, ks.label, nil)
 	defer func() {
 		if p := recover(); p != nil {
 			ks.refreshFailed(loaderPanic(p))
+			retry = ks.retryFailed()
 		}
 	}()
 	res := ks.loadAndFill(ctx, key, lease, value, finc, fn, l)
-	if res.err != nil && !ks.absentResult(res.v, res.err) {
+	switch {
+	case res.err != nil && !ks.absentResult(res.v, res.err):
 		ks.refreshFailed(res.err)
+		return ks.retryFailed()
+	case !res.encoded:
+		// The source answered with what is not stored (not found or nil
+		// with negative=0, a value that cannot be encoded or tagged): the
+		// old entry is not what the source holds any more, and left in
+		// place it would be served, and reloaded on every hit, until its
+		// bound. Deleting an entry is always safe: a miss.
+		ks.dropEntries(ctx, []Key{key})
 	}
-	return false
+	return 0
+}
+
+// dropEntries deletes the entries of keys (and this process's L1 entries).
+func (ks *Keyspace[T]) dropEntries(ctx context.Context, keys []Key) {
+	c := ks.c
+	for _, k := range keys {
+		ks.localDrop(k)
+	}
+	_, _ = call(c, context.WithoutCancel(ctx), func(ctx context.Context) (struct{}, error) {
+		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range keys {
+				p.Unlink(ctx, string(k))
+			}
+			return nil
+		})
+		return struct{}{}, err
+	})
+}
+
+// localDrop removes key's L1 entry, if any: the next read asks Redis.
+func (ks *Keyspace[T]) localDrop(key Key) {
+	if l := ks.c.l1.Load(); l != nil && ks.spec.Local > 0 {
+		l.store.Invalidate(maphash.String(l.seed, string(key)))
+	}
 }
 
 // needsReload reports whether an entry found by a reload's look is still
@@ -281,15 +332,21 @@ func reloadMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], slots
 		return round{res, errs, clock}, err
 	})
 	if r.res == nil || (err != nil && err != errPartial) {
+		failed := ks.retryFailed()
+		for j := range retry {
+			retry[j] = failed
+		}
 		return // a lease it may have taken expires
 	}
 	var load []*batchSlot[K, T]
+	var at []int // load[k] is slots[at[k]]
 	var free []int
-	later := monoNow() + int64(ks.pollCap())
+	later, failed := ks.retryBusy(), ks.retryFailed()
 	for j, s := range slots {
 		lr := r.res[j]
 		switch {
 		case r.errs[j] != nil:
+			retry[j] = failed
 			if lr.taken {
 				free = append(free, j)
 			}
@@ -297,19 +354,30 @@ func reloadMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], slots
 			retry[j] = later
 		case lr.hasEntry && !ks.needsReload(s.key, lr.entry):
 			free = append(free, j)
+			ks.localDrop(s.key) // see reload
 		default:
 			s.lease, s.token = leases[j], values[j]
 			s.finc, s.fn = laterClock(s.finc, s.fn, r.clock)
 			if b.Tags != nil {
 				s.tags = b.Tags(s.id)
 			}
-			load = append(load, s)
+			load, at = append(load, s), append(at, j)
 		}
 	}
 	ks.releaseMany(ctx, leases, values, free)
 	for lo := 0; lo < len(load); lo += c.cfg.batchChunk {
-		part := load[lo:min(lo+c.cfg.batchChunk, len(load))]
-		if !reloadChunk(ctx, ks, part, b) {
+		hi := min(lo+c.cfg.batchChunk, len(load))
+		if !reloadChunk(ctx, ks, load[lo:hi], b) {
+			// The source failed: no more calls now. This chunk's leases are
+			// freed; the later chunks' are ours too, and nobody loads them.
+			var rest []int
+			for k := lo; k < len(load); k++ {
+				retry[at[k]] = failed
+				if k >= hi {
+					rest = append(rest, at[k])
+				}
+			}
+			ks.releaseMany(ctx, leases, values, rest)
 			return
 		}
 	}
@@ -336,6 +404,7 @@ func reloadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part
 	loadChunk(ctx, ks, part, b)
 	var fills []*fillArgs
 	var locals []func()
+	var drop []Key
 	for _, s := range part {
 		if s.res != nil && s.res.err != nil && !s.res.absent && !ks.absentResult(s.res.v, s.res.err) {
 			ks.refreshFailed(s.res.err) // the whole call failed: loadChunk freed the leases
@@ -343,8 +412,13 @@ func reloadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part
 		}
 		if s.fill != nil {
 			fills, locals = append(fills, s.fill), append(locals, s.local)
+		} else {
+			drop = append(drop, s.key) // an answer that is not stored: see reload
 		}
 	}
 	ks.fillBatchArgs(ctx, fills, locals)
+	if len(drop) > 0 {
+		ks.dropEntries(ctx, drop)
+	}
 	return true
 }
