@@ -303,18 +303,19 @@ func TestRefreshPanicKeepsServing(t *testing.T) {
 // same time starts none, since the lease is busy.
 func TestRefreshOnce(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
-		c := newTestCache(t, rdb)
+		clock, skip := movableClock()
+		c := newTestCache(t, rdb, clock)
 		ns := c.cfg.namespace
-		c2 := New(rdb, WithNamespace(ns), WithLogger(quietLogger()), WithTimeout(2*time.Second))
+		c2 := New(rdb, WithNamespace(ns), WithLogger(quietLogger()), WithTimeout(2*time.Second), clock)
 		t.Cleanup(func() { c2.Close() })
-		ks, ks2 := freshSpace(c, 300*time.Millisecond, 0.2, 0), freshSpace(c2, 300*time.Millisecond, 0.2, 0)
+		ks, ks2 := freshSpace(c, 10*time.Second, 0.2, 0), freshSpace(c2, 10*time.Second, 0.2, 0)
 		src := &freshSource{slow: 150 * time.Millisecond}
 		ctx := context.Background()
 		if _, _, err := readFresh(ctx, ks, src); err != nil {
 			t.Fatal(err)
 		}
 		c.waitFills()
-		time.Sleep(160 * time.Millisecond) // past the refresh point (60–90 ms), before the TTL
+		skip(7 * time.Second) // past the refresh point (2–6 s), before the TTL
 		var wg sync.WaitGroup
 		for g := range 100 {
 			wg.Add(1)
@@ -341,14 +342,15 @@ func TestRefreshOnce(t *testing.T) {
 // TestRefreshOutlivesCaller: the reload runs under its own context; the
 // caller cancelling right after its hit does not cancel it.
 func TestRefreshOutlivesCaller(t *testing.T) {
-	c := newTestCache(t, redisClient(t))
-	ks := freshSpace(c, 300*time.Millisecond, 0.1, 0)
+	clock, skip := movableClock()
+	c := newTestCache(t, redisClient(t), clock)
+	ks := freshSpace(c, 10*time.Second, 0.1, 0)
 	src := &freshSource{slow: 100 * time.Millisecond}
 	if _, _, err := readFresh(context.Background(), ks, src); err != nil {
 		t.Fatal(err)
 	}
 	c.waitFills()
-	time.Sleep(80 * time.Millisecond)
+	skip(6 * time.Second) // past the refresh point (1–5.5 s), before the TTL
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxMark{}, "trace-1"))
 	var sawValue atomic.Bool
 	src.hook = func(ctx context.Context, _ int64) {
