@@ -30,11 +30,11 @@ type builder struct {
 	// repoUnion are the type parameters the repository's keys use as
 	// KindUnion.
 	repoUnion []*types.TypeParam
-	codecs    codecs // which types bring their own msgpack codec
+	types     *typeGraph // the type model of the package (build_types.go)
 }
 
 func buildPackage(p *packages.Package) ([]*File, Errors, Errors) {
-	b := &builder{p: p, prefixes: map[string]*Repo{}}
+	b := &builder{p: p, prefixes: map[string]*Repo{}, types: newTypeGraph()}
 	b.ctxType = findContext(p.Types)
 	var files []*File
 	for i, f := range p.Syntax {
@@ -45,7 +45,7 @@ func buildPackage(p *packages.Package) ([]*File, Errors, Errors) {
 		decls, errs := scanFile(p, f)
 		b.errs = append(b.errs, errs...)
 		b.warns = append(b.warns, nearMisses(p.Fset, f)...)
-		file := &File{Source: name, Output: outputPath(name), Pkg: p.Types, Build: buildConstraint(p.Fset, f), Names: map[string]string{}}
+		file := &File{Source: name, Output: outputPath(name), Pkg: p.Types, Build: buildConstraint(p.Fset, f), Names: map[string]string{}, types: b.types}
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
 			if imp.Name != nil && imp.Name.Name != "_" && imp.Name.Name != "." {
@@ -432,17 +432,17 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 			b.errorf(nf.Pos, "%s: notfound=%s needs a negative TTL: set negative= on the method or the repo (negative=0 disables negative caching)", m.Name, nf)
 		}
 	}
-	if !containsTypeParam(ks.Result) {
-		s, bad := schema(ks.Result)
+	if rn := b.types.of(ks.Result); !rn.hasTypeParam() {
+		s, bad := schema(rn)
 		if bad != "" {
 			b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), bad)
 		} else {
-			for _, why := range roundTrip(ks.Result, "result", &b.codecs) {
+			for _, why := range roundTrip(rn, "result") {
 				b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), why)
 			}
 		}
 		ks.Schema = s
-		ks.Shape, _ = shape(ks.Result)
+		ks.Shape, _ = shape(rn)
 	}
 	key.Space = ks
 	m.Key = key

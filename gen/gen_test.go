@@ -242,3 +242,77 @@ func TestNearMissDirective(t *testing.T) {
 		}
 	}
 }
+
+// A generic result type changed after its file was generated is caught like
+// any other (Spec.Shape is predicted for instantiations too): the
+// constructor logs that the generated file is stale.
+func TestStaleInstantiatedResult(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short: runs go test")
+	}
+	const src = `package scratch
+
+import "context"
+
+type Page[T any] struct {
+	Items []T
+	Next  string
+}
+
+type Item struct{ ID int64 }
+
+//cache:repo ttl=1m
+type Items interface {
+	//cache:get key="items:{cursor}"
+	List(ctx context.Context, cursor string) (Page[Item], error)
+	//cache:evict keys="items:{cursor}"
+	Drop(ctx context.Context, cursor string) error
+}
+`
+	const test = `package scratch
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cachegen/cachegen/runtime"
+)
+
+func TestLog(t *testing.T) {
+	var logs bytes.Buffer
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+	defer rdb.Close()
+	c := runtime.New(rdb, runtime.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	defer c.Close()
+	NewCachedItems(nil, c)
+	os.WriteFile("log.txt", logs.Bytes(), 0o666)
+}
+`
+	dir := scratch(t, map[string]string{"items.go": src, "log_test.go": test})
+	generate(t, dir)
+	run := func() string {
+		t.Helper()
+		cmd := exec.Command("go", "test", "-count=1", ".")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go test: %v\n%s", err, out)
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, "log.txt"))
+		return string(b)
+	}
+	if log := run(); strings.Contains(log, "stale") {
+		t.Fatalf("freshly generated, yet:\n%s", log)
+	}
+	// Item gains a field; items_cache.go is not regenerated.
+	changed := strings.Replace(src, "type Item struct{ ID int64 }", "type Item struct {\n\tID   int64\n\tName string\n}", 1)
+	if err := os.WriteFile(filepath.Join(dir, "items.go"), []byte(changed), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if log := run(); !strings.Contains(log, "the generated file is stale") || !strings.Contains(log, "Page[") {
+		t.Fatalf("a stale Page[Item] result went unnoticed; log:\n%s", log)
+	}
+}

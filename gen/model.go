@@ -31,6 +31,8 @@ type File struct {
 	// when no value needs it.
 	CloneCodec string
 
+	types *typeGraph // the package's type model, which the name stage reads for imports
+
 	// Set by the name stage (name.go).
 	Imports     []Import
 	Locals      map[string]string // fixed local -> its name in this file (r, ctx, buf, …)

@@ -158,19 +158,19 @@ func nameImports(f *File, file *names) []Import {
 	needTime := false
 	for _, r := range f.Repos {
 		for _, tp := range r.TypeParams {
-			walkPkgs(tp.Constraint(), add)
+			f.types.of(tp.Constraint()).packages(add)
 		}
-		walkPkgs(r.Named, add)
+		f.types.of(r.Named).packages(add)
 		for _, m := range r.Methods {
 			for _, p := range m.Params {
-				walkPkgs(p.Type, add)
+				f.types.of(p.Type).packages(add)
 			}
 			for _, t := range m.Results {
-				walkPkgs(t, add)
+				f.types.of(t).packages(add)
 			}
 		}
 		for _, ks := range r.Spaces {
-			walkPkgs(ks.Result, add)
+			f.types.of(ks.Result).packages(add)
 			if ks.NotFound != nil {
 				add(ks.NotFound.Pkg())
 			}
@@ -178,7 +178,7 @@ func nameImports(f *File, file *names) []Import {
 		}
 	}
 	for _, fn := range f.Clones {
-		walkPkgs(fn.Type, add)
+		f.types.of(fn.Type).packages(add)
 	}
 	if needTime {
 		pkgs["time"] = "time"

@@ -180,6 +180,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksIDs: runtime.NewKeyspace(repo, runtime.Spec[Page[int64]]{
 			Template: "ids:{}",
 			Schema:   "9a2c10ad5b006e71",
+			Shape:    "15b00dac65b905e5",
 			Method:   "IDs",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -189,6 +190,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksPeople: runtime.NewKeyspace(repo, runtime.Spec[Page[*Author]]{
 			Template: "people:{}",
 			Schema:   "5b0a31e85fbef940",
+			Shape:    "c4e6af4a50fbd56a",
 			Method:   "People",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
