@@ -261,10 +261,30 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 		}
 	}
 	r.UnionParams = b.repoUnion
+	keyFuncs(r)
 	if _, ok := byName["InvalidateAll"]; ok {
 		b.errorf(dr.Pos, "generated method InvalidateAll clashes with method InvalidateAll of %s", r.Name)
 	}
 	return r
+}
+
+// keyFuncs gives every key of r its helper (KeyFunc): the gets' keys
+// first, so each keyspace's first helper takes its get's forms.
+func keyFuncs(r *Repo) {
+	assign := func(t *Tmpl) {
+		if t != nil && t.Space != nil {
+			t.Func = t.Space.keyFunc(t)
+		}
+	}
+	for _, ks := range r.Spaces {
+		assign(ks.Get.Key)
+	}
+	for _, m := range r.Methods {
+		assign(m.Key)
+		for _, t := range m.Evict {
+			assign(t)
+		}
+	}
 }
 
 // bindOnly binds the placeholders of a directive that has errors elsewhere,

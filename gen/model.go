@@ -103,7 +103,66 @@ type Keyspace struct {
 	Local    time.Duration // how long a read may be served from the process's memory (L1); 0: not at all
 	Clone    *Copy         // how a value is deep-copied; nil: assignment copies it
 	Get      *Method       // the first get that reads it
+	Keys     []*KeyFunc    // the methods that spell its keys: its get's first
 	tagSig   string        // canonical tags, to compare gets sharing the template
+}
+
+// KeyFunc is a generated method that appends a key of a keyspace after the
+// keyspace's prefix: every get, put, evict, Invalidate<Get> and batch read
+// of the keyspace spells its key by calling it, with its own values. A
+// keyspace has one, in the forms its get's values take; another only for a
+// put or evict that binds a placeholder in another form (an unsigned
+// integer where the get has a signed one, a MarshalText text where it has
+// a string), so no value is ever converted into a form that writes other
+// bytes.
+type KeyFunc struct {
+	Space *Keyspace
+	Tmpl  *Tmpl  // the first template it spells: its literals, and its values for the parameter names
+	Forms []Form // one per placeholder, in order
+	// Set by the name stage: the method's name, in the struct's namespace,
+	// and its parameters' (the buffer first).
+	Name   string
+	Params []string
+}
+
+// Form is how a key helper takes one value: Kind is KindString (strings,
+// and String() results), KindInt (int64), KindUint (uint64), KindBool,
+// KindText (MarshalText's bytes) or KindUnion (TP, through its appender).
+type Form struct {
+	Kind Kind
+	TP   *types.TypeParam
+}
+
+// formOf is the form in which v is passed to a key helper.
+func formOf(v *Value) Form {
+	switch v.Kind {
+	case KindStringer:
+		return Form{Kind: KindString}
+	case KindUnion:
+		return Form{Kind: KindUnion, TP: v.Type.(*types.TypeParam)}
+	}
+	return Form{Kind: v.Kind}
+}
+
+// keyFunc returns the helper that spells t, a key of ks, adding it to ks
+// when no helper takes t's values in their forms.
+func (ks *Keyspace) keyFunc(t *Tmpl) *KeyFunc {
+	var forms []Form
+	for _, v := range t.Values() {
+		forms = append(forms, formOf(v))
+	}
+next:
+	for _, kf := range ks.Keys {
+		for i, f := range kf.Forms {
+			if f != forms[i] {
+				continue next
+			}
+		}
+		return kf
+	}
+	kf := &KeyFunc{Space: ks, Tmpl: t, Forms: forms}
+	ks.Keys = append(ks.Keys, kf)
+	return kf
 }
 
 // Method is one method of the interface, with what its directive asks for.
@@ -157,9 +216,11 @@ type Param struct {
 	Context  bool // the leading context.Context
 }
 
-// Tmpl is a key or tag template bound to values. Space is set for keys.
+// Tmpl is a key or tag template bound to values. Space and Func are set
+// for keys.
 type Tmpl struct {
 	Space *Keyspace
+	Func  *KeyFunc // the helper that spells it
 	Text  string
 	Pos   token.Position
 	Segs  []Seg

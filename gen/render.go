@@ -344,6 +344,11 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("InvalidateAll").
 		Params(jen.Id(g.l("ctx")).Qual(ctxPkg, "Context")).Error().
 		Block(jen.Return(jen.Id(recv).Dot(r.Fields.Repo).Dot("InvalidateAll").Call(jen.Id(g.l("ctx")))))
+	for _, ks := range r.Spaces {
+		for _, kf := range ks.Keys {
+			g.keyFunc(jf, r, recv, kf)
+		}
+	}
 }
 
 // hasCached reports whether a repository has a method with a directive.

@@ -121,7 +121,7 @@ func NewCachedPages(next Pages, c *runtime.Cache) *CachedPages {
 // Docs serves "docs:{cursor}" from the cache, loading from next on a miss.
 func (r *CachedPages) Docs(ctx context.Context, cursor string) (Page[ext.Doc], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksDocs, runtime.AppendString(append(r.ksDocs.AppendPrefix(buf[:0]), "docs:"...), cursor))
+	rd := runtime.LookupBytes(ctx, r.ksDocs, r.keyDocs(r.ksDocs.AppendPrefix(buf[:0]), cursor))
 	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
@@ -135,7 +135,7 @@ func (r *CachedPages) Docs(ctx context.Context, cursor string) (Page[ext.Doc], e
 // Nested serves "nested:{cursor}" from the cache, loading from next on a miss.
 func (r *CachedPages) Nested(ctx context.Context, cursor string) (Page[Page[int]], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksNested, runtime.AppendString(append(r.ksNested.AppendPrefix(buf[:0]), "nested:"...), cursor))
+	rd := runtime.LookupBytes(ctx, r.ksNested, r.keyNested(r.ksNested.AppendPrefix(buf[:0]), cursor))
 	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
@@ -149,7 +149,7 @@ func (r *CachedPages) Nested(ctx context.Context, cursor string) (Page[Page[int]
 // Pair serves "pair:{k}" from the cache, loading from next on a miss.
 func (r *CachedPages) Pair(ctx context.Context, k string) (ext.Pair[string, *ext.Page], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksPair, runtime.AppendString(append(r.ksPair.AppendPrefix(buf[:0]), "pair:"...), k))
+	rd := runtime.LookupBytes(ctx, r.ksPair, r.keyPair(r.ksPair.AppendPrefix(buf[:0]), k))
 	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
@@ -163,7 +163,7 @@ func (r *CachedPages) Pair(ctx context.Context, k string) (ext.Pair[string, *ext
 // Blobs serves "blobs:{k}" from the cache, loading from next on a miss.
 func (r *CachedPages) Blobs(ctx context.Context, k string) (*ext.Pair[rune, Bytes], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksBlobs, runtime.AppendString(append(r.ksBlobs.AppendPrefix(buf[:0]), "blobs:"...), k))
+	rd := runtime.LookupBytes(ctx, r.ksBlobs, r.keyBlobs(r.ksBlobs.AppendPrefix(buf[:0]), k))
 	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
@@ -177,7 +177,7 @@ func (r *CachedPages) Blobs(ctx context.Context, k string) (*ext.Pair[rune, Byte
 // Mixed serves "mixed:{k}" from the cache, loading from next on a miss.
 func (r *CachedPages) Mixed(ctx context.Context, k string) (ext.Pair[[2]uint8, map[string][]any], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksMixed, runtime.AppendString(append(r.ksMixed.AppendPrefix(buf[:0]), "mixed:"...), k))
+	rd := runtime.LookupBytes(ctx, r.ksMixed, r.keyMixed(r.ksMixed.AppendPrefix(buf[:0]), k))
 	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
@@ -191,7 +191,7 @@ func (r *CachedPages) Mixed(ctx context.Context, k string) (ext.Pair[[2]uint8, m
 // Anys serves "anys:{k}" from the cache, loading from next on a miss.
 func (r *CachedPages) Anys(ctx context.Context, k string) (Page[any], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksAnys, runtime.AppendString(append(r.ksAnys.AppendPrefix(buf[:0]), "anys:"...), k))
+	rd := runtime.LookupBytes(ctx, r.ksAnys, r.keyAnys(r.ksAnys.AppendPrefix(buf[:0]), k))
 	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
@@ -207,7 +207,7 @@ func (r *CachedPages) Literal(ctx context.Context, k string) (Page[struct {
 	N int
 }], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksLiteral, runtime.AppendString(append(r.ksLiteral.AppendPrefix(buf[:0]), "literal:"...), k))
+	rd := runtime.LookupBytes(ctx, r.ksLiteral, r.keyLiteral(r.ksLiteral.AppendPrefix(buf[:0]), k))
 	if rd.Hit && !rd.Verify {
 		return rd.Value, rd.Err
 	}
@@ -227,13 +227,13 @@ func (r *CachedPages) Drop(ctx context.Context, cursor string) error {
 	err := r.next.Drop(ctx, cursor)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksDocs.Key(runtime.AppendString(append(r.ksDocs.AppendPrefix(buf[:0]), "docs:"...), cursor)))
-	inv.Keys = append(inv.Keys, r.ksNested.Key(runtime.AppendString(append(r.ksNested.AppendPrefix(buf[:0]), "nested:"...), cursor)))
-	inv.Keys = append(inv.Keys, r.ksPair.Key(runtime.AppendString(append(r.ksPair.AppendPrefix(buf[:0]), "pair:"...), cursor)))
-	inv.Keys = append(inv.Keys, r.ksBlobs.Key(runtime.AppendString(append(r.ksBlobs.AppendPrefix(buf[:0]), "blobs:"...), cursor)))
-	inv.Keys = append(inv.Keys, r.ksMixed.Key(runtime.AppendString(append(r.ksMixed.AppendPrefix(buf[:0]), "mixed:"...), cursor)))
-	inv.Keys = append(inv.Keys, r.ksAnys.Key(runtime.AppendString(append(r.ksAnys.AppendPrefix(buf[:0]), "anys:"...), cursor)))
-	inv.Keys = append(inv.Keys, r.ksLiteral.Key(runtime.AppendString(append(r.ksLiteral.AppendPrefix(buf[:0]), "literal:"...), cursor)))
+	inv.Keys = append(inv.Keys, r.ksDocs.Key(r.keyDocs(r.ksDocs.AppendPrefix(buf[:0]), cursor)))
+	inv.Keys = append(inv.Keys, r.ksNested.Key(r.keyNested(r.ksNested.AppendPrefix(buf[:0]), cursor)))
+	inv.Keys = append(inv.Keys, r.ksPair.Key(r.keyPair(r.ksPair.AppendPrefix(buf[:0]), cursor)))
+	inv.Keys = append(inv.Keys, r.ksBlobs.Key(r.keyBlobs(r.ksBlobs.AppendPrefix(buf[:0]), cursor)))
+	inv.Keys = append(inv.Keys, r.ksMixed.Key(r.keyMixed(r.ksMixed.AppendPrefix(buf[:0]), cursor)))
+	inv.Keys = append(inv.Keys, r.ksAnys.Key(r.keyAnys(r.ksAnys.AppendPrefix(buf[:0]), cursor)))
+	inv.Keys = append(inv.Keys, r.ksLiteral.Key(r.keyLiteral(r.ksLiteral.AppendPrefix(buf[:0]), cursor)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -241,48 +241,83 @@ func (r *CachedPages) Drop(ctx context.Context, cursor string) error {
 // InvalidateDocs drops the entry Docs caches for these arguments, for writes that bypass CachedPages.
 func (r *CachedPages) InvalidateDocs(ctx context.Context, cursor string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksDocs.Key(runtime.AppendString(append(r.ksDocs.AppendPrefix(buf[:0]), "docs:"...), cursor))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksDocs.Key(r.keyDocs(r.ksDocs.AppendPrefix(buf[:0]), cursor))}})
 }
 
 // InvalidateNested drops the entry Nested caches for these arguments, for writes that bypass CachedPages.
 func (r *CachedPages) InvalidateNested(ctx context.Context, cursor string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksNested.Key(runtime.AppendString(append(r.ksNested.AppendPrefix(buf[:0]), "nested:"...), cursor))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksNested.Key(r.keyNested(r.ksNested.AppendPrefix(buf[:0]), cursor))}})
 }
 
 // InvalidatePair drops the entry Pair caches for these arguments, for writes that bypass CachedPages.
 func (r *CachedPages) InvalidatePair(ctx context.Context, k string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksPair.Key(runtime.AppendString(append(r.ksPair.AppendPrefix(buf[:0]), "pair:"...), k))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksPair.Key(r.keyPair(r.ksPair.AppendPrefix(buf[:0]), k))}})
 }
 
 // InvalidateBlobs drops the entry Blobs caches for these arguments, for writes that bypass CachedPages.
 func (r *CachedPages) InvalidateBlobs(ctx context.Context, k string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksBlobs.Key(runtime.AppendString(append(r.ksBlobs.AppendPrefix(buf[:0]), "blobs:"...), k))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksBlobs.Key(r.keyBlobs(r.ksBlobs.AppendPrefix(buf[:0]), k))}})
 }
 
 // InvalidateMixed drops the entry Mixed caches for these arguments, for writes that bypass CachedPages.
 func (r *CachedPages) InvalidateMixed(ctx context.Context, k string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMixed.Key(runtime.AppendString(append(r.ksMixed.AppendPrefix(buf[:0]), "mixed:"...), k))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMixed.Key(r.keyMixed(r.ksMixed.AppendPrefix(buf[:0]), k))}})
 }
 
 // InvalidateAnys drops the entry Anys caches for these arguments, for writes that bypass CachedPages.
 func (r *CachedPages) InvalidateAnys(ctx context.Context, k string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAnys.Key(runtime.AppendString(append(r.ksAnys.AppendPrefix(buf[:0]), "anys:"...), k))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAnys.Key(r.keyAnys(r.ksAnys.AppendPrefix(buf[:0]), k))}})
 }
 
 // InvalidateLiteral drops the entry Literal caches for these arguments, for writes that bypass CachedPages.
 func (r *CachedPages) InvalidateLiteral(ctx context.Context, k string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksLiteral.Key(runtime.AppendString(append(r.ksLiteral.AppendPrefix(buf[:0]), "literal:"...), k))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksLiteral.Key(r.keyLiteral(r.ksLiteral.AppendPrefix(buf[:0]), k))}})
 }
 
 // InvalidateAll drops every entry of CachedPages at once.
 func (r *CachedPages) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyDocs appends a key of "docs:{}" after the keyspace's prefix, for Docs, Drop and InvalidateDocs.
+func (*CachedPages) keyDocs(b []byte, cursor string) []byte {
+	return runtime.AppendString(append(b, "docs:"...), cursor)
+}
+
+// keyNested appends a key of "nested:{}" after the keyspace's prefix, for Nested, Drop and InvalidateNested.
+func (*CachedPages) keyNested(b []byte, cursor string) []byte {
+	return runtime.AppendString(append(b, "nested:"...), cursor)
+}
+
+// keyPair appends a key of "pair:{}" after the keyspace's prefix, for Pair, Drop and InvalidatePair.
+func (*CachedPages) keyPair(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "pair:"...), k)
+}
+
+// keyBlobs appends a key of "blobs:{}" after the keyspace's prefix, for Blobs, Drop and InvalidateBlobs.
+func (*CachedPages) keyBlobs(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "blobs:"...), k)
+}
+
+// keyMixed appends a key of "mixed:{}" after the keyspace's prefix, for Mixed, Drop and InvalidateMixed.
+func (*CachedPages) keyMixed(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "mixed:"...), k)
+}
+
+// keyAnys appends a key of "anys:{}" after the keyspace's prefix, for Anys, Drop and InvalidateAnys.
+func (*CachedPages) keyAnys(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "anys:"...), k)
+}
+
+// keyLiteral appends a key of "literal:{}" after the keyspace's prefix, for Literal, Drop and InvalidateLiteral.
+func (*CachedPages) keyLiteral(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "literal:"...), k)
 }
 
 // clonePageOfExtDoc_Pages returns a deep copy of v.
