@@ -66,6 +66,24 @@ func TestStaleOutputAndUsersDoNotBlock(t *testing.T) {
 	}
 }
 
+// A stale output whose imports make go list itself fail on the package (here
+// an import cycle: sub imports the package, the stale output imports sub)
+// is not read: the load is redone with the outputs overlaid by empty files.
+func TestStaleOutputBreakingGoList(t *testing.T) {
+	dir := scratch(t, map[string]string{"names.go": repoSrc})
+	self := "github.com/cachegen/cachegen/testdata/" + filepath.Base(dir)
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "sub", "sub.go"), []byte("package sub\n\nimport _ \""+self+"\"\n"), 0o666)
+	os.WriteFile(filepath.Join(dir, "names_cache.go"), []byte(Header+"\n\npackage scratch\n\nimport _ \""+self+"/sub\"\n"), 0o666)
+	generate(t, dir)
+	b, err := os.ReadFile(filepath.Join(dir, "names_cache.go"))
+	if err != nil || !strings.Contains(string(b), "func NewCachedNames(") {
+		t.Fatalf("names_cache.go not regenerated: %v\n%s", err, b)
+	}
+}
+
 func TestRemovesOutputOfRemovedRepository(t *testing.T) {
 	dir := scratch(t, map[string]string{"names.go": repoSrc})
 	generate(t, dir)

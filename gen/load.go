@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
 	"go/token"
 	"os"
 	"path/filepath"
@@ -60,47 +62,11 @@ func Generate(cfg Config) ([]Output, error) {
 	if len(patterns) == 0 {
 		patterns = []string{"."}
 	}
-	// First pass: which files are our own earlier outputs? They are replaced
-	// by an empty file while loading, so a stale output that no longer
-	// compiles cannot hide the interfaces it was generated from.
-	pre, err := packages.Load(&packages.Config{
-		Mode:       packages.NeedName | packages.NeedFiles,
-		Dir:        cfg.Dir,
-		BuildFlags: cfg.BuildFlags,
-	}, patterns...)
+	pkgs, generated, err := load(cfg, patterns)
 	if err != nil {
 		return nil, err
 	}
-	overlay := map[string][]byte{}
-	generated := map[string][]string{} // package ID -> our files in it
 	var errs Errors
-	for _, p := range pre {
-		errs = append(errs, listErrors(p)...)
-		for _, f := range p.GoFiles {
-			if isGenerated(f) {
-				overlay[f] = []byte(Header + "\n\npackage " + p.Name + "\n")
-				generated[p.ID] = append(generated[p.ID], f)
-			}
-		}
-	}
-	if len(errs) > 0 {
-		errs.Sort()
-		return nil, errs
-	}
-	if len(pre) == 0 {
-		return nil, errors.New("no packages matched " + strings.Join(patterns, " "))
-	}
-
-	pkgs, err := packages.Load(&packages.Config{
-		Mode: packages.NeedName | packages.NeedFiles | packages.NeedCompiledGoFiles |
-			packages.NeedImports | packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo,
-		Dir:        cfg.Dir,
-		BuildFlags: cfg.BuildFlags,
-		Overlay:    overlay,
-	}, patterns...)
-	if err != nil {
-		return nil, err
-	}
 	var outs []Output
 	var warns Errors
 	var all, toRender []*File
@@ -186,6 +152,90 @@ func Generate(cfg Config) ([]Output, error) {
 	}
 	sort.Slice(outs, func(i, j int) bool { return outs[i].Path < outs[j].Path })
 	return outs, nil
+}
+
+// loadMode is what the stages read: syntax and types of the packages
+// named, types only (export data) of their dependencies.
+const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedCompiledGoFiles |
+	packages.NeedImports | packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo
+
+// load loads the packages with our own earlier outputs read as empty files,
+// so a stale output that no longer compiles (or declares the names the new
+// one will) cannot hide the interfaces it was generated from. It returns
+// the outputs found, by package ID.
+//
+// One go list is enough in the usual case: the parser stands in a bare
+// package clause for every file that starts with Header. Only when go list
+// itself fails on a package holding such a file (a stale output importing a
+// package that is gone) is it run again, after a listing of the files,
+// with those files overlaid by empty ones, as go list then needs.
+func load(cfg Config, patterns []string) ([]*packages.Package, map[string][]string, error) {
+	pkgs, err := packages.Load(&packages.Config{
+		Mode:       loadMode,
+		Dir:        cfg.Dir,
+		BuildFlags: cfg.BuildFlags,
+		ParseFile: func(fset *token.FileSet, filename string, src []byte) (*ast.File, error) {
+			if bytes.HasPrefix(src, []byte(Header+"\n")) || bytes.Equal(src, []byte(Header)) {
+				return parser.ParseFile(fset, filename, src, parser.PackageClauseOnly)
+			}
+			return parser.ParseFile(fset, filename, src, parser.AllErrors|parser.ParseComments|parser.SkipObjectResolution)
+		},
+	}, patterns...)
+	if err != nil {
+		return nil, nil, err
+	}
+	generated := map[string][]string{} // package ID -> our files in it
+	retry := false
+	for _, p := range pkgs {
+		for _, f := range p.GoFiles {
+			if isGenerated(f) {
+				generated[p.ID] = append(generated[p.ID], f)
+			}
+		}
+		if len(listErrors(p)) > 0 && len(generated[p.ID]) > 0 {
+			retry = true
+		}
+	}
+	if !retry {
+		if len(pkgs) == 0 {
+			return nil, nil, errors.New("no packages matched " + strings.Join(patterns, " "))
+		}
+		return pkgs, generated, nil
+	}
+	pre, err := packages.Load(&packages.Config{
+		Mode:       packages.NeedName | packages.NeedFiles,
+		Dir:        cfg.Dir,
+		BuildFlags: cfg.BuildFlags,
+	}, patterns...)
+	if err != nil {
+		return nil, nil, err
+	}
+	overlay := map[string][]byte{}
+	generated = map[string][]string{}
+	var errs Errors
+	for _, p := range pre {
+		errs = append(errs, listErrors(p)...)
+		for _, f := range p.GoFiles {
+			if isGenerated(f) {
+				overlay[f] = []byte(Header + "\n\npackage " + p.Name + "\n")
+				generated[p.ID] = append(generated[p.ID], f)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, nil, errs
+	}
+	pkgs, err = packages.Load(&packages.Config{
+		Mode:       loadMode,
+		Dir:        cfg.Dir,
+		BuildFlags: cfg.BuildFlags,
+		Overlay:    overlay,
+	}, patterns...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pkgs, generated, nil
 }
 
 // Write applies the outputs that change the disk.
