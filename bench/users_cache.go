@@ -16,7 +16,7 @@ import (
 //
 //	method       verb       key                 ttl  negative  jitter  local  tags         invalidated by / invalidates
 //	Get          get        user:{id}           10m  30s       10%     -      -            Touch (key)
-//	Member       get        member:{team}:{id}  10m  30s       10%     -      team:{team}  TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
+//	Member       get        member:{team}:{id}  10m  30s       10%     -      team:{team}  TeamChanged (tag team:{team}), LocalUsers.TeamChanged (tag team:{team})
 //	GetMany      get batch  user:{ids}          10m  30s       10%     -      -            Touch (key)
 //	Touch        evict      -                   -    -         -       -      -            keys user:{id}
 //	TeamChanged  evict      -                   -    -         -       -      -            tags team:{team}
@@ -172,7 +172,7 @@ func (*CachedUsers) keyMember(b []byte, team string, id int64) []byte {
 //
 //	method       verb       key                 ttl  negative  jitter  local  tags         invalidated by / invalidates
 //	Get          get        user:{id}           10m  30s       10%     1m     -            Touch (key)
-//	Member       get        member:{team}:{id}  10m  30s       10%     1m     team:{team}  TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
+//	Member       get        member:{team}:{id}  10m  30s       10%     1m     team:{team}  Users.TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
 //	GetMany      get batch  user:{ids}          10m  30s       10%     1m     -            Touch (key)
 //	Touch        evict      -                   -    -         -       -      -            keys user:{id}
 //	TeamChanged  evict      -                   -    -         -       -      -            tags team:{team}

@@ -7,6 +7,8 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -161,81 +163,184 @@ const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedCompiledG
 
 // load loads the packages with our own earlier outputs read as empty files,
 // so a stale output that no longer compiles (or declares the names the new
-// one will) cannot hide the interfaces it was generated from. It returns
-// the outputs found, by package ID.
+// one will) cannot hide the interfaces it was generated from, and go list
+// (which compiles the packages for their export data) compiles what the
+// user wrote, not a large earlier output. It returns the outputs found, by
+// package ID.
 //
-// One go list is enough in the usual case: the parser stands in a bare
-// package clause for every file that starts with Header. Only when go list
-// itself fails on a package holding such a file (a stale output importing a
-// package that is gone) is it run again, after a listing of the files,
-// with those files overlaid by empty ones, as go list then needs.
+// The outputs are overlaid by empty files, found without a go list of
+// their own where the patterns are directories (".", "./...", "./x"): one
+// go list per run. Other patterns are listed first. The loader's parser
+// stands a bare package clause in for any output the overlay missed.
 func load(cfg Config, patterns []string) ([]*packages.Package, map[string][]string, error) {
-	pkgs, err := packages.Load(&packages.Config{
+	overlay, scanned := scanOutputs(cfg.Dir, patterns)
+	if !scanned {
+		var err error
+		if overlay, err = listOutputs(cfg, patterns); err != nil {
+			return nil, nil, err
+		}
+	}
+	pkgs, err := loadWith(cfg, patterns, overlay)
+	if err != nil {
+		return nil, nil, err
+	}
+	generated, missed := outputsOf(pkgs, overlay)
+	if scanned && missed {
+		// go list failed on a package holding an output the scan did not
+		// find: list the files, overlay every output, load again.
+		if overlay, err = listOutputs(cfg, patterns); err != nil {
+			return nil, nil, err
+		}
+		if pkgs, err = loadWith(cfg, patterns, overlay); err != nil {
+			return nil, nil, err
+		}
+		generated, _ = outputsOf(pkgs, overlay)
+	}
+	if len(pkgs) == 0 {
+		return nil, nil, errors.New("no packages matched " + strings.Join(patterns, " "))
+	}
+	return pkgs, generated, nil
+}
+
+func loadWith(cfg Config, patterns []string, overlay map[string][]byte) ([]*packages.Package, error) {
+	return packages.Load(&packages.Config{
 		Mode:       loadMode,
 		Dir:        cfg.Dir,
 		BuildFlags: cfg.BuildFlags,
+		Overlay:    overlay,
 		ParseFile: func(fset *token.FileSet, filename string, src []byte) (*ast.File, error) {
-			if bytes.HasPrefix(src, []byte(Header+"\n")) || bytes.Equal(src, []byte(Header)) {
+			if isHeader(src) {
 				return parser.ParseFile(fset, filename, src, parser.PackageClauseOnly)
 			}
 			return parser.ParseFile(fset, filename, src, parser.AllErrors|parser.ParseComments|parser.SkipObjectResolution)
 		},
 	}, patterns...)
-	if err != nil {
-		return nil, nil, err
-	}
+}
+
+// outputsOf lists our files in each package, and reports whether go list
+// failed on a package holding one the overlay does not cover.
+func outputsOf(pkgs []*packages.Package, overlay map[string][]byte) (map[string][]string, bool) {
 	generated := map[string][]string{} // package ID -> our files in it
-	retry := false
+	missed := false
 	for _, p := range pkgs {
+		uncovered := false
 		for _, f := range p.GoFiles {
-			if isGenerated(f) {
+			if _, ok := overlay[f]; ok || isGenerated(f) {
 				generated[p.ID] = append(generated[p.ID], f)
+				uncovered = uncovered || !ok
 			}
 		}
-		if len(listErrors(p)) > 0 && len(generated[p.ID]) > 0 {
-			retry = true
+		if uncovered && len(listErrors(p)) > 0 {
+			missed = true
 		}
 	}
-	if !retry {
-		if len(pkgs) == 0 {
-			return nil, nil, errors.New("no packages matched " + strings.Join(patterns, " "))
-		}
-		return pkgs, generated, nil
-	}
+	return generated, missed
+}
+
+// listOutputs finds our files with a go list of names and files only.
+func listOutputs(cfg Config, patterns []string) (map[string][]byte, error) {
 	pre, err := packages.Load(&packages.Config{
 		Mode:       packages.NeedName | packages.NeedFiles,
 		Dir:        cfg.Dir,
 		BuildFlags: cfg.BuildFlags,
 	}, patterns...)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	overlay := map[string][]byte{}
-	generated = map[string][]string{}
 	var errs Errors
 	for _, p := range pre {
 		errs = append(errs, listErrors(p)...)
 		for _, f := range p.GoFiles {
 			if isGenerated(f) {
-				overlay[f] = []byte(Header + "\n\npackage " + p.Name + "\n")
-				generated[p.ID] = append(generated[p.ID], f)
+				overlay[f] = emptyOutput(p.Name)
 			}
 		}
 	}
 	if len(errs) > 0 {
 		errs.Sort()
-		return nil, nil, errs
+		return nil, errs
 	}
-	pkgs, err = packages.Load(&packages.Config{
-		Mode:       loadMode,
-		Dir:        cfg.Dir,
-		BuildFlags: cfg.BuildFlags,
-		Overlay:    overlay,
-	}, patterns...)
-	if err != nil {
-		return nil, nil, err
+	return overlay, nil
+}
+
+// scanOutputs finds our files in the directories the patterns name, when
+// every pattern is a directory, or one followed by /...; false otherwise.
+// It may find more than go list will load (files excluded by build tags,
+// directories go list skips): an overlay of a file not loaded is unused.
+func scanOutputs(dir string, patterns []string) (map[string][]byte, bool) {
+	overlay := map[string][]byte{}
+	add := func(path string) {
+		if !strings.HasSuffix(path, ".go") {
+			return
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return
+		}
+		head := make([]byte, 4096)
+		n, _ := io.ReadFull(f, head)
+		f.Close()
+		head = head[:n]
+		if !isHeader(head) {
+			return
+		}
+		af, err := parser.ParseFile(token.NewFileSet(), path, head, parser.PackageClauseOnly)
+		if err != nil {
+			return // the parser stands in for it; go list may need the listing
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			overlay[abs] = emptyOutput(af.Name.Name)
+		}
 	}
-	return pkgs, generated, nil
+	for _, p := range patterns {
+		root, recursive := strings.CutSuffix(filepath.ToSlash(p), "/...")
+		local := root == "." || root == ".." || strings.HasPrefix(root, "./") || strings.HasPrefix(root, "../") || filepath.IsAbs(p)
+		if !local || strings.Contains(root, "...") {
+			return nil, false
+		}
+		if !filepath.IsAbs(root) {
+			root = filepath.Join(dir, root)
+		}
+		if !recursive {
+			entries, err := os.ReadDir(root)
+			if err != nil {
+				return nil, false
+			}
+			for _, e := range entries {
+				if !e.IsDir() {
+					add(filepath.Join(root, e.Name()))
+				}
+			}
+			continue
+		}
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_") || n == "testdata") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			add(path)
+			return nil
+		})
+		if err != nil {
+			return nil, false
+		}
+	}
+	return overlay, true
+}
+
+// emptyOutput is what an earlier output is read as while loading.
+func emptyOutput(pkg string) []byte {
+	return []byte(Header + "\n\npackage " + pkg + "\n")
+}
+
+func isHeader(src []byte) bool {
+	return bytes.HasPrefix(src, []byte(Header+"\n")) || bytes.Equal(src, []byte(Header))
 }
 
 // Write applies the outputs that change the disk.
@@ -264,8 +369,8 @@ func isGenerated(path string) bool {
 	}
 	defer f.Close()
 	buf := make([]byte, len(Header)+1)
-	n, _ := f.Read(buf)
-	return bytes.HasPrefix(buf[:n], []byte(Header+"\n")) || bytes.Equal(buf[:n], []byte(Header))
+	n, _ := io.ReadFull(f, buf)
+	return isHeader(buf[:n])
 }
 
 // listErrors returns the errors that stop a package from being read at all.

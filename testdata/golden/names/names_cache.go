@@ -455,7 +455,7 @@ func (*CachedGeneric[runtime_, time_]) keyGet(b []byte, id string) []byte {
 //	method  verb   key                        ttl  negative  jitter  local  tags                invalidated by / invalidates
 //	Get     get    p:{append}:{string}:{len}  1m   -         10%     -      l:{len},s:{string}  Del (key, tag l:{len}, tag s:{string})
 //	Del     evict  -                          -    -         -       -      -                   keys p:{append}:{string}:{len}; tags l:{len},s:{string}
-//	Q       get    q:{nil}:{true}:{make}      1m   -         10%     -      n:{nil}             Drop (tag n:{nil})
+//	Q       get    q:{nil}:{true}:{make}      1m   -         10%     -      n:{nil}             Multi.Drop (tag n:{nil})
 type CachedPredeclared struct {
 	next  Predeclared
 	cache *runtime.Cache
