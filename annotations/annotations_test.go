@@ -100,13 +100,33 @@ func decode(t *testing.T, text string) (Decoded, Errors) {
 	return Decode(d)
 }
 
+// Positions and hashes parse: {$2.ID}, {filter#}, {$3#}.
+func TestPositionsAndHashes(t *testing.T) {
+	got, errs := decode(t, `//cache:get key="a:{$2.ID}:{filter#}:{$3#}" ignore=$4`)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	m := got.Method
+	ps := m.Key.Placeholders()
+	if len(ps) != 3 || ps[0].Name() != "$2.ID" || ps[0].Hash || !ps[1].Hash || ps[1].Path[0] != "filter" || ps[2].Name() != "$3#" {
+		t.Fatalf("placeholders %+v", ps)
+	}
+	if Position("$2") != 2 || Position("$12") != 12 || Position("$0") != 0 || Position("$") != 0 || Position("x") != 0 || Position("$2a") != 0 {
+		t.Fatal("Position")
+	}
+	if len(m.Ignore) != 1 || m.Ignore[0].Name != "$4" {
+		t.Fatalf("ignore %+v", m.Ignore)
+	}
+}
+
 func TestDecodeErrors(t *testing.T) {
 	tests := []struct {
 		text, err string
 		col       int
 	}{
 		{`//cache:gte key=x`, `unknown verb "gte"`, 8},
-		{`//cache:get key=x ignore=a,2b`, `bad ignore "2b": want parameter names (ignore=opts,trace)`, 27},
+		{`//cache:get key=x ignore=a,2b`, `bad ignore "2b": want parameter names or positions (ignore=opts,trace or ignore=$3)`, 27},
+		{`//cache:get key=x ignore=$0`, `bad ignore "$0"`, 25},
 		{`//cache:get key=x tll=1m`, `unknown option "tll" for //cache:get (want key, ttl, jitter, negative, notfound, local, tags, ignore)`, 18},
 		{`//cache:repo lokal=1m`, `unknown option "lokal" for //cache:repo (want prefix, version, ttl, jitter, negative, notfound, local)`, 13},
 		{`//cache:put key=x local=1m`, `unknown option "local" for //cache:put`, 18},
@@ -130,6 +150,10 @@ func TestDecodeErrors(t *testing.T) {
 		{`//cache:get key="user:{id"`, `unclosed {`, 22},
 		{`//cache:get key="user:{}"`, `invalid placeholder {}`, 22},
 		{`//cache:get key="user:{a-b}"`, `invalid placeholder {a-b}`, 22},
+		{`//cache:get key="user:{$0}"`, `invalid placeholder {$0}`, 22},
+		{`//cache:get key="user:{a.$2}"`, `invalid placeholder {a.$2}`, 22},
+		{`//cache:get key="user:{#}"`, `invalid placeholder {#}`, 22},
+		{`//cache:get key="user:{a#.b}"`, `invalid placeholder {a#.b}`, 22},
 		{`//cache:get key="user:*"`, `character '*' is not allowed in key "user:*": it is a Redis glob character`, 22},
 		{`//cache:get key="a b"`, `character ' ' is not allowed`, 18},
 		{`//cache:get key="user:}"`, `character '}' is not allowed`, 22},

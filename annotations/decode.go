@@ -9,8 +9,8 @@ import (
 
 // Verbs and the options each accepts, in the order messages list them.
 var options = map[string][]string{
-	"repo":  {"prefix", "version", "ttl", "jitter", "negative", "notfound", "local"},
-	"get":   {"key", "ttl", "jitter", "negative", "notfound", "local", "tags", "ignore"},
+	"repo":  {"prefix", "version", "ttl", "jitter", "negative", "notfound", "local", "refresh", "stale"},
+	"get":   {"key", "ttl", "jitter", "negative", "notfound", "local", "refresh", "stale", "tags", "ignore"},
 	"put":   {"key", "value", "evict", "tags", "patterns"},
 	"evict": {"keys", "tags", "patterns"},
 }
@@ -31,18 +31,36 @@ type Jitter struct {
 	Pos       token.Position
 }
 
+// Percent is an optional percentage option ("80" or "80%").
+type Percent struct {
+	P   float64
+	Set bool
+	Pos token.Position
+}
+
 // Ident names a Go identifier, optionally qualified by a package name.
 type Ident struct {
 	Pkg, Name string
+	Star      bool // notfound=*T: a pointer to the named type
 	Set       bool
 	Pos       token.Position
+	// As is the second item of notfound="IsNotFound,*NotFoundError": the
+	// error type whose fields a cached not-found keeps.
+	As *Ident
 }
 
 func (id Ident) String() string {
+	s := id.Name
 	if id.Pkg != "" {
-		return id.Pkg + "." + id.Name
+		s = id.Pkg + "." + id.Name
 	}
-	return id.Name
+	if id.Star {
+		s = "*" + s
+	}
+	if id.As != nil {
+		s += "," + id.As.String()
+	}
+	return s
 }
 
 // Repo is a decoded //cache:repo directive.
@@ -57,6 +75,8 @@ type Repo struct {
 	Jitter    Jitter
 	NotFound  Ident
 	Local     Duration // default L1 lifetime of its gets; 0 (or unset) keeps them out of the L1
+	Refresh   Percent  // default refresh-ahead point of its gets, percent of the TTL; 0 (or unset): none
+	Stale     Duration // default stale-while-revalidate window of its gets; 0 (or unset): none
 }
 
 // Method is a decoded //cache:get, //cache:put or //cache:evict directive.
@@ -70,6 +90,8 @@ type Method struct {
 	Jitter   Jitter     // get
 	NotFound Ident      // get
 	Local    Duration   // get: L1 lifetime; Set with D 0 turns off the repo's default
+	Refresh  Percent    // get: refresh-ahead point, percent of the TTL; Set with P 0 turns off the repo's default
+	Stale    Duration   // get: how long past its TTL an entry may be served; Set with D 0 turns off the repo's default
 	Value    Ident      // put: the parameter to store instead of the result
 	Tags     []Template // get: attached to the entry; put, evict: invalidated
 	Keys     []Template // evict keys=, put evict=
@@ -131,6 +153,8 @@ func decodeRepo(d Directive) (*Repo, Errors) {
 			r.Version = v
 		case "ttl", "negative", "jitter", "notfound", "local":
 			errs = append(errs, decodeCommon(a, &r.TTL, &r.Negative, &r.Local, &r.Jitter, &r.NotFound)...)
+		case "refresh", "stale":
+			errs = append(errs, decodeFreshness(a, &r.Refresh, &r.Stale)...)
 		}
 	}
 	return r, errs
@@ -148,6 +172,8 @@ func decodeMethod(d Directive) (*Method, Errors) {
 			errs = append(errs, e...)
 		case "ttl", "negative", "jitter", "notfound", "local":
 			errs = append(errs, decodeCommon(a, &m.TTL, &m.Negative, &m.Local, &m.Jitter, &m.NotFound)...)
+		case "refresh", "stale":
+			errs = append(errs, decodeFreshness(a, &m.Refresh, &m.Stale)...)
 		case "value":
 			id, e := decodeIdent(a)
 			if id.Pkg != "" {
@@ -173,8 +199,8 @@ func decodeMethod(d Directive) (*Method, Errors) {
 			items, offs := splitList(a.Value)
 			for i, s := range items {
 				p := a.At(offs[i])
-				if !isIdent(s) || s == "_" {
-					errs = append(errs, Error{p, "bad ignore " + strconv.Quote(s) + ": want parameter names (ignore=opts,trace)"})
+				if (!isIdent(s) || s == "_") && Position(s) == 0 {
+					errs = append(errs, Error{p, "bad ignore " + strconv.Quote(s) + ": want parameter names or positions (ignore=opts,trace or ignore=$3)"})
 					continue
 				}
 				m.Ignore = append(m.Ignore, Ident{Name: s, Set: true, Pos: p})
@@ -195,6 +221,24 @@ func decodeMethod(d Directive) (*Method, Errors) {
 		errs = append(errs, Error{d.VerbPos, Prefix + "evict names nothing to invalidate (want keys=, tags= or patterns=)"})
 	}
 	return m, errs
+}
+
+// decodeFreshness decodes refresh= and stale=, shared by repo and get.
+func decodeFreshness(a Arg, refresh *Percent, stale *Duration) Errors {
+	if a.Key == "refresh" {
+		f, err := strconv.ParseFloat(strings.TrimSuffix(a.Value, "%"), 64)
+		if err != nil || f != f || f < 0 || f >= 100 || (f > 0 && f < 1) {
+			return Errors{{a.ValuePos, "bad refresh " + strconv.Quote(a.Value) + ": want a percentage of the ttl from 1 up to below 100 (refresh=80 reloads hot entries in the background after 80% of their ttl), or 0 for none"}}
+		}
+		*refresh = Percent{P: f, Set: true, Pos: a.ValuePos}
+		return nil
+	}
+	d, err := parseDuration(a.Value)
+	if err != "" {
+		return Errors{{a.ValuePos, "bad stale " + strconv.Quote(a.Value) + ": " + err + " (how long past its ttl an entry may still be served while it is reloaded; 0 for never)"}}
+	}
+	*stale = Duration{D: d, Set: true, Pos: a.ValuePos}
+	return nil
 }
 
 // decodeCommon decodes the options shared by repo and get.
@@ -242,7 +286,7 @@ func decodeCommon(a Arg, ttl, negative, local *Duration, jitter *Jitter, notfoun
 		}
 		*jitter = j
 	case "notfound":
-		id, errs := decodeIdent(a)
+		id, errs := decodeNotFound(a)
 		*notfound = id
 		return errs
 	}
@@ -275,6 +319,42 @@ func decodeIdent(a Arg) (Ident, Errors) {
 		return id, Errors{{a.ValuePos, "bad " + a.Key + " " + strconv.Quote(a.Value) + ": want an identifier, optionally qualified (ErrNotFound, store.ErrNotFound)"}}
 	}
 	id.Pkg, id.Name = pkg, name
+	return id, nil
+}
+
+// decodeNotFound decodes notfound=: an error variable, an error type (*T),
+// a predicate, or a predicate and a type ("IsNotFound,*NotFoundError"), each
+// optionally qualified. What each names is for the generator to say.
+func decodeNotFound(a Arg) (Ident, Errors) {
+	items, offs := splitList(a.Value)
+	bad := func() (Ident, Errors) {
+		return Ident{Set: true, Pos: a.ValuePos}, Errors{{a.ValuePos, "bad notfound " + strconv.Quote(a.Value) + ": want an error variable (ErrNotFound, sql.ErrNoRows), an error type (*NotFoundError, *ent.NotFoundError), a predicate (ent.IsNotFound), or a predicate and a type (\"IsNotFound,*NotFoundError\")"}}
+	}
+	if len(items) == 0 || len(items) > 2 {
+		return bad()
+	}
+	var ids []Ident
+	for i, s := range items {
+		id := Ident{Set: true, Pos: a.At(offs[i])}
+		s, id.Star = strings.CutPrefix(s, "*")
+		pkg, name, qualified := strings.Cut(s, ".")
+		if !qualified {
+			pkg, name = "", s
+		}
+		if !isIdent(name) || qualified && !isIdent(pkg) || name == "_" {
+			return bad()
+		}
+		id.Pkg, id.Name = pkg, name
+		ids = append(ids, id)
+	}
+	id := ids[0]
+	id.Pos = a.ValuePos
+	if len(ids) == 2 {
+		if id.Star {
+			return bad()
+		}
+		id.As = &ids[1]
+	}
 	return id, nil
 }
 

@@ -16,15 +16,39 @@ type Template struct {
 // Part is a literal run or a placeholder of a Template.
 type Part struct {
 	Lit  string   // literal text, when Path is nil
-	Path []string // placeholder {a.b.c} as ["a", "b", "c"]
+	Path []string // placeholder {a.b.c} as ["a", "b", "c"]; {$2.ID}: ["$2", "ID"]
+	Hash bool     // {a.b#}: the value is written as a hash of its encoding
 	Pos  token.Position
 }
 
 // IsPlaceholder reports whether p is a {placeholder}.
 func (p Part) IsPlaceholder() bool { return p.Path != nil }
 
-// Name is the placeholder as written, without braces: "u.Org.ID".
-func (p Part) Name() string { return strings.Join(p.Path, ".") }
+// Name is the placeholder as written, without braces: "u.Org.ID", "filter#".
+func (p Part) Name() string {
+	n := strings.Join(p.Path, ".")
+	if p.Hash {
+		n += "#"
+	}
+	return n
+}
+
+// Position returns N for a parameter referred to by its position, $N (the
+// first parameter, the context, is $1); 0 for a name.
+func Position(root string) int {
+	if len(root) < 2 || root[0] != '$' || root[1] == '0' {
+		return 0
+	}
+	n := 0
+	for i := 1; i < len(root); i++ {
+		c := root[i]
+		if c < '0' || c > '9' || n > 1000 {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
 
 // Norm is the template with placeholder names removed ("user:{}"): two
 // templates with the same Norm produce the same keys from the same values.
@@ -91,16 +115,18 @@ func ParseTemplate(a Arg, off int, s, what string) (Template, Errors) {
 				return t, append(errs, Error{a.At(off + i), "unclosed { in " + what + " " + strconv.Quote(s)})
 			}
 			name := s[i+1 : i+end]
-			p := Part{Path: strings.Split(name, "."), Pos: a.At(off + i)}
-			bad := name == ""
-			for _, id := range p.Path {
-				if !isIdent(id) {
+			p := Part{Pos: a.At(off + i)}
+			path, hashed := strings.CutSuffix(name, "#")
+			p.Path, p.Hash = strings.Split(path, "."), hashed
+			bad := path == ""
+			for j, id := range p.Path {
+				if !isIdent(id) && (j > 0 || Position(id) == 0) {
 					bad = true
 				}
 			}
 			if bad {
-				errs = append(errs, Error{p.Pos, "invalid placeholder {" + name + "} in " + what + " (want {param} or {param.Field.Sub})"})
-				p.Path = []string{"_"}
+				errs = append(errs, Error{p.Pos, "invalid placeholder {" + name + "} in " + what + " (want {param}, {param.Field.Sub}, {$2} for the second parameter, or a # at the end for a hash: {filter#})"})
+				p.Path, p.Hash = []string{"_"}, false
 			}
 			t.Parts = append(t.Parts, p)
 			i += end

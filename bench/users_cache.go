@@ -14,12 +14,12 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method       verb       key                 ttl  negative  jitter  local  tags         invalidated by / invalidates
-//	Get          get        user:{id}           10m  30s       10%     -      -            Touch (key)
-//	Member       get        member:{team}:{id}  10m  30s       10%     -      team:{team}  TeamChanged (tag team:{team}), LocalUsers.TeamChanged (tag team:{team})
-//	GetMany      get batch  user:{ids}          10m  30s       10%     -      -            Touch (key)
-//	Touch        evict      -                   -    -         -       -      -            keys user:{id}
-//	TeamChanged  evict      -                   -    -         -       -      -            tags team:{team}
+//	method       verb       key                 ttl  negative  jitter  local  refresh  stale  tags         invalidated by / invalidates
+//	Get          get        user:{id}           10m  30s       10%     -      -        -      -            Touch (key)
+//	Member       get        member:{team}:{id}  10m  30s       10%     -      -        -      team:{team}  TeamChanged (tag team:{team}), LocalUsers.TeamChanged (tag team:{team})
+//	GetMany      get batch  user:{ids}          10m  30s       10%     -      -        -      -            Touch (key)
+//	Touch        evict      -                   -    -         -       -      -        -      -            keys user:{id}
+//	TeamChanged  evict      -                   -    -         -       -      -        -      -            tags team:{team}
 type CachedUsers struct {
 	next     Users
 	cache    *runtime.Cache
@@ -71,7 +71,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -85,7 +85,7 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMember, r.keyMember(r.ksMember.AppendPrefix(buf[:0]), team, id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -170,12 +170,12 @@ func (*CachedUsers) keyMember(b []byte, team string, id int64) []byte {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method       verb       key                 ttl  negative  jitter  local  tags         invalidated by / invalidates
-//	Get          get        user:{id}           10m  30s       10%     1m     -            Touch (key)
-//	Member       get        member:{team}:{id}  10m  30s       10%     1m     team:{team}  Users.TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
-//	GetMany      get batch  user:{ids}          10m  30s       10%     1m     -            Touch (key)
-//	Touch        evict      -                   -    -         -       -      -            keys user:{id}
-//	TeamChanged  evict      -                   -    -         -       -      -            tags team:{team}
+//	method       verb       key                 ttl  negative  jitter  local  refresh  stale  tags         invalidated by / invalidates
+//	Get          get        user:{id}           10m  30s       10%     1m     -        -      -            Touch (key)
+//	Member       get        member:{team}:{id}  10m  30s       10%     1m     -        -      team:{team}  Users.TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
+//	GetMany      get batch  user:{ids}          10m  30s       10%     1m     -        -      -            Touch (key)
+//	Touch        evict      -                   -    -         -       -      -        -      -            keys user:{id}
+//	TeamChanged  evict      -                   -    -         -       -      -        -      -            tags team:{team}
 type CachedLocalUsers struct {
 	next     LocalUsers
 	cache    *runtime.Cache
@@ -229,7 +229,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -243,7 +243,7 @@ func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedLocalUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMember, r.keyMember(r.ksMember.AppendPrefix(buf[:0]), team, id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{

@@ -334,7 +334,7 @@ func (b *builder) method(fn *types.Func) *Method {
 	m := &Method{Name: fn.Name(), Variadic: sig.Variadic(), Decl: b.p.Fset.Position(fn.Pos())}
 	for i := 0; i < sig.Params().Len(); i++ {
 		v := sig.Params().At(i)
-		m.Params = append(m.Params, &Param{Orig: v.Name(), Type: v.Type(), Variadic: sig.Variadic() && i == sig.Params().Len()-1})
+		m.Params = append(m.Params, &Param{Orig: v.Name(), Pos: i + 1, Type: v.Type(), Variadic: sig.Variadic() && i == sig.Params().Len()-1})
 	}
 	if len(m.Params) > 0 && b.isContext(m.Params[0].Type) {
 		m.Params[0].Context = true
@@ -372,8 +372,12 @@ func (b *builder) checkShape(m *Method, quiet ...bool) bool {
 	lastErr := len(m.Results) > 0 && isError(m.Results[len(m.Results)-1])
 	switch m.Verb {
 	case "get":
-		if len(m.Results) != 2 || !lastErr || isError(m.Results[0]) {
-			b.errorf(m.Pos, "%s: //cache:get needs results (T, error), found %s", m.Name, found)
+		bad := len(m.Results) < 2 || !lastErr
+		for _, t := range m.Results[:max(len(m.Results)-1, 0)] {
+			bad = bad || isError(t)
+		}
+		if bad {
+			b.errorf(m.Pos, "%s: //cache:get needs results (T, error) or (T1, T2, ..., error), found %s", m.Name, found)
 			ok = false
 		}
 	case "put":
@@ -405,7 +409,17 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 	if !ok {
 		return
 	}
-	ks := &Keyspace{Field: "ks" + m.Name, Norm: dm.Key.Norm(), Result: bm.Results[0], Get: m}
+	result := bm.Results[0]
+	if len(m.Results) > 2 {
+		// (T1, T2, error): one entry holds every result.
+		var fields []*types.Var
+		for i, t := range m.Results[:len(m.Results)-1] {
+			fields = append(fields, types.NewField(token.NoPos, b.p.Types, "R"+strconv.Itoa(i), t, false))
+		}
+		m.Tuple = types.NewStruct(fields, nil)
+		result = m.Tuple
+	}
+	ks := &Keyspace{Field: "ks" + m.Name, Norm: dm.Key.Norm(), Result: result, Get: m}
 	ttl := dm.TTL
 	if !ttl.Set {
 		ttl = dr.TTL
@@ -442,12 +456,26 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 			b.errorf(local.Pos, "%s: local=%s is longer than its ttl %s: an entry is never served from memory longer than Redis keeps it (want at most %s, or 0)", m.Name, short(local.D), short(ks.TTL), short(ks.TTL))
 		}
 	}
+	refresh := dm.Refresh
+	if !refresh.Set {
+		refresh = dr.Refresh
+	}
+	ks.Refresh = refresh.P
+	stale := dm.Stale
+	if !stale.Set {
+		stale = dr.Stale
+	}
+	ks.Stale = stale.D
 	nf := dm.NotFound
 	if !nf.Set {
 		nf = dr.NotFound
 	}
 	if nf.Set {
 		ks.NotFound = b.notFound(d, nf)
+		if m.Batch != nil && ks.NotFound != nil && ks.NotFound.Var == nil {
+			// An id the batch source leaves out has no error to look at.
+			b.errorf(nf.Pos, "%s: notfound=%s: a batch read caches the ids its source leaves out as the notfound error, which must then be an error variable (ErrNotFound)", m.Name, nf)
+		}
 		if !neg.Set {
 			b.errorf(nf.Pos, "%s: notfound=%s needs a negative TTL: set negative= on the method or the repo (negative=0 disables negative caching)", m.Name, nf)
 		}
@@ -483,7 +511,7 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 		b.keyCoversParams(m, dm, seen)
 	}
 	for _, t := range dm.Tags {
-		if tt, ok := b.tmpl(t, bm, bm.Results[0], nil, ""); ok {
+		if tt, ok := b.tmpl(t, bm, result, nil, ""); ok {
 			m.Tags = append(m.Tags, tt)
 		}
 	}
@@ -493,14 +521,16 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 		switch {
 		case !types.Identical(other.Result, ks.Result):
 			b.errorf(dm.KeyArg.ValuePos, "%s and %s share the key template %q but return %s and %s: give them different keys", o.Name, m.Name, ks.Norm, b.typeString(other.Result), b.typeString(ks.Result))
-		case other.TTL != ks.TTL || other.Negative != ks.Negative || other.Jitter.Percent != ks.Jitter.Percent || other.Jitter.Spread != ks.Jitter.Spread || other.NotFound != ks.NotFound:
+		case other.TTL != ks.TTL || other.Negative != ks.Negative || other.Jitter.Percent != ks.Jitter.Percent || other.Jitter.Spread != ks.Jitter.Spread || other.NotFound.text() != ks.NotFound.text():
 			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its ttl, negative, jitter or notfound", m.Name, ks.Norm, o.Name)
 		case other.Local != ks.Local:
 			// One template is one keyspace, hence one Spec.Local.
 			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its local (%s and %s): one key template has one lifetime in memory", m.Name, ks.Norm, o.Name, short(ks.Local), short(other.Local))
+		case other.Refresh != ks.Refresh || other.Stale != ks.Stale:
+			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its refresh or stale (%s and %s): one key template has one freshness", m.Name, ks.Norm, o.Name, freshText(ks), freshText(other))
 		case other.tagSig != ks.tagSig:
 			b.errorf(dm.KeyArg.ValuePos, "%s shares the key template %q with %s but not its tags", m.Name, ks.Norm, o.Name)
-		case (o.Batch == nil) != (m.Batch == nil) && ks.NotFound == nil && !nilable(ks.Result):
+		case (o.Batch == nil) != (m.Batch == nil) && (ks.NotFound == nil || ks.NotFound.Var == nil) && !nilable(ks.Result):
 			// An id the batch source leaves out is cached as absent; the
 			// single get could only read that back as a zero value.
 			b.errorf(dm.KeyArg.ValuePos, "%s and %s share the key template %q, but %s is not nil-able and there is no notfound=: an id the batch read does not find could not be cached as the single read returns it; set notfound= on both", o.Name, m.Name, ks.Norm, b.typeString(ks.Result))
@@ -538,7 +568,7 @@ func (b *builder) keyCoversParams(m *Method, dm *annotations.Method, inKey map[*
 			what = "variadic parameter " + p.Orig
 		}
 		if p.Orig == "" || p.Orig == "_" {
-			b.errorf(m.Pos, "%s: parameter %d (%s) is not in the key %q and has no name: calls that differ in it would share one entry; name it, and put it in the key or in ignore=", m.Name, i+1, b.typeString(p.Type), dm.Key.Text)
+			b.errorf(m.Pos, "%s: parameter %d (%s) is not in the key %q and has no name: calls that differ in it would share one entry; refer to it by position, {%s} in the key or ignore=%s", m.Name, i+1, b.typeString(p.Type), dm.Key.Text, p.ref(), p.ref())
 			continue
 		}
 		b.errorf(m.Pos, "%s: %s is not in the key %q: calls that differ only in %s would share one entry; put it in the key, or say it does not affect the result with ignore=%s", m.Name, what, dm.Key.Text, p.Orig, p.Orig)
@@ -586,46 +616,261 @@ func tagSignature(dm *annotations.Method) string {
 	return strings.Join(tags, ",")
 }
 
-// notFound resolves notfound=ErrX or notfound=pkg.ErrX.
-func (b *builder) notFound(d *ifaceDecl, id annotations.Ident) types.Object {
-	var obj types.Object
-	if id.Pkg == "" {
-		obj = b.p.Types.Scope().Lookup(id.Name)
-	} else {
-		for _, imp := range d.file.Imports {
-			path, _ := strconv.Unquote(imp.Path.Value)
-			var ipkg *types.Package
-			for _, q := range b.p.Types.Imports() {
-				if q.Path() == path {
-					ipkg = q
-				}
+// notFound resolves notfound=: an error variable (ErrX, pkg.ErrX), an
+// error type (*T, pkg.T), a predicate func(error) bool (pkg.IsX), or a
+// predicate and a type. The package of a qualified name is the file's
+// import of that name or, when the file does not import it, the one
+// package of that name the package depends on.
+func (b *builder) notFound(d *ifaceDecl, id annotations.Ident) *NotFound {
+	nf := &NotFound{Text: id.String()}
+	first, ok := b.notFoundObj(d, id)
+	if !ok {
+		return nil
+	}
+	what := "a predicate func(error) bool (IsNotFound)"
+	if id.As == nil {
+		what = "an error variable (ErrNotFound), an error type (*NotFoundError) or " + what
+	}
+	switch o := first.(type) {
+	case *types.Var:
+		if id.As != nil || id.Star {
+			b.errorf(id.Pos, "notfound=%s: %s is a variable; want %s", id, id.Name, what)
+			return nil
+		}
+		if !types.AssignableTo(o.Type(), errorType) {
+			b.errorf(id.Pos, "notfound=%s has type %s, which is not an error", id, b.typeString(o.Type()))
+			return nil
+		}
+		nf.Var = o
+		// A sentinel of a struct type (kratos' errors.NotFound(...)) keeps
+		// the source error's fields too.
+		if b.errorFields(o.Type()) {
+			nf.Type = o.Type()
+		}
+	case *types.TypeName:
+		if id.As != nil {
+			b.errorf(id.Pos, "notfound=%s: %s is a type; the first item of a list is a predicate", id, id.Name)
+			return nil
+		}
+		if nf.Type = b.errorTypeOf(id, o); nf.Type == nil {
+			return nil
+		}
+	case *types.Func:
+		sig := o.Type().(*types.Signature)
+		if id.Star || sig.Recv() != nil || sig.Params().Len() != 1 || !isError(sig.Params().At(0).Type()) || sig.Results().Len() != 1 ||
+			!types.Identical(sig.Results().At(0).Type(), types.Typ[types.Bool]) || sig.TypeParams().Len() > 0 {
+			b.errorf(id.Pos, "notfound=%s: %s is a func %s; a predicate is func(error) bool", id, id.Name, b.typeString(sig))
+			return nil
+		}
+		nf.Func = o
+		if id.As == nil {
+			b.warns = append(b.warns, errorf(id.Pos, "notfound=%s: a cached not-found keeps the error's text only, and is cached only when %s accepts an error of that text (else every not-found goes to the source); to keep the error's type and fields, name the type too: notfound=\"%s,*<error type>\"", id, id.Name, id))
+		}
+		if id.As != nil {
+			second, ok := b.notFoundObj(d, *id.As)
+			if !ok {
+				return nil
 			}
-			if ipkg == nil {
+			tn, isType := second.(*types.TypeName)
+			if !isType {
+				b.errorf(id.As.Pos, "notfound=%s: %s is not a type; the second item is the error type a cached not-found keeps", id, id.As.Name)
+				return nil
+			}
+			if nf.Type = b.errorTypeOf(*id.As, tn); nf.Type == nil {
+				return nil
+			}
+		}
+	default:
+		b.errorf(id.Pos, "notfound=%s names a %s; want %s", id, objKind(first), what)
+		return nil
+	}
+	return nf
+}
+
+// notFoundObj looks up one name of notfound=.
+func (b *builder) notFoundObj(d *ifaceDecl, id annotations.Ident) (types.Object, bool) {
+	if id.Pkg == "" {
+		obj := b.p.Types.Scope().Lookup(id.Name)
+		if obj == nil {
+			b.errorf(id.Pos, "notfound=%s: package %s declares no %s", id, b.p.Types.Name(), id.Name)
+			return nil, false
+		}
+		return obj, true
+	}
+	pkg, err := b.pkgNamed(d, id.Pkg)
+	if err != "" {
+		b.errorf(id.Pos, "notfound=%s: %s", id, err)
+		return nil, false
+	}
+	obj := pkg.Scope().Lookup(id.Name)
+	if obj == nil || !obj.Exported() {
+		b.errorf(id.Pos, "notfound=%s: package %s (%q) has no exported %s", id, pkg.Name(), pkg.Path(), id.Name)
+		return nil, false
+	}
+	return obj, true
+}
+
+// pkgNamed finds the package a qualifier names: the file's import of that
+// name, else the one package of that name among the package's imports and
+// theirs (notfound=sql.ErrNoRows in a file that does not import
+// database/sql).
+func (b *builder) pkgNamed(d *ifaceDecl, name string) (*types.Package, string) {
+	for _, imp := range d.file.Imports {
+		path, _ := strconv.Unquote(imp.Path.Value)
+		for _, q := range b.p.Types.Imports() {
+			if q.Path() != path {
 				continue
 			}
-			name := ipkg.Name()
+			n := q.Name()
 			if imp.Name != nil {
-				name = imp.Name.Name
+				n = imp.Name.Name
 			}
-			if name == id.Pkg {
-				obj = ipkg.Scope().Lookup(id.Name)
-				if obj != nil && !obj.Exported() {
-					obj = nil
-				}
-				break
+			if n == name {
+				return q, ""
 			}
 		}
 	}
-	v, ok := obj.(*types.Var)
-	if !ok {
-		b.errorf(id.Pos, "notfound=%s names no package-level error variable", id)
+	// Breadth first: the package's own imports before theirs.
+	seen := map[*types.Package]bool{b.p.Types: true}
+	level := []*types.Package{b.p.Types}
+	for len(level) > 0 {
+		var next, found []*types.Package
+		for _, p := range level {
+			for _, q := range p.Imports() {
+				if seen[q] {
+					continue
+				}
+				seen[q] = true
+				next = append(next, q)
+				if q.Name() == name {
+					found = append(found, q)
+				}
+			}
+		}
+		switch len(found) {
+		case 0:
+		case 1:
+			return found[0], ""
+		default:
+			var paths []string
+			for _, q := range found {
+				paths = append(paths, strconv.Quote(q.Path()))
+			}
+			sort.Strings(paths)
+			return nil, "several packages named " + name + " are dependencies (" + strings.Join(paths, ", ") + "); import the one meant in the interface's file"
+		}
+		level = next
+	}
+	return nil, "no package named " + name + " is imported by this file, its package or their dependencies; import it (a blank import is enough)"
+}
+
+// errorTypeOf checks notfound=*T or T: the type must be an error whose
+// exported fields can be stored.
+func (b *builder) errorTypeOf(id annotations.Ident, tn *types.TypeName) types.Type {
+	t := tn.Type()
+	if _, isTP := t.(*types.TypeParam); isTP {
+		b.errorf(id.Pos, "notfound=%s: %s is a type parameter", id, id.Name)
 		return nil
 	}
-	if !types.AssignableTo(v.Type(), errorType) {
-		b.errorf(id.Pos, "notfound=%s has type %s, which is not an error", id, b.typeString(v.Type()))
+	if n, ok := t.(*types.Named); ok && n.TypeParams().Len() > 0 {
+		b.errorf(id.Pos, "notfound=%s: %s is generic; name an instantiation's type through an alias", id, id.Name)
 		return nil
 	}
-	return v
+	if id.Star {
+		t = types.NewPointer(t)
+	}
+	if !types.AssignableTo(t, errorType) {
+		hint := ""
+		if !id.Star && types.AssignableTo(types.NewPointer(t), errorType) {
+			hint = " (*" + id.Name + " is: write notfound=*" + id.String() + ")"
+		}
+		b.errorf(id.Pos, "notfound=%s: %s does not implement error%s", id, b.typeString(t), hint)
+		return nil
+	}
+	if _, isIface := t.Underlying().(*types.Interface); isIface {
+		b.errorf(id.Pos, "notfound=%s: %s is an interface; errors.As needs a concrete type", id, b.typeString(t))
+		return nil
+	}
+	for _, why := range b.errorFieldProblems(b.types.of(t)) {
+		b.errorf(id.Pos, "notfound=%s: cannot store %s: %s", id, b.typeString(t), why)
+	}
+	return t
+}
+
+// errorFields reports whether a sentinel's type keeps fields worth storing:
+// a (pointer to a) struct type of this package or an exported one, with
+// exported fields that encode.
+func (b *builder) errorFields(t types.Type) bool {
+	n, ok := types.Unalias(t).(*types.Named)
+	if p, isPtr := t.Underlying().(*types.Pointer); isPtr && !ok {
+		n, ok = types.Unalias(p.Elem()).(*types.Named)
+	} else if isPtr && ok {
+		return false // a named pointer type
+	}
+	if !ok || n.TypeArgs().Len() > 0 || !n.Obj().Exported() && n.Obj().Pkg() != b.p.Types {
+		return false
+	}
+	st, ok := n.Underlying().(*types.Struct)
+	if !ok || len(b.errorFieldProblems(b.types.of(t))) > 0 {
+		return false
+	}
+	return exportedFields(st) > 0
+}
+
+// exportedFields counts the exported fields of st and of the structs it
+// embeds.
+func exportedFields(st *types.Struct) int {
+	n := 0
+	for i := 0; i < st.NumFields(); i++ {
+		f := st.Field(i)
+		switch {
+		case f.Exported() && !f.Embedded():
+			n++
+		case f.Embedded():
+			if s, ok := f.Type().Underlying().(*types.Struct); ok {
+				n += exportedFields(s)
+			}
+		}
+	}
+	return n
+}
+
+// errorFieldProblems is roundTrip for the stored part of an error value:
+// its exported fields (unexported ones, a wrapped cause say, are not kept).
+func (b *builder) errorFieldProblems(n *tnode) []string {
+	if n.hasCodec() {
+		return nil
+	}
+	u := n.under()
+	if u.Kind == tPointer {
+		u = u.Elem.under()
+	}
+	if u.Kind != tStruct {
+		return nil // a named string or number: msgpack encodes it
+	}
+	var bad []string
+	for _, fl := range u.Fields {
+		f := fl.Obj.(*types.Var)
+		if !f.Exported() && !f.Embedded() {
+			continue
+		}
+		if f.Embedded() {
+			bad = append(bad, b.errorFieldProblems(fl.Type)...)
+			continue
+		}
+		bad = append(bad, roundTrip(fl.Type, "error."+f.Name())...)
+	}
+	return bad
+}
+
+func objKind(o types.Object) string {
+	switch o.(type) {
+	case *types.Const:
+		return "constant"
+	case *types.PkgName:
+		return "package"
+	}
+	return "declaration"
 }
 
 func (b *builder) put(r *Repo, m *Method, dm *annotations.Method, spaces map[string]*Keyspace) {
@@ -774,6 +1019,12 @@ func (b *builder) compatible(ks *Keyspace, t *Tmpl, p token.Position) bool {
 			b.errorf(p, "{%s} is %s but {%s} of %s's key %q is %s", v.Text, v.Kind.class(), want[i].Text, ks.Get.Name, ks.Get.Key.Text, want[i].Kind.class())
 			return false
 		}
+		hashStrings := v.Kind == KindHashString && want[i].Kind == KindHashString // alike for every string type
+		if i < len(want) && v.Kind.class() == "a hash" && !hashStrings && !types.Identical(v.Type, want[i].Type) {
+			// Another type encodes otherwise: the hash would name other entries.
+			b.errorf(p, "{%s} hashes %s but {%s} of %s's key %q hashes %s: a hash names the same entry only for the same type", v.Text, b.typeString(v.Type), want[i].Text, ks.Get.Name, ks.Get.Key.Text, b.typeString(want[i].Type))
+			return false
+		}
 	}
 	return true
 }
@@ -807,6 +1058,12 @@ func (m *Method) keyTemplate() annotations.Template {
 }
 
 func (m *Method) param(name string) *Param {
+	if n := annotations.Position(name); n > 0 {
+		if n <= len(m.Params) {
+			return m.Params[n-1]
+		}
+		return nil
+	}
 	for _, p := range m.Params {
 		if p.Orig == name && name != "_" && name != "" {
 			return p
@@ -818,8 +1075,8 @@ func (m *Method) param(name string) *Param {
 func (m *Method) paramNames() string {
 	var s []string
 	for _, p := range m.Params {
-		if !p.Context && p.Orig != "" && p.Orig != "_" {
-			s = append(s, p.Orig)
+		if !p.Context {
+			s = append(s, p.ref())
 		}
 	}
 	if len(s) == 0 {

@@ -135,6 +135,9 @@ func roundTrip(n *tnode, root string) []string {
 		case tSlice, tArray:
 			walk(u.Elem, path+"[i]")
 		case tMap:
+			if u.Key.holdsTime() {
+				bad = append(bad, path+" is keyed by a type holding a time.Time: a decoded key is the same instant in another location, which is another map key; key it by t.Unix() or a string")
+			}
 			walk(u.Key, path+" (key)")
 			walk(u.Elem, path+"[k]")
 		case tChan:
@@ -156,6 +159,17 @@ func roundTrip(n *tnode, root string) []string {
 				if fl.Type.under().Kind == tPointer && f.Embedded() && !f.Exported() {
 					bad = append(bad, p+" is an embedded pointer to an unexported type, which a decode cannot allocate: embed the value, or give the type EncodeMsgpack/DecodeMsgpack")
 					continue
+				}
+				if fl.Type.under().Kind == tPointer && f.Embedded() && !fl.Type.hasCodec() {
+					bad = append(bad, p+" is an embedded pointer: msgpack inlines its fields, so a nil one comes back allocated: embed the value or make it a named field")
+					continue
+				}
+				if _, opts, _ := strings.Cut(tag, ","); hasOpt(opts, "omitempty") {
+					switch fl.Type.under().Kind {
+					case tSlice, tMap:
+						bad = append(bad, p+" is tagged omitempty, so an empty one is not stored and comes back nil: drop omitempty, or tag it `msgpack:\"-\"`")
+						continue
+					}
 				}
 				if !f.Exported() && !f.Embedded() {
 					bad = append(bad, p+" is unexported, so a round trip leaves it empty: tag it `msgpack:\"-\"` if that is meant, export it, or give the type EncodeMsgpack/DecodeMsgpack")
@@ -342,4 +356,13 @@ func reflectKind(bt *types.Basic) string {
 		return "int32"
 	}
 	return bt.Name()
+}
+
+func hasOpt(opts, want string) bool {
+	for _, o := range strings.Split(opts, ",") {
+		if o == want {
+			return true
+		}
+	}
+	return false
 }

@@ -57,6 +57,7 @@ type tnode struct {
 
 	refs  fact // a value can share memory with its copy by assignment
 	hasTP fact // mentions a type parameter
+	time  fact // holds a time.Time in its encoded fields
 }
 
 // tfield is a struct field (Obj a *types.Var, Tag its tag) or an interface
@@ -330,4 +331,41 @@ func (n *tnode) packages(add func(*types.Package)) {
 		}
 	}
 	walk(n)
+}
+
+// hasCodec reports whether the type brings its own encoder and decoder:
+// a named type, or a pointer to one, whose method set (with the pointer's
+// methods) has an encoding pair.
+func (n *tnode) hasCodec() bool {
+	n = n.unalias()
+	if n.Kind == tPointer {
+		n = n.Elem.unalias()
+	}
+	return n.Kind == tNamed && n.codec
+}
+
+// holdsTime reports whether a value of the type can hold a time.Time in
+// its encoded fields (itself, through pointers, arrays and structs).
+func (n *tnode) holdsTime() bool {
+	n = n.unalias()
+	if n.isTime() {
+		return true
+	}
+	if n.time != factUnknown {
+		return n.time == factYes
+	}
+	n.time = factNo
+	r := false
+	switch u := n.under(); u.Kind {
+	case tPointer, tArray:
+		r = u.Elem.holdsTime()
+	case tStruct:
+		for _, f := range u.Fields {
+			r = r || f.Type.holdsTime()
+		}
+	}
+	if r {
+		n.time = factYes
+	}
+	return r
 }

@@ -25,6 +25,10 @@ func (b *builder) value(p annotations.Part, m *Method, result types.Type, result
 		t, v.Root = result, resultParam
 	} else {
 		v.Root = m.param(p.Path[0])
+		if v.Root != nil && v.Root.Context && annotations.Position(p.Path[0]) > 0 {
+			b.errorf(p.Pos, "placeholder {%s} is the context.Context; positions count it, so the first parameter after it is {$2}", v.Text)
+			return nil, false
+		}
 		if v.Root == nil || v.Root.Context {
 			b.errorf(p.Pos, "placeholder {%s} names no parameter of %s (have %s)", v.Text, m.Name, m.paramNames())
 			return nil, false
@@ -64,6 +68,9 @@ func (b *builder) value(p annotations.Part, m *Method, result types.Type, result
 		}
 	}
 	v.Type = t
+	if p.Hash {
+		return b.hashed(v, p)
+	}
 	kind, conv, deref, needsNil, ok := keyKind(t)
 	if !ok {
 		b.errorf(p.Pos, "placeholder {%s} has type %s, which cannot be part of a key or tag (want a string, bool, integer, fmt.Stringer or encoding.TextMarshaler)", v.Text, b.typeString(t))
@@ -216,4 +223,73 @@ func typeSetKind(tp *types.TypeParam) (Kind, string, bool) {
 		return k, "uint64", true
 	}
 	return KindInt, "int64", true
+}
+
+// hashed resolves a {value#} placeholder: the value is written as a hash of
+// its canonical encoding (runtime.AppendHash), so it may be any type whose
+// encoding tells its values apart: no interfaces (an encoding does not say
+// the dynamic type), nothing msgpack cannot encode, no unexported fields
+// (not encoded: two values differing only there would share an entry).
+func (b *builder) hashed(v *Value, p annotations.Part) (*Value, bool) {
+	t := v.Type
+	if _, isTP := types.Unalias(t).(*types.TypeParam); isTP {
+		b.errorf(p.Pos, "placeholder {%s}: %s is a type parameter, whose encoding the generator cannot check; hash a concrete type", v.Text, v.path(len(v.Fields)))
+		return nil, false
+	}
+	n := b.types.of(t)
+	var bad []string
+	bad = append(bad, roundTrip(n, v.path(len(v.Fields)))...)
+	bad = append(bad, interfacesIn(n, v.path(len(v.Fields)))...)
+	if len(bad) > 0 {
+		for _, why := range bad {
+			b.errorf(p.Pos, "placeholder {%s} cannot be hashed: %s", v.Text, why)
+		}
+		return nil, false
+	}
+	v.Kind = KindHash
+	if bt, ok := t.Underlying().(*types.Basic); ok && bt.Info()&types.IsString != 0 {
+		v.Kind = KindHashString
+		if !types.Identical(t, types.Typ[types.String]) {
+			v.Conv = "string"
+		}
+	}
+	return v, true
+}
+
+// interfacesIn lists the empty interfaces in n (roundTrip reports the
+// others): a hash of one would not say which type its value had.
+func interfacesIn(n *tnode, root string) []string {
+	var bad []string
+	seen := map[*tnode]bool{}
+	var walk func(n *tnode, path string)
+	walk = func(n *tnode, path string) {
+		n = n.unalias()
+		if n.Kind == tNamed {
+			if seen[n] || n.codec {
+				return
+			}
+			seen[n] = true
+		}
+		switch u := n.under(); u.Kind {
+		case tInterface:
+			if u.empty {
+				bad = append(bad, path+" is an interface: its encoding does not say which type its value has (int8(1) and int64(1) would hash alike)")
+			}
+		case tPointer:
+			walk(u.Elem, path)
+		case tSlice, tArray:
+			walk(u.Elem, path+"[i]")
+		case tMap:
+			walk(u.Key, path+" (key)")
+			walk(u.Elem, path+"[k]")
+		case tStruct:
+			for _, f := range u.Fields {
+				if v := f.Obj.(*types.Var); v.Exported() || v.Embedded() {
+					walk(f.Type, path+"."+v.Name())
+				}
+			}
+		}
+	}
+	walk(n, root)
+	return bad
 }

@@ -252,7 +252,16 @@ func carriedBy(t *Tmpl, carried *tagIndex) bool {
 // invalidates, and a method named like a write that invalidates nothing.
 func invalidationWarnings(files []*File) Errors {
 	var out Errors
-	var carried []*Tmpl // tags of gets, from parameters or results
+	// Tags are shared by the repositories of a Cache, except that a generic
+	// repository's are its own (each instantiation's, runtime.RepoOf): each
+	// generic repository is a scope of its own, the rest share scope nil.
+	scopeOf := func(r *Repo) *Repo {
+		if len(r.TypeParams) > 0 {
+			return r
+		}
+		return nil
+	}
+	carried := map[*Repo][]*Tmpl{} // tags of gets, from parameters or results
 	type write struct {
 		r *Repo
 		m *Method
@@ -263,22 +272,33 @@ func invalidationWarnings(files []*File) Errors {
 			for _, m := range r.Methods {
 				switch m.Verb {
 				case "get":
-					carried = append(carried, m.Tags...)
+					carried[scopeOf(r)] = append(carried[scopeOf(r)], m.Tags...)
 				case "put", "evict":
 					writes = append(writes, write{r, m})
 				}
 			}
 		}
 	}
-	var invalidatedTags []*Tmpl
+	invalidatedTags := map[*Repo][]*Tmpl{}
 	for _, w := range writes {
-		invalidatedTags = append(invalidatedTags, w.m.Tags...)
+		invalidatedTags[scopeOf(w.r)] = append(invalidatedTags[scopeOf(w.r)], w.m.Tags...)
 	}
-	inv, car := newTagIndex(invalidatedTags), newTagIndex(carried)
+	invs, cars := map[*Repo]*tagIndex{}, map[*Repo]*tagIndex{}
+	index := func(m map[*Repo]*tagIndex, tags map[*Repo][]*Tmpl, r *Repo) *tagIndex {
+		if m[r] == nil {
+			m[r] = newTagIndex(tags[r])
+		}
+		return m[r]
+	}
 	for _, w := range writes {
+		car := index(cars, carried, scopeOf(w.r))
 		for _, t := range w.m.Tags {
 			if !carriedBy(t, car) {
-				out = append(out, annotations.Error{Pos: t.Pos, Msg: w.m.Name + " invalidates tag " + quote(t.Text) + ", which no //cache:get of this run carries: a typo, or a tag of a repository generated separately?"})
+				msg := w.m.Name + " invalidates tag " + quote(t.Text) + ", which no //cache:get of this run carries: a typo, or a tag of a repository generated separately?"
+				if scopeOf(w.r) != nil {
+					msg = w.m.Name + " invalidates tag " + quote(t.Text) + ", which no //cache:get of " + w.r.Name + " carries (the tags of a generic repository are its own)"
+				}
+				out = append(out, annotations.Error{Pos: t.Pos, Msg: msg})
 			}
 		}
 	}
@@ -288,6 +308,7 @@ func invalidationWarnings(files []*File) Errors {
 			for _, m := range r.Methods {
 				hasWrite = hasWrite || m.Verb == "put" || m.Verb == "evict"
 			}
+			inv := index(invs, invalidatedTags, scopeOf(r))
 			// A repository without writes relies on its ttls by design.
 			for _, ks := range r.Spaces {
 				if hasWrite && !invalidated(ks, r, inv) {

@@ -3,6 +3,7 @@ package gen
 import (
 	"go/token"
 	"go/types"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,8 +100,10 @@ type Keyspace struct {
 	TTL      time.Duration
 	Negative time.Duration
 	Jitter   annotations.Jitter
-	NotFound types.Object  // a package-level error variable, or nil
+	NotFound *NotFound     // what is cached as not found, or nil
 	Local    time.Duration // how long a read may be served from the process's memory (L1); 0: not at all
+	Refresh  float64       // refresh-ahead point, percent of the TTL (1 up to below 100); 0: none
+	Stale    time.Duration // how long past its TTL a positive entry may be served while it is reloaded; 0: never
 	Clone    *Copy         // how a value is deep-copied; nil: assignment copies it
 	Get      *Method       // the first get that reads it
 	Keys     []*KeyFunc    // the methods that spell its keys: its get's first
@@ -127,10 +130,12 @@ type KeyFunc struct {
 
 // Form is how a key helper takes one value: Kind is KindString (strings,
 // and String() results), KindInt (int64), KindUint (uint64), KindBool,
-// KindText (MarshalText's bytes) or KindUnion (TP, through its appender).
+// KindText (MarshalText's bytes), KindUnion (the type parameter T, through
+// its appender), KindHash (a value of type T, hashed) or KindHashString (a
+// string, hashed).
 type Form struct {
 	Kind Kind
-	TP   *types.TypeParam
+	T    types.Type // KindUnion, KindHash
 }
 
 // formOf is the form in which v is passed to a key helper.
@@ -138,10 +143,14 @@ func formOf(v *Value) Form {
 	switch v.Kind {
 	case KindStringer:
 		return Form{Kind: KindString}
-	case KindUnion:
-		return Form{Kind: KindUnion, TP: v.Type.(*types.TypeParam)}
+	case KindUnion, KindHash:
+		return Form{Kind: v.Kind, T: v.Type}
 	}
 	return Form{Kind: v.Kind}
+}
+
+func (f Form) same(o Form) bool {
+	return f.Kind == o.Kind && (f.T == nil) == (o.T == nil) && (f.T == nil || types.Identical(f.T, o.T))
 }
 
 // keyFunc returns the helper that spells t, a key of ks, adding it to ks
@@ -154,7 +163,7 @@ func (ks *Keyspace) keyFunc(t *Tmpl) *KeyFunc {
 next:
 	for _, kf := range ks.Keys {
 		for i, f := range kf.Forms {
-			if f != forms[i] {
+			if !f.same(forms[i]) {
 				continue next
 			}
 		}
@@ -163,6 +172,23 @@ next:
 	kf := &KeyFunc{Space: ks, Tmpl: t, Forms: forms}
 	ks.Keys = append(ks.Keys, kf)
 	return kf
+}
+
+// NotFound is a keyspace's notfound=: which errors are cached negatively,
+// and what a hit on one returns (docs/runtime.md, "Payloads").
+type NotFound struct {
+	Text string       // as written, to compare gets sharing a template
+	Var  types.Object // a sentinel error variable: errors.Is
+	Type types.Type   // an error type whose exported fields are stored: errors.As
+	Func types.Object // a predicate func(error) bool, in place of the others
+}
+
+// text is how notfound= was written, "" for none.
+func (nf *NotFound) text() string {
+	if nf == nil {
+		return ""
+	}
+	return nf.Text
 }
 
 // Method is one method of the interface, with what its directive asks for.
@@ -184,6 +210,9 @@ type Method struct {
 	Groups    []*Keyspace // put, evict: pattern groups
 	KeyParams []*Param    // get: the parameters its key uses
 	Batch     *BatchRead  // get: a batch read (its key names a slice parameter)
+	// Tuple is the entry of a get with more than one result besides the
+	// error, (T1, T2, error): struct{ R0 T1; R1 T2 }, cached as one value.
+	Tuple *types.Struct
 
 	names *names // the method's scope (name stage): its parameters and the locals its body declares
 }
@@ -211,9 +240,19 @@ func (m *Method) resultType() types.Type {
 type Param struct {
 	Name     string
 	Orig     string
+	Pos      int // 1-based position in the signature (the context is 1): {$2}
 	Type     types.Type
 	Variadic bool
 	Context  bool // the leading context.Context
+}
+
+// ref is how placeholders and messages refer to p: its name, or $N when
+// it has none.
+func (p *Param) ref() string {
+	if p.Orig == "" || p.Orig == "_" {
+		return "$" + strconv.Itoa(p.Pos)
+	}
+	return p.Orig
 }
 
 // Tmpl is a key or tag template bound to values. Space and Func are set
@@ -267,13 +306,15 @@ func (t *Tmpl) usesResult() bool {
 type Kind int
 
 const (
-	KindString   Kind = iota // runtime.AppendString
-	KindInt                  // runtime.AppendInt(int64(x))
-	KindUint                 // runtime.AppendUint(uint64(x))
-	KindBool                 // runtime.AppendBool
-	KindText                 // MarshalText, then runtime.AppendBytes
-	KindStringer             // runtime.AppendString(x.String())
-	KindUnion                // a type parameter mixing strings, integers, bools: r.append<K>(b, x), from runtime.UnionAppender
+	KindString     Kind = iota // runtime.AppendString
+	KindInt                    // runtime.AppendInt(int64(x))
+	KindUint                   // runtime.AppendUint(uint64(x))
+	KindBool                   // runtime.AppendBool
+	KindText                   // MarshalText, then runtime.AppendBytes
+	KindStringer               // runtime.AppendString(x.String())
+	KindUnion                  // a type parameter mixing strings, integers, bools: r.append<K>(b, x), from runtime.UnionAppender
+	KindHash                   // {x#}: runtime.AppendHash(b, x)
+	KindHashString             // {x#} of a string kind: runtime.AppendHashString(b, string(x))
 )
 
 // class groups kinds that write the same bytes for the same logical value,
@@ -286,6 +327,8 @@ func (k Kind) class() string {
 		return "a bool"
 	case KindUnion:
 		return "a string, integer or bool by instantiation"
+	case KindHash, KindHashString:
+		return "a hash"
 	}
 	return "a string"
 }
@@ -305,7 +348,7 @@ type Value struct {
 func (v *Value) path(n int) string {
 	root := "result"
 	if v.Root != nil {
-		root = v.Root.Orig
+		root = v.Root.ref()
 	}
 	return strings.Join(append([]string{root}, v.Fields[:n]...), ".")
 }

@@ -175,8 +175,15 @@ func nameImports(f *File, file *names) []Import {
 		}
 		for _, ks := range r.Spaces {
 			f.types.of(ks.Result).packages(add)
-			if ks.NotFound != nil {
-				add(ks.NotFound.Pkg())
+			if nf := ks.NotFound; nf != nil {
+				for _, o := range []types.Object{nf.Var, nf.Func} {
+					if o != nil {
+						add(o.Pkg())
+					}
+				}
+				if nf.Type != nil {
+					f.types.of(nf.Type).packages(add)
+				}
 			}
 			needTime = true
 		}
@@ -260,14 +267,24 @@ func nameKeyParams(r *Repo, locals *names, buf string) {
 	}
 }
 
-// paramBase is the name a key helper gives a value's parameter.
+// paramBase is the name a key helper gives a value's parameter: the last
+// element of its path ({u.Email} email, {f.Status#} status, {$2} p2).
 func paramBase(v *Value) string {
-	n := v.Text
+	n := strings.TrimSuffix(v.Text, "#")
 	if i := strings.LastIndexByte(n, '.'); i >= 0 {
 		n = n[i+1:]
 	}
-	if n == "" || n == "result" {
-		n = "v"
+	if rest, ok := strings.CutPrefix(n, "$"); ok {
+		n = "p" + rest
+	}
+	n = strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' {
+			return r
+		}
+		return -1
+	}, n)
+	if r, _ := utf8.DecodeRuneInString(n); n == "" || n == "result" || n == "_" || unicode.IsDigit(r) {
+		n = "v" + strings.TrimPrefix(strings.TrimPrefix(n, "result"), "_")
 	}
 	if strings.ToUpper(n) == n {
 		n = strings.ToLower(n) // ID -> id
@@ -297,14 +314,14 @@ func generatedLocal(name string) bool {
 // are declared in the method's scope, so the numbered locals its body asks
 // for later avoid them.
 func nameParams(m *Method, ctx string) {
-	for i, p := range m.Params {
+	for _, p := range m.Params {
 		if p.Context {
 			p.Name = ctx
 			continue
 		}
 		base := p.Orig
 		if base == "" || base == "_" {
-			base = "p" + strconv.Itoa(i)
+			base = "p" + strconv.Itoa(p.Pos) // {$2} is p2
 		}
 		name := base
 		for n := 1; m.names.has(name) || generatedLocal(name); n++ {

@@ -298,7 +298,11 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 	}
 	doc := "// " + r.Struct() + " implements " + r.Name + " with a cache in Redis, through a runtime.Cache."
 	if hasCached(r) {
-		doc += "\n//\n// Its cache contract (invalidations by the writes of this file; tags also\n// reach the entries of every repository on the same runtime.Cache):\n//\n" + g.contract(r)
+		reach := "tags also\n// reach the entries of every repository on the same runtime.Cache"
+		if len(r.TypeParams) > 0 {
+			reach = "each\n// instantiation has its own keys, InvalidateAll and tags"
+		}
+		doc += "\n//\n// Its cache contract (invalidations by the writes of this file; " + reach + "):\n//\n" + g.contract(r)
 	}
 	jf.Comment(doc)
 	jf.Type().Id(r.Struct()).Add(g.typeParams(r)).Struct(fields...)
@@ -315,8 +319,17 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 	for _, tp := range r.UnionParams {
 		values = append(values, field(r.Appenders[tp], jen.Qual(rt, "UnionAppender").Types(g.typ(tp)).Call()))
 	}
-	body := []jen.Code{
-		jen.Id(repo).Op(":=").Id(c).Dot("Repo").Call(jen.Lit(r.Prefix), jen.Lit(r.Version)),
+	var body []jen.Code
+	if len(r.TypeParams) > 0 {
+		// Each instantiation is a repository of its own: its keys, its
+		// InvalidateAll, its tags.
+		args := []jen.Code{jen.Lit(r.Prefix), jen.Lit(r.Version)}
+		for _, tp := range r.TypeParams {
+			args = append(args, jen.Qual(rt, "TypeName").Types(jen.Id(r.TypeParamNames[tp])).Call())
+		}
+		body = append(body, jen.Id(repo).Op(":=").Id(c).Dot("RepoOf").Call(args...))
+	} else {
+		body = append(body, jen.Id(repo).Op(":=").Id(c).Dot("Repo").Call(jen.Lit(r.Prefix), jen.Lit(r.Version)))
 	}
 	if len(r.TypeParams) > 0 {
 		body = append(body, jen.Var().Id("_").Add(g.ifaceType(r)).Op("=").Parens(jen.Op("*").Add(g.structType(r))).Call(jen.Nil()))
@@ -385,8 +398,16 @@ func (g *renderer) spec(ks *Keyspace) *jen.Statement {
 	case !ks.Jitter.IsPercent && ks.Jitter.Spread > 0:
 		items = append(items, field("Jitter", jen.Qual(rt, "Spread").Call(duration(ks.Jitter.Spread))))
 	}
-	if ks.NotFound != nil {
-		items = append(items, field("NotFound", g.obj(ks.NotFound)))
+	if nf := ks.NotFound; nf != nil {
+		if nf.Var != nil {
+			items = append(items, field("NotFound", g.obj(nf.Var)))
+		}
+		if nf.Type != nil {
+			items = append(items, field("NotFoundAs", jen.Qual(rt, "ErrorType").Types(g.typ(nf.Type)).Call()))
+		}
+		if nf.Func != nil {
+			items = append(items, field("NotFoundIf", g.obj(nf.Func)))
+		}
 	}
 	if nilable(ks.Result) {
 		v := g.l("v")
@@ -395,6 +416,12 @@ func (g *renderer) spec(ks *Keyspace) *jen.Statement {
 	}
 	if ks.Local > 0 {
 		items = append(items, field("Local", duration(ks.Local)))
+	}
+	if ks.Refresh > 0 {
+		items = append(items, field("Refresh", jen.Op(strconv.FormatFloat(ks.Refresh/100, 'g', -1, 64))))
+	}
+	if ks.Stale > 0 {
+		items = append(items, field("Stale", duration(ks.Stale)))
 	}
 	switch {
 	case ks.Clone == nil:

@@ -16,7 +16,7 @@ import (
 func (g *renderer) contract(r *Repo) string {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
-	tw.Write([]byte("method\tverb\tkey\tttl\tnegative\tjitter\tlocal\ttags\tinvalidated by / invalidates\n"))
+	tw.Write([]byte("method\tverb\tkey\tttl\tnegative\tjitter\tlocal\trefresh\tstale\ttags\tinvalidated by / invalidates\n"))
 	// A write of another repository of the file (tags reach across) is
 	// named with its repository: R.Save.
 	var writes []*Method
@@ -53,7 +53,7 @@ func (g *renderer) contract(r *Repo) string {
 			if m.Batch != nil {
 				verb = "get batch" // one entry per id, shared with the single get of the template
 			}
-			row = []string{m.Name, verb, tmplText(m.Key), short(ks.TTL), durOr(ks.Negative), jitterText(ks), durOr(ks.Local), tmplList(m.Tags), dash(strings.Join(by, ", "))}
+			row = []string{m.Name, verb, tmplText(m.Key), short(ks.TTL), durOr(ks.Negative), jitterText(ks), durOr(ks.Local), percentOr(ks.Refresh), durOr(ks.Stale), tmplList(m.Tags), dash(strings.Join(by, ", "))}
 		case "put", "evict":
 			key := "-"
 			if m.Verb == "put" {
@@ -77,7 +77,7 @@ func (g *renderer) contract(r *Repo) string {
 			if m.Verb == "put" && len(m.EntryTags) > 0 {
 				tags = tmplList(m.EntryTags) + " (stored)"
 			}
-			row = []string{m.Name, m.Verb, key, "-", "-", "-", "-", tags, dash(strings.Join(what, "; "))}
+			row = []string{m.Name, m.Verb, key, "-", "-", "-", "-", "-", "-", tags, dash(strings.Join(what, "; "))}
 		default:
 			continue
 		}
@@ -170,4 +170,17 @@ func jitterText(ks *Keyspace) string {
 		return "±" + short(ks.Jitter.Spread)
 	}
 	return "-"
+}
+
+// percentOr is a percentage ("80%"), or "-" for 0.
+func percentOr(p float64) string {
+	if p == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(p, 'g', -1, 64) + "%"
+}
+
+// freshText is a keyspace's refresh and stale, for messages.
+func freshText(ks *Keyspace) string {
+	return "refresh " + percentOr(ks.Refresh) + ", stale " + durOr(ks.Stale)
 }

@@ -62,6 +62,10 @@ func (g *renderer) appendVal(cur *jen.Statement, v *Value, sc *scope) *jen.State
 		return jen.Qual(rt, "AppendString").Call(cur, x.Dot("String").Call())
 	case KindUnion:
 		return jen.Id(g.l("r")).Dot(g.r.Appenders[v.Type.(*types.TypeParam)]).Call(cur, x)
+	case KindHash:
+		return jen.Qual(rt, "AppendHash").Call(cur, x)
+	case KindHashString:
+		return jen.Qual(rt, "AppendHashString").Call(cur, x)
 	}
 	return jen.Qual(rt, "AppendBytes").Call(cur, jen.Id(sc.txt[g.pathKey(v, len(v.Fields), sc)]))
 }
@@ -167,8 +171,10 @@ func (g *renderer) keyFunc(jf *jen.File, r *Repo, recv string, kf *KeyFunc) {
 			t = jen.Bool()
 		case KindText:
 			t = jen.Index().Byte()
-		case KindUnion:
-			t = g.typ(f.TP)
+		case KindUnion, KindHash:
+			t = g.typ(f.T)
+		case KindHashString:
+			t = jen.String()
 		}
 		params = append(params, jen.Id(kf.Params[i+1]).Add(t))
 	}
@@ -184,7 +190,11 @@ func (g *renderer) keyFunc(jf *jen.File, r *Repo, recv string, kf *KeyFunc) {
 		case KindText:
 			return jen.Qual(rt, "AppendBytes").Call(cur, x)
 		case KindUnion:
-			return jen.Id(recv).Dot(r.Appenders[f.TP]).Call(cur, x)
+			return jen.Id(recv).Dot(r.Appenders[f.T.(*types.TypeParam)]).Call(cur, x)
+		case KindHash:
+			return jen.Qual(rt, "AppendHash").Call(cur, x)
+		case KindHashString:
+			return jen.Qual(rt, "AppendHashString").Call(cur, x)
 		}
 		return jen.Qual(rt, "AppendString").Call(cur, x)
 	}
@@ -493,15 +503,30 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 	keyBytes := g.keyCall(jen.Id(recv), m.Key, sc, space.Clone().Dot("AppendPrefix").Call(g.bufStart()))
 	body = append(body,
 		jen.Id(rd).Op(":=").Qual(rt, "LookupBytes").Call(jen.Id(ctx), space.Clone(), keyBytes),
-		// A hit WithVerify sampled goes on to Load, which returns it at once
-		// and re-reads the source in the background: the Loader is built
-		// only then, so a plain hit allocates nothing for it.
-		jen.If(jen.Id(rd).Dot("Hit").Op("&&").Op("!").Id(rd).Dot("Verify")).Block(jen.Return(jen.Id(rd).Dot("Value"), jen.Id(rd).Dot("Err"))),
+		// A hit with work for later (a due reload, a WithVerify sample) goes
+		// on to Load, which returns it at once and does that work in the
+		// background: the Loader is built only then, so a plain hit
+		// allocates nothing for it.
+		jen.If(jen.Id(rd).Dot("Hit").Op("&&").Op("!").Id(rd).Dot("Background")).Block(jen.Return(g.spread(m, jen.Id(rd).Dot("Value"), jen.Id(rd).Dot("Err"))...)),
 	)
 	T := ks.Result
+	load := []jen.Code{jen.Return(g.callNext(recv, m))}
+	if m.Tuple != nil {
+		// v0, v1, err := r.next.M(...); return tuple{R0: v0, R1: v1}, err
+		var names, vals []jen.Code
+		for i := 0; i < m.Tuple.NumFields(); i++ {
+			n := m.names.numbered(g.l("v"), i)
+			names = append(names, jen.Id(n))
+			vals = append(vals, field(m.Tuple.Field(i).Name(), jen.Id(n)))
+		}
+		load = []jen.Code{
+			jen.List(append(names, jen.Id(g.l("err")))...).Op(":=").Add(g.callNext(recv, m)),
+			jen.Return(g.typ(T).Values(vals...), jen.Id(g.l("err"))),
+		}
+	}
 	loader := []jen.Code{
 		field("Load", jen.Func().Params(jen.Id(ctx).Qual(ctxPkg, "Context")).Params(g.typ(T), jen.Error()).
-			Block(jen.Return(g.callNext(recv, m)))),
+			Block(load...)),
 	}
 	if len(paramTags) > 0 {
 		tags := g.tagList(paramTags, sc, &body)
@@ -510,11 +535,30 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 	if len(resultTags) > 0 {
 		loader = append(loader, field("ResultTags", g.resultTagsFunc(T, resultTags, m.names)))
 	}
-	body = append(body, jen.Return(jen.Qual(rt, "Load").Call(
+	call := jen.Qual(rt, "Load").Call(
 		jen.Id(ctx), jen.Id(rd),
 		jen.Qual(rt, "Loader").Types(g.typ(T)).Add(multi(loader...)),
-	)))
-	return body
+	)
+	if m.Tuple == nil {
+		return append(body, jen.Return(call))
+	}
+	v, err := g.l("res"), g.l("err")
+	return append(body,
+		jen.List(jen.Id(v), jen.Id(err)).Op(":=").Add(call),
+		jen.Return(g.spread(m, jen.Id(v), jen.Id(err))...))
+}
+
+// spread renders the results of a get from its entry value and error: the
+// value itself, or each field of a tuple.
+func (g *renderer) spread(m *Method, v, err *jen.Statement) []jen.Code {
+	if m.Tuple == nil {
+		return []jen.Code{v, err}
+	}
+	var out []jen.Code
+	for i := 0; i < m.Tuple.NumFields(); i++ {
+		out = append(out, v.Clone().Dot(m.Tuple.Field(i).Name()))
+	}
+	return append(out, err)
 }
 
 // resultTagsFunc renders the ResultTags function of a loader: the tags taken
@@ -604,7 +648,11 @@ func (g *renderer) invalidation(recv string, m *Method, sc *scope) (decl jen.Cod
 }
 
 func (g *renderer) invalidate(recv string) jen.Code {
-	return jen.Id("_").Op("=").Id(recv).Dot(g.r.Fields.Cache).Dot("Invalidate").Call(jen.Id(g.l("ctx")), jen.Id(g.l("inv")))
+	via := g.r.Fields.Cache
+	if len(g.r.TypeParams) > 0 {
+		via = g.r.Fields.Repo // the instantiation's own tags
+	}
+	return jen.Id("_").Op("=").Id(recv).Dot(via).Dot("Invalidate").Call(jen.Id(g.l("ctx")), jen.Id(g.l("inv")))
 }
 
 func (g *renderer) put(recv string, m *Method) []jen.Code {

@@ -47,7 +47,7 @@ func getMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K,
 	uniq := uniqueIDs(ids)
 	br := ks.lookupMany(ctx, batchKeys(ks, uniq, b.Key))
 	out := make(map[K]T, len(uniq))
-	var miss []int
+	var miss, due []int
 	for i := range br.reads {
 		switch r := &br.reads[i]; {
 		case !r.hit:
@@ -55,6 +55,12 @@ func getMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K,
 		case !r.neg:
 			out[uniq[i]] = r.v
 		}
+		if br.reads[i].due {
+			due = append(due, i)
+		}
+	}
+	if len(due) > 0 {
+		refreshManyLater(ctx, ks, uniq, br, due, b)
 	}
 	if len(miss) == 0 {
 		return out, nil, nil
@@ -112,8 +118,10 @@ func batchKeys[K comparable, T any](ks *Keyspace[T], ids []K, key func([]byte, K
 type slotRead[T any] struct {
 	v        T
 	hit      bool
-	neg      bool // a negative entry: absent from the map
-	answered bool // Redis answered for this key
+	neg      bool   // a negative entry: absent from the map
+	answered bool   // Redis answered for this key
+	due      bool   // a hit whose reload is due (refresh=, stale=)
+	dinc, dn uint64 // the clock the reload's lease carries
 }
 
 // batchRead is a batch lookup: every key read with one clock.
@@ -144,8 +152,8 @@ func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T]
 				ask, at = append(ask, k), append(at, i)
 				continue
 			}
-			if v, _, neg, ok := ks.localGet(k); ok {
-				br.reads[i] = slotRead[T]{v: v, hit: true, neg: neg, answered: true}
+			if v, e, ok := ks.localGet(k); ok {
+				br.reads[i] = slotRead[T]{v: v, hit: true, neg: e.neg, answered: true, due: e.isDue(), dinc: e.inc, dn: e.f}
 				c.emit(EventLocalHit, ks.label, nil)
 				continue
 			}
@@ -172,6 +180,7 @@ func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T]
 	if state {
 		br.inc, br.n = inc, n
 	}
+	now := c.cfg.now().UnixMilli()
 	for j, key := range ask {
 		i := j
 		if at != nil {
@@ -200,13 +209,18 @@ func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T]
 			c.emit(EventMiss, ks.label, nil)
 			continue
 		}
+		a := ks.ageOf(key, &e, now)
+		if a == ageExpired {
+			c.emit(EventMiss, ks.label, nil)
+			continue
+		}
 		v, vErr, ok := ks.decode(e)
 		if !ok {
 			ks.corrupt(ctx, key)
 			c.emit(EventMiss, ks.label, nil)
 			continue
 		}
-		if br.st.sgen != 0 {
+		if br.st.sgen != 0 && a != ageStale {
 			kept := v
 			if ks.spec.Clone != nil {
 				kept = ks.spec.Clone(v)
@@ -215,6 +229,12 @@ func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T]
 			ks.localPut(Key(strings.Clone(string(key))), br.st, &e, kept, vErr, ks.localLeft(&e))
 		}
 		r.hit, r.v = true, v
+		if a != ageFresh {
+			r.due, r.dinc, r.dn = true, inc, n
+			if a == ageStale {
+				c.emit(EventStale, ks.label, nil)
+			}
+		}
 		if r.neg = e.flags&(flagNil|flagNotFound) != 0; r.neg {
 			c.emit(EventNegativeHit, ks.label, nil)
 		} else {
@@ -489,10 +509,7 @@ func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n
 		return look, nil
 	}
 	// The fill seq of every lease taken: the clock read after them all.
-	finc, fn := inc, n
-	if cinc, cn, ok := parseClock(r.clock); ok && (cinc != inc || cn > n) {
-		finc, fn = cinc, cn
-	}
+	finc, fn := laterClock(inc, n, r.clock)
 	var free []int // leases taken in the round that no load needs: freed in one more
 	defer func() { ks.releaseMany(ctx, leases, values, free) }()
 	for j, s := range look {
@@ -530,7 +547,7 @@ func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n
 		}
 		// Busy: a holder whose load began before a bump of a marker we know
 		// cannot answer us; load now, without a fill.
-		known := append(append(tagIDs(nil, s.tags), ks.deps[:]...), markerID(markKey, string(s.key)))
+		known := append(append(ks.repo.tagIDs(nil, s.tags), ks.deps[:]...), markerID(markKey, string(s.key)))
 		if _, outdated := c.outdates(ctx, inc, n, lr.holder, known); outdated {
 			load = append(load, s)
 			continue
@@ -627,7 +644,7 @@ func (ks *Keyspace[T]) settleSlot(key Key, lease, token string, finc, fn uint64,
 	} else {
 		st, ok = ks.entry(v, nil, resultTags)
 	}
-	ids := tagIDs(make([]uint64, 0, len(tags)+len(st.tags)), tags, st.tags)
+	ids := ks.repo.tagIDs(make([]uint64, 0, len(tags)+len(st.tags)), tags, st.tags)
 	if ok && len(ids) > maxTags {
 		c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label)
 		ok = false
@@ -637,7 +654,7 @@ func (ks *Keyspace[T]) settleSlot(key Key, lease, token string, finc, fn uint64,
 		return plain()
 	}
 	res := &loaded[T]{v: v, err: verr, absent: absent}
-	env := appendEnvelope(nil, st.flags, c.cfg.now().Add(st.ttl).UnixMilli(), finc, fn, ids, st.payload)
+	env := ks.seal(st, finc, fn, ids)
 	res.env, res.encoded = decodeEnvelope(env)
 	members := make([]string, 0, 4+len(ids))
 	members = append(members, ks.depMem[:]...)
@@ -645,7 +662,7 @@ func (ks *Keyspace[T]) settleSlot(key Key, lease, token string, finc, fn uint64,
 	for _, id := range ids {
 		members = append(members, memberOf(id))
 	}
-	*fill = &fillArgs{key: key, lease: lease, token: token, env: env, ttl: st.ttl, seq: fn,
+	*fill = &fillArgs{key: key, lease: lease, token: token, env: env, ttl: st.life, seq: fn,
 		members: members, handoff: c.handoffTTL()}
 	if l1 := ks.localStart(); l1.sgen != 0 {
 		kept := v
@@ -660,15 +677,10 @@ func (ks *Keyspace[T]) settleSlot(key Key, lease, token string, finc, fn uint64,
 
 // absentEntry is the negative entry of an id the source did not return.
 func (ks *Keyspace[T]) absentEntry() (stored, bool) {
-	sp := &ks.spec
-	if sp.Negative <= 0 {
+	if ks.spec.Negative <= 0 {
 		return stored{}, false
 	}
-	ttl := sp.Jitter.ttl(sp.Negative, ks.c.cfg.maxTTL, ks.c.cfg.rand())
-	if sp.NotFound != nil {
-		return stored{flags: flagNotFound, payload: []byte(sp.NotFound.Error()), ttl: ttl}, true
-	}
-	return stored{flags: flagNil, ttl: ttl}, true
+	return ks.negativeEntry(ks.spec.NotFound), true
 }
 
 // fillBatch sends the batch's fills in one round, after its caller has its

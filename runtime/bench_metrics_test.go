@@ -36,7 +36,7 @@ func BenchmarkHitMetrics(b *testing.B) {
 				get := func() {
 					var buf [64]byte
 					rd := LookupBytes(ctx, ks, AppendInt(append(ks.AppendPrefix(buf[:0]), "user:"...), 1))
-					if rd.Hit && !rd.Verify {
+					if rd.Hit && !rd.Background {
 						return
 					}
 					if _, err := Load(ctx, rd, Loader[*user]{Load: func(context.Context) (*user, error) { return benchUser, nil }}); err != nil {

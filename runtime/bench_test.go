@@ -259,7 +259,7 @@ func BenchmarkInvalidateTag(b *testing.B) {
 				b.Fatal(err)
 			}
 			payload, _ := msgpack.Marshal(benchUser)
-			entry := appendEnvelope(nil, 0, time.Now().UnixMilli(), st.inc, st.seq, []uint64{markerID(markTag, tag)}, payload)
+			entry := appendEnvelope(nil, 0, time.Now().UnixMilli(), time.Now().Add(time.Hour).UnixMilli(), st.inc, st.seq, []uint64{markerID(markTag, tag)}, payload)
 			keys := make([]string, 0, n)
 			for i := 0; i < n; i++ {
 				keys = append(keys, string(userKey(ks, int64(i))))
@@ -314,7 +314,7 @@ func BenchmarkEnvelopeDecode(b *testing.B) {
 	c := New(nil, WithLogger(quietLogger()))
 	ks := userSpace(c)
 	payload, _ := msgpack.Marshal(benchUser)
-	entry := appendEnvelope(nil, 0, time.Now().UnixMilli(), 1<<40, 7, []uint64{1, 2}, payload)
+	entry := appendEnvelope(nil, 0, time.Now().UnixMilli(), time.Now().Add(time.Hour).UnixMilli(), 1<<40, 7, []uint64{1, 2}, payload)
 	b.Run("cachegen", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

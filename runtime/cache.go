@@ -35,6 +35,7 @@ type Cache struct {
 	observer atomic.Pointer[func(Event)] // WithObserver's and AddObserver's, composed
 	logs     logLimits
 	verify   verifier
+	refresh  refresher
 	pend     pending
 	acks     replicaAcks
 

@@ -65,6 +65,11 @@ func TestMain(m *testing.M) {
 		batchChild(n) // a process of TestBatchProcesses
 		return
 	}
+	if p := os.Getenv("CACHEGEN_REFRESH_CHILD"); p != "" {
+		n, _ := strconv.Atoi(p)
+		refreshChild(n) // a process of TestRefreshProcesses
+		return
+	}
 	testenv.Main(m)
 }
 

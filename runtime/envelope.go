@@ -10,20 +10,23 @@ import (
 //	0     magic 0xCA
 //	1     format version
 //	2     flags
-//	3:9   stored-at, Unix milliseconds (for refresh-ahead), 48 bits
-//	9:15  incarnation of the invalidation state the entry was filled under, 48 bits
-//	15:22 fill seq: the invalidation clock read before the load began, 56 bits
-//	22    number of tag markers n, then n × 8-byte marker ids
+//	3:9   stored-at, Unix milliseconds, 48 bits (the refresh point is computed from it)
+//	9:15  expires-at: stored-at + TTL, Unix milliseconds, 48 bits
+//	15:21 incarnation of the invalidation state the entry was filled under, 48 bits
+//	21:28 fill seq: the invalidation clock read before the load began, 56 bits
+//	28    number of tag markers n, then n × 8-byte marker ids
 //	      uint32 CRC-32C of every other byte of the envelope
 //	      payload: msgpack value, or the error text of a not-found entry
 const (
 	envMagic   = 0xCA
-	envVersion = 2
-	envFixed   = 23
+	envVersion = 3
+	envFixed   = 29
 	maxTags    = 255
 
 	flagNil      = 1 << 0 // a nil result with a nil error, cached negatively
-	flagNotFound = 1 << 1 // the keyspace's not-found sentinel; payload is the error text
+	flagNotFound = 1 << 1 // the keyspace's not-found error; payload is the error text
+	flagZones    = 1 << 2 // the payload starts with the zone table of its times (zones.go)
+	flagErrValue = 1 << 3 // with flagNotFound: payload is uvarint len, text, msgpack of the error value
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -31,7 +34,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // envelope is a decoded cache entry. tags and payload alias the input.
 type envelope struct {
 	flags     byte
-	expiresAt int64 // ms: no later than Redis expires the entry (its TTL from before the SET ran)
+	storedAt  int64 // ms: when its TTL began
+	expiresAt int64 // ms: when its TTL ends, no later than Redis expires the entry (taken before the SET ran)
 	inc       uint64
 	seq       uint64
 	tags      []byte // n × 8-byte marker ids
@@ -39,9 +43,10 @@ type envelope struct {
 }
 
 // appendEnvelope encodes an entry after b. Callers keep len(tags) ≤ maxTags.
-func appendEnvelope(b []byte, flags byte, expiresAt int64, inc, seq uint64, tags []uint64, payload []byte) []byte {
+func appendEnvelope(b []byte, flags byte, storedAt, expiresAt int64, inc, seq uint64, tags []uint64, payload []byte) []byte {
 	start := len(b)
 	b = append(b, envMagic, envVersion, flags)
+	b = appendUint(b, uint64(storedAt), 6)
 	b = appendUint(b, uint64(expiresAt), 6)
 	b = appendUint(b, inc, 6)
 	b = appendUint(b, seq, 7)
@@ -60,7 +65,7 @@ func decodeEnvelope(b []byte) (e envelope, ok bool) {
 	if len(b) < envFixed+4 || b[0] != envMagic || b[1] != envVersion {
 		return e, false
 	}
-	p := envFixed + 8*int(b[22])
+	p := envFixed + 8*int(b[envFixed-1])
 	if p+4 > len(b) {
 		return e, false
 	}
@@ -69,9 +74,10 @@ func decodeEnvelope(b []byte) (e envelope, ok bool) {
 		return e, false
 	}
 	e.flags = b[2]
-	e.expiresAt = int64(readUint(b[3:9]))
-	e.inc = readUint(b[9:15])
-	e.seq = readUint(b[15:22])
+	e.storedAt = int64(readUint(b[3:9]))
+	e.expiresAt = int64(readUint(b[9:15]))
+	e.inc = readUint(b[15:21])
+	e.seq = readUint(b[21:28])
 	e.tags = b[envFixed:p]
 	e.payload = b[p+4:]
 	return e, true

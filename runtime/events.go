@@ -32,12 +32,16 @@ const (
 	EventFallback                      // a read's Redis lookup failed: it was served from the source
 	EventVerified                      // WithVerify re-read a hit from the source and compared it
 	EventInconsistent                  // a verified hit differed from the source, also after the re-check
+	EventStale                         // a hit was served past its TTL (stale=), counted besides the hit
+	EventRefresh                       // a background reload of a hit's entry called the source (refresh=, stale=)
+	EventRefreshError                  // a background reload failed; the cached value is kept until its bound
 	numEvents
 )
 
 var eventNames = [numEvents]string{"hit", "negative_hit", "miss", "load", "fill", "fill_rejected",
 	"lease_wait", "lease_timeout", "invalidate", "redis_error", "corrupt", "bypass", "breaker_open", "breaker_close",
-	"local_hit", "local_gap", "load_error", "fallback", "verified", "inconsistent"}
+	"local_hit", "local_gap", "load_error", "fallback", "verified", "inconsistent",
+	"stale", "refresh", "refresh_error"}
 
 // String is the kind's name ("hit", "negative_hit", …); "unknown" for a
 // value that is not a kind.

@@ -44,7 +44,7 @@ func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
 // sealed wraps payload in an envelope with a correct CRC, as a fill would.
 func sealed(ks *Keyspace[*user], flags byte, payload []byte) []byte {
 	st := currentState(ks.c)
-	return appendEnvelope(nil, flags, time.Now().UnixMilli(), st.inc, st.seq, []uint64{markerID(markTag, "user:1")}, payload)
+	return appendEnvelope(nil, flags, time.Now().UnixMilli(), time.Now().Add(time.Hour).UnixMilli(), st.inc, st.seq, []uint64{markerID(markTag, "user:1")}, payload)
 }
 
 // currentState is the invalidation state's clock (created if missing); a
@@ -63,7 +63,7 @@ func currentState(c *Cache) stateReply {
 // reseal recomputes the CRC of an envelope after its header was edited.
 func reseal(b []byte) []byte {
 	b = bytes.Clone(b)
-	p := envFixed + 8*int(b[22])
+	p := envFixed + 8*int(b[envFixed-1])
 	sum := crc32.Update(crc32.Checksum(b[:p], castagnoli), castagnoli, b[p+4:])
 	binary.BigEndian.PutUint32(b[p:], sum)
 	return b
@@ -114,7 +114,7 @@ func hostileEntries(t *testing.T, ks *Keyspace[*user]) map[string][]byte {
 	m[0] = 'x'
 	out["wrong magic"] = m
 	many := bytes.Clone(valid)
-	many[22] = 0xff
+	many[envFixed-1] = 0xff
 	out["tag count 255, CRC over a wrong layout"] = many
 	out["empty string"] = []byte{}
 	out["magic only"] = []byte{envMagic}
@@ -304,7 +304,7 @@ func TestHostileAllocationBounded(t *testing.T) {
 	payloads := hostilePayloads()
 	for _, name := range []string{"array32 huge header", "map32 huge header", "str32 huge header",
 		"bin32 huge header", "ext32 huge header", "user with huge field", "user with huge name"} {
-		entry := appendEnvelope(nil, 0, 0, 1<<40, 0, []uint64{1}, payloads[name])
+		entry := appendEnvelope(nil, 0, 0, 0, 1<<40, 0, []uint64{1}, payloads[name])
 		for _, d := range decoders(c) {
 			var ok bool
 			n := bytesAllocated(func() {
@@ -326,7 +326,7 @@ func TestHostileAllocationBounded(t *testing.T) {
 	key := ks.Key(AppendInt(ks.AppendPrefix(nil), 1))
 	ctx := context.Background()
 	st := currentState(tc)
-	entry := appendEnvelope(nil, 0, time.Now().UnixMilli(), st.inc, st.seq, nil, payloads["array32 huge header"])
+	entry := appendEnvelope(nil, 0, time.Now().UnixMilli(), time.Now().Add(time.Hour).UnixMilli(), st.inc, st.seq, nil, payloads["array32 huge header"])
 	for i := 0; i < 3; i++ {
 		if err := rdb.Set(ctx, string(key), entry, time.Minute).Err(); err != nil {
 			t.Fatal(err)
@@ -629,15 +629,15 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			for i := range tags {
 				tags[i] = e.tagAt(i)
 			}
-			if re := appendEnvelope(nil, e.flags, e.expiresAt, e.inc, e.seq, tags, e.payload); !bytes.Equal(re, data) {
+			if re := appendEnvelope(nil, e.flags, e.storedAt, e.expiresAt, e.inc, e.seq, tags, e.payload); !bytes.Equal(re, data) {
 				t.Fatalf("accepted entry re-encodes differently:\n% x\n% x", data, re)
 			}
 			decodeAll(t, e, users, ints, maps, anys)
 		}
 		for _, flags := range []byte{0, flagNil, flagNotFound} {
-			env := appendEnvelope(nil, flags, 1, 1<<40, 2, []uint64{3}, data)
+			env := appendEnvelope(nil, flags, 5, 1, 1<<40, 2, []uint64{3}, data)
 			e, ok := decodeEnvelope(env)
-			if !ok || !bytes.Equal(e.payload, data) || e.flags != flags || e.expiresAt != 1 || e.seq != 2 {
+			if !ok || !bytes.Equal(e.payload, data) || e.flags != flags || e.storedAt != 5 || e.expiresAt != 1 || e.seq != 2 {
 				t.Fatalf("intact envelope rejected or misread: %+v %v", e, ok)
 			}
 			decodeAll(t, e, users, ints, maps, anys)

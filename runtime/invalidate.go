@@ -20,7 +20,7 @@ func (c *Cache) Invalidate(ctx context.Context, inv Invalidation) error {
 	if inv.empty() {
 		return nil
 	}
-	_, err := c.invalidate(ctx, inv.Keys, c.markerIDs(inv, nil))
+	_, err := c.invalidate(ctx, inv.Keys, c.markerIDs(inv, "", nil))
 	return err
 }
 
@@ -36,10 +36,22 @@ func (c *Cache) InvalidateNamespace(ctx context.Context) error {
 	return err
 }
 
-// markerIDs lists the markers inv bumps: its tags, groups and keys.
-func (c *Cache) markerIDs(inv Invalidation, extra []Key) []uint64 {
+// Invalidate is Cache.Invalidate for the writes of a repository whose tags
+// are its own (an instantiation of a generic one, RepoOf): its tags are
+// those of this repository only.
+func (r *Repo) Invalidate(ctx context.Context, inv Invalidation) error {
+	if inv.empty() {
+		return nil
+	}
+	_, err := r.c.invalidate(ctx, inv.Keys, r.c.markerIDs(inv, r.tagNS, nil))
+	return err
+}
+
+// markerIDs lists the markers inv bumps: its tags (in the tag namespace
+// ns), groups and keys.
+func (c *Cache) markerIDs(inv Invalidation, ns string, extra []Key) []uint64 {
 	ids := make([]uint64, 0, len(inv.Tags)+len(inv.Groups)+len(inv.Keys)+len(extra))
-	ids = tagIDs(ids, inv.Tags)
+	ids = tagIDs(ns, ids, inv.Tags)
 	for _, g := range inv.Groups {
 		ids = append(ids, uint64(g))
 	}

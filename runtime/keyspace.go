@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -23,6 +24,7 @@ type Repo struct {
 	ver   int
 	dep   uint64 // marker bumped by InvalidateAll
 	local uint64 // marker bumped by DeletePattern, that only L1 entries depend on
+	tagNS string // "": tags shared by the Cache; RepoOf: the instantiation's own
 }
 
 // Repo returns the handle of the repository with the given prefix and version.
@@ -30,6 +32,43 @@ type Repo struct {
 func (c *Cache) Repo(prefix string, version int) *Repo {
 	name := string(strconv.AppendInt(append(AppendString(nil, prefix), ':'), int64(version), 10))
 	return &Repo{c: c, name: name, given: prefix, ver: version, dep: markerID(markRepo, name), local: markerID(markLocal, name)}
+}
+
+// RepoOf is Repo for one instantiation of a generic repository: the type
+// arguments (spelled by TypeName) join the prefix, so each instantiation has
+// its own keys and InvalidateAll, and its tags are its own (tags of its
+// entries and of its writes, through Repo.Invalidate, never meet another
+// repository's).
+func (c *Cache) RepoOf(prefix string, version int, typeArgs ...string) *Repo {
+	full := prefix + "[" + strings.Join(typeArgs, ",") + "]"
+	r := c.Repo(full, version)
+	r.tagNS = full + "\x00"
+	return r
+}
+
+// TypeName spells T stably across processes and builds, for RepoOf: named
+// types by package path and name ("example.com/app/model.User"), with their
+// type arguments; composite types in Go syntax over those.
+func TypeName[T any]() string { return typeName(reflect.TypeFor[T]()) }
+
+func typeName(t reflect.Type) string {
+	if t.Name() != "" {
+		if t.PkgPath() == "" {
+			return t.Name() // predeclared
+		}
+		return t.PkgPath() + "." + t.Name() // reflect spells type arguments by path too
+	}
+	switch t.Kind() {
+	case reflect.Pointer:
+		return "*" + typeName(t.Elem())
+	case reflect.Slice:
+		return "[]" + typeName(t.Elem())
+	case reflect.Array:
+		return "[" + strconv.Itoa(t.Len()) + "]" + typeName(t.Elem())
+	case reflect.Map:
+		return "map[" + typeName(t.Key()) + "]" + typeName(t.Elem())
+	}
+	return t.String()
 }
 
 // Cache returns the Cache the repository lives on.
@@ -57,14 +96,35 @@ type Spec[T any] struct {
 	TTL, Negative time.Duration
 	// Jitter spreads both TTLs.
 	Jitter Jitter
-	// NotFound, when set, is the sentinel error whose results are cached negatively.
+	// NotFound, when set, is the sentinel error whose results are cached
+	// negatively (errors.Is).
 	NotFound error
+	// NotFoundAs, when set, is an error type whose values are not-found
+	// results (errors.As, when NotFound is nil): a cached not-found keeps
+	// its exported fields, and errors.As on the error a hit returns gives
+	// a value of the type with them. With NotFound it says how the
+	// sentinel's kind of error is stored.
+	NotFoundAs *NotFoundType
+	// NotFoundIf, when set, decides which errors are not-found results in
+	// place of NotFound and NotFoundAs (a predicate such as ent.IsNotFound).
+	// A not-found is cached only when the error a hit would return passes
+	// it too.
+	NotFoundIf func(error) bool
 	// IsNil reports a nil result (pointer, slice, map); nil for value types.
 	IsNil func(T) bool
 	// Local is how long a read may be served from this process's memory
 	// (the two-level cache's L1, docs/runtime.md), never longer than the
 	// Redis entry it came from lives; 0 keeps the keyspace out of the L1.
 	Local time.Duration
+	// Refresh is the fraction of the TTL (0 < Refresh < 1; refresh=80 is
+	// 0.8) after which a hit also starts one background reload of the entry
+	// (refresh-ahead, docs/runtime.md "Freshness"); 0: off.
+	Refresh float64
+	// Stale is how long a positive entry may still be served after its TTL
+	// while one background reload runs — and while the source fails
+	// (stale-while-revalidate, stale-if-error); 0: never. An invalidated
+	// entry is never served, fresh or stale.
+	Stale time.Duration
 	// Clone returns a deep copy of a value, so that no two callers ever
 	// share (and race on) one: a value served from the L1, or one load's
 	// result handed to several callers. nil when T holds no references
@@ -79,7 +139,8 @@ type Spec[T any] struct {
 // Keyspace is the runtime form of a Spec.
 type Keyspace[T any] struct {
 	space
-	spec Spec[T]
+	spec  Spec[T]
+	zones timeWalk // finds the times of a T (zones.go); nil when a T holds none
 }
 
 // space is the type-independent part of a Keyspace.
@@ -105,9 +166,19 @@ func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
 			spec.Schema += "/" + got
 		}
 	}
-	h := sha256.Sum256([]byte(spec.Template + "\x00" + spec.Schema))
+	if !(spec.Refresh > 0 && spec.Refresh < 1) { // NaN too
+		spec.Refresh = 0
+	}
+	spec.Stale = max(spec.Stale, 0)
+	zones := timeWalkOf(reflect.TypeFor[T]())
+	schema := spec.Schema
+	if zones != nil {
+		// Entries written before times kept their zones live elsewhere.
+		schema += "/zones1"
+	}
+	h := sha256.Sum256([]byte(spec.Template + "\x00" + schema))
 	id := base64.RawURLEncoding.EncodeToString(h[:ksidBytes])
-	ks := &Keyspace[T]{spec: spec}
+	ks := &Keyspace[T]{spec: spec, zones: zones}
 	ks.c, ks.repo = r.c, r
 	ks.prefix = r.c.ns + "e:{" + r.name + ":" + id + ":"
 	ks.group = markerID(markGroup, r.name+":"+id)
@@ -139,14 +210,36 @@ func (s *space) Group() Group { return Group(s.group) }
 // key placeholder, a MarshalText error).
 func (s *space) Bypass() { s.c.emit(EventBypass, s.label, nil) }
 
-// tagIDs returns the marker ids of tags.
-func tagIDs(dst []uint64, tagLists ...[]string) []uint64 {
+// tagIDs returns the marker ids of tags in the tag namespace ns ("": the
+// Cache's, shared by every repository).
+func tagIDs(ns string, dst []uint64, tagLists ...[]string) []uint64 {
 	for _, ts := range tagLists {
 		for _, t := range ts {
-			dst = append(dst, markerID(markTag, t))
+			dst = append(dst, tagID(ns, t))
 		}
 	}
 	return dst
+}
+
+// tagIDs returns the marker ids of the tags of r's entries.
+func (r *Repo) tagIDs(dst []uint64, tagLists ...[]string) []uint64 {
+	return tagIDs(r.tagNS, dst, tagLists...)
+}
+
+// tagID is markerID(markTag, ns+t), without building the string.
+func tagID(ns, t string) uint64 {
+	h := uint64(fnvOffset)
+	h ^= uint64(markTag)
+	h *= fnvPrime
+	for i := 0; i < len(ns); i++ {
+		h ^= uint64(ns[i])
+		h *= fnvPrime
+	}
+	for i := 0; i < len(t); i++ {
+		h ^= uint64(t[i])
+		h *= fnvPrime
+	}
+	return h
 }
 
 // Group is a pattern group: every key of one key template.

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -18,7 +17,10 @@ import (
 // tags, group, repository, the namespace) moved after the clock rd was read
 // with. Redis trouble never fails the call: the source's answer is returned.
 func Load[T any](ctx context.Context, rd Read[T], l Loader[T]) (T, error) {
-	if rd.Hit { // a hit WithVerify sampled (rd.Verify): checked in the background
+	if rd.Hit { // rd.Background: a reload is due, or WithVerify sampled it
+		if rd.reload {
+			rd.ks.refreshLater(ctx, rd.key, rd.inc, rd.clock, l)
+		}
 		rd.verifyLater(l)
 		return rd.Value, rd.Err
 	}
@@ -81,7 +83,7 @@ func (r *loaded[T]) negative(ks *Keyspace[T], v T, err error) bool {
 // absentResult reports a method result that stands for "not found".
 func (ks *Keyspace[T]) absentResult(v T, err error) bool {
 	if err != nil {
-		return ks.spec.NotFound != nil && errors.Is(err, ks.spec.NotFound)
+		return ks.isNotFound(err)
 	}
 	return ks.spec.IsNil != nil && ks.spec.IsNil(v)
 }
@@ -175,10 +177,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			// The fill seq is the clock read with the lease, before the load:
 			// later than our lookup's, so waiters who began since can take
 			// this load's result too (a hand-off, if its fill is rejected).
-			finc, fn := inc, n
-			if cinc, cn, ok := parseClock(r.clock); ok && (cinc != inc || cn > n) {
-				finc, fn = cinc, cn
-			}
+			finc, fn := laterClock(inc, n, r.clock)
 			seal()
 			return ks.loadAndFill(ctx, key, lease, value, finc, fn, l)
 		}
@@ -186,7 +185,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		// its result cannot answer us: waiting would only queue us behind
 		// it (under churn, behind every load). Load now, without a fill.
 		if known == nil {
-			known = append(append(tagIDs(nil, l.Tags), ks.deps[:]...), markerID(markKey, string(key)))
+			known = append(append(ks.repo.tagIDs(nil, l.Tags), ks.deps[:]...), markerID(markKey, string(key)))
 		}
 		lf, outdated := c.outdates(ctx, inc, n, r.holder, known)
 		if outdated {
@@ -255,7 +254,7 @@ func (ks *Keyspace[T]) vettedHandoff(ctx context.Context, inc, vetted uint64, kn
 		return nil, false
 	}
 	e, ok := decodeEnvelope([]byte(raw))
-	if !ok || e.inc != inc || e.seq != vetted {
+	if !ok || e.inc != inc || e.seq != vetted || ks.expired(&e, ks.c.cfg.now().UnixMilli()) {
 		return nil, false
 	}
 	if _, _, ok := ks.decode(e); !ok {
@@ -274,7 +273,8 @@ func (ks *Keyspace[T]) vettedHandoff(ctx context.Context, inc, vetted uint64, kn
 }
 
 // usable decides whether an entry (or a hand-off) found while waiting may
-// answer a read that began at clock (inc, n). An entry must pass the validity
+// answer a read that began at clock (inc, n). Neither may be past its TTL
+// (and stale=). An entry must pass the validity
 // rule; a hand-off must come from a load that read the clock at or after n —
 // every write that returned before our read began was then already visible
 // to that load.
@@ -287,7 +287,7 @@ func (ks *Keyspace[T]) usable(ctx context.Context, key Key, inc, n uint64, raw s
 	} else if !handoff {
 		ks.corrupt(ctx, key)
 	}
-	if !ok {
+	if !ok || ks.ageOf(key, &e, ks.c.cfg.now().UnixMilli()) == ageExpired {
 		return nil, false, nil
 	}
 	if handoff && e.inc == inc && e.seq >= n {
@@ -358,7 +358,7 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	if !ok {
 		return ks.unencoded(v, err)
 	}
-	ids := tagIDs(make([]uint64, 0, len(l.Tags)+len(s.tags)), l.Tags, s.tags)
+	ids := ks.repo.tagIDs(make([]uint64, 0, len(l.Tags)+len(s.tags)), l.Tags, s.tags)
 	if len(ids) > maxTags {
 		if n, ok := c.allowLog(logTags); ok {
 			c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label, "suppressed", n)
@@ -366,7 +366,7 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 		return ks.unencoded(v, err)
 	}
 	res := &loaded[T]{v: v, err: err}
-	env := appendEnvelope(nil, s.flags, c.cfg.now().Add(s.ttl).UnixMilli(), inc, n, ids, s.payload)
+	env := ks.seal(s, inc, n, ids)
 	res.env, res.encoded = decodeEnvelope(env)
 	settled = true
 	members := make([]string, 0, 4+len(ids))
@@ -375,7 +375,7 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	for _, id := range ids {
 		members = append(members, memberOf(id))
 	}
-	f := &fillArgs{key: key, lease: lease, token: token, env: env, ttl: s.ttl, seq: n,
+	f := &fillArgs{key: key, lease: lease, token: token, env: env, ttl: s.life, seq: n,
 		members: members, handoff: c.handoffTTL()}
 	var local func() // what the L1 keeps if the fill lands: its own copy, taken now
 	if st := ks.localStart(); st.sgen != 0 {

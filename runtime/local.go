@@ -47,6 +47,7 @@ type l1Entry[T any] struct {
 	checked  atomic.Uint64
 	life     time.Duration
 	deadline int64 // monoNow past which it is not served
+	due      int64 // monoNow from which a hit starts a reload (refresh=); 0: never
 	size     uint32
 }
 
@@ -91,35 +92,36 @@ func (ks *Keyspace[T]) localStart() l1Start {
 }
 
 // localGet serves key from the L1 when its entry is still valid; the caller
-// gets its own copy.
-func (ks *Keyspace[T]) localGet(key Key) (v T, err error, neg, ok bool) {
+// gets its own copy. e is the entry it came from (for its error, negative
+// mark and refresh point), ok false when there was none to serve.
+func (ks *Keyspace[T]) localGet(key Key) (v T, e *l1Entry[T], ok bool) {
 	l := ks.c.l1.Load()
 	if l == nil || ks.c.brk.open.Load() {
 		// An open breaker may hold an invalidation of ours that Redis has
 		// not taken yet (pending.go): reads go to the source meanwhile.
-		return v, nil, false, false
+		return v, nil, false
 	}
 	h := maphash.String(l.seed, string(key))
 	it, found := l.store.GetIfPresent(h)
 	if !found {
-		return v, nil, false, false
+		return v, nil, false
 	}
 	e, isT := it.(*l1Entry[T])
 	if !isT || e.key != key || e.sgen == 0 || l.sub.liveGen() != e.sgen {
-		return v, nil, false, false
+		return v, nil, false
 	}
 	// The watchdog ticks every bound/4; this read-time check makes the bound
 	// exact, and the entry's own deadline keeps it within its Redis entry's
 	// life. Both read the precise time: a coarse clock lags without limit
 	// when its goroutine is starved of CPU.
 	if now := monoNow(); now-l.sub.fresh() > int64(ks.c.cfg.localBound) || now > e.deadline {
-		return v, nil, false, false
+		return v, nil, false
 	}
 	m := &ks.c.mirror
 	if ver := m.ver.Load(); e.checked.Load() != ver {
 		if !m.judgeLocal(e.inc, e.f, e.mgen, e.ids) {
 			l.store.Invalidate(h)
-			return v, nil, false, false
+			return v, nil, false
 		}
 		e.checked.Store(ver)
 	}
@@ -127,17 +129,24 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, err error, neg, ok bool) {
 	if ks.spec.Clone != nil {
 		v = ks.spec.Clone(v)
 	}
-	return v, e.err, e.neg, true
+	return v, e, true
 }
 
-// localRead is an L1 hit as a Read, counted.
+// isDue reports whether a hit of e is to start a reload (refresh=).
+func (e *l1Entry[T]) isDue() bool { return e.due != 0 && monoNow() >= e.due }
+
+// localRead is an L1 hit as a Read, counted. key may alias the caller's buffer.
 func (ks *Keyspace[T]) localRead(key Key) (Read[T], bool) {
-	v, err, _, ok := ks.localGet(key)
+	v, e, ok := ks.localGet(key)
 	if !ok {
 		return Read[T]{}, false
 	}
 	ks.c.emit(EventLocalHit, ks.label, nil)
-	rd := Read[T]{Value: v, Err: err, Hit: true}
+	rd := Read[T]{Value: v, Err: e.err, Hit: true}
+	if e.isDue() { // the reload's lease carries the entry's own clock: older than any read's, so waiters judge it safely
+		rd.ks, rd.key, rd.inc, rd.clock = ks, e.key, e.inc, e.f
+		rd.reload, rd.Background = true, true
+	}
 	if ks.c.verify.sample() {
 		ks.sampledL1(&rd, key)
 	}
@@ -163,8 +172,12 @@ func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err err
 	for i := range nt {
 		ids = append(ids, env.tagAt(i))
 	}
+	now := monoNow()
 	e := &l1Entry[T]{key: key, v: v, err: err, neg: env.flags&(flagNil|flagNotFound) != 0, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
-		life: life, deadline: monoNow() + int64(life), size: uint32(min(len(key)+len(env.payload)+64+8*len(ids), 1<<30))}
+		life: life, deadline: now + int64(life), size: uint32(min(len(key)+len(env.payload)+64+8*len(ids), 1<<30))}
+	if r, ok := ks.refreshPoint(key, env); ok {
+		e.due = max(now+int64(time.UnixMilli(r).Sub(ks.c.cfg.now())), 1)
+	}
 	e.checked.Store(^uint64(0)) // judged on its first read
 	m := &ks.c.mirror
 	if !m.judgeLocal(e.inc, e.f, e.mgen, ids) {

@@ -15,6 +15,7 @@ const (
 	logEncode                      // a result could not be encoded
 	logTags                        // a result had more than 255 tags
 	logInconsistent                // WithVerify found a hit the source disagrees with
+	logRefresh                     // a background reload failed
 	numLogKinds
 )
 

@@ -13,11 +13,12 @@ type Read[T any] struct {
 	Value T
 	Err   error
 	Hit   bool
-	// Verify marks a hit that WithVerify sampled: pass the Read on to Load
-	// with the Loader, which returns the hit at once and re-reads the
-	// source in the background. Generated code returns a hit without
-	// building its Loader unless Verify is set.
-	Verify bool
+	// Background marks a hit that wants its Loader for work after the
+	// caller has the value: a refresh= or stale= reload is due, or
+	// WithVerify sampled it. Pass the Read on to Load with the Loader: Load
+	// returns the hit at once and starts that work. Generated code returns
+	// a hit without building its Loader unless Background is set.
+	Background bool
 
 	ks       *Keyspace[T]
 	key      Key
@@ -25,6 +26,7 @@ type Read[T any] struct {
 	inc      uint64 // the clock read with the entry; 0 when there was none
 	clock    uint64
 	chk      *check[T] // what a sampled hit served (verify.go)
+	reload   bool      // a reload of the entry is due (refresh.go)
 }
 
 // Lookup is the hit path. A local keyspace first asks the L1 (local.go).
@@ -92,13 +94,18 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 		c.emitTimed(EventMiss, ks.label, took)
 		return rd
 	}
+	a := ks.ageOf(key, &e, c.cfg.now().UnixMilli())
+	if a == ageExpired { // past its TTL (and stale=): whatever Redis still holds
+		c.emitTimed(EventMiss, ks.label, took)
+		return rd
+	}
 	v, verr, ok := ks.decode(e)
 	if !ok {
 		hc.corrupt.Do(func() { ks.corrupt(ctx, key) })
 		c.emitTimed(EventMiss, ks.label, took)
 		return rd
 	}
-	if st.sgen != 0 {
+	if st.sgen != 0 && a != ageStale {
 		kept := v
 		if ks.spec.Clone != nil {
 			kept = ks.spec.Clone(v)
@@ -111,6 +118,12 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 		c.emitTimed(EventHit, ks.label, took)
 	}
 	rd.Value, rd.Err, rd.Hit = v, verr, true
+	if a != ageFresh {
+		if a == ageStale {
+			c.emit(EventStale, ks.label, nil)
+		}
+		rd.reload, rd.Background = true, true
+	}
 	if c.verify.sample() {
 		rd.sampledL2(raw)
 	}

@@ -31,6 +31,7 @@ type config struct {
 	localBound       time.Duration
 	batchChunk       int
 	batchParallel    int
+	refreshParallel  int
 	logPeriod        time.Duration
 	metrics          bool    // latency histograms of the hit path
 	verify           float64 // fraction of hits re-read from the source
@@ -46,6 +47,7 @@ func defaultConfig() config {
 		leaseWait:       3 * time.Second,
 		batchChunk:      500,
 		batchParallel:   4,
+		refreshParallel: 64,
 		pollMin:         2 * time.Millisecond,
 		pollMax:         50 * time.Millisecond,
 		maxTTL:          24 * time.Hour,
@@ -226,6 +228,18 @@ func WithBatchParallel(n int) Option {
 	return func(c *config) {
 		if n > 0 {
 			c.batchParallel = n
+		}
+	}
+}
+
+// WithRefreshParallel bounds the background reloads of refresh= and stale=
+// keyspaces running at once in this Cache (each is one source call); a hit
+// that finds the limit reached is served without starting one, and a later
+// hit starts it. Default 64.
+func WithRefreshParallel(n int) Option {
+	return func(c *config) {
+		if n > 0 {
+			c.refreshParallel = n
 		}
 	}
 }

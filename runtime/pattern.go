@@ -97,7 +97,7 @@ func (c *Cache) deletePattern(ctx context.Context, glob string, fallback, local 
 	// markers (and the clock, even when nothing matched).
 	for i := 0; i == 0 || i < len(keys); i += 500 {
 		batch := keys[i:min(i+500, len(keys))]
-		ids := c.markerIDs(Invalidation{Keys: batch}, nil)
+		ids := c.markerIDs(Invalidation{Keys: batch}, "", nil)
 		if i == 0 {
 			ids = append(ids, local)
 		}

@@ -13,7 +13,7 @@ func Put[T any](ctx context.Context, ks *Keyspace[T], key Key, v T, tags []strin
 	c := ks.c
 	// Only what inv names counts as an invalidation: the bump of key's own
 	// marker is how the write-through voids older fills and leases.
-	rep, err := c.invalidateCounted(ctx, inv.Keys, c.markerIDs(inv, []Key{key}), !inv.empty())
+	rep, err := c.invalidateCounted(ctx, inv.Keys, c.markerIDs(inv, ks.repo.tagNS, []Key{key}), !inv.empty())
 	if err != nil {
 		return // pending: replayed, and the breaker holds this process off the cache
 	}
@@ -21,13 +21,13 @@ func Put[T any](ctx context.Context, ks *Keyspace[T], key Key, v T, tags []strin
 	if !ok {
 		return // the key's marker moved: the old entry is dead already
 	}
-	ids := tagIDs(nil, tags)
+	ids := ks.repo.tagIDs(nil, tags)
 	if len(ids) > maxTags {
 		return
 	}
-	env := appendEnvelope(nil, s.flags, c.cfg.now().Add(s.ttl).UnixMilli(), rep.inc, rep.seq, ids, s.payload)
+	env := ks.seal(s, rep.inc, rep.seq, ids)
 	_, err = call(c, context.WithoutCancel(ctx), func(ctx context.Context) (int64, error) {
-		return c.remote.store(ctx, key, leaseKeyOf(key), "", env, s.ttl)
+		return c.remote.store(ctx, key, leaseKeyOf(key), "", env, s.life)
 	})
 	if err == nil {
 		c.emit(EventFill, ks.label, nil)

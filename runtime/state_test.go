@@ -405,8 +405,8 @@ func TestOversizedHeaders(t *testing.T) {
 			t.Errorf("validMsgpack accepts % x", b)
 		}
 	}
-	env := appendEnvelope(nil, 0, 0, 1<<40, 1, nil, []byte{0xc0})
-	env[22] = 200 // 200 tags promised, none there
+	env := appendEnvelope(nil, 0, 0, 0, 1<<40, 1, nil, []byte{0xc0})
+	env[envFixed-1] = 200 // 200 tags promised, none there
 	if _, ok := decodeEnvelope(env); ok {
 		t.Error("an envelope promising 200 tags in 5 bytes decodes")
 	}

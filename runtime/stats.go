@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"errors"
 	"log/slog"
 	"slices"
 	"strings"
@@ -338,7 +337,7 @@ func (ks *Keyspace[T]) counted(err error, d time.Duration) {
 	l := ks.label
 	l.n[EventLoad].Add(1)
 	l.load.observe(d)
-	failed := err != nil && (ks.spec.NotFound == nil || !errors.Is(err, ks.spec.NotFound))
+	failed := err != nil && !ks.isNotFound(err)
 	if failed {
 		l.n[EventLoadError].Add(1)
 	}

@@ -260,7 +260,7 @@ func TestHitAllocsMetrics(t *testing.T) {
 		get := func() {
 			var buf [64]byte
 			rd := LookupBytes(ctx, ks, AppendInt(append(ks.AppendPrefix(buf[:0]), "user:"...), 1))
-			if rd.Hit && !rd.Verify {
+			if rd.Hit && !rd.Background {
 				return
 			}
 			_, _ = Load(ctx, rd, Loader[*user]{Load: func(ctx context.Context) (*user, error) { return src.get(ctx, 1) }})

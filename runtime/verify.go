@@ -3,8 +3,8 @@ package runtime
 import (
 	"bytes"
 	"context"
-	"errors"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +77,7 @@ type check[T any] struct {
 // sampledL2 marks a hit decoded from raw for verification.
 func (rd *Read[T]) sampledL2(raw string) {
 	rd.chk = &check[T]{key: rd.key, raw: raw}
-	rd.Verify = true
+	rd.Background = true
 }
 
 // sampledL1 marks an L1 hit for verification; key may alias the caller's
@@ -89,7 +89,7 @@ func (ks *Keyspace[T]) sampledL1(rd *Read[T], key Key) {
 	}
 	rd.ks = ks
 	rd.chk = &check[T]{key: Key(strings.Clone(string(key))), fromL: true, v: v, err: rd.Err}
-	rd.Verify = true
+	rd.Background = true
 }
 
 // verifyLater queues the verification of a sampled hit with the loader that
@@ -191,7 +191,7 @@ func (ks *Keyspace[T]) canonical(v T, err error) ([]byte, bool) {
 	sp := &ks.spec
 	switch {
 	case err != nil:
-		if sp.NotFound != nil && errors.Is(err, sp.NotFound) {
+		if ks.isNotFound(err) {
 			return []byte{flagNotFound}, true
 		}
 		return nil, false // an error is never cached: nothing to compare
@@ -200,6 +200,10 @@ func (ks *Keyspace[T]) canonical(v T, err error) ([]byte, bool) {
 	}
 	var buf bytes.Buffer
 	buf.WriteByte(0)
+	if ks.zones != nil { // the same instant in another zone is another value
+		table, _ := appendZones(nil, ks.zones, reflect.ValueOf(&v).Elem())
+		buf.Write(table)
+	}
 	enc := msgpack.NewEncoder(&buf)
 	enc.SetSortMapKeys(true)
 	if enc.Encode(&v) != nil {
@@ -237,8 +241,8 @@ func (ks *Keyspace[T]) canonSource(ctx context.Context, load func(context.Contex
 func (ks *Keyspace[T]) peek(ctx context.Context, key Key) ([]byte, bool) {
 	c := ks.c
 	if ks.spec.Local > 0 {
-		if v, err, _, ok := ks.localGet(key); ok {
-			return ks.canonical(v, err)
+		if v, e, ok := ks.localGet(key); ok {
+			return ks.canonical(v, e.err)
 		}
 	}
 	hc := c.hits.do(ctx, c, key)
@@ -253,7 +257,7 @@ func (ks *Keyspace[T]) peek(ctx context.Context, key Key) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	if valid, err := c.validate(ctx, inc, n, &ks.space, key, &e); err != nil || !valid {
+	if valid, err := c.validate(ctx, inc, n, &ks.space, key, &e); err != nil || !valid || ks.expired(&e, c.cfg.now().UnixMilli()) {
 		return nil, false
 	}
 	v, err, ok := ks.decode(e)

@@ -40,7 +40,7 @@ func (r *rows) set(id int64, name string) {
 func readV(ctx context.Context, ks *Keyspace[*user], src *rows, id int64) (*user, error) {
 	var buf [64]byte
 	rd := LookupBytes(ctx, ks, AppendInt(append(ks.AppendPrefix(buf[:0]), "user:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return Load(ctx, rd, Loader[*user]{

@@ -14,14 +14,14 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method        verb       key                              ttl  negative  jitter  local  tags                                          invalidated by / invalidates
-//	Get           get        article:{id}                     10m  30s       10%     1m     article:{id},author:{result.AuthorID}         Publish (key), Update (key, tag article:{id})
-//	BySlug        get        article:slug:{slug}              10m  30s       10%     1m     article:{result.ID},author:{result.AuthorID}  Publish (key), Update (tag article:{result.ID})
-//	ByIDs         get batch  article:{ids}                    10m  30s       10%     1m     article:{ids},author:{result.AuthorID}        Publish (key), Update (key, tag article:{ids})
-//	HomepageFeed  get        feed:home:{page}                 30s  30s       10%     10s    feed                                          Publish (pattern)
-//	CategoryFeed  get        feed:category:{category}:{page}  2m   30s       10%     1m     feed,feed:{category}                          Publish (tag feed:{category}), Update (tag feed:{category})
-//	Publish       evict      -                                -    -         -       -      -                                             keys article:{a.ID},article:slug:{a.Slug}; tags feed:{a.Category}; all of feed:home:{page}
-//	Update        evict      -                                -    -         -       -      -                                             keys article:{a.ID}; tags article:{a.ID},feed:{a.Category}
+//	method        verb       key                              ttl  negative  jitter  local  refresh  stale  tags                                          invalidated by / invalidates
+//	Get           get        article:{id}                     10m  30s       10%     1m     -        -      article:{id},author:{result.AuthorID}         Publish (key), Update (key, tag article:{id})
+//	BySlug        get        article:slug:{slug}              10m  30s       10%     1m     -        -      article:{result.ID},author:{result.AuthorID}  Publish (key), Update (tag article:{result.ID})
+//	ByIDs         get batch  article:{ids}                    10m  30s       10%     1m     -        -      article:{ids},author:{result.AuthorID}        Publish (key), Update (key, tag article:{ids})
+//	HomepageFeed  get        feed:home:{page}                 30s  30s       10%     10s    -        -      feed                                          Publish (pattern)
+//	CategoryFeed  get        feed:category:{category}:{page}  2m   30s       10%     1m     -        -      feed,feed:{category}                          Publish (tag feed:{category}), Update (tag feed:{category})
+//	Publish       evict      -                                -    -         -       -      -        -      -                                             keys article:{a.ID},article:slug:{a.Slug}; tags feed:{a.Category}; all of feed:home:{page}
+//	Update        evict      -                                -    -         -       -      -        -      -                                             keys article:{a.ID}; tags article:{a.ID},feed:{a.Category}
 type CachedArticles struct {
 	next           Articles
 	cache          *runtime.Cache
@@ -106,7 +106,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -128,7 +128,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksBySlug, r.keyBySlug(r.ksBySlug.AppendPrefix(buf[:0]), slug))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -156,7 +156,7 @@ func (r *CachedArticles) ByIDs(ctx context.Context, ids []int64) (map[int64]*Art
 func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksHomepageFeed, r.keyHomepageFeed(r.ksHomepageFeed.AppendPrefix(buf[:0]), int64(page)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Summary]{
@@ -171,7 +171,7 @@ func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary,
 func (r *CachedArticles) CategoryFeed(ctx context.Context, category string, page int) ([]Summary, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCategoryFeed, r.keyCategoryFeed(r.ksCategoryFeed.AppendPrefix(buf[:0]), category, int64(page)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Summary]{

@@ -14,9 +14,9 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method         verb  key          ttl  negative  jitter  local  tags                  invalidated by / invalidates
-//	Profile        get   user:{id}    30m  1m        10%     1m     user:{id}             UpdateProfile (stores)
-//	UpdateProfile  put   user:{u.ID}  -    -         -       -      user:{u.ID} (stored)  tags author:{u.ID}
+//	method         verb  key          ttl  negative  jitter  local  refresh  stale  tags                  invalidated by / invalidates
+//	Profile        get   user:{id}    30m  1m        10%     1m     -        -      user:{id}             UpdateProfile (stores)
+//	UpdateProfile  put   user:{u.ID}  -    -         -       -      -        -      user:{u.ID} (stored)  tags author:{u.ID}
 type CachedUsers struct {
 	next      Users
 	cache     *runtime.Cache
@@ -55,7 +55,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Profile(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksProfile, r.keyProfile(r.ksProfile.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{

@@ -67,6 +67,9 @@ var keyspaceCounters = []counterDef{
 	{"cachegen.keyspace.invalidations", "{invalidation}", "Delivered invalidations that named a key or the pattern group of the keyspace.", runtime.EventInvalidate, attribute.KeyValue{}},
 	{"cachegen.verify.checks", "{check}", "Hits re-read from the source by the consistency checker.", runtime.EventVerified, attribute.KeyValue{}},
 	{"cachegen.verify.inconsistencies", "{inconsistency}", "Verified hits that differed from the source, also after the re-check.", runtime.EventInconsistent, attribute.KeyValue{}},
+	{"cachegen.stale_hits", "{hit}", "Hits served past their TTL (stale=) while a reload runs or the source fails.", runtime.EventStale, attribute.KeyValue{}},
+	{"cachegen.refreshes", "{refresh}", "Background reloads of a hit's entry (refresh=, stale=), by outcome.", runtime.EventRefresh, attribute.String("cachegen.refresh.result", "started")},
+	{"cachegen.refreshes", "{refresh}", "", runtime.EventRefreshError, attribute.String("cachegen.refresh.result", "failed")},
 }
 
 var cacheCounters = []counterDef{

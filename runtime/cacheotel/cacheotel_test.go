@@ -29,7 +29,7 @@ var errMissing = errors.New("missing")
 func get(ctx context.Context, ks *runtime.Keyspace[*item], id int64) (*item, error) {
 	var buf [64]byte
 	rd := runtime.LookupBytes(ctx, ks, runtime.AppendInt(append(ks.AppendPrefix(buf[:0]), "item:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*item]{Load: func(context.Context) (*item, error) {

@@ -15,7 +15,9 @@
 // cachegen_lease_waits_total, cachegen_lease_timeouts_total,
 // cachegen_fallbacks_total{reason="redis_error"|"breaker_open"},
 // cachegen_corrupt_entries_total, cachegen_keyspace_invalidations_total,
-// cachegen_verified_reads_total, cachegen_inconsistent_reads_total, and the
+// cachegen_verified_reads_total, cachegen_inconsistent_reads_total,
+// cachegen_stale_hits_total, cachegen_refreshes_total,
+// cachegen_refresh_errors_total, and the
 // histograms cachegen_source_load_duration_seconds and
 // cachegen_redis_lookup_duration_seconds. Per Cache (label namespace):
 // cachegen_invalidations_total, cachegen_redis_errors_total,
@@ -91,6 +93,9 @@ func NewCollector(caches ...*runtime.Cache) *Collector {
 		{runtime.EventInvalidate, counter("keyspace_invalidations_total", "Delivered invalidations that named a key or the pattern group of the keyspace."), ""},
 		{runtime.EventVerified, counter("verified_reads_total", "Hits re-read from the source by the consistency checker (WithVerify)."), ""},
 		{runtime.EventInconsistent, counter("inconsistent_reads_total", "Verified hits that differed from the source, also after the re-check."), ""},
+		{runtime.EventStale, counter("stale_hits_total", "Hits served past their TTL (stale=) while a reload runs or the source fails."), ""},
+		{runtime.EventRefresh, counter("refreshes_total", "Background reloads of a hit's entry that called the source (refresh=, stale=)."), ""},
+		{runtime.EventRefreshError, counter("refresh_errors_total", "Background reloads that failed; the cached value is kept until its bound."), ""},
 	}
 	c.loadHist = prometheus.NewDesc("cachegen_source_load_duration_seconds", "Duration of source calls.", ksLabels, nil)
 	c.redisHist = prometheus.NewDesc("cachegen_redis_lookup_duration_seconds", "Duration of the hit path's Redis lookup, as the reader waited for it.", ksLabels, nil)

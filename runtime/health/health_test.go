@@ -27,7 +27,7 @@ type item struct{ ID int64 }
 func get(ctx context.Context, ks *runtime.Keyspace[*item], id int64) (*item, error) {
 	var buf [64]byte
 	rd := runtime.LookupBytes(ctx, ks, runtime.AppendInt(append(ks.AppendPrefix(buf[:0]), "k:"...), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*item]{Load: func(context.Context) (*item, error) { return &item{ID: id}, nil }})

@@ -14,13 +14,13 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method   verb   key                 ttl  negative  jitter  local  tags                       invalidated by / invalidates
-//	Get      get    user:{id}           30m  30s       10%     -      user:{id}                  Save (stores), Update (key, tag user:{id})
-//	ByEmail  get    user:email:{email}  10m  30s       10%     -      user:{result.ID}           Save (key), Update (tag user:{result.ID})
-//	Feed     get    feed:{page}         1m   30s       10%     -      feed                       Save (tag feed), Update (tag feed), Publish (pattern)
-//	Save     put    user:{result.ID}    -    -         -       -      user:{result.ID} (stored)  keys user:email:{u.Email}; tags feed
-//	Update   evict  -                   -    -         -       -      -                          keys user:{u.ID}; tags user:{u.ID},feed
-//	Publish  evict  -                   -    -         -       -      -                          all of feed:{page}
+//	method   verb   key                 ttl  negative  jitter  local  refresh  stale  tags                       invalidated by / invalidates
+//	Get      get    user:{id}           30m  30s       10%     -      -        -      user:{id}                  Save (stores), Update (key, tag user:{id})
+//	ByEmail  get    user:email:{email}  10m  30s       10%     -      -        -      user:{result.ID}           Save (key), Update (tag user:{result.ID})
+//	Feed     get    feed:{page}         1m   30s       10%     -      -        -      feed                       Save (tag feed), Update (tag feed), Publish (pattern)
+//	Save     put    user:{result.ID}    -    -         -       -      -        -      user:{result.ID} (stored)  keys user:email:{u.Email}; tags feed
+//	Update   evict  -                   -    -         -       -      -        -      -                          keys user:{u.ID}; tags user:{u.ID},feed
+//	Publish  evict  -                   -    -         -       -      -        -      -                          all of feed:{page}
 type CachedUsers struct {
 	next      Users
 	cache     *runtime.Cache
@@ -86,7 +86,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -101,7 +101,7 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksByEmail, r.keyByEmail(r.ksByEmail.AppendPrefix(buf[:0]), email))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -122,7 +122,7 @@ func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) 
 func (r *CachedUsers) Feed(ctx context.Context, page int) ([]Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFeed, r.keyFeed(r.ksFeed.AppendPrefix(buf[:0]), int64(page)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Article]{

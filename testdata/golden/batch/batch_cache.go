@@ -14,11 +14,11 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method   verb       key          ttl  negative  jitter  local  tags                                        invalidated by / invalidates
-//	Get      get        user:{id}    10m  1m        10%     -      user:{id},team:{result.Team.ID}             Save (stores, tag user:{id}), Delete (key)
-//	GetMany  get batch  user:{ids}   10m  1m        10%     -      user:{ids},team:{result.Team.ID}            Save (stores, tag user:{ids}), Delete (key)
-//	Save     put        user:{u.ID}  -    -         -       -      user:{u.ID},team:{result.Team.ID} (stored)  tags user:{u.ID}
-//	Delete   evict      -            -    -         -       -      -                                           keys user:{id}
+//	method   verb       key          ttl  negative  jitter  local  refresh  stale  tags                                        invalidated by / invalidates
+//	Get      get        user:{id}    10m  1m        10%     -      -        -      user:{id},team:{result.Team.ID}             Save (stores, tag user:{id}), Delete (key)
+//	GetMany  get batch  user:{ids}   10m  1m        10%     -      -        -      user:{ids},team:{result.Team.ID}            Save (stores, tag user:{ids}), Delete (key)
+//	Save     put        user:{u.ID}  -    -         -       -      -        -      user:{u.ID},team:{result.Team.ID} (stored)  tags user:{u.ID}
+//	Delete   evict      -            -    -         -       -      -        -      -                                           keys user:{id}
 type CachedUsers struct {
 	next  Users
 	cache *runtime.Cache
@@ -56,7 +56,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*User]{
@@ -166,8 +166,8 @@ func (*CachedUsers) keyGet(b []byte, id int64) []byte {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb       key            ttl  negative  jitter  local  tags                         invalidated by / invalidates
-//	Scores  get batch  score:{names}  1m   30s       10%     10s    scores,board:{result.Board}  -
+//	method  verb       key            ttl  negative  jitter  local  refresh  stale  tags                         invalidated by / invalidates
+//	Scores  get batch  score:{names}  1m   30s       10%     10s    -        -      scores,board:{result.Board}  -
 type CachedScores struct {
 	next     Scores
 	cache    *runtime.Cache
@@ -246,11 +246,11 @@ func (*CachedScores) keyScores(b []byte, names string) []byte {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method   verb       key        ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	ByCode   get batch  code:{id}  1m   -         10%     -      -     -
-//	ByLabel  get batch  label:{b}  1m   -         10%     -      -     -
-//	ByNum    get batch  n:{buf}    1m   -         10%     -      -     -
-//	ByID     get batch  p:{opts}   1m   -         10%     -      -     -
+//	method   verb       key        ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	ByCode   get batch  code:{id}  1m   -         10%     -      -        -      -     -
+//	ByLabel  get batch  label:{b}  1m   -         10%     -      -        -      -     -
+//	ByNum    get batch  n:{buf}    1m   -         10%     -      -        -      -     -
+//	ByID     get batch  p:{opts}   1m   -         10%     -      -        -      -     -
 type CachedThings struct {
 	next      Things
 	cache     *runtime.Cache

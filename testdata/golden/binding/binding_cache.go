@@ -14,11 +14,11 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key                  ttl  negative  jitter  local  tags                  invalidated by / invalidates
-//	Get     get    member:{org}:{user}  1m   -         10%     -      user:{user}           Set (stores, tag user:{user}), Move (key, tag user:{user})
-//	ByUser  get    byuser:{user}        1m   -         10%     -      user:{user}           Set (tag user:{user}), Move (key, tag user:{user})
-//	Set     put    member:{org}:{user}  -    -         -       -      user:{user} (stored)  tags user:{user}
-//	Move    evict  -                    -    -         -       -      -                     keys member:{from}:{to},byuser:{to}; tags user:{to}
+//	method  verb   key                  ttl  negative  jitter  local  refresh  stale  tags                  invalidated by / invalidates
+//	Get     get    member:{org}:{user}  1m   -         10%     -      -        -      user:{user}           Set (stores, tag user:{user}), Move (key, tag user:{user})
+//	ByUser  get    byuser:{user}        1m   -         10%     -      -        -      user:{user}           Set (tag user:{user}), Move (key, tag user:{user})
+//	Set     put    member:{org}:{user}  -    -         -       -      -        -      user:{user} (stored)  tags user:{user}
+//	Move    evict  -                    -    -         -       -      -        -      -                     keys member:{from}:{to},byuser:{to}; tags user:{to}
 type CachedMembers struct {
 	next     Members
 	cache    *runtime.Cache
@@ -67,7 +67,7 @@ func NewCachedMembers(next Members, c *runtime.Cache) *CachedMembers {
 func (r *CachedMembers) Get(ctx context.Context, org string, user string) (*Member, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), org, user))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Member]{
@@ -82,7 +82,7 @@ func (r *CachedMembers) Get(ctx context.Context, org string, user string) (*Memb
 func (r *CachedMembers) ByUser(ctx context.Context, user string) ([]Member, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksByUser, r.keyByUser(r.ksByUser.AppendPrefix(buf[:0]), user))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Member]{

@@ -16,8 +16,8 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method   verb  key          ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Enabled  get   flag:{name}  1m   -         10%     -      -     -
+//	method   verb  key          ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Enabled  get   flag:{name}  1m   -         10%     -      -        -      -     -
 type CachedFlags struct {
 	next      Flags
 	cache     *runtime.Cache
@@ -49,7 +49,7 @@ func NewCachedFlags(next Flags, c *runtime.Cache) *CachedFlags {
 func (r *CachedFlags) Enabled(ctx context.Context, name string) (bool, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksEnabled, r.keyEnabled(r.ksEnabled.AppendPrefix(buf[:0]), name))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[bool]{

@@ -14,9 +14,9 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key     ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Config  get    config  1h   -         10%     -      -     Reload (key)
-//	Reload  evict  -       -    -         -       -      -     keys config
+//	method  verb   key     ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Config  get    config  1h   -         10%     -      -        -      -     Reload (key)
+//	Reload  evict  -       -    -         -       -      -        -      -     keys config
 type CachedSettings struct {
 	next     Settings
 	cache    *runtime.Cache
@@ -52,7 +52,7 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 func (r *CachedSettings) Config(ctx context.Context) (*Config, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksConfig, r.keyConfig(r.ksConfig.AppendPrefix(buf[:0])))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Config]{

@@ -15,9 +15,9 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method   verb  key              ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Product  get   product:{sku}    2m   -         10%     -      -     Upsert (stores)
-//	Upsert   put   product:{p.SKU}  -    -         -       -      -     -
+//	method   verb  key              ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Product  get   product:{sku}    2m   -         10%     -      -        -      -     Upsert (stores)
+//	Upsert   put   product:{p.SKU}  -    -         -       -      -        -      -     -
 type CachedCatalog struct {
 	next      Catalog
 	cache     *runtime.Cache
@@ -53,7 +53,7 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 func (r *CachedCatalog) Product(ctx context.Context, sku string) (*Product, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksProduct, r.keyProduct(r.ksProduct.AppendPrefix(buf[:0]), sku))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Product]{

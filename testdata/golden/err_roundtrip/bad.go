@@ -54,6 +54,22 @@ type Tagged struct {
 	Amt   *big.Int // MarshalText/UnmarshalText
 }
 
+// Owner is embedded by pointer: a nil one would come back allocated.
+type Owner struct{ Login string }
+
+type Post struct {
+	*Owner
+	Tags  []string          `msgpack:"tags,omitempty"` // an empty one comes back nil
+	Attrs map[string]string `msgpack:",omitempty"`
+	Title string            `msgpack:",omitempty"` // fine: "" comes back ""
+}
+
+// Slot is keyed by times, whose location a decode changes.
+type Slot struct {
+	Booked map[time.Time]string
+	ByDay  map[struct{ Day time.Time }]int
+}
+
 // Custom has unexported fields and its own codec.
 type Custom struct{ n int }
 
@@ -83,4 +99,8 @@ type Repo interface {
 	Tagged(ctx context.Context, id int64) (*Tagged, error)
 	//cache:get key="custom:{id}"
 	Custom(ctx context.Context, id int64) (*Custom, error)
+	//cache:get key="post:{id}"
+	Post(ctx context.Context, id int64) (*Post, error)
+	//cache:get key="slot:{id}"
+	Slot(ctx context.Context, id int64) (Slot, error)
 }

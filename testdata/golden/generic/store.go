@@ -26,6 +26,9 @@ type Store[K ~string, V any] interface {
 
 	//cache:evict keys="item:{k}" patterns="list:*,many:*"
 	Delete(ctx context.Context, k K) error
+
+	//cache:evict tags="item:{k}"
+	Touch(ctx context.Context, k K) error
 }
 
 // Counter has integer keys from a type set.

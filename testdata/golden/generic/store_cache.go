@@ -11,15 +11,16 @@ import (
 
 // CachedStore implements Store with a cache in Redis, through a runtime.Cache.
 //
-// Its cache contract (invalidations by the writes of this file; tags also
-// reach the entries of every repository on the same runtime.Cache):
+// Its cache contract (invalidations by the writes of this file; each
+// instantiation has its own keys, InvalidateAll and tags):
 //
-//	method  verb   key            ttl  negative  jitter  local  tags               invalidated by / invalidates
-//	Get     get    item:{k}       5m   -         10%     -      item:{k}           Set (stores), Delete (key)
-//	List    get    list:{cursor}  5m   -         10%     -      -                  Delete (pattern)
-//	Many    get    many:{first}   5m   -         10%     -      -                  Delete (pattern)
-//	Set     put    item:{k}       -    -         -       -      item:{k} (stored)  -
-//	Delete  evict  -              -    -         -       -      -                  keys item:{k}; all of list:{cursor}, many:{first}
+//	method  verb   key            ttl  negative  jitter  local  refresh  stale  tags               invalidated by / invalidates
+//	Get     get    item:{k}       5m   -         10%     -      -        -      item:{k}           Set (stores), Delete (key), Touch (tag item:{k})
+//	List    get    list:{cursor}  5m   -         10%     -      -        -      -                  Delete (pattern)
+//	Many    get    many:{first}   5m   -         10%     -      -        -      -                  Delete (pattern)
+//	Set     put    item:{k}       -    -         -       -      -        -      item:{k} (stored)  -
+//	Delete  evict  -              -    -         -       -      -        -      -                  keys item:{k}; all of list:{cursor}, many:{first}
+//	Touch   evict  -              -    -         -       -      -        -      -                  tags item:{k}
 type CachedStore[K ~string, V any] struct {
 	next   Store[K, V]
 	cache  *runtime.Cache
@@ -31,7 +32,7 @@ type CachedStore[K ~string, V any] struct {
 
 // NewCachedStore returns a CachedStore that serves from c and reads through to next.
 func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *CachedStore[K, V] {
-	repo := c.Repo("store", 1)
+	repo := c.RepoOf("store", 1, runtime.TypeName[K](), runtime.TypeName[V]())
 	var _ Store[K, V] = (*CachedStore[K, V])(nil)
 	return &CachedStore[K, V]{
 		next:  next,
@@ -74,7 +75,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[V]{
@@ -89,7 +90,7 @@ func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, r.keyList(r.ksList.AppendPrefix(buf[:0]), cursor))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[V]]{
@@ -103,7 +104,7 @@ func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], e
 func (r *CachedStore[K, V]) Many(ctx context.Context, first K) (map[K]V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMany, r.keyMany(r.ksMany.AppendPrefix(buf[:0]), string(first)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[K]V]{
@@ -120,7 +121,7 @@ func (r *CachedStore[K, V]) Set(ctx context.Context, k K, vArg V) error {
 	var inv runtime.Invalidation
 	if err != nil {
 		inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k))))
-		_ = r.cache.Invalidate(ctx, inv)
+		_ = r.repo.Invalidate(ctx, inv)
 		return err
 	}
 	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))
@@ -135,7 +136,17 @@ func (r *CachedStore[K, V]) Delete(ctx context.Context, k K) error {
 	var buf [128]byte
 	inv := runtime.Invalidation{Groups: []runtime.Group{r.ksList.Group(), r.ksMany.Group()}}
 	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k))))
-	_ = r.cache.Invalidate(ctx, inv)
+	_ = r.repo.Invalidate(ctx, inv)
+	return err
+}
+
+// Touch calls next, then invalidates even when next fails (a failed write may still have changed the source).
+func (r *CachedStore[K, V]) Touch(ctx context.Context, k K) error {
+	err := r.next.Touch(ctx, k)
+	var buf [128]byte
+	var inv runtime.Invalidation
+	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "item:"...), string(k))))
+	_ = r.repo.Invalidate(ctx, inv)
 	return err
 }
 
@@ -179,11 +190,11 @@ func (*CachedStore[K, V]) keyMany(b []byte, first string) []byte {
 
 // CachedCounter implements Counter with a cache in Redis, through a runtime.Cache.
 //
-// Its cache contract (invalidations by the writes of this file; tags also
-// reach the entries of every repository on the same runtime.Cache):
+// Its cache contract (invalidations by the writes of this file; each
+// instantiation has its own keys, InvalidateAll and tags):
 //
-//	method  verb  key        ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Count   get   count:{n}  1m   -         10%     -      -     -
+//	method  verb  key        ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Count   get   count:{n}  1m   -         10%     -      -        -      -     -
 type CachedCounter[N ~int32 | ~int64] struct {
 	next    Counter[N]
 	cache   *runtime.Cache
@@ -193,7 +204,7 @@ type CachedCounter[N ~int32 | ~int64] struct {
 
 // NewCachedCounter returns a CachedCounter that serves from c and reads through to next.
 func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *CachedCounter[N] {
-	repo := c.Repo("counter", 1)
+	repo := c.RepoOf("counter", 1, runtime.TypeName[N]())
 	var _ Counter[N] = (*CachedCounter[N])(nil)
 	return &CachedCounter[N]{
 		next:  next,
@@ -214,7 +225,7 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 func (r *CachedCounter[N]) Count(ctx context.Context, n N) (int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCount, r.keyCount(r.ksCount.AppendPrefix(buf[:0]), int64(n)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[int64]{
@@ -242,12 +253,12 @@ func (*CachedCounter[N]) keyCount(b []byte, n int64) []byte {
 
 // CachedMixed implements Mixed with a cache in Redis, through a runtime.Cache.
 //
-// Its cache contract (invalidations by the writes of this file; tags also
-// reach the entries of every repository on the same runtime.Cache):
+// Its cache contract (invalidations by the writes of this file; each
+// instantiation has its own keys, InvalidateAll and tags):
 //
-//	method  verb   key        ttl  negative  jitter  local  tags   invalidated by / invalidates
-//	Get     get    m:{k}:{n}  1m   -         10%     -      k:{k}  Drop (key, tag k:{k})
-//	Drop    evict  -          -    -         -       -      -      keys m:{k}:{n}; tags k:{k}
+//	method  verb   key        ttl  negative  jitter  local  refresh  stale  tags   invalidated by / invalidates
+//	Get     get    m:{k}:{n}  1m   -         10%     -      -        -      k:{k}  Drop (key, tag k:{k})
+//	Drop    evict  -          -    -         -       -      -        -      -      keys m:{k}:{n}; tags k:{k}
 type CachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool] struct {
 	next    Mixed[K, N]
 	cache   *runtime.Cache
@@ -259,7 +270,7 @@ type CachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool] struct {
 
 // NewCachedMixed returns a CachedMixed that serves from c and reads through to next.
 func NewCachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool](next Mixed[K, N], c *runtime.Cache) *CachedMixed[K, N] {
-	repo := c.Repo("mixed", 1)
+	repo := c.RepoOf("mixed", 1, runtime.TypeName[K](), runtime.TypeName[N]())
 	var _ Mixed[K, N] = (*CachedMixed[K, N])(nil)
 	return &CachedMixed[K, N]{
 		next:  next,
@@ -282,7 +293,7 @@ func NewCachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool](next Mixed[K,
 func (r *CachedMixed[K, N]) Get(ctx context.Context, k K, n N) (string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), k, n))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[string]{
@@ -300,7 +311,7 @@ func (r *CachedMixed[K, N]) Drop(ctx context.Context, k K, n N) error {
 	var inv runtime.Invalidation
 	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), k, n)))
 	inv.Tags = append(inv.Tags, string(r.appendK(append(buf[:0], "k:"...), k)))
-	_ = r.cache.Invalidate(ctx, inv)
+	_ = r.repo.Invalidate(ctx, inv)
 	return err
 }
 

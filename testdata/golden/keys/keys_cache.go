@@ -14,14 +14,14 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method     verb   key                                                                            ttl  negative  jitter  local  tags                      invalidated by / invalidates
-//	Search     get    q:{q.Tenant}:{q.Org.ID}:{q.Org.Name}:{q.Status}:{q.Slug}:{q.Active}:{q.Limit}  1m   -         10%     -      -                         Drop (key)
-//	Recent     get    t:{q.Since}:{q.Addr}:{q.Color}                                                 1m   -         10%     -      addr:{q.Addr}             -
-//	At         get    at:{at}:{s}                                                                    1m   -         10%     -      item:{result.ID},at:{at}  Forget (key, tag at:{at})
-//	Forget     evict  -                                                                              -    -         -       -      -                         keys at:{at}:{s}; tags at:{at}
-//	Drop       evict  -                                                                              -    -         -       -      -                         keys q:{q.Tenant}:{q.Org.ID}:{q.Org.Name}:{q.Status}:{q.Slug}:{q.Active}:{q.Limit}; tags org:{q.Org.ID}:{q.Status}:{q.Slug}
-//	Triple     get    tr:{a}:{b}:{c}                                                                 1m   -         10%     -      tr:{a}:{b}:{c}            SetTriple (stores)
-//	SetTriple  put    tr:{a}:{b}:{c}                                                                 -    -         -       -      tr:{a}:{b}:{c} (stored)   -
+//	method     verb   key                                                                            ttl  negative  jitter  local  refresh  stale  tags                      invalidated by / invalidates
+//	Search     get    q:{q.Tenant}:{q.Org.ID}:{q.Org.Name}:{q.Status}:{q.Slug}:{q.Active}:{q.Limit}  1m   -         10%     -      -        -      -                         Drop (key)
+//	Recent     get    t:{q.Since}:{q.Addr}:{q.Color}                                                 1m   -         10%     -      -        -      addr:{q.Addr}             -
+//	At         get    at:{at}:{s}                                                                    1m   -         10%     -      -        -      item:{result.ID},at:{at}  Forget (key, tag at:{at})
+//	Forget     evict  -                                                                              -    -         -       -      -        -      -                         keys at:{at}:{s}; tags at:{at}
+//	Drop       evict  -                                                                              -    -         -       -      -        -      -                         keys q:{q.Tenant}:{q.Org.ID}:{q.Org.Name}:{q.Status}:{q.Slug}:{q.Active}:{q.Limit}; tags org:{q.Org.ID}:{q.Status}:{q.Slug}
+//	Triple     get    tr:{a}:{b}:{c}                                                                 1m   -         10%     -      -        -      tr:{a}:{b}:{c}            SetTriple (stores)
+//	SetTriple  put    tr:{a}:{b}:{c}                                                                 -    -         -       -      -        -      tr:{a}:{b}:{c} (stored)   -
 type CachedItems struct {
 	next     Items
 	cache    *runtime.Cache
@@ -100,7 +100,7 @@ func (r *CachedItems) Search(ctx context.Context, q *Query) ([]Item, error) {
 	}
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksSearch, r.keySearch(r.ksSearch.AppendPrefix(buf[:0]), q.Base.Tenant, q.Org.ID, *q.Org.Name, int64(q.Status), string(q.Slug), q.Active, uint64(q.Limit)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Item]{
@@ -124,7 +124,7 @@ func (r *CachedItems) Recent(ctx context.Context, q Query) ([]Item, error) {
 	}
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksRecent, r.keyRecent(r.ksRecent.AppendPrefix(buf[:0]), txt0, txt1, q.Color.String()))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Item]{
@@ -148,7 +148,7 @@ func (r *CachedItems) At(ctx context.Context, at *time.Time, s fmtStringer) (*It
 	}
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAt, r.keyAt(r.ksAt.AppendPrefix(buf[:0]), txt0, s.String()))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Item]{
@@ -211,7 +211,7 @@ func (r *CachedItems) Drop(ctx context.Context, q *Query) error {
 func (r *CachedItems) Triple(ctx context.Context, a string, bArg string, cArg string) (*Item, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTriple, r.keyTriple(r.ksTriple.AppendPrefix(buf[:0]), a, bArg, cArg))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	b := buf[:0]

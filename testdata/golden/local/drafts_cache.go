@@ -16,9 +16,9 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb  key              ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Get     get   draft:{id}       1m   -         10%     1m     -     -
-//	Tags    get   draft:tags:{id}  1m   -         10%     -      -     -
+//	method  verb  key              ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get   draft:{id}       1m   -         10%     1m     -        -      -     -
+//	Tags    get   draft:tags:{id}  1m   -         10%     -      -        -      -     -
 type CachedDrafts struct {
 	next   Drafts
 	cache  *runtime.Cache
@@ -38,7 +38,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 		repo:  repo,
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "draft:{}",
-			Schema:   "1ef8ef53933178ec",
+			Schema:   "4ba68a6772cc410c",
 			Shape:    "40ab78c049662432",
 			Method:   "Get",
 			TTL:      time.Minute,
@@ -68,7 +68,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 func (r *CachedDrafts) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -82,7 +82,7 @@ func (r *CachedDrafts) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedDrafts) Tags(ctx context.Context, id int64) ([]Tag, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTags, r.keyTags(r.ksTags.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Tag]{

@@ -16,7 +16,8 @@ type Base struct {
 	Labels []string
 }
 
-// Meta is embedded by pointer.
+// Meta is reached through a pointer (not embedded: a nil embedded pointer
+// would come back allocated, and the generator refuses it).
 type Meta struct {
 	Source string
 	Scores map[string]int
@@ -41,7 +42,7 @@ type Tag struct {
 // Article has a part of every kind.
 type Article struct {
 	Base
-	*Meta
+	Meta      *Meta
 	Title     string
 	Body      []byte
 	Tags      []Tag

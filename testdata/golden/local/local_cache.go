@@ -16,23 +16,23 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method     verb   key                  ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Get        get    article:{id}         10m  -         10%     30s    -     Delete (key)
-//	ByID       get    article:{articleID}  10m  -         10%     30s    -     Delete (key)
-//	Feed       get    feed:{page}          1m   -         10%     5s     -     -
-//	Stats      get    stats:{id}           10m  -         10%     -      -     -
-//	Count      get    count:{id}           10m  -         10%     30s    -     -
-//	Published  get    published:{id}       10m  -         10%     30s    -     -
-//	Tree       get    tree:{id}            10m  -         10%     10m    -     -
-//	Opaque     get    opaque:{id}          10m  -         10%     30s    -     -
-//	Raw        get    raw:{id}             10m  -         10%     30s    -     -
-//	Index      get    index:{id}           10m  -         10%     30s    -     -
-//	Authors    get    authors:{id}         10m  -         10%     30s    -     -
-//	IDs        get    ids:{cursor}         10m  -         10%     30s    -     -
-//	People     get    people:{cursor}      10m  -         10%     30s    -     -
-//	Extra      get    extra:{id}           10m  -         10%     30s    -     -
-//	Amount     get    amount:{id}          10m  -         10%     30s    -     -
-//	Delete     evict  -                    -    -         -       -      -     keys article:{id}
+//	method     verb   key                  ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get        get    article:{id}         10m  -         10%     30s    -        -      -     Delete (key)
+//	ByID       get    article:{articleID}  10m  -         10%     30s    -        -      -     Delete (key)
+//	Feed       get    feed:{page}          1m   -         10%     5s     -        -      -     -
+//	Stats      get    stats:{id}           10m  -         10%     -      -        -      -     -
+//	Count      get    count:{id}           10m  -         10%     30s    -        -      -     -
+//	Published  get    published:{id}       10m  -         10%     30s    -        -      -     -
+//	Tree       get    tree:{id}            10m  -         10%     10m    -        -      -     -
+//	Opaque     get    opaque:{id}          10m  -         10%     30s    -        -      -     -
+//	Raw        get    raw:{id}             10m  -         10%     30s    -        -      -     -
+//	Index      get    index:{id}           10m  -         10%     30s    -        -      -     -
+//	Authors    get    authors:{id}         10m  -         10%     30s    -        -      -     -
+//	IDs        get    ids:{cursor}         10m  -         10%     30s    -        -      -     -
+//	People     get    people:{cursor}      10m  -         10%     30s    -        -      -     -
+//	Extra      get    extra:{id}           10m  -         10%     30s    -        -      -     -
+//	Amount     get    amount:{id}          10m  -         10%     30s    -        -      -     -
+//	Delete     evict  -                    -    -         -       -      -        -      -     keys article:{id}
 type CachedArticles struct {
 	next        Articles
 	cache       *runtime.Cache
@@ -64,7 +64,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		repo:  repo,
 		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*Article]{
 			Template: "article:{}",
-			Schema:   "1ef8ef53933178ec",
+			Schema:   "4ba68a6772cc410c",
 			Shape:    "40ab78c049662432",
 			Method:   "Get",
 			TTL:      10 * time.Minute,
@@ -77,7 +77,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		}),
 		ksFeed: runtime.NewKeyspace(repo, runtime.Spec[[]*Article]{
 			Template: "feed:{}",
-			Schema:   "0116dcbc421d91da",
+			Schema:   "33c04df44a7d4497",
 			Shape:    "b2016b80720f9075",
 			Method:   "Feed",
 			TTL:      time.Minute,
@@ -231,7 +231,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -245,7 +245,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), articleID))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Article]{
@@ -259,7 +259,7 @@ func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, e
 func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFeed, r.keyFeed(r.ksFeed.AppendPrefix(buf[:0]), int64(page)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]*Article]{
@@ -273,7 +273,7 @@ func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error)
 func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksStats, r.keyStats(r.ksStats.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Stats]{
@@ -287,7 +287,7 @@ func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCount, r.keyCount(r.ksCount.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[int64]{
@@ -301,7 +301,7 @@ func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPublished, r.keyPublished(r.ksPublished.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[time.Time]{
@@ -315,7 +315,7 @@ func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, er
 func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTree, r.keyTree(r.ksTree.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Node]{
@@ -329,7 +329,7 @@ func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOpaque, r.keyOpaque(r.ksOpaque.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[ext.Opaque]{
@@ -343,7 +343,7 @@ func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, erro
 func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksRaw, r.keyRaw(r.ksRaw.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]byte]{
@@ -357,7 +357,7 @@ func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksIndex, r.keyIndex(r.ksIndex.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Index]{
@@ -371,7 +371,7 @@ func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAuthors, r.keyAuthors(r.ksAuthors.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Authors]{
@@ -385,7 +385,7 @@ func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error)
 func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksIDs, r.keyIDs(r.ksIDs.AppendPrefix(buf[:0]), cursor))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[int64]]{
@@ -399,7 +399,7 @@ func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], e
 func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Author], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPeople, r.keyPeople(r.ksPeople.AppendPrefix(buf[:0]), cursor))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[*Author]]{
@@ -413,7 +413,7 @@ func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Autho
 func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksExtra, r.keyExtra(r.ksExtra.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[any]{
@@ -427,7 +427,7 @@ func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 func (r *CachedArticles) Amount(ctx context.Context, id int64) (*big.Int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAmount, r.keyAmount(r.ksAmount.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*big.Int]{
@@ -608,14 +608,14 @@ func (*CachedArticles) keyAmount(b []byte, id int64) []byte {
 
 // CachedStore implements Store with a cache in Redis, through a runtime.Cache.
 //
-// Its cache contract (invalidations by the writes of this file; tags also
-// reach the entries of every repository on the same runtime.Cache):
+// Its cache contract (invalidations by the writes of this file; each
+// instantiation has its own keys, InvalidateAll and tags):
 //
-//	method  verb  key       ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Get     get   item:{k}  5m   -         10%     10s    -     -
-//	Page    get   page:{k}  5m   -         10%     10s    -     -
-//	Num     get   num:{k}   5m   -         10%     10s    -     -
-//	Ints    get   ints:{k}  5m   -         10%     10s    -     -
+//	method  verb  key       ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get   item:{k}  5m   -         10%     10s    -        -      -     -
+//	Page    get   page:{k}  5m   -         10%     10s    -        -      -     -
+//	Num     get   num:{k}   5m   -         10%     10s    -        -      -     -
+//	Ints    get   ints:{k}  5m   -         10%     10s    -        -      -     -
 type CachedStore[K ~string, V any, N ~int32 | ~int64] struct {
 	next   Store[K, V, N]
 	cache  *runtime.Cache
@@ -628,7 +628,7 @@ type CachedStore[K ~string, V any, N ~int32 | ~int64] struct {
 
 // NewCachedStore returns a CachedStore that serves from c and reads through to next.
 func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c *runtime.Cache) *CachedStore[K, V, N] {
-	repo := c.Repo("store", 1)
+	repo := c.RepoOf("store", 1, runtime.TypeName[K](), runtime.TypeName[V](), runtime.TypeName[N]())
 	var _ Store[K, V, N] = (*CachedStore[K, V, N])(nil)
 	return &CachedStore[K, V, N]{
 		next:  next,
@@ -682,7 +682,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[V]{
@@ -696,7 +696,7 @@ func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPage, r.keyPage(r.ksPage.AppendPrefix(buf[:0]), string(k)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[V]]{
@@ -710,7 +710,7 @@ func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksNum, r.keyNum(r.ksNum.AppendPrefix(buf[:0]), string(k)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[N]{
@@ -724,7 +724,7 @@ func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 func (r *CachedStore[K, V, N]) Ints(ctx context.Context, k K) ([]int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksInts, r.keyInts(r.ksInts.AppendPrefix(buf[:0]), string(k)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]int]{

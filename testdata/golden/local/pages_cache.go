@@ -15,15 +15,15 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method   verb   key              ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Docs     get    docs:{cursor}    1m   -         10%     -      -     Drop (key)
-//	Nested   get    nested:{cursor}  1m   -         10%     -      -     Drop (key)
-//	Pair     get    pair:{k}         1m   -         10%     -      -     Drop (key)
-//	Blobs    get    blobs:{k}        1m   -         10%     -      -     Drop (key)
-//	Mixed    get    mixed:{k}        1m   -         10%     -      -     Drop (key)
-//	Anys     get    anys:{k}         1m   -         10%     -      -     Drop (key)
-//	Literal  get    literal:{k}      1m   -         10%     -      -     Drop (key)
-//	Drop     evict  -                -    -         -       -      -     keys docs:{cursor},nested:{cursor},pair:{cursor},blobs:{cursor},mixed:{cursor},anys:{cursor},literal:{cursor}
+//	method   verb   key              ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Docs     get    docs:{cursor}    1m   -         10%     -      -        -      -     Drop (key)
+//	Nested   get    nested:{cursor}  1m   -         10%     -      -        -      -     Drop (key)
+//	Pair     get    pair:{k}         1m   -         10%     -      -        -      -     Drop (key)
+//	Blobs    get    blobs:{k}        1m   -         10%     -      -        -      -     Drop (key)
+//	Mixed    get    mixed:{k}        1m   -         10%     -      -        -      -     Drop (key)
+//	Anys     get    anys:{k}         1m   -         10%     -      -        -      -     Drop (key)
+//	Literal  get    literal:{k}      1m   -         10%     -      -        -      -     Drop (key)
+//	Drop     evict  -                -    -         -       -      -        -      -     keys docs:{cursor},nested:{cursor},pair:{cursor},blobs:{cursor},mixed:{cursor},anys:{cursor},literal:{cursor}
 type CachedPages struct {
 	next      Pages
 	cache     *runtime.Cache
@@ -122,7 +122,7 @@ func NewCachedPages(next Pages, c *runtime.Cache) *CachedPages {
 func (r *CachedPages) Docs(ctx context.Context, cursor string) (Page[ext.Doc], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksDocs, r.keyDocs(r.ksDocs.AppendPrefix(buf[:0]), cursor))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[ext.Doc]]{
@@ -136,7 +136,7 @@ func (r *CachedPages) Docs(ctx context.Context, cursor string) (Page[ext.Doc], e
 func (r *CachedPages) Nested(ctx context.Context, cursor string) (Page[Page[int]], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksNested, r.keyNested(r.ksNested.AppendPrefix(buf[:0]), cursor))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[Page[int]]]{
@@ -150,7 +150,7 @@ func (r *CachedPages) Nested(ctx context.Context, cursor string) (Page[Page[int]
 func (r *CachedPages) Pair(ctx context.Context, k string) (ext.Pair[string, *ext.Page], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksPair, r.keyPair(r.ksPair.AppendPrefix(buf[:0]), k))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[ext.Pair[string, *ext.Page]]{
@@ -164,7 +164,7 @@ func (r *CachedPages) Pair(ctx context.Context, k string) (ext.Pair[string, *ext
 func (r *CachedPages) Blobs(ctx context.Context, k string) (*ext.Pair[rune, Bytes], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksBlobs, r.keyBlobs(r.ksBlobs.AppendPrefix(buf[:0]), k))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*ext.Pair[rune, Bytes]]{
@@ -178,7 +178,7 @@ func (r *CachedPages) Blobs(ctx context.Context, k string) (*ext.Pair[rune, Byte
 func (r *CachedPages) Mixed(ctx context.Context, k string) (ext.Pair[[2]uint8, map[string][]any], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMixed, r.keyMixed(r.ksMixed.AppendPrefix(buf[:0]), k))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[ext.Pair[[2]uint8, map[string][]any]]{
@@ -192,7 +192,7 @@ func (r *CachedPages) Mixed(ctx context.Context, k string) (ext.Pair[[2]uint8, m
 func (r *CachedPages) Anys(ctx context.Context, k string) (Page[any], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksAnys, r.keyAnys(r.ksAnys.AppendPrefix(buf[:0]), k))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[any]]{
@@ -208,7 +208,7 @@ func (r *CachedPages) Literal(ctx context.Context, k string) (Page[struct {
 }], error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksLiteral, r.keyLiteral(r.ksLiteral.AppendPrefix(buf[:0]), k))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Page[struct {

@@ -14,12 +14,12 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key            ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Get     get    x:{a}:{b}:{c}  1m   -         10%     -      -     Del (key), Set (stores), Drop (key)
-//	Get2    get    y:{a}:{b}:{c}  1m   -         10%     -      -     Del (key), Set (key), Drop (key)
-//	Del     evict  -              -    -         -       -      -     keys x:{a}:{b}:{c},y:{a}:{b}:{c}
-//	Set     put    x:{a}:{b}:{c}  -    -         -       -      -     keys y:{a}:{b}:{c}; tags t:{a}:{b}:{c},u:{c}:{b}:{a}
-//	Drop    evict  -              -    -         -       -      -     keys x:{n.P.ID}:{n.P.ID}:{n.Q},y:{n.P.ID}:{n.P.ID}:{n.Q}; tags t:{n.P.ID}:{n.P.ID}:{n.Q},n:{n.Q}
+//	method  verb   key            ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get    x:{a}:{b}:{c}  1m   -         10%     -      -        -      -     Del (key), Set (stores), Drop (key)
+//	Get2    get    y:{a}:{b}:{c}  1m   -         10%     -      -        -      -     Del (key), Set (key), Drop (key)
+//	Del     evict  -              -    -         -       -      -        -      -     keys x:{a}:{b}:{c},y:{a}:{b}:{c}
+//	Set     put    x:{a}:{b}:{c}  -    -         -       -      -        -      -     keys y:{a}:{b}:{c}; tags t:{a}:{b}:{c},u:{c}:{b}:{a}
+//	Drop    evict  -              -    -         -       -      -        -      -     keys x:{n.P.ID}:{n.P.ID}:{n.Q},y:{n.P.ID}:{n.P.ID}:{n.Q}; tags t:{n.P.ID}:{n.P.ID}:{n.Q},n:{n.Q}
 type CachedMulti struct {
 	next   Multi
 	cache  *runtime.Cache
@@ -68,7 +68,7 @@ func NewCachedMulti(next Multi, c *runtime.Cache) *CachedMulti {
 func (r *CachedMulti) Get(ctx context.Context, a string, bArg string, cArg string) (*T, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), a, bArg, cArg))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*T]{
@@ -82,7 +82,7 @@ func (r *CachedMulti) Get(ctx context.Context, a string, bArg string, cArg strin
 func (r *CachedMulti) Get2(ctx context.Context, a string, bArg string, cArg string) (*T, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet2, r.keyGet2(r.ksGet2.AppendPrefix(buf[:0]), a, bArg, cArg))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*T]{
@@ -203,11 +203,11 @@ func (*CachedMulti) keyGet2(b []byte, a string, b1 string, c1 string) []byte {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key                  ttl  negative  jitter  local  tags                      invalidated by / invalidates
-//	Get     get    t:{tags0}:{tags1}    1m   -         10%     -      a:{tags0},b:{tags1}       Del (key, tag a:{tags0}, tag b:{tags1}), Set (stores, key, tag a:{tags0}, tag b:{tags1})
-//	ByB     get    u:{b}:{txt0}:{err0}  1m   -         10%     -      a:{b},b:{txt0}            Del (tag a:{b}, tag b:{txt0}), Set (tag a:{b}, tag b:{txt0})
-//	Del     evict  -                    -    -         -       -      -                         keys t:{tags0}:{tags1}; tags a:{tags0},b:{tags1}
-//	Set     put    t:{inv}:{key}        -    -         -       -      a:{inv},b:{key} (stored)  keys t:{inv}:{key}; tags a:{inv},b:{key}
+//	method  verb   key                  ttl  negative  jitter  local  refresh  stale  tags                      invalidated by / invalidates
+//	Get     get    t:{tags0}:{tags1}    1m   -         10%     -      -        -      a:{tags0},b:{tags1}       Del (key, tag a:{tags0}, tag b:{tags1}), Set (stores, key, tag a:{tags0}, tag b:{tags1})
+//	ByB     get    u:{b}:{txt0}:{err0}  1m   -         10%     -      -        -      a:{b},b:{txt0}            Del (tag a:{b}, tag b:{txt0}), Set (tag a:{b}, tag b:{txt0})
+//	Del     evict  -                    -    -         -       -      -        -      -                         keys t:{tags0}:{tags1}; tags a:{tags0},b:{tags1}
+//	Set     put    t:{inv}:{key}        -    -         -       -      -        -      a:{inv},b:{key} (stored)  keys t:{inv}:{key}; tags a:{inv},b:{key}
 type CachedLocals struct {
 	next_  Locals
 	cache_ *runtime.Cache
@@ -256,7 +256,7 @@ func NewCachedLocals(next Locals, c *runtime.Cache) *CachedLocals {
 func (r *CachedLocals) Get(ctx context.Context, tags0 string, tags1 string) (*T, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet_, r.keyGet(r.ksGet_.AppendPrefix(buf[:0]), tags0, tags1))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	tags2 := string(runtime.AppendString(append(buf[:0], "a:"...), tags0))
@@ -273,7 +273,7 @@ func (r *CachedLocals) Get(ctx context.Context, tags0 string, tags1 string) (*T,
 func (r *CachedLocals) ByB(ctx context.Context, bArg string, txt0Arg string, err0Arg string, keyArg time.Time) (*T, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksByB, r.keyByB(r.ksByB.AppendPrefix(buf[:0]), bArg, txt0Arg, err0Arg))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	tags0 := string(runtime.AppendString(append(buf[:0], "a:"...), bArg))
@@ -374,12 +374,12 @@ func (*CachedLocals) keyByB(b []byte, b1 string, txt01 string, err01 string) []b
 
 // CachedGeneric implements Generic with a cache in Redis, through a runtime.Cache.
 //
-// Its cache contract (invalidations by the writes of this file; tags also
-// reach the entries of every repository on the same runtime.Cache):
+// Its cache contract (invalidations by the writes of this file; each
+// instantiation has its own keys, InvalidateAll and tags):
 //
-//	method  verb   key     ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Get     get    g:{id}  1m   -         10%     -      -     Del (key)
-//	Del     evict  -       -    -         -       -      -     keys g:{id}
+//	method  verb   key     ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get    g:{id}  1m   -         10%     -      -        -      -     Del (key)
+//	Del     evict  -       -    -         -       -      -        -      -     keys g:{id}
 type CachedGeneric[runtime_ ~string, time_ any] struct {
 	next  Generic[runtime_, time_]
 	cache *runtime.Cache
@@ -389,7 +389,7 @@ type CachedGeneric[runtime_ ~string, time_ any] struct {
 
 // NewCachedGeneric returns a CachedGeneric that serves from c and reads through to next.
 func NewCachedGeneric[runtime_ ~string, time_ any](next Generic[runtime_, time_], c *runtime.Cache) *CachedGeneric[runtime_, time_] {
-	repo := c.Repo("generic", 1)
+	repo := c.RepoOf("generic", 1, runtime.TypeName[runtime_](), runtime.TypeName[time_]())
 	var _ Generic[runtime_, time_] = (*CachedGeneric[runtime_, time_])(nil)
 	return &CachedGeneric[runtime_, time_]{
 		next:  next,
@@ -411,7 +411,7 @@ func NewCachedGeneric[runtime_ ~string, time_ any](next Generic[runtime_, time_]
 func (r *CachedGeneric[runtime_, time_]) Get(ctx context.Context, id runtime_) (time_, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(id)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[time_]{
@@ -427,7 +427,7 @@ func (r *CachedGeneric[runtime_, time_]) Del(ctx context.Context, id runtime_) e
 	var buf [128]byte
 	var inv runtime.Invalidation
 	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(id))))
-	_ = r.cache.Invalidate(ctx, inv)
+	_ = r.repo.Invalidate(ctx, inv)
 	return err
 }
 
@@ -452,10 +452,10 @@ func (*CachedGeneric[runtime_, time_]) keyGet(b []byte, id string) []byte {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key                        ttl  negative  jitter  local  tags                invalidated by / invalidates
-//	Get     get    p:{append}:{string}:{len}  1m   -         10%     -      l:{len},s:{string}  Del (key, tag l:{len}, tag s:{string})
-//	Del     evict  -                          -    -         -       -      -                   keys p:{append}:{string}:{len}; tags l:{len},s:{string}
-//	Q       get    q:{nil}:{true}:{make}      1m   -         10%     -      n:{nil}             Multi.Drop (tag n:{nil})
+//	method  verb   key                        ttl  negative  jitter  local  refresh  stale  tags                invalidated by / invalidates
+//	Get     get    p:{append}:{string}:{len}  1m   -         10%     -      -        -      l:{len},s:{string}  Del (key, tag l:{len}, tag s:{string})
+//	Del     evict  -                          -    -         -       -      -        -      -                   keys p:{append}:{string}:{len}; tags l:{len},s:{string}
+//	Q       get    q:{nil}:{true}:{make}      1m   -         10%     -      -        -      n:{nil}             Multi.Drop (tag n:{nil})
 type CachedPredeclared struct {
 	next  Predeclared
 	cache *runtime.Cache
@@ -504,7 +504,7 @@ func NewCachedPredeclared(next Predeclared, c *runtime.Cache) *CachedPredeclared
 func (r *CachedPredeclared) Get(ctx context.Context, appendArg string, stringArg int64, lenArg bool) ([]T, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), appendArg, stringArg, lenArg))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	tags0 := string(runtime.AppendBool(append(buf[:0], "l:"...), lenArg))
@@ -533,7 +533,7 @@ func (r *CachedPredeclared) Del(ctx context.Context, appendArg string, stringArg
 func (r *CachedPredeclared) Q(ctx context.Context, nilArg string, trueArg int, makeArg string) (map[string]int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksQ, r.keyQ(r.ksQ.AppendPrefix(buf[:0]), nilArg, int64(trueArg), makeArg))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[string]int]{
@@ -588,11 +588,11 @@ func (*CachedPredeclared) keyQ(b []byte, nil1 string, true1 int64, make1 string)
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key                   ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Get     get    h:{b}:{q.Type}:{q.B}  1m   -         10%     -      -     Drop (key)
-//	ByType  get    pair:{x.ID}:{y.ID}    1m   -         10%     -      -     -
-//	Num     get    n:{n}:{s}             1m   -         10%     -      -     Drop (key)
-//	Drop    evict  -                     -    -         -       -      -     keys n:{u}:{when},h:{b}:{q.Type}:{q.B},n:{n}:{b}
+//	method  verb   key                   ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get    h:{b}:{q.Type}:{q.B}  1m   -         10%     -      -        -      -     Drop (key)
+//	ByType  get    pair:{x.ID}:{y.ID}    1m   -         10%     -      -        -      -     -
+//	Num     get    n:{n}:{s}             1m   -         10%     -      -        -      -     Drop (key)
+//	Drop    evict  -                     -    -         -       -      -        -      -     keys n:{u}:{when},h:{b}:{q.Type}:{q.B},n:{n}:{b}
 type CachedHelpers struct {
 	next     Helpers
 	cache    *runtime.Cache
@@ -654,7 +654,7 @@ func NewCachedHelpers(next Helpers, c *runtime.Cache) *CachedHelpers {
 func (r *CachedHelpers) Get(ctx context.Context, bArg string, q Query) (*T, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet_(r.ksGet.AppendPrefix(buf[:0]), bArg, q.Type, int64(q.B)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*T]{
@@ -668,7 +668,7 @@ func (r *CachedHelpers) Get(ctx context.Context, bArg string, q Query) (*T, erro
 func (r *CachedHelpers) ByType(ctx context.Context, x T, y T) (*T, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksByType, r.keyByType_(r.ksByType.AppendPrefix(buf[:0]), x.ID, y.ID))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*T]{
@@ -682,7 +682,7 @@ func (r *CachedHelpers) ByType(ctx context.Context, x T, y T) (*T, error) {
 func (r *CachedHelpers) Num(ctx context.Context, n int64, s string) (*T, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksNum, r.keyNum(r.ksNum.AppendPrefix(buf[:0]), n, s))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*T]{

@@ -15,10 +15,10 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb  key          ttl    negative  jitter  local  tags  invalidated by / invalidates
-//	Read    get   file:{name}  1h30m  -         ±2s     -      -     -
-//	Mode    get   mode:{name}  1.5s   250ms     12.5%   -      -     -
-//	List    get   dir:{name}   1h30m  -         -       -      -     -
+//	method  verb  key          ttl    negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Read    get   file:{name}  1h30m  -         ±2s     -      -        -      -     -
+//	Mode    get   mode:{name}  1.5s   250ms     12.5%   -      -        -      -     -
+//	List    get   dir:{name}   1h30m  -         -       -      -        -      -     -
 type CachedFiles struct {
 	next   Files
 	cache  *runtime.Cache
@@ -79,7 +79,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksRead, r.keyRead(r.ksRead.AppendPrefix(buf[:0]), name))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]byte]{
@@ -93,7 +93,7 @@ func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksMode, r.keyMode(r.ksMode.AppendPrefix(buf[:0]), name))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[fs.FileMode]{
@@ -107,7 +107,7 @@ func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error
 func (r *CachedFiles) List(ctx context.Context, name string) ([]string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, r.keyList(r.ksList.AppendPrefix(buf[:0]), name))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]string]{

@@ -14,12 +14,12 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb   key                                               ttl  negative  jitter  local  tags         invalidated by / invalidates
-//	Get     get    event:{key}:{runtime}                             1m   10s       10%     -      -            -
-//	Since   get    since:{time}:{r}                                  1m   10s       10%     -      -            -
-//	By      get    by:{next}:{v}:{hit}:{res}:{inv}:{buf}:{err}:{ok}  1m   10s       10%     -      -            -
-//	Find    get    kind:{kind}                                       1m   10s       10%     -      kind:{kind}  Touch (tag kind:{kind})
-//	Touch   evict  -                                                 -    -         -       -      -            tags kind:{tags}
+//	method  verb   key                                               ttl  negative  jitter  local  refresh  stale  tags         invalidated by / invalidates
+//	Get     get    event:{key}:{runtime}                             1m   10s       10%     -      -        -      -            -
+//	Since   get    since:{time}:{r}                                  1m   10s       10%     -      -        -      -            -
+//	By      get    by:{next}:{v}:{hit}:{res}:{inv}:{buf}:{err}:{ok}  1m   10s       10%     -      -        -      -            -
+//	Find    get    kind:{kind}                                       1m   10s       10%     -      -        -      kind:{kind}  Touch (tag kind:{kind})
+//	Touch   evict  -                                                 -    -         -       -      -        -      -            tags kind:{tags}
 type CachedEvents struct {
 	next    Events
 	cache   *runtime.Cache
@@ -94,7 +94,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (*Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), keyArg, int64(runtimeArg)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Event]{
@@ -108,7 +108,7 @@ func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (
 func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksSince, r.keySince(r.ksSince.AppendPrefix(buf[:0]), timeArg, rArg))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Event]{
@@ -122,7 +122,7 @@ func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]
 func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit string, resArg string, invArg string, bufArg string, errArg string, ok string) (Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksBy, r.keyBy(r.ksBy.AppendPrefix(buf[:0]), nextArg, vArg, hit, resArg, invArg, bufArg, errArg, ok))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Event]{
@@ -136,7 +136,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit 
 func (r *CachedEvents) Find(ctx context.Context, kind string, filters ...Filter) ([]Event, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFind, r.keyFind(r.ksFind.AppendPrefix(buf[:0]), kind))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Event]{
@@ -148,8 +148,8 @@ func (r *CachedEvents) Find(ctx context.Context, kind string, filters ...Filter)
 }
 
 // Touch calls next, then invalidates even when next fails (a failed write may still have changed the source).
-func (r *CachedEvents) Touch(ctx context.Context, tagsArg string, p2 int, txt0Arg ...string) (int, time.Time, error) {
-	res0, res1, err := r.next.Touch(ctx, tagsArg, p2, txt0Arg...)
+func (r *CachedEvents) Touch(ctx context.Context, tagsArg string, p3 int, txt0Arg ...string) (int, time.Time, error) {
+	res0, res1, err := r.next.Touch(ctx, tagsArg, p3, txt0Arg...)
 	var buf [128]byte
 	var inv runtime.Invalidation
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "kind:"...), tagsArg)))
@@ -158,8 +158,8 @@ func (r *CachedEvents) Touch(ctx context.Context, tagsArg string, p2 int, txt0Ar
 }
 
 // Raw calls next directly.
-func (r *CachedEvents) Raw(ctx context.Context, p1 string, p2 ...int) error {
-	return r.next.Raw(ctx, p1, p2...)
+func (r *CachedEvents) Raw(ctx context.Context, p2 string, p3 ...int) error {
+	return r.next.Raw(ctx, p2, p3...)
 }
 
 // Stats calls next directly.

@@ -14,11 +14,11 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method   verb  key                  ttl  negative  jitter  local  tags                                                     invalidated by / invalidates
-//	Get      get   account:{id}         10m  5s        10%     -      account:{id},owner:{result.Owner.Email}                  Store (stores), Deposit (stores), Move (stores, key)
-//	Store    put   account:{a.ID}       -    -         -       -      account:{a.ID},owner:{result.Owner.Email} (stored)       -
-//	Deposit  put   account:{id}         -    -         -       -      account:{id},owner:{result.Owner.Email} (stored)         tags balances
-//	Move     put   account:{result.ID}  -    -         -       -      account:{result.ID},owner:{result.Owner.Email} (stored)  keys account:{old}
+//	method   verb  key                  ttl  negative  jitter  local  refresh  stale  tags                                                     invalidated by / invalidates
+//	Get      get   account:{id}         10m  5s        10%     -      -        -      account:{id},owner:{result.Owner.Email}                  Store (stores), Deposit (stores), Move (stores, key)
+//	Store    put   account:{a.ID}       -    -         -       -      -        -      account:{a.ID},owner:{result.Owner.Email} (stored)       -
+//	Deposit  put   account:{id}         -    -         -       -      -        -      account:{id},owner:{result.Owner.Email} (stored)         tags balances
+//	Move     put   account:{result.ID}  -    -         -       -      -        -      account:{result.ID},owner:{result.Owner.Email} (stored)  keys account:{old}
 type CachedAccounts struct {
 	next  Accounts
 	cache *runtime.Cache
@@ -56,7 +56,7 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 func (r *CachedAccounts) Get(ctx context.Context, id int64) (*Account, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Account]{

@@ -14,9 +14,9 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb  key         ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Stats   get   stats:{id}  30s  -         10%     -      -     -
-//	Totals  get   all         30s  -         10%     -      -     -
+//	method  verb  key         ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Stats   get   stats:{id}  30s  -         10%     -      -        -      -     -
+//	Totals  get   all         30s  -         10%     -      -        -      -     -
 type CachedCounters struct {
 	next     Counters
 	cache    *runtime.Cache
@@ -61,7 +61,7 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksStats, r.keyStats(r.ksStats.AppendPrefix(buf[:0]), uint64(id)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[Stats]{
@@ -75,7 +75,7 @@ func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 func (r *CachedCounters) Totals(ctx context.Context) (map[string]int64, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksTotals, r.keyTotals(r.ksTotals.AppendPrefix(buf[:0])))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[map[string]int64]{
@@ -117,9 +117,9 @@ func (*CachedCounters) keyTotals(b []byte) []byte {
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method  verb  key             ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	List    get   names:{prefix}  1h   -         -       -      -     -
-//	One     get   name:{id}       1h   -         -       -      -     -
+//	method  verb  key             ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	List    get   names:{prefix}  1h   -         -       -      -        -      -     -
+//	One     get   name:{id}       1h   -         -       -      -        -      -     -
 type CachedNames struct {
 	next   Names
 	cache  *runtime.Cache
@@ -166,7 +166,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksList, r.keyList(r.ksList.AppendPrefix(buf[:0]), prefix))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]string]{
@@ -180,7 +180,7 @@ func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error)
 func (r *CachedNames) One(ctx context.Context, id int) (*string, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOne, r.keyOne(r.ksOne.AppendPrefix(buf[:0]), int64(id)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*string]{

@@ -14,10 +14,10 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method   verb   key          ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Feed     get    feed:{page}  1m   -         10%     -      feed  -
-//	Stats    get    stats:{id}   1m   -         10%     -      -     -
-//	Publish  evict  -            -    -         -       -      -     tags fed
+//	method   verb   key          ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Feed     get    feed:{page}  1m   -         10%     -      -        -      feed  -
+//	Stats    get    stats:{id}   1m   -         10%     -      -        -      -     -
+//	Publish  evict  -            -    -         -       -      -        -      -     tags fed
 type CachedArticles struct {
 	next    Articles
 	cache   *runtime.Cache
@@ -72,7 +72,7 @@ func (r *CachedArticles) X(ctx context.Context, id int64) (string, error) {
 func (r *CachedArticles) Feed(ctx context.Context, page int) ([]Article, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksFeed, r.keyFeed(r.ksFeed.AppendPrefix(buf[:0]), int64(page)))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]Article]{
@@ -87,7 +87,7 @@ func (r *CachedArticles) Feed(ctx context.Context, page int) ([]Article, error) 
 func (r *CachedArticles) Stats(ctx context.Context, id int64) (int, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksStats, r.keyStats(r.ksStats.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[int]{

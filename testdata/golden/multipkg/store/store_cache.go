@@ -16,10 +16,10 @@ import (
 // Its cache contract (invalidations by the writes of this file; tags also
 // reach the entries of every repository on the same runtime.Cache):
 //
-//	method    verb  key                   ttl  negative  jitter  local  tags  invalidated by / invalidates
-//	Customer  get   customer:{id}         15m  1m        10%     -      -     -
-//	Order     get   order:{id}            15m  1m        10%     -      -     -
-//	Orders    get   orders:{customer.ID}  15m  1m        10%     -      -     -
+//	method    verb  key                   ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Customer  get   customer:{id}         15m  1m        10%     -      -        -      -     -
+//	Order     get   order:{id}            15m  1m        10%     -      -        -      -     -
+//	Orders    get   orders:{customer.ID}  15m  1m        10%     -      -        -      -     -
 type CachedShop struct {
 	next       Shop
 	cache      *runtime.Cache
@@ -87,7 +87,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksCustomer, r.keyCustomer(r.ksCustomer.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*Customer]{
@@ -101,7 +101,7 @@ func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 func (r *CachedShop) Order(ctx context.Context, id int64) (*model.Order, error) {
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOrder, r.keyOrder(r.ksOrder.AppendPrefix(buf[:0]), id))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[*model.Order]{
@@ -119,7 +119,7 @@ func (r *CachedShop) Orders(ctx context.Context, customer *amodel.User) ([]model
 	}
 	var buf [128]byte
 	rd := runtime.LookupBytes(ctx, r.ksOrders, r.keyOrders(r.ksOrders.AppendPrefix(buf[:0]), customer.ID))
-	if rd.Hit && !rd.Verify {
+	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
 	return runtime.Load(ctx, rd, runtime.Loader[[]model.Order]{
