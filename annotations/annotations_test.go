@@ -127,8 +127,8 @@ func TestDecodeErrors(t *testing.T) {
 		{`//cache:gte key=x`, `unknown verb "gte"`, 8},
 		{`//cache:get key=x ignore=a,2b`, `bad ignore "2b": want parameter names or positions (ignore=opts,trace or ignore=$3)`, 27},
 		{`//cache:get key=x ignore=$0`, `bad ignore "$0"`, 25},
-		{`//cache:get key=x tll=1m`, `unknown option "tll" for //cache:get (want key, ttl, jitter, negative, notfound, local, tags, ignore)`, 18},
-		{`//cache:repo lokal=1m`, `unknown option "lokal" for //cache:repo (want prefix, version, ttl, jitter, negative, notfound, local)`, 13},
+		{`//cache:get key=x tll=1m`, `unknown option "tll" for //cache:get (want key, ttl, jitter, negative, notfound, local, refresh, stale, tags, ignore)`, 18},
+		{`//cache:repo lokal=1m`, `unknown option "lokal" for //cache:repo (want prefix, version, ttl, jitter, negative, notfound, local, refresh, stale)`, 13},
 		{`//cache:put key=x local=1m`, `unknown option "local" for //cache:put`, 18},
 		{`//cache:get key=x local=10`, `bad local "10": want a Go duration such as 30s, 10m or 1h30m (0 turns the in-process cache off)`, 24},
 		{`//cache:get key=x local=soon`, `bad local "soon": want a Go duration`, 24},
@@ -361,4 +361,33 @@ func quote(s string) string {
 	}
 	b.WriteByte('"')
 	return b.String()
+}
+
+func TestDecodeFreshness(t *testing.T) {
+	v, errs := decode(t, `//cache:repo ttl=1m refresh=80 stale=30s`)
+	if r := v.Repo; len(errs) > 0 || !r.Refresh.Set || r.Refresh.P != 80 || !r.Stale.Set || r.Stale.D != 30*time.Second || r.Refresh.Pos != col(28) {
+		t.Fatalf("repo %+v %+v %v", r.Refresh, r.Stale, errs)
+	}
+	for text, want := range map[string]float64{`//cache:get key=x refresh=50%`: 50, `//cache:get key=x refresh=0`: 0, `//cache:get key=x refresh=99.5`: 99.5} {
+		v, errs := decode(t, text)
+		if m := v.Method; len(errs) > 0 || !m.Refresh.Set || m.Refresh.P != want {
+			t.Fatalf("%s: %+v %v", text, m.Refresh, errs)
+		}
+	}
+	if v, errs := decode(t, `//cache:get key=x stale=0`); len(errs) > 0 || !v.Method.Stale.Set || v.Method.Stale.D != 0 {
+		t.Fatalf("stale=0: %+v %v", v, errs)
+	}
+	for _, bad := range []string{"100", "0.5", "-1", "NaN", "fast", "80%%"} {
+		if _, errs := decode(t, `//cache:get key=x refresh=`+bad); len(errs) != 1 || !strings.Contains(errs[0].Msg, "bad refresh") {
+			t.Errorf("refresh=%s: %v", bad, errs)
+		}
+	}
+	for _, bad := range []string{"-1s", "soon", "5"} {
+		if _, errs := decode(t, `//cache:get key=x stale=`+bad); len(errs) != 1 || !strings.Contains(errs[0].Msg, "bad stale") {
+			t.Errorf("stale=%s: %v", bad, errs)
+		}
+	}
+	if _, errs := decode(t, `//cache:put key=x refresh=80`); len(errs) != 1 || !strings.Contains(errs[0].Msg, `unknown option "refresh" for //cache:put`) {
+		t.Errorf("refresh on a put: %v", errs)
+	}
 }

@@ -66,3 +66,27 @@ type LocalUsers interface {
 	//cache:evict tags="team:{team}"
 	TeamChanged(ctx context.Context, team string) error
 }
+
+// ShortUsers and FreshUsers are the refresh benchmark's pair: hot rows with
+// a one-second TTL, without and with refresh-ahead (refresh=80: a hit past
+// 80–90 % of the TTL reloads the entry in the background).
+//
+//cache:repo prefix=benchshort version=1 ttl=1s jitter=10% negative=1s
+type ShortUsers interface {
+	//cache:get key="user:{id}" notfound=ErrNotFound
+	Get(ctx context.Context, id int64) (*User, error)
+
+	//cache:evict keys="user:{id}"
+	Touch(ctx context.Context, id int64) error
+}
+
+// FreshUsers is ShortUsers with refresh=80.
+//
+//cache:repo prefix=benchfresh version=1 ttl=1s jitter=10% negative=1s refresh=80
+type FreshUsers interface {
+	//cache:get key="user:{id}" notfound=ErrNotFound
+	Get(ctx context.Context, id int64) (*User, error)
+
+	//cache:evict keys="user:{id}"
+	Touch(ctx context.Context, id int64) error
+}

@@ -323,6 +323,169 @@ func (*CachedLocalUsers) keyMember(b []byte, team string, id int64) []byte {
 	return runtime.AppendInt(append(runtime.AppendString(append(b, "member:"...), team), ":"...), id)
 }
 
+// CachedShortUsers implements ShortUsers with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key        ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get    user:{id}  1s   1s        10%     -      -        -      -     Touch (key)
+//	Touch   evict  -          -    -         -       -      -        -      -     keys user:{id}
+type CachedShortUsers struct {
+	next  ShortUsers
+	cache *runtime.Cache
+	repo  *runtime.Repo
+	ksGet *runtime.Keyspace[*User] // "user:{id}"
+}
+
+var _ ShortUsers = (*CachedShortUsers)(nil)
+
+// NewCachedShortUsers returns a CachedShortUsers that serves from c and reads through to next.
+func NewCachedShortUsers(next ShortUsers, c *runtime.Cache) *CachedShortUsers {
+	repo := c.Repo("benchshort", 1)
+	return &CachedShortUsers{
+		next:  next,
+		cache: c,
+		repo:  repo,
+		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*User]{
+			Template: "user:{}",
+			Schema:   "4c78fcfeb9e66176",
+			Shape:    "af78f0801800997d",
+			Method:   "Get",
+			TTL:      time.Second,
+			Negative: time.Second,
+			Jitter:   runtime.Percent(10),
+			NotFound: ErrNotFound,
+			IsNil: func(v *User) bool {
+				return v == nil
+			},
+			Clone: clonePtrUser_Users,
+		}),
+	}
+}
+
+// Get serves "user:{id}" from the cache, loading from next on a miss.
+func (r *CachedShortUsers) Get(ctx context.Context, id int64) (*User, error) {
+	var buf [128]byte
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
+	if rd.Hit && !rd.Background {
+		return rd.Value, rd.Err
+	}
+	return runtime.Load(ctx, rd, runtime.Loader[*User]{
+		Load: func(ctx context.Context) (*User, error) {
+			return r.next.Get(ctx, id)
+		},
+	})
+}
+
+// Touch calls next, then invalidates even when next fails (a failed write may still have changed the source).
+func (r *CachedShortUsers) Touch(ctx context.Context, id int64) error {
+	err := r.next.Touch(ctx, id)
+	var buf [128]byte
+	var inv runtime.Invalidation
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id)))
+	_ = r.cache.Invalidate(ctx, inv)
+	return err
+}
+
+// InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedShortUsers.
+func (r *CachedShortUsers) InvalidateGet(ctx context.Context, id int64) error {
+	var buf [128]byte
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
+}
+
+// InvalidateAll drops every entry of CachedShortUsers at once.
+func (r *CachedShortUsers) InvalidateAll(ctx context.Context) error {
+	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "user:{}" after the keyspace's prefix, for Get, Touch and InvalidateGet.
+func (*CachedShortUsers) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "user:"...), id)
+}
+
+// CachedFreshUsers implements FreshUsers with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key        ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get    user:{id}  1s   1s        10%     -      80%      -      -     Touch (key)
+//	Touch   evict  -          -    -         -       -      -        -      -     keys user:{id}
+type CachedFreshUsers struct {
+	next  FreshUsers
+	cache *runtime.Cache
+	repo  *runtime.Repo
+	ksGet *runtime.Keyspace[*User] // "user:{id}"
+}
+
+var _ FreshUsers = (*CachedFreshUsers)(nil)
+
+// NewCachedFreshUsers returns a CachedFreshUsers that serves from c and reads through to next.
+func NewCachedFreshUsers(next FreshUsers, c *runtime.Cache) *CachedFreshUsers {
+	repo := c.Repo("benchfresh", 1)
+	return &CachedFreshUsers{
+		next:  next,
+		cache: c,
+		repo:  repo,
+		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*User]{
+			Template: "user:{}",
+			Schema:   "4c78fcfeb9e66176",
+			Shape:    "af78f0801800997d",
+			Method:   "Get",
+			TTL:      time.Second,
+			Negative: time.Second,
+			Jitter:   runtime.Percent(10),
+			NotFound: ErrNotFound,
+			IsNil: func(v *User) bool {
+				return v == nil
+			},
+			Refresh: 0.8,
+			Clone:   clonePtrUser_Users,
+		}),
+	}
+}
+
+// Get serves "user:{id}" from the cache, loading from next on a miss.
+func (r *CachedFreshUsers) Get(ctx context.Context, id int64) (*User, error) {
+	var buf [128]byte
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
+	if rd.Hit && !rd.Background {
+		return rd.Value, rd.Err
+	}
+	return runtime.Load(ctx, rd, runtime.Loader[*User]{
+		Load: func(ctx context.Context) (*User, error) {
+			return r.next.Get(ctx, id)
+		},
+	})
+}
+
+// Touch calls next, then invalidates even when next fails (a failed write may still have changed the source).
+func (r *CachedFreshUsers) Touch(ctx context.Context, id int64) error {
+	err := r.next.Touch(ctx, id)
+	var buf [128]byte
+	var inv runtime.Invalidation
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id)))
+	_ = r.cache.Invalidate(ctx, inv)
+	return err
+}
+
+// InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedFreshUsers.
+func (r *CachedFreshUsers) InvalidateGet(ctx context.Context, id int64) error {
+	var buf [128]byte
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
+}
+
+// InvalidateAll drops every entry of CachedFreshUsers at once.
+func (r *CachedFreshUsers) InvalidateAll(ctx context.Context) error {
+	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "user:{}" after the keyspace's prefix, for Get, Touch and InvalidateGet.
+func (*CachedFreshUsers) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "user:"...), id)
+}
+
 // clonePtrUser_Users returns a deep copy of v.
 func clonePtrUser_Users(v *User) *User {
 	if v == nil {

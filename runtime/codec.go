@@ -75,13 +75,21 @@ func (ks *Keyspace[T]) entry(v T, err error, resultTags func(T) ([]string, bool)
 }
 
 // encode is the payload of a value: its msgpack bytes, after a zone table
-// (flagZones) when its times are not all in UTC.
+// (flagZones) when its times are not all in UTC — unless they are all in
+// time.Local (flagLocal), the zone msgpack decodes into: what a database
+// driver returns, read back without a walk over the value on every hit.
 func (ks *Keyspace[T]) encode(v T) (flags byte, payload []byte, err error) {
 	var table []byte
 	if ks.zones != nil {
-		var ok bool
-		if table, ok = appendZones(nil, ks.zones, reflect.ValueOf(&v).Elem()); ok {
-			flags |= flagZones
+		rv := reflect.ValueOf(&v).Elem()
+		switch {
+		case allLocal(ks.zones, rv):
+			flags |= flagLocal
+		default:
+			var ok bool
+			if table, ok = appendZones(nil, ks.zones, rv); ok {
+				flags |= flagZones
+			}
 		}
 	}
 	payload, err = msgpack.Marshal(&v)        // addressable: encoders with pointer receivers run
@@ -203,7 +211,7 @@ func (ks *Keyspace[T]) decode(e envelope) (v T, err error, ok bool) {
 	if msgpack.Unmarshal(p, &v) != nil {
 		return zero, nil, false
 	}
-	if ks.zones != nil && !applyZones(table, ks.zones, reflect.ValueOf(&v).Elem()) {
+	if ks.zones != nil && e.flags&flagLocal == 0 && !applyZones(table, ks.zones, reflect.ValueOf(&v).Elem()) {
 		return zero, nil, false
 	}
 	return v, nil, true

@@ -47,6 +47,13 @@
 //     WithLocalBound (PINGs on the subscription prove it is live); a gap in
 //     the subscription drops the L1 until it is back. Every caller gets its
 //     own copy (Spec.Clone).
+//   - Freshness without misses: with Spec.Refresh (refresh=) a hit past that
+//     part of its TTL starts one background reload (one per key across
+//     processes, under the lease, its fill conditional like a miss's); with
+//     Spec.Stale (stale=) an entry past its TTL is served at once while it is
+//     reloaded and while the source fails, up to that bound. Hits that want
+//     such work set Read.Background; Load returns them at once and starts
+//     it. An invalidated entry is never served, fresh or stale.
 //   - Fail-open: Redis errors and timeouts are logged and counted, never
 //     returned; every call then goes to the source within the time budget,
 //     even for clients built with go-redis defaults. A circuit breaker skips a

@@ -27,6 +27,7 @@ const (
 	flagNotFound = 1 << 1 // the keyspace's not-found error; payload is the error text
 	flagZones    = 1 << 2 // the payload starts with the zone table of its times (zones.go)
 	flagErrValue = 1 << 3 // with flagNotFound: payload is uvarint len, text, msgpack of the error value
+	flagLocal    = 1 << 4 // every time of the payload is in time.Local (or zero): msgpack decodes them so
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

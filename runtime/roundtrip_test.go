@@ -426,3 +426,27 @@ func TestNotFoundKinds(t *testing.T) {
 		})
 	}
 }
+
+// TestLocalTimesNeedNoWalk: times all in time.Local (what pgx and
+// database/sql drivers return) come back in time.Local, and their hits do not
+// walk the value (flagLocal); one time in another zone brings the table back.
+func TestLocalTimesNeedNoWalk(t *testing.T) {
+	c := New(nil, WithLogger(quietLogger()))
+	ks := NewKeyspace(c.Repo("rt", 1), Spec[rtArticle]{Template: "l:{}", TTL: time.Minute})
+	now := time.Unix(1700000000, 42)
+	v := rtArticle{rtAudit: rtAudit{CreatedAt: now, UpdatedAt: &now}}
+	flags, payload, err := ks.encode(v)
+	if err != nil || flags != flagLocal {
+		t.Fatalf("flags %b, %v", flags, err)
+	}
+	env := appendEnvelope(nil, flags, 0, time.Now().Add(time.Hour).UnixMilli(), 1, 1, nil, payload)
+	e, _ := decodeEnvelope(env)
+	got, _, ok := ks.decode(e)
+	if !ok || got.CreatedAt.Location() != time.Local || !got.CreatedAt.Equal(now) || got.UpdatedAt.Location() != time.Local || !got.DeletedAt.IsZero() {
+		t.Fatalf("decoded %+v", got)
+	}
+	v.DeletedAt = now.UTC()
+	if flags, _, _ := ks.encode(v); flags != flagZones {
+		t.Fatalf("a UTC time among local ones: flags %b", flags)
+	}
+}

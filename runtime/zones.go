@@ -198,6 +198,23 @@ func zoneOf(t time.Time) zone {
 
 var utcZone = zone{"UTC", "UTC", 0}
 
+// allLocal reports whether every time w finds in v is in time.Local, or is
+// the zero time (which msgpack decodes into UTC, as it was), and at least
+// one is in time.Local: msgpack's decode gives such a value back as it was.
+func allLocal(w timeWalk, v reflect.Value) bool {
+	local, other := false, false
+	w(v, false, func(t *time.Time) {
+		switch {
+		case t.Location() == time.Local && !t.IsZero():
+			local = true
+		case t.IsZero() && t.Location() == time.UTC:
+		default:
+			other = true
+		}
+	})
+	return local && !other
+}
+
 // appendZones appends the zone table of the times w finds in v, or returns
 // b unchanged (ok false) when every time is in UTC.
 func appendZones(b []byte, w timeWalk, v reflect.Value) ([]byte, bool) {

@@ -36,9 +36,11 @@ type Articles interface {
 	//cache:get key="article:{ids}" notfound=ErrNotFound tags="article:{ids},author:{result.AuthorID}"
 	ByIDs(ctx context.Context, ids []int64) (map[int64]*Article, error)
 
-	// HomepageFeed returns page (0-based) of the newest articles.
+	// HomepageFeed returns page (0-based) of the newest articles. It is the
+	// hottest read: reloaded in the background before its TTL ends, and
+	// served up to a minute past it while the database is down.
 	//
-	//cache:get key="feed:home:{page}" ttl=30s local=10s tags="feed"
+	//cache:get key="feed:home:{page}" ttl=30s local=10s refresh=80 stale=1m tags="feed"
 	HomepageFeed(ctx context.Context, page int) ([]Summary, error)
 
 	// CategoryFeed returns page (0-based) of the newest articles of a category.

@@ -18,7 +18,7 @@ import (
 //	Get           get        article:{id}                     10m  30s       10%     1m     -        -      article:{id},author:{result.AuthorID}         Publish (key), Update (key, tag article:{id})
 //	BySlug        get        article:slug:{slug}              10m  30s       10%     1m     -        -      article:{result.ID},author:{result.AuthorID}  Publish (key), Update (tag article:{result.ID})
 //	ByIDs         get batch  article:{ids}                    10m  30s       10%     1m     -        -      article:{ids},author:{result.AuthorID}        Publish (key), Update (key, tag article:{ids})
-//	HomepageFeed  get        feed:home:{page}                 30s  30s       10%     10s    -        -      feed                                          Publish (pattern)
+//	HomepageFeed  get        feed:home:{page}                 30s  30s       10%     10s    80%      1m     feed                                          Publish (pattern)
 //	CategoryFeed  get        feed:category:{category}:{page}  2m   30s       10%     1m     -        -      feed,feed:{category}                          Publish (tag feed:{category}), Update (tag feed:{category})
 //	Publish       evict      -                                -    -         -       -      -        -      -                                             keys article:{a.ID},article:slug:{a.Slug}; tags feed:{a.Category}; all of feed:home:{page}
 //	Update        evict      -                                -    -         -       -      -        -      -                                             keys article:{a.ID}; tags article:{a.ID},feed:{a.Category}
@@ -82,8 +82,10 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 			IsNil: func(v []Summary) bool {
 				return v == nil
 			},
-			Local: 10 * time.Second,
-			Clone: cloneSliceSummary_Articles,
+			Local:   10 * time.Second,
+			Refresh: 0.8,
+			Stale:   time.Minute,
+			Clone:   cloneSliceSummary_Articles,
 		}),
 		ksCategoryFeed: runtime.NewKeyspace(repo, runtime.Spec[[]Summary]{
 			Template: "feed:category:{}:{}",
