@@ -91,7 +91,7 @@ func TestArgPositions(t *testing.T) {
 	}
 }
 
-func decode(t *testing.T, text string) (any, Errors) {
+func decode(t *testing.T, text string) (Decoded, Errors) {
 	t.Helper()
 	d, errs := ParseLine(at, text)
 	if len(errs) > 0 {
@@ -106,7 +106,7 @@ func TestPositionsAndHashes(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	m := got.(*Method)
+	m := got.Method
 	ps := m.Key.Placeholders()
 	if len(ps) != 3 || ps[0].Name() != "$2.ID" || ps[0].Hash || !ps[1].Hash || ps[1].Path[0] != "filter" || ps[2].Name() != "$3#" {
 		t.Fatalf("placeholders %+v", ps)
@@ -193,7 +193,7 @@ func TestDecodeRepo(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	r := v.(*Repo)
+	r := v.Repo
 	if r.Prefix != "users" || r.Version != 3 || r.TTL.D != 10*time.Minute || !r.Negative.Set || r.Negative.D != 0 {
 		t.Fatalf("repo %+v", r)
 	}
@@ -204,11 +204,11 @@ func TestDecodeRepo(t *testing.T) {
 		t.Fatalf("notfound %+v", r.NotFound)
 	}
 	v, errs = decode(t, `//cache:repo ttl=1m local=1500ms`)
-	if r := v.(*Repo); len(errs) > 0 || !r.Local.Set || r.Local.D != 1500*time.Millisecond || r.Local.Pos != col(26) {
+	if r := v.Repo; len(errs) > 0 || !r.Local.Set || r.Local.D != 1500*time.Millisecond || r.Local.Pos != col(26) {
 		t.Fatalf("local %+v %v", r.Local, errs)
 	}
 	v, _ = decode(t, `//cache:repo`)
-	if r := v.(*Repo); r.Version != 1 || r.PrefixSet || r.TTL.Set || r.Local.Set {
+	if r := v.Repo; r.Version != 1 || r.PrefixSet || r.TTL.Set || r.Local.Set {
 		t.Fatalf("defaults %+v", r)
 	}
 }
@@ -218,7 +218,7 @@ func TestDecodeMethod(t *testing.T) {
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
-	m := v.(*Method)
+	m := v.Method
 	if m.Key.Norm() != "user:{}" || m.Key.Placeholders()[0].Name() != "result.ID" {
 		t.Fatalf("key %+v", m.Key)
 	}
@@ -237,12 +237,12 @@ func TestDecodeMethod(t *testing.T) {
 	}
 	for text, want := range map[string]time.Duration{`//cache:get key=feed local=0`: 0, `//cache:get key=feed local=0s`: 0, `//cache:get key=feed local=2m`: 2 * time.Minute} {
 		v, errs := decode(t, text)
-		if m := v.(*Method); len(errs) > 0 || !m.Local.Set || m.Local.D != want {
+		if m := v.Method; len(errs) > 0 || !m.Local.Set || m.Local.D != want {
 			t.Fatalf("%s: local %+v %v", text, m.Local, errs)
 		}
 	}
 	v, _ = decode(t, `//cache:get key=feed jitter=5s`)
-	if m := v.(*Method); m.Jitter.IsPercent || m.Jitter.Spread != 5*time.Second {
+	if m := v.Method; m.Jitter.IsPercent || m.Jitter.Spread != 5*time.Second {
 		t.Fatalf("jitter %+v", m.Jitter)
 	}
 }
@@ -365,16 +365,16 @@ func quote(s string) string {
 
 func TestDecodeFreshness(t *testing.T) {
 	v, errs := decode(t, `//cache:repo ttl=1m refresh=80 stale=30s`)
-	if r := v.(*Repo); len(errs) > 0 || !r.Refresh.Set || r.Refresh.P != 80 || !r.Stale.Set || r.Stale.D != 30*time.Second || r.Refresh.Pos != col(28) {
+	if r := v.Repo; len(errs) > 0 || !r.Refresh.Set || r.Refresh.P != 80 || !r.Stale.Set || r.Stale.D != 30*time.Second || r.Refresh.Pos != col(28) {
 		t.Fatalf("repo %+v %+v %v", r.Refresh, r.Stale, errs)
 	}
 	for text, want := range map[string]float64{`//cache:get key=x refresh=50%`: 50, `//cache:get key=x refresh=0`: 0, `//cache:get key=x refresh=99.5`: 99.5} {
 		v, errs := decode(t, text)
-		if m := v.(*Method); len(errs) > 0 || !m.Refresh.Set || m.Refresh.P != want {
+		if m := v.Method; len(errs) > 0 || !m.Refresh.Set || m.Refresh.P != want {
 			t.Fatalf("%s: %+v %v", text, m.Refresh, errs)
 		}
 	}
-	if v, errs := decode(t, `//cache:get key=x stale=0`); len(errs) > 0 || !v.(*Method).Stale.Set || v.(*Method).Stale.D != 0 {
+	if v, errs := decode(t, `//cache:get key=x stale=0`); len(errs) > 0 || !v.Method.Stale.Set || v.Method.Stale.D != 0 {
 		t.Fatalf("stale=0: %+v %v", v, errs)
 	}
 	for _, bad := range []string{"100", "0.5", "-1", "NaN", "fast", "80%%"} {

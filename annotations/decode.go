@@ -99,12 +99,21 @@ type Method struct {
 	Ignore   []Ident    // get: parameters that do not affect the result, so the key need not hold them
 }
 
-// Decode checks the verb and keys of d and decodes it into a *Repo or a
-// *Method. It returns nil only with errors.
-func Decode(d Directive) (any, Errors) {
+// Decoded is a decoded directive: exactly one of Repo (//cache:repo) and
+// Method (//cache:get, put, evict) is set, or neither when the verb is
+// unknown.
+type Decoded struct {
+	Repo   *Repo
+	Method *Method
+}
+
+// Decode checks the verb and keys of d and decodes it. Only an unknown verb
+// leaves the result empty; every other error comes with the options that
+// could be read.
+func Decode(d Directive) (Decoded, Errors) {
 	allowed, ok := options[d.Verb]
 	if !ok {
-		return nil, Errors{{d.VerbPos, "unknown verb " + strconv.Quote(d.Verb) + " (want repo, get, put or evict)"}}
+		return Decoded{}, Errors{{d.VerbPos, "unknown verb " + strconv.Quote(d.Verb) + " (want repo, get, put or evict)"}}
 	}
 	var errs Errors
 	for _, a := range d.Args {
@@ -114,10 +123,10 @@ func Decode(d Directive) (any, Errors) {
 	}
 	if d.Verb == "repo" {
 		r, more := decodeRepo(d)
-		return r, append(errs, more...)
+		return Decoded{Repo: r}, append(errs, more...)
 	}
 	m, more := decodeMethod(d)
-	return m, append(errs, more...)
+	return Decoded{Method: m}, append(errs, more...)
 }
 
 func decodeRepo(d Directive) (*Repo, Errors) {

@@ -16,7 +16,7 @@ import (
 //
 //	method       verb       key                 ttl  negative  jitter  local  refresh  stale  tags         invalidated by / invalidates
 //	Get          get        user:{id}           10m  30s       10%     -      -        -      -            Touch (key)
-//	Member       get        member:{team}:{id}  10m  30s       10%     -      -        -      team:{team}  TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
+//	Member       get        member:{team}:{id}  10m  30s       10%     -      -        -      team:{team}  TeamChanged (tag team:{team}), LocalUsers.TeamChanged (tag team:{team})
 //	GetMany      get batch  user:{ids}          10m  30s       10%     -      -        -      -            Touch (key)
 //	Touch        evict      -                   -    -         -       -      -        -      -            keys user:{id}
 //	TeamChanged  evict      -                   -    -         -       -      -        -      -            tags team:{team}
@@ -70,7 +70,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 // Get serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -84,7 +84,7 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 // Member serves "member:{team}:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksMember, runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksMember, r.keyMember(r.ksMember.AppendPrefix(buf[:0]), team, id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -106,7 +106,7 @@ func (r *CachedUsers) Touch(ctx context.Context, id int64) error {
 	err := r.next.Touch(ctx, id)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -130,7 +130,7 @@ func (r *CachedUsers) WarmGetMany(ctx context.Context, ids []int64, opts ...runt
 func (r *CachedUsers) batchGetMany() runtime.Batch[int64, *User] {
 	return runtime.Batch[int64, *User]{
 		Key: func(b []byte, id int64) []byte {
-			return runtime.AppendInt(append(b, "user:"...), id)
+			return (*CachedUsers)(nil).keyGet(b, id)
 		},
 		Load: func(ctx context.Context, ids []int64) (map[int64]*User, error) {
 			return r.next.GetMany(ctx, ids)
@@ -141,18 +141,28 @@ func (r *CachedUsers) batchGetMany() runtime.Batch[int64, *User] {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateGet(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateMember drops the entry Member caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateMember(ctx context.Context, team string, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMember.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMember.Key(r.keyMember(r.ksMember.AppendPrefix(buf[:0]), team, id))}})
 }
 
 // InvalidateAll drops every entry of CachedUsers at once.
 func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "user:{}" after the keyspace's prefix, for Get, GetMany, Touch and InvalidateGet.
+func (*CachedUsers) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "user:"...), id)
+}
+
+// keyMember appends a key of "member:{}:{}" after the keyspace's prefix, for Member and InvalidateMember.
+func (*CachedUsers) keyMember(b []byte, team string, id int64) []byte {
+	return runtime.AppendInt(append(runtime.AppendString(append(b, "member:"...), team), ":"...), id)
 }
 
 // CachedLocalUsers implements LocalUsers with a cache in Redis, through a runtime.Cache.
@@ -162,7 +172,7 @@ func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 //
 //	method       verb       key                 ttl  negative  jitter  local  refresh  stale  tags         invalidated by / invalidates
 //	Get          get        user:{id}           10m  30s       10%     1m     -        -      -            Touch (key)
-//	Member       get        member:{team}:{id}  10m  30s       10%     1m     -        -      team:{team}  TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
+//	Member       get        member:{team}:{id}  10m  30s       10%     1m     -        -      team:{team}  Users.TeamChanged (tag team:{team}), TeamChanged (tag team:{team})
 //	GetMany      get batch  user:{ids}          10m  30s       10%     1m     -        -      -            Touch (key)
 //	Touch        evict      -                   -    -         -       -      -        -      -            keys user:{id}
 //	TeamChanged  evict      -                   -    -         -       -      -        -      -            tags team:{team}
@@ -218,7 +228,7 @@ func NewCachedLocalUsers(next LocalUsers, c *runtime.Cache) *CachedLocalUsers {
 // Get serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -232,7 +242,7 @@ func (r *CachedLocalUsers) Get(ctx context.Context, id int64) (*User, error) {
 // Member serves "member:{team}:{id}" from the cache, loading from next on a miss.
 func (r *CachedLocalUsers) Member(ctx context.Context, team string, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksMember, runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksMember, r.keyMember(r.ksMember.AppendPrefix(buf[:0]), team, id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -254,7 +264,7 @@ func (r *CachedLocalUsers) Touch(ctx context.Context, id int64) error {
 	err := r.next.Touch(ctx, id)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -278,7 +288,7 @@ func (r *CachedLocalUsers) WarmGetMany(ctx context.Context, ids []int64, opts ..
 func (r *CachedLocalUsers) batchGetMany() runtime.Batch[int64, *User] {
 	return runtime.Batch[int64, *User]{
 		Key: func(b []byte, id int64) []byte {
-			return runtime.AppendInt(append(b, "user:"...), id)
+			return (*CachedLocalUsers)(nil).keyGet(b, id)
 		},
 		Load: func(ctx context.Context, ids []int64) (map[int64]*User, error) {
 			return r.next.GetMany(ctx, ids)
@@ -289,18 +299,28 @@ func (r *CachedLocalUsers) batchGetMany() runtime.Batch[int64, *User] {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedLocalUsers.
 func (r *CachedLocalUsers) InvalidateGet(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateMember drops the entry Member caches for these arguments, for writes that bypass CachedLocalUsers.
 func (r *CachedLocalUsers) InvalidateMember(ctx context.Context, team string, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMember.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksMember.AppendPrefix(buf[:0]), "member:"...), team), ":"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMember.Key(r.keyMember(r.ksMember.AppendPrefix(buf[:0]), team, id))}})
 }
 
 // InvalidateAll drops every entry of CachedLocalUsers at once.
 func (r *CachedLocalUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "user:{}" after the keyspace's prefix, for Get, GetMany, Touch and InvalidateGet.
+func (*CachedLocalUsers) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "user:"...), id)
+}
+
+// keyMember appends a key of "member:{}:{}" after the keyspace's prefix, for Member and InvalidateMember.
+func (*CachedLocalUsers) keyMember(b []byte, team string, id int64) []byte {
+	return runtime.AppendInt(append(runtime.AppendString(append(b, "member:"...), team), ":"...), id)
 }
 
 // CachedShortUsers implements ShortUsers with a cache in Redis, through a runtime.Cache.
@@ -347,7 +367,7 @@ func NewCachedShortUsers(next ShortUsers, c *runtime.Cache) *CachedShortUsers {
 // Get serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedShortUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -363,7 +383,7 @@ func (r *CachedShortUsers) Touch(ctx context.Context, id int64) error {
 	err := r.next.Touch(ctx, id)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -371,12 +391,17 @@ func (r *CachedShortUsers) Touch(ctx context.Context, id int64) error {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedShortUsers.
 func (r *CachedShortUsers) InvalidateGet(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAll drops every entry of CachedShortUsers at once.
 func (r *CachedShortUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "user:{}" after the keyspace's prefix, for Get, Touch and InvalidateGet.
+func (*CachedShortUsers) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "user:"...), id)
 }
 
 // CachedFreshUsers implements FreshUsers with a cache in Redis, through a runtime.Cache.
@@ -424,7 +449,7 @@ func NewCachedFreshUsers(next FreshUsers, c *runtime.Cache) *CachedFreshUsers {
 // Get serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedFreshUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -440,7 +465,7 @@ func (r *CachedFreshUsers) Touch(ctx context.Context, id int64) error {
 	err := r.next.Touch(ctx, id)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -448,12 +473,17 @@ func (r *CachedFreshUsers) Touch(ctx context.Context, id int64) error {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedFreshUsers.
 func (r *CachedFreshUsers) InvalidateGet(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAll drops every entry of CachedFreshUsers at once.
 func (r *CachedFreshUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "user:{}" after the keyspace's prefix, for Get, Touch and InvalidateGet.
+func (*CachedFreshUsers) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "user:"...), id)
 }
 
 // clonePtrUser_Users returns a deep copy of v.

@@ -30,11 +30,11 @@ type builder struct {
 	// repoUnion are the type parameters the repository's keys use as
 	// KindUnion.
 	repoUnion []*types.TypeParam
-	codecs    codecs // which types bring their own msgpack codec
+	types     *typeGraph // the type model of the package (build_types.go)
 }
 
 func buildPackage(p *packages.Package) ([]*File, Errors, Errors) {
-	b := &builder{p: p, prefixes: map[string]*Repo{}}
+	b := &builder{p: p, prefixes: map[string]*Repo{}, types: newTypeGraph()}
 	b.ctxType = findContext(p.Types)
 	var files []*File
 	for i, f := range p.Syntax {
@@ -45,7 +45,7 @@ func buildPackage(p *packages.Package) ([]*File, Errors, Errors) {
 		decls, errs := scanFile(p, f)
 		b.errs = append(b.errs, errs...)
 		b.warns = append(b.warns, nearMisses(p.Fset, f)...)
-		file := &File{Source: name, Output: outputPath(name), Pkg: p.Types, Build: buildConstraint(p.Fset, f), Names: map[string]string{}}
+		file := &File{Source: name, Output: outputPath(name), Pkg: p.Types, Build: buildConstraint(p.Fset, f), Names: map[string]string{}, types: b.types}
 		for _, imp := range f.Imports {
 			path, _ := strconv.Unquote(imp.Path.Value)
 			if imp.Name != nil && imp.Name.Name != "_" && imp.Name.Name != "." {
@@ -261,10 +261,30 @@ func (b *builder) repo(d *ifaceDecl) *Repo {
 		}
 	}
 	r.UnionParams = b.repoUnion
+	keyFuncs(r)
 	if _, ok := byName["InvalidateAll"]; ok {
 		b.errorf(dr.Pos, "generated method InvalidateAll clashes with method InvalidateAll of %s", r.Name)
 	}
 	return r
+}
+
+// keyFuncs gives every key of r its helper (KeyFunc): the gets' keys
+// first, so each keyspace's first helper takes its get's forms.
+func keyFuncs(r *Repo) {
+	assign := func(t *Tmpl) {
+		if t != nil && t.Space != nil {
+			t.Func = t.Space.keyFunc(t)
+		}
+	}
+	for _, ks := range r.Spaces {
+		assign(ks.Get.Key)
+	}
+	for _, m := range r.Methods {
+		assign(m.Key)
+		for _, t := range m.Evict {
+			assign(t)
+		}
+	}
 }
 
 // bindOnly binds the placeholders of a directive that has errors elsewhere,
@@ -460,17 +480,17 @@ func (b *builder) get(r *Repo, d *ifaceDecl, m *Method, dm *annotations.Method, 
 			b.errorf(nf.Pos, "%s: notfound=%s needs a negative TTL: set negative= on the method or the repo (negative=0 disables negative caching)", m.Name, nf)
 		}
 	}
-	if !containsTypeParam(ks.Result) {
-		s, bad := schema(ks.Result)
+	if rn := b.types.of(ks.Result); !rn.hasTypeParam() {
+		s, bad := schema(rn)
 		if bad != "" {
 			b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), bad)
 		} else {
-			for _, why := range roundTrip(ks.Result, "result", &b.codecs) {
+			for _, why := range roundTrip(rn, "result") {
 				b.errorf(m.Pos, "%s: cannot cache %s: %s", m.Name, b.typeString(ks.Result), why)
 			}
 		}
 		ks.Schema = s
-		ks.Shape, _ = shape(ks.Result)
+		ks.Shape, _ = shape(rn)
 	}
 	key.Space = ks
 	m.Key = key
@@ -771,7 +791,7 @@ func (b *builder) errorTypeOf(id annotations.Ident, tn *types.TypeName) types.Ty
 		b.errorf(id.Pos, "notfound=%s: %s is an interface; errors.As needs a concrete type", id, b.typeString(t))
 		return nil
 	}
-	for _, why := range errorFieldProblems(t, &b.codecs) {
+	for _, why := range b.errorFieldProblems(b.types.of(t)) {
 		b.errorf(id.Pos, "notfound=%s: cannot store %s: %s", id, b.typeString(t), why)
 	}
 	return t
@@ -791,7 +811,7 @@ func (b *builder) errorFields(t types.Type) bool {
 		return false
 	}
 	st, ok := n.Underlying().(*types.Struct)
-	if !ok || len(errorFieldProblems(t, &b.codecs)) > 0 {
+	if !ok || len(b.errorFieldProblems(b.types.of(t))) > 0 {
 		return false
 	}
 	return exportedFields(st) > 0
@@ -817,29 +837,28 @@ func exportedFields(st *types.Struct) int {
 
 // errorFieldProblems is roundTrip for the stored part of an error value:
 // its exported fields (unexported ones, a wrapped cause say, are not kept).
-func errorFieldProblems(t types.Type, c *codecs) []string {
-	if c.has(t) {
+func (b *builder) errorFieldProblems(n *tnode) []string {
+	if n.hasCodec() {
 		return nil
 	}
-	u := t
-	if p, ok := t.Underlying().(*types.Pointer); ok {
-		u = p.Elem()
+	u := n.under()
+	if u.Kind == tPointer {
+		u = u.Elem.under()
 	}
-	st, ok := u.Underlying().(*types.Struct)
-	if !ok {
+	if u.Kind != tStruct {
 		return nil // a named string or number: msgpack encodes it
 	}
 	var bad []string
-	for i := 0; i < st.NumFields(); i++ {
-		f := st.Field(i)
+	for _, fl := range u.Fields {
+		f := fl.Obj.(*types.Var)
 		if !f.Exported() && !f.Embedded() {
 			continue
 		}
 		if f.Embedded() {
-			bad = append(bad, errorFieldProblems(f.Type(), c)...)
+			bad = append(bad, b.errorFieldProblems(fl.Type)...)
 			continue
 		}
-		bad = append(bad, roundTrip(f.Type(), "error."+f.Name(), c)...)
+		bad = append(bad, roundTrip(fl.Type, "error."+f.Name())...)
 	}
 	return bad
 }

@@ -18,8 +18,7 @@ type cloner struct {
 	b     *builder
 	pkg   *types.Package
 	token string          // the first repository of the file, after the '_' of every name
-	refs  typeutil.Map    // type -> bool: holds references
-	plan  typeutil.Map    // type -> *Copy (noCopy for assignment)
+	plan  typeutil.Map    // identical types -> *Copy (noCopy for assignment)
 	names map[string]bool // function names taken in this file
 	funcs []*CloneFunc
 	codec string // File.CloneCodec, once a value needs it
@@ -36,7 +35,7 @@ func (b *builder) planClones(f *File) {
 	c := &cloner{b: b, pkg: b.p.Types, token: f.Repos[0].Name, names: map[string]bool{}}
 	for _, r := range f.Repos {
 		for _, ks := range r.Spaces {
-			ks.Clone = c.result(r, ks.Result)
+			ks.Clone = c.result(r, b.types.of(ks.Result))
 		}
 	}
 	f.Clones, f.CloneCodec = c.funcs, c.codec
@@ -53,132 +52,63 @@ func (b *builder) planClones(f *File) {
 }
 
 // result plans the Clone of a keyspace's result type.
-func (c *cloner) result(r *Repo, t types.Type) *Copy {
-	if containsTypeParam(t) {
-		if !c.holdsRefs(t) {
+func (c *cloner) result(r *Repo, n *tnode) *Copy {
+	if n.hasTypeParam() {
+		if !n.holdsRefs() {
 			return nil
 		}
-		if _, ok := types.Unalias(t).(*types.TypeParam); ok {
-			return c.viaCodec(c.b.typeString(t) + " is a type parameter of " + r.Name + ", whose values the generator cannot copy field by field")
+		if n.unalias().Kind == tTypeParam {
+			return c.viaCodec(c.b.typeString(n.T) + " is a type parameter of " + r.Name + ", whose values the generator cannot copy field by field")
 		}
-		return c.viaCodec(c.b.typeString(t) + " depends on type parameters of " + r.Name + ", whose values the generator cannot copy field by field")
+		return c.viaCodec(c.b.typeString(n.T) + " depends on type parameters of " + r.Name + ", whose values the generator cannot copy field by field")
 	}
-	return c.copyOf(t)
+	return c.copyOf(n)
 }
 
-// holdsRefs reports whether a value of t can share memory with its copy by
-// assignment: it is or contains a pointer, slice, map or interface.
-// time.Time is immutable and copied by assignment.
-func (c *cloner) holdsRefs(t types.Type) bool {
-	t = types.Unalias(t)
-	if v := c.refs.At(t); v != nil {
-		return v.(bool)
-	}
-	// In progress: a recursive type recurses through a pointer, slice or
-	// map, which decides the answer without this one.
-	c.refs.Set(t, false)
-	r := false
-	if tp, ok := t.(*types.TypeParam); ok {
-		r = typeParamRefs(c, tp)
-	} else if !isTime(t) {
-		switch u := t.Underlying().(type) {
-		case *types.Pointer, *types.Slice, *types.Map, *types.Interface:
-			r = true
-		case *types.Array:
-			r = c.holdsRefs(u.Elem())
-		case *types.Struct:
-			for i := 0; i < u.NumFields() && !r; i++ {
-				r = c.holdsRefs(u.Field(i).Type())
-			}
-		}
-	}
-	c.refs.Set(t, r)
-	return r
-}
-
-// typeParamRefs reports whether some type of tp's type set may hold
-// references: true unless the constraint lists terms and none does.
-func typeParamRefs(c *cloner, tp *types.TypeParam) bool {
-	ifc, ok := tp.Constraint().Underlying().(*types.Interface)
-	if !ok {
-		return true
-	}
-	terms := 0
-	for i := 0; i < ifc.NumEmbeddeds(); i++ {
-		switch e := ifc.EmbeddedType(i).(type) {
-		case *types.Union:
-			for j := 0; j < e.Len(); j++ {
-				terms++
-				if c.holdsRefs(e.Term(j).Type()) {
-					return true
-				}
-			}
-		default:
-			if _, isIface := e.Underlying().(*types.Interface); isIface {
-				continue
-			}
-			terms++
-			if c.holdsRefs(e) {
-				return true
-			}
-		}
-	}
-	return terms == 0
-}
-
-func isTime(t types.Type) bool {
-	n, ok := types.Unalias(t).(*types.Named)
-	return ok && n.Obj().Pkg() != nil && n.Obj().Pkg().Path() == "time" && n.Obj().Name() == "Time"
-}
-
-// copyOf plans how a value of t is deep-copied.
-func (c *cloner) copyOf(t types.Type) *Copy {
-	t = types.Unalias(t)
-	if v := c.plan.At(t); v != nil {
+// copyOf plans how a value of n is deep-copied.
+func (c *cloner) copyOf(n *tnode) *Copy {
+	n = n.unalias()
+	if v := c.plan.At(n.T); v != nil {
 		if v == noCopy {
 			return nil
 		}
 		return v.(*Copy)
 	}
-	if !c.holdsRefs(t) {
-		c.plan.Set(t, noCopy)
+	if !n.holdsRefs() {
+		c.plan.Set(n.T, noCopy)
 		return nil
 	}
 	var cp *Copy
-	switch u := t.Underlying().(type) {
-	case *types.Interface:
-		cp = c.viaCodec(c.b.typeString(t) + " is an interface, whose dynamic types the generator cannot see")
-	case *types.Struct:
-		if f := c.hiddenRefs(u); f != nil {
-			cp = c.viaCodec(c.b.typeString(t) + " has an unexported field holding references (" + f.Name() + "), which cannot be copied field by field")
+	u := n.under()
+	switch u.Kind {
+	case tInterface:
+		cp = c.viaCodec(c.b.typeString(n.T) + " is an interface, whose dynamic types the generator cannot see")
+	case tStruct:
+		if f := hiddenRefs(u); f != nil {
+			cp = c.viaCodec(c.b.typeString(n.T) + " has an unexported field holding references (" + f.Name() + "), which cannot be copied field by field")
 		}
 	}
-	if cp == nil && !c.nameable(t) {
-		cp = c.viaCodec(c.b.typeString(t) + " names an unexported type or field of another package")
+	if cp == nil && !c.nameable(n) {
+		cp = c.viaCodec(c.b.typeString(n.T) + " names an unexported type or field of another package")
 	}
 	if cp != nil {
-		c.plan.Set(t, cp)
+		c.plan.Set(n.T, cp)
 		return cp
 	}
-	fn := &CloneFunc{Type: t, Name: c.name(t)}
+	fn := &CloneFunc{Type: n.T, Name: c.name(n)}
 	cp = &Copy{Func: fn}
-	c.plan.Set(t, cp) // before the parts: a recursive type calls fn
+	c.plan.Set(n.T, cp) // before the parts: a recursive type calls fn
 	c.funcs = append(c.funcs, fn)
-	switch u := t.Underlying().(type) {
-	case *types.Pointer:
-		fn.Elem = c.copyOf(u.Elem())
-	case *types.Slice:
-		fn.Elem = c.copyOf(u.Elem())
-	case *types.Array:
-		fn.Elem = c.copyOf(u.Elem())
-	case *types.Map:
-		fn.Key = c.copyOf(u.Key())
-		fn.Elem = c.copyOf(u.Elem())
-	case *types.Struct:
-		for i := 0; i < u.NumFields(); i++ {
-			f := u.Field(i)
-			if fc := c.copyOf(f.Type()); fc != nil {
-				fn.Fields = append(fn.Fields, FieldCopy{Name: f.Name(), Copy: fc})
+	switch u.Kind {
+	case tPointer, tSlice, tArray:
+		fn.Elem = c.copyOf(u.Elem)
+	case tMap:
+		fn.Key = c.copyOf(u.Key)
+		fn.Elem = c.copyOf(u.Elem)
+	case tStruct:
+		for _, f := range u.Fields {
+			if fc := c.copyOf(f.Type); fc != nil {
+				fn.Fields = append(fn.Fields, FieldCopy{Name: f.Obj.Name(), Copy: fc})
 			}
 		}
 	}
@@ -193,92 +123,72 @@ func (c *cloner) viaCodec(why string) *Copy {
 	return &Copy{Codec: why}
 }
 
-// hiddenRefs returns the first unexported field of st that holds
+// hiddenRefs returns the first unexported field of a struct that holds
 // references, if any: such a struct cannot be copied field by field (from
 // another package it cannot be written at all, and msgpack, which the
 // runtime decodes with, leaves unexported fields out, so the codec copies
 // what a decode would give).
-func (c *cloner) hiddenRefs(st *types.Struct) *types.Var {
-	for i := 0; i < st.NumFields(); i++ {
-		if f := st.Field(i); !f.Exported() && c.holdsRefs(f.Type()) {
-			return f
+func hiddenRefs(st *tnode) types.Object {
+	for _, f := range st.Fields {
+		if !f.Obj.Exported() && f.Type.holdsRefs() {
+			return f.Obj
 		}
 	}
 	return nil
 }
 
-// nameable reports whether t can be written in the generated file: it
+// nameable reports whether n can be written in the generated file: it
 // names no unexported type or field of another package.
-func (c *cloner) nameable(t types.Type) bool {
-	seen := map[types.Type]bool{}
-	var ok func(t types.Type) bool
+func (c *cloner) nameable(n *tnode) bool {
+	seen := map[*tnode]bool{}
 	visible := func(o types.Object) bool {
 		return o.Exported() || o.Pkg() == nil || o.Pkg() == c.pkg
 	}
-	ok = func(t types.Type) bool {
-		if seen[t] {
+	var ok func(n *tnode) bool
+	ok = func(n *tnode) bool {
+		if n == nil || seen[n] {
 			return true
 		}
-		seen[t] = true
-		switch t := t.(type) {
-		case *types.Alias:
-			return visible(t.Obj()) && ok(types.Unalias(t))
-		case *types.Named:
-			if !visible(t.Obj()) {
+		seen[n] = true
+		switch n.Kind {
+		case tAlias:
+			return visible(n.Obj) && ok(n.Under)
+		case tNamed:
+			if !visible(n.Obj) {
 				return false
 			}
-			for i := 0; i < t.TypeArgs().Len(); i++ {
-				if !ok(t.TypeArgs().At(i)) {
+			for _, a := range n.Args {
+				if !ok(a) {
 					return false
 				}
 			}
 			return true
-		case *types.Pointer:
-			return ok(t.Elem())
-		case *types.Slice:
-			return ok(t.Elem())
-		case *types.Array:
-			return ok(t.Elem())
-		case *types.Chan:
-			return ok(t.Elem())
-		case *types.Map:
-			return ok(t.Key()) && ok(t.Elem())
-		case *types.Struct:
-			for i := 0; i < t.NumFields(); i++ {
-				if f := t.Field(i); !visible(f) || !ok(f.Type()) {
-					return false
-				}
+		case tUnion, tTypeParam:
+			return true
+		}
+		if !ok(n.Elem) || !ok(n.Key) {
+			return false
+		}
+		for _, f := range n.Fields { // struct fields, interface methods
+			if !visible(f.Obj) || !ok(f.Type) {
+				return false
 			}
-		case *types.Signature:
-			for _, tup := range []*types.Tuple{t.Params(), t.Results()} {
-				for i := 0; i < tup.Len(); i++ {
-					if !ok(tup.At(i).Type()) {
-						return false
-					}
-				}
-			}
-		case *types.Interface:
-			for i := 0; i < t.NumExplicitMethods(); i++ {
-				if m := t.ExplicitMethod(i); !visible(m) || !ok(m.Type()) {
-					return false
-				}
-			}
-			for i := 0; i < t.NumEmbeddeds(); i++ {
-				if !ok(t.EmbeddedType(i)) {
-					return false
-				}
+		}
+		for _, p := range n.Parts { // func parameters and results, embedded interfaces
+			if !ok(p) {
+				return false
 			}
 		}
 		return true
 	}
-	return ok(t)
+	return ok(n)
 }
 
-// name picks the function name for t: clone<Type>_<Repo>. <Type> has no
+// name picks the function name for n: clone<Type>_<Repo>. <Type> has no
 // '_', so the part after the first '_' is the repository, unique to this
 // file in the package. A clash with a package-level name or another
 // function of the file appends 2, 3, … to <Type>.
-func (c *cloner) name(t types.Type) string { return c.pick(c.desc(t)) }
+func (c *cloner) name(n *tnode) string { return c.pick(c.desc(n)) }
 
 // pick returns the first free clone<desc>[N]_<Repo>.
 func (c *cloner) pick(desc string) string {
@@ -296,46 +206,47 @@ func (c *cloner) pick(desc string) string {
 	}
 }
 
-// desc describes t in an identifier without '_': PtrUser, SliceString,
+// desc describes n in an identifier without '_': PtrUser, SliceString,
 // MapStringToInt, PageOfInt, ModelUser (another package's model.User).
-func (c *cloner) desc(t types.Type) string {
-	switch t := types.Unalias(t).(type) {
-	case *types.Named:
-		s := upperFirst(ident(t.Obj().Name()))
-		if p := t.Obj().Pkg(); p != nil && p != c.pkg {
+func (c *cloner) desc(n *tnode) string {
+	n = n.unalias()
+	switch n.Kind {
+	case tNamed:
+		s := upperFirst(ident(n.Obj.Name()))
+		if p := n.Obj.Pkg(); p != nil && p != c.pkg {
 			s = upperFirst(ident(p.Name())) + s
 		}
-		if args := t.TypeArgs(); args.Len() > 0 {
+		if len(n.Args) > 0 {
 			var as []string
-			for i := 0; i < args.Len(); i++ {
-				as = append(as, c.desc(args.At(i)))
+			for _, a := range n.Args {
+				as = append(as, c.desc(a))
 			}
 			s += "Of" + strings.Join(as, "And")
 		}
 		return s
-	case *types.Basic:
-		return upperFirst(ident(t.Name()))
-	case *types.Pointer:
-		return "Ptr" + c.desc(t.Elem())
-	case *types.Slice:
-		if b, ok := types.Unalias(t.Elem()).(*types.Basic); ok && b.Kind() == types.Uint8 {
+	case tBasic:
+		return upperFirst(ident(n.Basic.Name()))
+	case tPointer:
+		return "Ptr" + c.desc(n.Elem)
+	case tSlice:
+		if e := n.Elem.unalias(); e.Kind == tBasic && e.Basic.Kind() == types.Uint8 {
 			return "Bytes"
 		}
-		return "Slice" + c.desc(t.Elem())
-	case *types.Array:
-		return "Array" + strconv.FormatInt(t.Len(), 10) + c.desc(t.Elem())
-	case *types.Map:
-		return "Map" + c.desc(t.Key()) + "To" + c.desc(t.Elem())
-	case *types.Chan:
-		return "Chan" + c.desc(t.Elem())
-	case *types.Struct:
+		return "Slice" + c.desc(n.Elem)
+	case tArray:
+		return "Array" + strconv.FormatInt(n.Len, 10) + c.desc(n.Elem)
+	case tMap:
+		return "Map" + c.desc(n.Key) + "To" + c.desc(n.Elem)
+	case tChan:
+		return "Chan" + c.desc(n.Elem)
+	case tStruct:
 		return "Struct"
-	case *types.Interface:
+	case tInterface:
 		return "Any"
-	case *types.Signature:
+	case tFunc:
 		return "Func"
-	case *types.TypeParam:
-		return upperFirst(ident(t.Obj().Name()))
+	case tTypeParam:
+		return upperFirst(ident(n.Obj.Name()))
 	}
 	return "T"
 }

@@ -7,18 +7,16 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-
-	"golang.org/x/tools/go/types/typeutil"
 )
 
 // schema hashes the shape of a cached type: every field name, type and
 // struct tag, recursively, and which encoding methods a type has. The
 // runtime mixes it into the keyspace, so a changed type never decodes bytes
 // written by the old one. bad is non-empty when the type cannot be cached.
-func schema(t types.Type) (hash, bad string) {
+func schema(n *tnode) (hash, bad string) {
 	w := &schemaWriter{seen: map[string]bool{}}
 	w.b.WriteString("cachegen schema 1\n")
-	w.typ(t)
+	w.typ(n)
 	sum := sha256.Sum256([]byte(w.b.String()))
 	return hex.EncodeToString(sum[:8]), w.bad
 }
@@ -32,65 +30,58 @@ type schemaWriter struct {
 // encoders are the methods that change how msgpack encodes a type.
 var encoders = []string{"EncodeMsgpack", "DecodeMsgpack", "MarshalMsgpack", "UnmarshalMsgpack", "MarshalBinary", "UnmarshalBinary", "MarshalText", "UnmarshalText"}
 
-func (w *schemaWriter) typ(t types.Type) {
-	switch t := t.(type) {
-	case *types.Alias:
-		w.typ(types.Unalias(t))
-	case *types.Basic:
-		if t.Kind() == types.Invalid {
+func (w *schemaWriter) typ(n *tnode) {
+	n = n.unalias()
+	switch n.Kind {
+	case tBasic:
+		if n.Basic.Kind() == types.Invalid {
 			w.bad = "its type has errors"
 		}
-		w.b.WriteString(t.Name())
-	case *types.Named:
-		name := types.TypeString(t, func(p *types.Package) string { return p.Path() })
+		w.b.WriteString(n.Basic.Name())
+	case tNamed:
+		name := types.TypeString(n.T, func(p *types.Package) string { return p.Path() })
 		w.b.WriteString("named " + strconv.Quote(name))
-		if w.seen[name] || t.Obj().Pkg() == nil {
+		if w.seen[name] || n.Obj.Pkg() == nil {
 			return
 		}
 		w.seen[name] = true
-		ms := types.NewMethodSet(types.NewPointer(t))
-		for _, m := range encoders {
-			if ms.Lookup(t.Obj().Pkg(), m) != nil {
-				w.b.WriteString(" method " + m)
-			}
+		for _, m := range n.encoders {
+			w.b.WriteString(" method " + m)
 		}
 		w.b.WriteString(" = ")
-		w.typ(t.Underlying())
-	case *types.Pointer:
+		w.typ(n.Under)
+	case tPointer:
 		w.b.WriteString("*")
-		w.typ(t.Elem())
-	case *types.Slice:
+		w.typ(n.Elem)
+	case tSlice:
 		w.b.WriteString("[]")
-		w.typ(t.Elem())
-	case *types.Array:
-		w.b.WriteString("[" + strconv.FormatInt(t.Len(), 10) + "]")
-		w.typ(t.Elem())
-	case *types.Map:
+		w.typ(n.Elem)
+	case tArray:
+		w.b.WriteString("[" + strconv.FormatInt(n.Len, 10) + "]")
+		w.typ(n.Elem)
+	case tMap:
 		w.b.WriteString("map[")
-		w.typ(t.Key())
+		w.typ(n.Key)
 		w.b.WriteString("]")
-		w.typ(t.Elem())
-	case *types.Struct:
+		w.typ(n.Elem)
+	case tStruct:
 		w.b.WriteString("struct{")
-		for i := 0; i < t.NumFields(); i++ {
-			f := t.Field(i)
-			w.b.WriteString(strconv.Quote(f.Name()))
-			if f.Embedded() {
+		for _, f := range n.Fields {
+			w.b.WriteString(strconv.Quote(f.Obj.Name()))
+			if f.Obj.(*types.Var).Embedded() {
 				w.b.WriteString(" embedded")
 			}
 			w.b.WriteString(" ")
-			w.typ(f.Type())
-			w.b.WriteString(" " + strconv.Quote(t.Tag(i)) + ";")
+			w.typ(f.Type)
+			w.b.WriteString(" " + strconv.Quote(f.Tag) + ";")
 		}
 		w.b.WriteString("}")
-	case *types.Interface:
+	case tInterface:
 		w.b.WriteString("interface")
-	case *types.Chan, *types.Signature:
-		w.b.WriteString(t.String())
-	case *types.TypeParam:
-		w.b.WriteString("typeparam " + t.Obj().Name())
-	default:
-		w.b.WriteString(t.String())
+	case tTypeParam:
+		w.b.WriteString("typeparam " + n.Obj.Name())
+	default: // channels, functions
+		w.b.WriteString(n.T.String())
 	}
 }
 
@@ -104,33 +95,6 @@ var codecPairs = [][2]string{
 	{"MarshalText", "UnmarshalText"},       // encoding.TextMarshaler/Unmarshaler
 }
 
-// codecs memoizes hasCodec: method sets are costly and result types of a
-// package share their named types.
-type codecs struct{ m typeutil.Map }
-
-func (c *codecs) has(t types.Type) bool {
-	if v := c.m.At(t); v != nil {
-		return v.(bool)
-	}
-	ok := hasCodec(t)
-	c.m.Set(t, ok)
-	return ok
-}
-
-// hasCodec reports whether t brings its own encoder and decoder.
-func hasCodec(t types.Type) bool {
-	ms := types.NewMethodSet(types.NewPointer(t))
-	if _, isPtr := t.Underlying().(*types.Pointer); isPtr {
-		ms = types.NewMethodSet(t)
-	}
-	for _, p := range codecPairs {
-		if ms.Lookup(nil, p[0]) != nil && ms.Lookup(nil, p[1]) != nil {
-			return true
-		}
-	}
-	return false
-}
-
 // roundTrip lists the parts of t that a msgpack round trip would not give
 // back, each with the path of fields that reaches it from root ("result",
 // "result.Meta.Body"): non-empty interfaces (a decode cannot know the
@@ -139,71 +103,70 @@ func hasCodec(t types.Type) bool {
 // `msgpack:"-"`. Types with their own codec methods are taken as they are;
 // empty interfaces decode to msgpack's generic values (map[string]any,
 // []any, …). Type parameters are only known at run time and pass.
-func roundTrip(t types.Type, root string, c *codecs) []string {
+func roundTrip(n *tnode, root string) []string {
 	var bad []string
-	seen := map[*types.Named]bool{}
-	var walk func(t types.Type, path string)
-	walk = func(t types.Type, path string) {
-		if n, ok := types.Unalias(t).(*types.Named); ok {
+	seen := map[*tnode]bool{}
+	var walk func(n *tnode, path string)
+	walk = func(n *tnode, path string) {
+		n = n.unalias()
+		if n.Kind == tNamed {
 			if seen[n] {
 				return
 			}
 			seen[n] = true
 			defer delete(seen, n)
-			if c.has(n) {
+			if n.codec {
 				return
 			}
 		}
-		switch u := types.Unalias(t).Underlying().(type) {
-		case *types.Basic:
+		if n.Kind == tTypeParam {
+			return
+		}
+		switch u := n.under(); u.Kind {
+		case tBasic:
 			switch {
-			case u.Info()&types.IsComplex != 0:
-				bad = append(bad, path+" is "+u.Name()+", which msgpack cannot encode")
-			case u.Kind() == types.UnsafePointer:
+			case u.Basic.Info()&types.IsComplex != 0:
+				bad = append(bad, path+" is "+u.Basic.Name()+", which msgpack cannot encode")
+			case u.Basic.Kind() == types.UnsafePointer:
 				bad = append(bad, path+" is an unsafe.Pointer, which msgpack cannot encode")
 			}
-		case *types.Pointer:
-			walk(u.Elem(), path)
-		case *types.Slice:
-			walk(u.Elem(), path+"[i]")
-		case *types.Array:
-			walk(u.Elem(), path+"[i]")
-		case *types.Map:
-			if holdsTime(u.Key()) {
+		case tPointer:
+			walk(u.Elem, path)
+		case tSlice, tArray:
+			walk(u.Elem, path+"[i]")
+		case tMap:
+			if u.Key.holdsTime() {
 				bad = append(bad, path+" is keyed by a type holding a time.Time: a decoded key is the same instant in another location, which is another map key; key it by t.Unix() or a string")
 			}
-			walk(u.Key(), path+" (key)")
-			walk(u.Elem(), path+"[k]")
-		case *types.Chan:
+			walk(u.Key, path+" (key)")
+			walk(u.Elem, path+"[k]")
+		case tChan:
 			bad = append(bad, path+" is a channel, which msgpack cannot encode")
-		case *types.Signature:
+		case tFunc:
 			bad = append(bad, path+" is a func, which msgpack cannot encode")
-		case *types.Interface:
-			if _, isTP := types.Unalias(t).(*types.TypeParam); isTP {
-				return
+		case tInterface:
+			if !u.empty {
+				bad = append(bad, path+" is the interface "+types.TypeString(n.T, (*types.Package).Name)+", which a decode cannot fill (it does not know the concrete type): cache a concrete type, or wrap it in a type with EncodeMsgpack/DecodeMsgpack")
 			}
-			if !u.Empty() {
-				bad = append(bad, path+" is the interface "+types.TypeString(t, (*types.Package).Name)+", which a decode cannot fill (it does not know the concrete type): cache a concrete type, or wrap it in a type with EncodeMsgpack/DecodeMsgpack")
-			}
-		case *types.Struct:
-			for i := 0; i < u.NumFields(); i++ {
-				f := u.Field(i)
-				tag := reflect.StructTag(u.Tag(i)).Get("msgpack")
+		case tStruct:
+			for _, fl := range u.Fields {
+				f := fl.Obj.(*types.Var)
+				tag := reflect.StructTag(fl.Tag).Get("msgpack")
 				if name, _, _ := strings.Cut(tag, ","); name == "-" {
 					continue
 				}
 				p := path + "." + f.Name()
-				if _, isPtr := f.Type().Underlying().(*types.Pointer); isPtr && f.Embedded() && !f.Exported() {
+				if fl.Type.under().Kind == tPointer && f.Embedded() && !f.Exported() {
 					bad = append(bad, p+" is an embedded pointer to an unexported type, which a decode cannot allocate: embed the value, or give the type EncodeMsgpack/DecodeMsgpack")
 					continue
 				}
-				if _, isPtr := f.Type().Underlying().(*types.Pointer); isPtr && f.Embedded() && !c.has(f.Type()) {
+				if fl.Type.under().Kind == tPointer && f.Embedded() && !fl.Type.hasCodec() {
 					bad = append(bad, p+" is an embedded pointer: msgpack inlines its fields, so a nil one comes back allocated: embed the value or make it a named field")
 					continue
 				}
 				if _, opts, _ := strings.Cut(tag, ","); hasOpt(opts, "omitempty") {
-					switch f.Type().Underlying().(type) {
-					case *types.Slice, *types.Map:
+					switch fl.Type.under().Kind {
+					case tSlice, tMap:
 						bad = append(bad, p+" is tagged omitempty, so an empty one is not stored and comes back nil: drop omitempty, or tag it `msgpack:\"-\"`")
 						continue
 					}
@@ -212,11 +175,11 @@ func roundTrip(t types.Type, root string, c *codecs) []string {
 					bad = append(bad, p+" is unexported, so a round trip leaves it empty: tag it `msgpack:\"-\"` if that is meant, export it, or give the type EncodeMsgpack/DecodeMsgpack")
 					continue
 				}
-				walk(f.Type(), p)
+				walk(fl.Type, p)
 			}
 		}
 	}
-	walk(t, root)
+	walk(n, root)
 	return bad
 }
 
@@ -224,42 +187,38 @@ func roundTrip(t types.Type, root string, c *codecs) []string {
 // type reflect gives the runtime (named types as path.Name=, kinds, fields
 // and tags, repeats as @n), hashed the same way. The runtime compares the
 // two once per keyspace, so a result type changed without regenerating is
-// caught at construction. ok is false where reflect would name a type in a
-// way the generator does not reproduce (instantiated generic types, types
-// local to a function); the check is then skipped.
-func shape(t types.Type) (hash string, ok bool) {
+// caught at construction. Instantiated generic types are named as reflect
+// names them (Page[int], Pair[string,*example.com/m.User]: see typeArg).
+// ok is false where reflect would name a type in a way the generator does
+// not reproduce (types local to a function, and type arguments typeArg
+// cannot spell); the check is then skipped.
+func shape(n *tnode) (hash string, ok bool) {
 	var b strings.Builder
 	ok = true
 	seen := map[string]int{}
-	var walk func(t types.Type)
-	walk = func(t types.Type) {
-		t = types.Unalias(t)
-		var kindOf types.Type = t
-		if n, isNamed := t.(*types.Named); isNamed {
-			if n.TypeArgs().Len() > 0 || n.Obj().Pkg() != nil && n.Obj().Parent() != n.Obj().Pkg().Scope() {
+	var walk func(n *tnode)
+	walk = func(n *tnode) {
+		n = n.unalias()
+		kindOf := n
+		switch n.Kind {
+		case tNamed:
+			id, named := reflectName(n)
+			if !named {
 				ok = false
 				return
 			}
-			path := ""
-			if p := n.Obj().Pkg(); p != nil {
-				path = p.Path()
-				if p.Name() == "main" {
-					path = "main"
-				}
-			}
-			id := path + "." + n.Obj().Name()
 			if i, dup := seen[id]; dup {
 				b.WriteString("@" + strconv.Itoa(i))
 				return
 			}
 			seen[id] = len(seen)
 			b.WriteString(id + "=")
-			kindOf = n.Underlying()
-		} else if bt, isBasic := t.(*types.Basic); isBasic {
+			kindOf = n.Under.unalias()
+		case tBasic:
 			// Predeclared types are named for reflect: ".int=int".
-			name := reflectKind(bt)
+			name := reflectKind(n.Basic)
 			id := "." + name
-			if bt.Kind() == types.UnsafePointer {
+			if n.Basic.Kind() == types.UnsafePointer {
 				id = "unsafe.Pointer"
 			}
 			if i, dup := seen[id]; dup {
@@ -270,52 +229,120 @@ func shape(t types.Type) (hash string, ok bool) {
 			b.WriteString(id + "=" + name)
 			return
 		}
-		switch u := kindOf.(type) {
-		case *types.Basic:
-			b.WriteString(reflectKind(u))
-		case *types.Pointer:
+		switch u := kindOf; u.Kind {
+		case tBasic:
+			b.WriteString(reflectKind(u.Basic))
+		case tPointer:
 			b.WriteString("ptr(")
-			walk(u.Elem())
+			walk(u.Elem)
 			b.WriteByte(')')
-		case *types.Slice:
+		case tSlice:
 			b.WriteString("slice(")
-			walk(u.Elem())
+			walk(u.Elem)
 			b.WriteByte(')')
-		case *types.Array:
-			b.WriteString("array[" + strconv.FormatInt(u.Len(), 10) + "](")
-			walk(u.Elem())
+		case tArray:
+			b.WriteString("array[" + strconv.FormatInt(u.Len, 10) + "](")
+			walk(u.Elem)
 			b.WriteByte(')')
-		case *types.Map:
+		case tMap:
 			b.WriteString("map(")
-			walk(u.Key())
+			walk(u.Key)
 			b.WriteByte(',')
-			walk(u.Elem())
+			walk(u.Elem)
 			b.WriteByte(')')
-		case *types.Struct:
+		case tStruct:
 			b.WriteString("struct{")
-			for i := 0; i < u.NumFields(); i++ {
-				f := u.Field(i)
-				b.WriteString(f.Name() + " ")
-				walk(f.Type())
-				b.WriteString(" " + strconv.Quote(u.Tag(i)) + ";")
+			for _, f := range u.Fields {
+				b.WriteString(f.Obj.Name() + " ")
+				walk(f.Type)
+				b.WriteString(" " + strconv.Quote(f.Tag) + ";")
 			}
 			b.WriteByte('}')
-		case *types.Interface:
+		case tInterface:
 			b.WriteString("interface")
-		case *types.Chan:
+		case tChan:
 			b.WriteString("chan")
-		case *types.Signature:
+		case tFunc:
 			b.WriteString("func")
 		default:
 			ok = false
 		}
 	}
-	walk(t)
+	walk(n)
 	if !ok {
 		return "", false
 	}
 	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:8]), true
+}
+
+// reflectName is reflect's PkgPath()+"."+Name() of a named type; false for
+// a type local to a function or with a type argument typeArg cannot spell.
+func reflectName(n *tnode) (string, bool) {
+	if n.local {
+		return "", false
+	}
+	path := ""
+	if p := n.Obj.Pkg(); p != nil {
+		path = p.Path()
+		if p.Name() == "main" {
+			path = "main"
+		}
+	}
+	name := n.Obj.Name()
+	if len(n.Args) > 0 {
+		args := make([]string, len(n.Args))
+		for i, a := range n.Args {
+			s, ok := typeArg(a)
+			if !ok {
+				return "", false
+			}
+			args[i] = s
+		}
+		name += "[" + strings.Join(args, ",") + "]"
+	}
+	return path + "." + name, true
+}
+
+// typeArg spells a type argument as the compiler writes it into the name
+// of an instantiation, which is what reflect reports: named types by full
+// package path ("main" for the main package), aliases resolved, byte and
+// rune as uint8 and int32, any as "interface {}", no space after commas.
+// Struct, function, channel and non-empty interface literals are written
+// with spacing rules of the compiler's own that are not reproduced here:
+// false (the shape is then not predicted, as before generic types were).
+func typeArg(n *tnode) (string, bool) {
+	n = n.unalias()
+	switch n.Kind {
+	case tBasic:
+		if n.Basic.Info()&types.IsUntyped != 0 || n.Basic.Kind() == types.Invalid {
+			return "", false
+		}
+		return reflectKind(n.Basic), true
+	case tNamed:
+		if n.Obj.Pkg() == nil {
+			return n.Obj.Name(), true // error
+		}
+		return reflectName(n)
+	case tPointer:
+		s, ok := typeArg(n.Elem)
+		return "*" + s, ok
+	case tSlice:
+		s, ok := typeArg(n.Elem)
+		return "[]" + s, ok
+	case tArray:
+		s, ok := typeArg(n.Elem)
+		return "[" + strconv.FormatInt(n.Len, 10) + "]" + s, ok
+	case tMap:
+		k, ok1 := typeArg(n.Key)
+		v, ok2 := typeArg(n.Elem)
+		return "map[" + k + "]" + v, ok1 && ok2
+	case tInterface:
+		if len(n.Fields) == 0 && len(n.Parts) == 0 {
+			return "interface {}", true
+		}
+	}
+	return "", false
 }
 
 // reflectKind is reflect.Kind.String() of a basic type.
@@ -338,35 +365,4 @@ func hasOpt(opts, want string) bool {
 		}
 	}
 	return false
-}
-
-// holdsTime reports whether a value of t can hold a time.Time in its
-// encoded fields.
-func holdsTime(t types.Type) bool {
-	seen := map[types.Type]bool{}
-	var walk func(t types.Type) bool
-	walk = func(t types.Type) bool {
-		t = types.Unalias(t)
-		if isTime(t) {
-			return true
-		}
-		if seen[t] {
-			return false
-		}
-		seen[t] = true
-		switch u := t.Underlying().(type) {
-		case *types.Pointer:
-			return walk(u.Elem())
-		case *types.Array:
-			return walk(u.Elem())
-		case *types.Struct:
-			for i := 0; i < u.NumFields(); i++ {
-				if walk(u.Field(i).Type()) {
-					return true
-				}
-			}
-		}
-		return false
-	}
-	return walk(t)
 }

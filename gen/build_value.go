@@ -225,58 +225,6 @@ func typeSetKind(tp *types.TypeParam) (Kind, string, bool) {
 	return KindInt, "int64", true
 }
 
-// containsTypeParam reports whether t mentions a type parameter, in which
-// case its schema is only known at run time.
-func containsTypeParam(t types.Type) bool {
-	seen := map[types.Type]bool{}
-	var walk func(t types.Type) bool
-	walk = func(t types.Type) bool {
-		if seen[t] {
-			return false
-		}
-		seen[t] = true
-		switch t := t.(type) {
-		case *types.TypeParam:
-			return true
-		case *types.Alias:
-			return walk(types.Unalias(t))
-		case *types.Named:
-			for i := 0; i < t.TypeArgs().Len(); i++ {
-				if walk(t.TypeArgs().At(i)) {
-					return true
-				}
-			}
-			return false
-		case *types.Pointer:
-			return walk(t.Elem())
-		case *types.Slice:
-			return walk(t.Elem())
-		case *types.Array:
-			return walk(t.Elem())
-		case *types.Map:
-			return walk(t.Key()) || walk(t.Elem())
-		case *types.Chan:
-			return walk(t.Elem())
-		case *types.Struct:
-			for i := 0; i < t.NumFields(); i++ {
-				if walk(t.Field(i).Type()) {
-					return true
-				}
-			}
-		case *types.Signature:
-			for _, tup := range []*types.Tuple{t.Params(), t.Results()} {
-				for i := 0; i < tup.Len(); i++ {
-					if walk(tup.At(i).Type()) {
-						return true
-					}
-				}
-			}
-		}
-		return false
-	}
-	return walk(t)
-}
-
 // hashed resolves a {value#} placeholder: the value is written as a hash of
 // its canonical encoding (runtime.AppendHash), so it may be any type whose
 // encoding tells its values apart: no interfaces (an encoding does not say
@@ -288,9 +236,10 @@ func (b *builder) hashed(v *Value, p annotations.Part) (*Value, bool) {
 		b.errorf(p.Pos, "placeholder {%s}: %s is a type parameter, whose encoding the generator cannot check; hash a concrete type", v.Text, v.path(len(v.Fields)))
 		return nil, false
 	}
+	n := b.types.of(t)
 	var bad []string
-	bad = append(bad, roundTrip(t, v.path(len(v.Fields)), &b.codecs)...)
-	bad = append(bad, interfacesIn(t, v.path(len(v.Fields)))...)
+	bad = append(bad, roundTrip(n, v.path(len(v.Fields)))...)
+	bad = append(bad, interfacesIn(n, v.path(len(v.Fields)))...)
 	if len(bad) > 0 {
 		for _, why := range bad {
 			b.errorf(p.Pos, "placeholder {%s} cannot be hashed: %s", v.Text, why)
@@ -307,41 +256,40 @@ func (b *builder) hashed(v *Value, p annotations.Part) (*Value, bool) {
 	return v, true
 }
 
-// interfacesIn lists the empty interfaces in t (roundTrip reports the
+// interfacesIn lists the empty interfaces in n (roundTrip reports the
 // others): a hash of one would not say which type its value had.
-func interfacesIn(t types.Type, root string) []string {
+func interfacesIn(n *tnode, root string) []string {
 	var bad []string
-	seen := map[*types.Named]bool{}
-	var walk func(t types.Type, path string)
-	walk = func(t types.Type, path string) {
-		if n, ok := types.Unalias(t).(*types.Named); ok {
-			if seen[n] || hasCodec(n) {
+	seen := map[*tnode]bool{}
+	var walk func(n *tnode, path string)
+	walk = func(n *tnode, path string) {
+		n = n.unalias()
+		if n.Kind == tNamed {
+			if seen[n] || n.codec {
 				return
 			}
 			seen[n] = true
 		}
-		switch u := types.Unalias(t).Underlying().(type) {
-		case *types.Interface:
-			if u.Empty() {
+		switch u := n.under(); u.Kind {
+		case tInterface:
+			if u.empty {
 				bad = append(bad, path+" is an interface: its encoding does not say which type its value has (int8(1) and int64(1) would hash alike)")
 			}
-		case *types.Pointer:
-			walk(u.Elem(), path)
-		case *types.Slice:
-			walk(u.Elem(), path+"[i]")
-		case *types.Array:
-			walk(u.Elem(), path+"[i]")
-		case *types.Map:
-			walk(u.Key(), path+" (key)")
-			walk(u.Elem(), path+"[k]")
-		case *types.Struct:
-			for i := 0; i < u.NumFields(); i++ {
-				if u.Field(i).Exported() || u.Field(i).Embedded() {
-					walk(u.Field(i).Type(), path+"."+u.Field(i).Name())
+		case tPointer:
+			walk(u.Elem, path)
+		case tSlice, tArray:
+			walk(u.Elem, path+"[i]")
+		case tMap:
+			walk(u.Key, path+" (key)")
+			walk(u.Elem, path+"[k]")
+		case tStruct:
+			for _, f := range u.Fields {
+				if v := f.Obj.(*types.Var); v.Exported() || v.Embedded() {
+					walk(f.Type, path+"."+v.Name())
 				}
 			}
 		}
 	}
-	walk(t, root)
+	walk(n, root)
 	return bad
 }

@@ -7,7 +7,10 @@
 //     directives.
 //   - build.go, build_*.go: resolve the directives against go/types into
 //     the model (model.go) and validate them: placeholders (build_value.go),
-//     schema hashes (build_schema.go), deep copies (build_clone.go).
+//     the type model, the one walk over go/types that the checks of
+//     result types read (build_types.go), schema hashes, shapes and the
+//     round-trip check (build_schema.go), deep copies (build_clone.go),
+//     one key helper per keyspace and form (KeyFunc, build.go).
 //   - name.go: choose the names of the generated code.
 //   - render.go, render_*.go: write the model as Go source.
 package gen

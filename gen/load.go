@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
 	"go/token"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -60,47 +64,11 @@ func Generate(cfg Config) ([]Output, error) {
 	if len(patterns) == 0 {
 		patterns = []string{"."}
 	}
-	// First pass: which files are our own earlier outputs? They are replaced
-	// by an empty file while loading, so a stale output that no longer
-	// compiles cannot hide the interfaces it was generated from.
-	pre, err := packages.Load(&packages.Config{
-		Mode:       packages.NeedName | packages.NeedFiles,
-		Dir:        cfg.Dir,
-		BuildFlags: cfg.BuildFlags,
-	}, patterns...)
+	pkgs, generated, err := load(cfg, patterns)
 	if err != nil {
 		return nil, err
 	}
-	overlay := map[string][]byte{}
-	generated := map[string][]string{} // package ID -> our files in it
 	var errs Errors
-	for _, p := range pre {
-		errs = append(errs, listErrors(p)...)
-		for _, f := range p.GoFiles {
-			if isGenerated(f) {
-				overlay[f] = []byte(Header + "\n\npackage " + p.Name + "\n")
-				generated[p.ID] = append(generated[p.ID], f)
-			}
-		}
-	}
-	if len(errs) > 0 {
-		errs.Sort()
-		return nil, errs
-	}
-	if len(pre) == 0 {
-		return nil, errors.New("no packages matched " + strings.Join(patterns, " "))
-	}
-
-	pkgs, err := packages.Load(&packages.Config{
-		Mode: packages.NeedName | packages.NeedFiles | packages.NeedCompiledGoFiles |
-			packages.NeedImports | packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo,
-		Dir:        cfg.Dir,
-		BuildFlags: cfg.BuildFlags,
-		Overlay:    overlay,
-	}, patterns...)
-	if err != nil {
-		return nil, err
-	}
 	var outs []Output
 	var warns Errors
 	var all, toRender []*File
@@ -188,6 +156,193 @@ func Generate(cfg Config) ([]Output, error) {
 	return outs, nil
 }
 
+// loadMode is what the stages read: syntax and types of the packages
+// named, types only (export data) of their dependencies.
+const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedCompiledGoFiles |
+	packages.NeedImports | packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo
+
+// load loads the packages with our own earlier outputs read as empty files,
+// so a stale output that no longer compiles (or declares the names the new
+// one will) cannot hide the interfaces it was generated from, and go list
+// (which compiles the packages for their export data) compiles what the
+// user wrote, not a large earlier output. It returns the outputs found, by
+// package ID.
+//
+// The outputs are overlaid by empty files, found without a go list of
+// their own where the patterns are directories (".", "./...", "./x"): one
+// go list per run. Other patterns are listed first. The loader's parser
+// stands a bare package clause in for any output the overlay missed.
+func load(cfg Config, patterns []string) ([]*packages.Package, map[string][]string, error) {
+	overlay, scanned := scanOutputs(cfg.Dir, patterns)
+	if !scanned {
+		var err error
+		if overlay, err = listOutputs(cfg, patterns); err != nil {
+			return nil, nil, err
+		}
+	}
+	pkgs, err := loadWith(cfg, patterns, overlay)
+	if err != nil {
+		return nil, nil, err
+	}
+	generated, missed := outputsOf(pkgs, overlay)
+	if scanned && missed {
+		// go list failed on a package holding an output the scan did not
+		// find: list the files, overlay every output, load again.
+		if overlay, err = listOutputs(cfg, patterns); err != nil {
+			return nil, nil, err
+		}
+		if pkgs, err = loadWith(cfg, patterns, overlay); err != nil {
+			return nil, nil, err
+		}
+		generated, _ = outputsOf(pkgs, overlay)
+	}
+	if len(pkgs) == 0 {
+		return nil, nil, errors.New("no packages matched " + strings.Join(patterns, " "))
+	}
+	return pkgs, generated, nil
+}
+
+func loadWith(cfg Config, patterns []string, overlay map[string][]byte) ([]*packages.Package, error) {
+	return packages.Load(&packages.Config{
+		Mode:       loadMode,
+		Dir:        cfg.Dir,
+		BuildFlags: cfg.BuildFlags,
+		Overlay:    overlay,
+		ParseFile: func(fset *token.FileSet, filename string, src []byte) (*ast.File, error) {
+			if isHeader(src) {
+				return parser.ParseFile(fset, filename, src, parser.PackageClauseOnly)
+			}
+			return parser.ParseFile(fset, filename, src, parser.AllErrors|parser.ParseComments|parser.SkipObjectResolution)
+		},
+	}, patterns...)
+}
+
+// outputsOf lists our files in each package, and reports whether go list
+// failed on a package holding one the overlay does not cover.
+func outputsOf(pkgs []*packages.Package, overlay map[string][]byte) (map[string][]string, bool) {
+	generated := map[string][]string{} // package ID -> our files in it
+	missed := false
+	for _, p := range pkgs {
+		uncovered := false
+		for _, f := range p.GoFiles {
+			if _, ok := overlay[f]; ok || isGenerated(f) {
+				generated[p.ID] = append(generated[p.ID], f)
+				uncovered = uncovered || !ok
+			}
+		}
+		if uncovered && len(listErrors(p)) > 0 {
+			missed = true
+		}
+	}
+	return generated, missed
+}
+
+// listOutputs finds our files with a go list of names and files only.
+func listOutputs(cfg Config, patterns []string) (map[string][]byte, error) {
+	pre, err := packages.Load(&packages.Config{
+		Mode:       packages.NeedName | packages.NeedFiles,
+		Dir:        cfg.Dir,
+		BuildFlags: cfg.BuildFlags,
+	}, patterns...)
+	if err != nil {
+		return nil, err
+	}
+	overlay := map[string][]byte{}
+	var errs Errors
+	for _, p := range pre {
+		errs = append(errs, listErrors(p)...)
+		for _, f := range p.GoFiles {
+			if isGenerated(f) {
+				overlay[f] = emptyOutput(p.Name)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
+	}
+	return overlay, nil
+}
+
+// scanOutputs finds our files in the directories the patterns name, when
+// every pattern is a directory, or one followed by /...; false otherwise.
+// It may find more than go list will load (files excluded by build tags,
+// directories go list skips): an overlay of a file not loaded is unused.
+func scanOutputs(dir string, patterns []string) (map[string][]byte, bool) {
+	overlay := map[string][]byte{}
+	add := func(path string) {
+		if !strings.HasSuffix(path, ".go") {
+			return
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return
+		}
+		head := make([]byte, 4096)
+		n, _ := io.ReadFull(f, head)
+		f.Close()
+		head = head[:n]
+		if !isHeader(head) {
+			return
+		}
+		af, err := parser.ParseFile(token.NewFileSet(), path, head, parser.PackageClauseOnly)
+		if err != nil {
+			return // the parser stands in for it; go list may need the listing
+		}
+		if abs, err := filepath.Abs(path); err == nil {
+			overlay[abs] = emptyOutput(af.Name.Name)
+		}
+	}
+	for _, p := range patterns {
+		root, recursive := strings.CutSuffix(filepath.ToSlash(p), "/...")
+		local := root == "." || root == ".." || strings.HasPrefix(root, "./") || strings.HasPrefix(root, "../") || filepath.IsAbs(p)
+		if !local || strings.Contains(root, "...") {
+			return nil, false
+		}
+		if !filepath.IsAbs(root) {
+			root = filepath.Join(dir, root)
+		}
+		if !recursive {
+			entries, err := os.ReadDir(root)
+			if err != nil {
+				return nil, false
+			}
+			for _, e := range entries {
+				if !e.IsDir() {
+					add(filepath.Join(root, e.Name()))
+				}
+			}
+			continue
+		}
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if n := d.Name(); path != root && (strings.HasPrefix(n, ".") || strings.HasPrefix(n, "_") || n == "testdata") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			add(path)
+			return nil
+		})
+		if err != nil {
+			return nil, false
+		}
+	}
+	return overlay, true
+}
+
+// emptyOutput is what an earlier output is read as while loading.
+func emptyOutput(pkg string) []byte {
+	return []byte(Header + "\n\npackage " + pkg + "\n")
+}
+
+func isHeader(src []byte) bool {
+	return bytes.HasPrefix(src, []byte(Header+"\n")) || bytes.Equal(src, []byte(Header))
+}
+
 // Write applies the outputs that change the disk.
 func Write(outs []Output) error {
 	for _, o := range outs {
@@ -214,8 +369,8 @@ func isGenerated(path string) bool {
 	}
 	defer f.Close()
 	buf := make([]byte, len(Header)+1)
-	n, _ := f.Read(buf)
-	return bytes.HasPrefix(buf[:n], []byte(Header+"\n")) || bytes.Equal(buf[:n], []byte(Header))
+	n, _ := io.ReadFull(f, buf)
+	return isHeader(buf[:n])
 }
 
 // listErrors returns the errors that stop a package from being read at all.

@@ -32,6 +32,8 @@ type File struct {
 	// when no value needs it.
 	CloneCodec string
 
+	types *typeGraph // the package's type model, which the name stage reads for imports
+
 	// Set by the name stage (name.go).
 	Imports     []Import
 	Locals      map[string]string // fixed local -> its name in this file (r, ctx, buf, …)
@@ -104,7 +106,72 @@ type Keyspace struct {
 	Stale    time.Duration // how long past its TTL a positive entry may be served while it is reloaded; 0: never
 	Clone    *Copy         // how a value is deep-copied; nil: assignment copies it
 	Get      *Method       // the first get that reads it
+	Keys     []*KeyFunc    // the methods that spell its keys: its get's first
 	tagSig   string        // canonical tags, to compare gets sharing the template
+}
+
+// KeyFunc is a generated method that appends a key of a keyspace after the
+// keyspace's prefix: every get, put, evict, Invalidate<Get> and batch read
+// of the keyspace spells its key by calling it, with its own values. A
+// keyspace has one, in the forms its get's values take; another only for a
+// put or evict that binds a placeholder in another form (an unsigned
+// integer where the get has a signed one, a MarshalText text where it has
+// a string), so no value is ever converted into a form that writes other
+// bytes.
+type KeyFunc struct {
+	Space *Keyspace
+	Tmpl  *Tmpl  // the first template it spells: its literals, and its values for the parameter names
+	Forms []Form // one per placeholder, in order
+	// Set by the name stage: the method's name, in the struct's namespace,
+	// and its parameters' (the buffer first).
+	Name   string
+	Params []string
+}
+
+// Form is how a key helper takes one value: Kind is KindString (strings,
+// and String() results), KindInt (int64), KindUint (uint64), KindBool,
+// KindText (MarshalText's bytes), KindUnion (the type parameter T, through
+// its appender), KindHash (a value of type T, hashed) or KindHashString (a
+// string, hashed).
+type Form struct {
+	Kind Kind
+	T    types.Type // KindUnion, KindHash
+}
+
+// formOf is the form in which v is passed to a key helper.
+func formOf(v *Value) Form {
+	switch v.Kind {
+	case KindStringer:
+		return Form{Kind: KindString}
+	case KindUnion, KindHash:
+		return Form{Kind: v.Kind, T: v.Type}
+	}
+	return Form{Kind: v.Kind}
+}
+
+func (f Form) same(o Form) bool {
+	return f.Kind == o.Kind && (f.T == nil) == (o.T == nil) && (f.T == nil || types.Identical(f.T, o.T))
+}
+
+// keyFunc returns the helper that spells t, a key of ks, adding it to ks
+// when no helper takes t's values in their forms.
+func (ks *Keyspace) keyFunc(t *Tmpl) *KeyFunc {
+	var forms []Form
+	for _, v := range t.Values() {
+		forms = append(forms, formOf(v))
+	}
+next:
+	for _, kf := range ks.Keys {
+		for i, f := range kf.Forms {
+			if !f.same(forms[i]) {
+				continue next
+			}
+		}
+		return kf
+	}
+	kf := &KeyFunc{Space: ks, Tmpl: t, Forms: forms}
+	ks.Keys = append(ks.Keys, kf)
+	return kf
 }
 
 // NotFound is a keyspace's notfound=: which errors are cached negatively,
@@ -188,9 +255,11 @@ func (p *Param) ref() string {
 	return p.Orig
 }
 
-// Tmpl is a key or tag template bound to values. Space is set for keys.
+// Tmpl is a key or tag template bound to values. Space and Func are set
+// for keys.
 type Tmpl struct {
 	Space *Keyspace
+	Func  *KeyFunc // the helper that spells it
 	Text  string
 	Pos   token.Position
 	Segs  []Seg

@@ -1,10 +1,13 @@
 package gen
 
 import (
+	"go/token"
 	"go/types"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // The name stage chooses every identifier of the generated file before
@@ -134,6 +137,7 @@ func name(f *File) {
 	}
 	for _, r := range f.Repos {
 		nameFields(r)
+		nameKeyParams(r, locals, f.Locals["b"])
 		for _, m := range r.Methods {
 			m.names = newNames(locals)
 			nameParams(m, f.Locals["ctx"])
@@ -158,19 +162,19 @@ func nameImports(f *File, file *names) []Import {
 	needTime := false
 	for _, r := range f.Repos {
 		for _, tp := range r.TypeParams {
-			walkPkgs(tp.Constraint(), add)
+			f.types.of(tp.Constraint()).packages(add)
 		}
-		walkPkgs(r.Named, add)
+		f.types.of(r.Named).packages(add)
 		for _, m := range r.Methods {
 			for _, p := range m.Params {
-				walkPkgs(p.Type, add)
+				f.types.of(p.Type).packages(add)
 			}
 			for _, t := range m.Results {
-				walkPkgs(t, add)
+				f.types.of(t).packages(add)
 			}
 		}
 		for _, ks := range r.Spaces {
-			walkPkgs(ks.Result, add)
+			f.types.of(ks.Result).packages(add)
 			if nf := ks.NotFound; nf != nil {
 				for _, o := range []types.Object{nf.Var, nf.Func} {
 					if o != nil {
@@ -178,14 +182,14 @@ func nameImports(f *File, file *names) []Import {
 					}
 				}
 				if nf.Type != nil {
-					walkPkgs(nf.Type, add)
+					f.types.of(nf.Type).packages(add)
 				}
 			}
 			needTime = true
 		}
 	}
 	for _, fn := range f.Clones {
-		walkPkgs(fn.Type, add)
+		f.types.of(fn.Type).packages(add)
 	}
 	if needTime {
 		pkgs["time"] = "time"
@@ -231,10 +235,67 @@ func nameFields(r *Repo) {
 	for _, ks := range r.Spaces {
 		ks.Field = pick("ks" + ks.Get.Name)
 	}
+	for _, ks := range r.Spaces {
+		for i, kf := range ks.Keys {
+			base := "key" + ks.Get.Name
+			if i > 0 {
+				base += strconv.Itoa(i + 1)
+			}
+			kf.Name = pick(base)
+		}
+	}
 	r.Appenders = map[*types.TypeParam]string{}
 	for _, tp := range r.UnionParams {
 		r.Appenders[tp] = pick("append" + upperFirst(tp.Obj().Name()))
 	}
+}
+
+// nameKeyParams names the parameters of the key helpers: the buffer (the
+// fixed local b), then one per placeholder after its last path element
+// (user:{u.ID} takes id). A helper's body refers to its receiver, the
+// runtime, the parameter types and the type parameters only, so its own
+// scope under the fixed locals is enough.
+func nameKeyParams(r *Repo, locals *names, buf string) {
+	for _, ks := range r.Spaces {
+		for _, kf := range ks.Keys {
+			sc := newNames(locals)
+			kf.Params = []string{buf}
+			for _, v := range kf.Tmpl.Values() {
+				kf.Params = append(kf.Params, sc.suffixedNum(paramBase(v)))
+			}
+		}
+	}
+}
+
+// paramBase is the name a key helper gives a value's parameter: the last
+// element of its path ({u.Email} email, {f.Status#} status, {$2} p2).
+func paramBase(v *Value) string {
+	n := strings.TrimSuffix(v.Text, "#")
+	if i := strings.LastIndexByte(n, '.'); i >= 0 {
+		n = n[i+1:]
+	}
+	if rest, ok := strings.CutPrefix(n, "$"); ok {
+		n = "p" + rest
+	}
+	n = strings.Map(func(r rune) rune {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' {
+			return r
+		}
+		return -1
+	}, n)
+	if r, _ := utf8.DecodeRuneInString(n); n == "" || n == "result" || n == "_" || unicode.IsDigit(r) {
+		n = "v" + strings.TrimPrefix(strings.TrimPrefix(n, "result"), "_")
+	}
+	if strings.ToUpper(n) == n {
+		n = strings.ToLower(n) // ID -> id
+	} else {
+		r, size := utf8.DecodeRuneInString(n)
+		n = string(unicode.ToLower(r)) + n[size:]
+	}
+	if token.IsKeyword(n) {
+		n += "Arg"
+	}
+	return n
 }
 
 // generatedLocal reports names the method bodies declare on their own.

@@ -106,63 +106,6 @@ func groupImports(src []byte) []byte {
 // l returns the name of a generated local.
 func (g *renderer) l(name string) string { return g.local[name] }
 
-// walkPkgs calls add with the package of every named type in t.
-func walkPkgs(t types.Type, add func(*types.Package)) {
-	seen := map[types.Type]bool{}
-	var walk func(t types.Type)
-	walk = func(t types.Type) {
-		if t == nil || seen[t] {
-			return
-		}
-		seen[t] = true
-		switch t := t.(type) {
-		case *types.Alias:
-			add(t.Obj().Pkg())
-			for i := 0; i < t.TypeArgs().Len(); i++ {
-				walk(t.TypeArgs().At(i))
-			}
-		case *types.Named:
-			add(t.Obj().Pkg())
-			for i := 0; i < t.TypeArgs().Len(); i++ {
-				walk(t.TypeArgs().At(i))
-			}
-		case *types.Pointer:
-			walk(t.Elem())
-		case *types.Slice:
-			walk(t.Elem())
-		case *types.Array:
-			walk(t.Elem())
-		case *types.Map:
-			walk(t.Key())
-			walk(t.Elem())
-		case *types.Chan:
-			walk(t.Elem())
-		case *types.Signature:
-			for _, tup := range []*types.Tuple{t.Params(), t.Results()} {
-				for i := 0; i < tup.Len(); i++ {
-					walk(tup.At(i).Type())
-				}
-			}
-		case *types.Struct:
-			for i := 0; i < t.NumFields(); i++ {
-				walk(t.Field(i).Type())
-			}
-		case *types.Interface:
-			for i := 0; i < t.NumExplicitMethods(); i++ {
-				walk(t.ExplicitMethod(i).Type())
-			}
-			for i := 0; i < t.NumEmbeddeds(); i++ {
-				walk(t.EmbeddedType(i))
-			}
-		case *types.Union:
-			for i := 0; i < t.Len(); i++ {
-				walk(t.Term(i).Type())
-			}
-		}
-	}
-	walk(t)
-}
-
 // typ renders a type, qualifying names from other packages.
 func (g *renderer) typ(t types.Type) *jen.Statement {
 	switch t := t.(type) {
@@ -414,6 +357,11 @@ func (g *renderer) repo(jf *jen.File, r *Repo) {
 	jf.Func().Params(jen.Id(recv).Op("*").Add(g.structType(r))).Id("InvalidateAll").
 		Params(jen.Id(g.l("ctx")).Qual(ctxPkg, "Context")).Error().
 		Block(jen.Return(jen.Id(recv).Dot(r.Fields.Repo).Dot("InvalidateAll").Call(jen.Id(g.l("ctx")))))
+	for _, ks := range r.Spaces {
+		for _, kf := range ks.Keys {
+			g.keyFunc(jf, r, recv, kf)
+		}
+	}
 }
 
 // hasCached reports whether a repository has a method with a directive.

@@ -33,8 +33,13 @@ func (g *renderer) batchMethods(jf *jen.File, r *Repo, recv string, m *Method) {
 	sc := newScope("", m.names)
 	nilRet := func(string) []jen.Code { return []jen.Code{jen.Return(jen.Nil())} }
 	keyBody := g.bailGuards(m.Key.Values(), sc, nilRet)
-	keyExpr := g.build(jen.Id(b), m.Key, sc, &keyBody)
-	keyBody = append(keyBody, jen.Return(keyExpr))
+	// A helper that reads no receiver is called on a nil one: capturing r
+	// would allocate this closure on every batch read.
+	kr := jen.Id(recv)
+	if !m.Key.Func.usesRecv() {
+		kr = jen.Parens(jen.Op("*").Add(g.structType(r))).Call(jen.Nil())
+	}
+	keyBody = append(keyBody, jen.Return(g.keyCall(kr, m.Key, sc, jen.Id(b))))
 	items := []jen.Code{
 		field("Key", jen.Func().Params(jen.Id(b).Index().Byte(), jen.Id(id).Add(g.typ(bt.Elem.Type))).Index().Byte().Block(keyBody...)),
 	}

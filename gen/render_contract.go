@@ -17,11 +17,18 @@ func (g *renderer) contract(r *Repo) string {
 	var buf bytes.Buffer
 	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
 	tw.Write([]byte("method\tverb\tkey\tttl\tnegative\tjitter\tlocal\trefresh\tstale\ttags\tinvalidated by / invalidates\n"))
+	// A write of another repository of the file (tags reach across) is
+	// named with its repository: R.Save.
 	var writes []*Method
+	writer := map[*Method]string{}
 	for _, fr := range g.f.Repos {
 		for _, m := range fr.Methods {
 			if m.Verb == "put" || m.Verb == "evict" {
 				writes = append(writes, m)
+				writer[m] = m.Name
+				if fr != r {
+					writer[m] = fr.Name + "." + m.Name
+				}
 			}
 		}
 	}
@@ -39,7 +46,7 @@ func (g *renderer) contract(r *Repo) string {
 			var by []string
 			for _, w := range writes {
 				if how := g.invalidates(w, ks, m); how != "" {
-					by = append(by, w.Name+" ("+how+")")
+					by = append(by, writer[w]+" ("+how+")")
 				}
 			}
 			verb := "get"

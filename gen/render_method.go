@@ -107,10 +107,158 @@ func (g *renderer) bufStart() *jen.Statement {
 	return jen.Id(g.l("buf")).Index(jen.Empty(), jen.Lit(0))
 }
 
-// key renders r.ksX.Key(...the template appended to the keyspace prefix...).
-func (g *renderer) key(recv string, t *Tmpl, sc *scope, pre *[]jen.Code) *jen.Statement {
+// key renders r.ksX.Key(r.keyX(r.ksX.AppendPrefix(buf[:0]), values...)).
+func (g *renderer) key(recv string, t *Tmpl, sc *scope) *jen.Statement {
 	ks := jen.Id(recv).Dot(t.Space.Field)
-	return ks.Clone().Dot("Key").Call(g.build(ks.Clone().Dot("AppendPrefix").Call(g.bufStart()), t, sc, pre))
+	return ks.Clone().Dot("Key").Call(g.keyCall(jen.Id(recv), t, sc, ks.Clone().Dot("AppendPrefix").Call(g.bufStart())))
+}
+
+// keyCall renders recv.keyX(start, values...): the key template t appended
+// to start by its helper.
+func (g *renderer) keyCall(recv *jen.Statement, t *Tmpl, sc *scope, start *jen.Statement) *jen.Statement {
+	args := []jen.Code{start}
+	for _, v := range t.Values() {
+		args = append(args, g.keyArg(v, sc))
+	}
+	return recv.Dot(t.Func.Name).Call(args...)
+}
+
+// usesRecv reports whether a key helper reads its receiver: only the
+// appenders of union type parameters live there.
+func (kf *KeyFunc) usesRecv() bool {
+	for _, f := range kf.Forms {
+		if f.Kind == KindUnion {
+			return true
+		}
+	}
+	return false
+}
+
+// keyArg renders a value in the form its key helper takes it (formOf).
+func (g *renderer) keyArg(v *Value, sc *scope) *jen.Statement {
+	switch v.Kind {
+	case KindText:
+		return jen.Id(sc.txt[g.pathKey(v, len(v.Fields), sc)])
+	case KindStringer:
+		return g.expr(v, len(v.Fields), sc).Dot("String").Call()
+	}
+	x := g.expr(v, len(v.Fields), sc)
+	if v.Deref {
+		x = jen.Op("*").Add(x)
+	}
+	if v.Conv != "" {
+		x = jen.Id(v.Conv).Call(x)
+	}
+	return x
+}
+
+// keyFunc renders a key helper: the keyspace's literals and the values, in
+// their forms, appended to b. Up to two values are one expression, longer
+// templates one statement per part.
+func (g *renderer) keyFunc(jf *jen.File, r *Repo, recv string, kf *KeyFunc) {
+	b := kf.Params[0]
+	params := []jen.Code{jen.Id(b).Index().Byte()}
+	for i, f := range kf.Forms {
+		var t *jen.Statement
+		switch f.Kind {
+		case KindString:
+			t = jen.String()
+		case KindInt:
+			t = jen.Int64()
+		case KindUint:
+			t = jen.Uint64()
+		case KindBool:
+			t = jen.Bool()
+		case KindText:
+			t = jen.Index().Byte()
+		case KindUnion, KindHash:
+			t = g.typ(f.T)
+		case KindHashString:
+			t = jen.String()
+		}
+		params = append(params, jen.Id(kf.Params[i+1]).Add(t))
+	}
+	appendPart := func(cur *jen.Statement, f Form, name string) *jen.Statement {
+		x := jen.Id(name)
+		switch f.Kind {
+		case KindInt:
+			return jen.Qual(rt, "AppendInt").Call(cur, x)
+		case KindUint:
+			return jen.Qual(rt, "AppendUint").Call(cur, x)
+		case KindBool:
+			return jen.Qual(rt, "AppendBool").Call(cur, x)
+		case KindText:
+			return jen.Qual(rt, "AppendBytes").Call(cur, x)
+		case KindUnion:
+			return jen.Id(recv).Dot(r.Appenders[f.T.(*types.TypeParam)]).Call(cur, x)
+		case KindHash:
+			return jen.Qual(rt, "AppendHash").Call(cur, x)
+		case KindHashString:
+			return jen.Qual(rt, "AppendHashString").Call(cur, x)
+		}
+		return jen.Qual(rt, "AppendString").Call(cur, x)
+	}
+	var body []jen.Code
+	short := len(kf.Forms) <= 2
+	cur := jen.Id(b)
+	i := 0
+	for _, s := range kf.Tmpl.Segs {
+		var next *jen.Statement
+		if s.Val == nil {
+			if short {
+				next = jen.Append(cur, jen.Lit(s.Lit).Op("..."))
+			} else {
+				next = jen.Append(jen.Id(b), jen.Lit(s.Lit).Op("..."))
+			}
+		} else {
+			if short {
+				next = appendPart(cur, kf.Forms[i], kf.Params[i+1])
+			} else {
+				next = appendPart(jen.Id(b), kf.Forms[i], kf.Params[i+1])
+			}
+			i++
+		}
+		if short {
+			cur = next
+		} else {
+			body = append(body, jen.Id(b).Op("=").Add(next))
+		}
+	}
+	if short {
+		body = append(body, jen.Return(cur))
+	} else {
+		body = append(body, jen.Return(jen.Id(b)))
+	}
+	var users []string
+	for _, m := range r.Methods {
+		uses := m.Key != nil && m.Key.Func == kf
+		for _, t := range m.Evict {
+			uses = uses || t.Func == kf
+		}
+		if uses {
+			users = append(users, m.Name)
+		}
+	}
+	if ks := kf.Space; ks.Get.Key.Func == kf && ks.Get.Batch == nil {
+		users = append(users, "Invalidate"+ks.Get.Name)
+	}
+	jf.Commentf("%s appends a key of %q after the keyspace's prefix, for %s.", kf.Name, kf.Space.Norm, andList(users))
+	rcv := jen.Op("*").Add(g.structType(r))
+	if kf.usesRecv() {
+		rcv = jen.Id(recv).Add(rcv)
+	}
+	jf.Func().Params(rcv).Id(kf.Name).Params(params...).Index().Byte().Block(body...)
+}
+
+// andList joins names as "a", "a and b", "a, b and c".
+func andList(names []string) string {
+	switch len(names) {
+	case 0:
+		return "none"
+	case 1:
+		return names[0]
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 // tag renders a tag string: a literal, or string(...appended values...).
@@ -352,7 +500,7 @@ func (g *renderer) get(recv string, m *Method) []jen.Code {
 	// The key stays in buf: an L1 hit reads it there (LookupBytes makes the
 	// key string only when Redis is asked).
 	space := jen.Id(recv).Dot(ks.Field)
-	keyBytes := g.build(space.Clone().Dot("AppendPrefix").Call(g.bufStart()), m.Key, sc, &body)
+	keyBytes := g.keyCall(jen.Id(recv), m.Key, sc, space.Clone().Dot("AppendPrefix").Call(g.bufStart()))
 	body = append(body,
 		jen.Id(rd).Op(":=").Qual(rt, "LookupBytes").Call(jen.Id(ctx), space.Clone(), keyBytes),
 		// A hit with work for later (a due reload, a WithVerify sample) goes
@@ -464,9 +612,7 @@ func (g *renderer) invalidation(recv string, m *Method, sc *scope) (decl jen.Cod
 	var list []item
 	for _, t := range m.Evict {
 		list = append(list, item{t.Values(), func() []jen.Code {
-			var pre []jen.Code
-			k := g.key(recv, t, sc, &pre)
-			return append(pre, jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), k))
+			return []jen.Code{jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), g.key(recv, t, sc))}
 		}})
 	}
 	for _, t := range m.Tags {
@@ -531,9 +677,7 @@ func (g *renderer) put(recv string, m *Method) []jen.Code {
 	failed := []jen.Code{}
 	if !m.Key.usesResult() {
 		failed = append(failed, g.skipGuards(m.Key.Values(), sc, func() []jen.Code {
-			var pre []jen.Code
-			k := g.key(recv, m.Key, sc, &pre)
-			return append(pre, jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), k))
+			return []jen.Code{jen.Id(inv).Dot("Keys").Op("=").Append(jen.Id(inv).Dot("Keys"), g.key(recv, m.Key, sc))}
 		})...)
 	}
 	failed = append(failed, g.invalidate(recv), ret(jen.Id(err)))
@@ -547,8 +691,7 @@ func (g *renderer) put(recv string, m *Method) []jen.Code {
 		return []jen.Code{jen.Id(recv).Dot(m.Space.Field).Dot("Bypass").Call(), g.invalidate(recv), ret(jen.Nil())}
 	})...)
 	key := g.l("key")
-	keyExpr := g.key(recv, m.Key, sc, &body)
-	body = append(body, jen.Id(key).Op(":=").Add(keyExpr))
+	body = append(body, jen.Id(key).Op(":=").Add(g.key(recv, m.Key, sc)))
 	tags := jen.Nil()
 	if len(m.EntryTags) > 0 {
 		list := g.tagList(m.EntryTags, sc, &body)
@@ -613,7 +756,7 @@ func (g *renderer) invalidateGet(jf *jen.File, r *Repo, recv string, m *Method) 
 		return []jen.Code{jen.Return(jen.Id(errName))}
 	})
 	body = append(body, jen.Var().Id(g.l("buf")).Index(jen.Lit(128)).Byte())
-	k := g.key(recv, m.Key, sc, &body)
+	k := g.key(recv, m.Key, sc)
 	body = append(body,
 		jen.Return(jen.Id(recv).Dot(g.r.Fields.Cache).Dot("Invalidate").Call(jen.Id(ctx),
 			jen.Qual(rt, "Invalidation").Values(field("Keys", jen.Index().Qual(rt, "Key").Values(k))))))

@@ -66,13 +66,7 @@ func scanFile(p *packages.Package, f *ast.File) ([]*ifaceDecl, Errors) {
 			}
 			v, e := annotations.Decode(d)
 			errs = append(errs, e...)
-			dir := directive{pos: pos, verb: d.Verb, broken: len(e) > 0}
-			switch v := v.(type) {
-			case *annotations.Repo:
-				dir.repo = v
-			case *annotations.Method:
-				dir.method = v
-			}
+			dir := directive{pos: pos, verb: d.Verb, broken: len(e) > 0, repo: v.Repo, method: v.Method}
 			out = append(out, dir)
 		}
 		return out

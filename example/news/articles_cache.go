@@ -107,7 +107,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 // Get serves "article:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -129,7 +129,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 // BySlug serves "article:slug:{slug}" from the cache, loading from next on a miss.
 func (r *CachedArticles) BySlug(ctx context.Context, slug string) (*Article, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksBySlug, runtime.AppendString(append(r.ksBySlug.AppendPrefix(buf[:0]), "article:slug:"...), slug))
+	rd := runtime.LookupBytes(ctx, r.ksBySlug, r.keyBySlug(r.ksBySlug.AppendPrefix(buf[:0]), slug))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -157,7 +157,7 @@ func (r *CachedArticles) ByIDs(ctx context.Context, ids []int64) (map[int64]*Art
 // HomepageFeed serves "feed:home:{page}" from the cache, loading from next on a miss.
 func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksHomepageFeed, runtime.AppendInt(append(r.ksHomepageFeed.AppendPrefix(buf[:0]), "feed:home:"...), int64(page)))
+	rd := runtime.LookupBytes(ctx, r.ksHomepageFeed, r.keyHomepageFeed(r.ksHomepageFeed.AppendPrefix(buf[:0]), int64(page)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -172,7 +172,7 @@ func (r *CachedArticles) HomepageFeed(ctx context.Context, page int) ([]Summary,
 // CategoryFeed serves "feed:category:{category}:{page}" from the cache, loading from next on a miss.
 func (r *CachedArticles) CategoryFeed(ctx context.Context, category string, page int) ([]Summary, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksCategoryFeed, runtime.AppendInt(append(runtime.AppendString(append(r.ksCategoryFeed.AppendPrefix(buf[:0]), "feed:category:"...), category), ":"...), int64(page)))
+	rd := runtime.LookupBytes(ctx, r.ksCategoryFeed, r.keyCategoryFeed(r.ksCategoryFeed.AppendPrefix(buf[:0]), category, int64(page)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -190,8 +190,8 @@ func (r *CachedArticles) Publish(ctx context.Context, a *Article) error {
 	var buf [128]byte
 	inv := runtime.Invalidation{Groups: []runtime.Group{r.ksHomepageFeed.Group()}}
 	if a != nil {
-		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), a.ID)))
-		inv.Keys = append(inv.Keys, r.ksBySlug.Key(runtime.AppendString(append(r.ksBySlug.AppendPrefix(buf[:0]), "article:slug:"...), a.Slug)))
+		inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), a.ID)))
+		inv.Keys = append(inv.Keys, r.ksBySlug.Key(r.keyBySlug(r.ksBySlug.AppendPrefix(buf[:0]), a.Slug)))
 		inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "feed:"...), a.Category)))
 	}
 	_ = r.cache.Invalidate(ctx, inv)
@@ -204,7 +204,7 @@ func (r *CachedArticles) Update(ctx context.Context, a *Article) error {
 	var buf [128]byte
 	var inv runtime.Invalidation
 	if a != nil {
-		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), a.ID)))
+		inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), a.ID)))
 		inv.Tags = append(inv.Tags, string(runtime.AppendInt(append(buf[:0], "article:"...), a.ID)))
 		inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "feed:"...), a.Category)))
 	}
@@ -221,7 +221,7 @@ func (r *CachedArticles) WarmByIDs(ctx context.Context, ids []int64, opts ...run
 func (r *CachedArticles) batchByIDs() runtime.Batch[int64, *Article] {
 	return runtime.Batch[int64, *Article]{
 		Key: func(b []byte, id int64) []byte {
-			return runtime.AppendInt(append(b, "article:"...), id)
+			return (*CachedArticles)(nil).keyGet(b, id)
 		},
 		Load: func(ctx context.Context, ids []int64) (map[int64]*Article, error) {
 			return r.next.ByIDs(ctx, ids)
@@ -243,30 +243,50 @@ func (r *CachedArticles) batchByIDs() runtime.Batch[int64, *Article] {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateGet(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateBySlug drops the entry BySlug caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateBySlug(ctx context.Context, slug string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksBySlug.Key(runtime.AppendString(append(r.ksBySlug.AppendPrefix(buf[:0]), "article:slug:"...), slug))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksBySlug.Key(r.keyBySlug(r.ksBySlug.AppendPrefix(buf[:0]), slug))}})
 }
 
 // InvalidateHomepageFeed drops the entry HomepageFeed caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateHomepageFeed(ctx context.Context, page int) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksHomepageFeed.Key(runtime.AppendInt(append(r.ksHomepageFeed.AppendPrefix(buf[:0]), "feed:home:"...), int64(page)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksHomepageFeed.Key(r.keyHomepageFeed(r.ksHomepageFeed.AppendPrefix(buf[:0]), int64(page)))}})
 }
 
 // InvalidateCategoryFeed drops the entry CategoryFeed caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateCategoryFeed(ctx context.Context, category string, page int) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksCategoryFeed.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksCategoryFeed.AppendPrefix(buf[:0]), "feed:category:"...), category), ":"...), int64(page)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksCategoryFeed.Key(r.keyCategoryFeed(r.ksCategoryFeed.AppendPrefix(buf[:0]), category, int64(page)))}})
 }
 
 // InvalidateAll drops every entry of CachedArticles at once.
 func (r *CachedArticles) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "article:{}" after the keyspace's prefix, for Get, ByIDs, Publish, Update and InvalidateGet.
+func (*CachedArticles) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "article:"...), id)
+}
+
+// keyBySlug appends a key of "article:slug:{}" after the keyspace's prefix, for BySlug, Publish and InvalidateBySlug.
+func (*CachedArticles) keyBySlug(b []byte, slug string) []byte {
+	return runtime.AppendString(append(b, "article:slug:"...), slug)
+}
+
+// keyHomepageFeed appends a key of "feed:home:{}" after the keyspace's prefix, for HomepageFeed and InvalidateHomepageFeed.
+func (*CachedArticles) keyHomepageFeed(b []byte, page int64) []byte {
+	return runtime.AppendInt(append(b, "feed:home:"...), page)
+}
+
+// keyCategoryFeed appends a key of "feed:category:{}:{}" after the keyspace's prefix, for CategoryFeed and InvalidateCategoryFeed.
+func (*CachedArticles) keyCategoryFeed(b []byte, category string, page int64) []byte {
+	return runtime.AppendInt(append(runtime.AppendString(append(b, "feed:category:"...), category), ":"...), page)
 }
 
 // clonePtrArticle_Articles returns a deep copy of v.

@@ -54,7 +54,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 // Profile serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Profile(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksProfile, runtime.AppendInt(append(r.ksProfile.AppendPrefix(buf[:0]), "user:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksProfile, r.keyProfile(r.ksProfile.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -76,7 +76,7 @@ func (r *CachedUsers) UpdateProfile(ctx context.Context, u *User) (*User, error)
 	}
 	if err != nil {
 		if u != nil {
-			inv.Keys = append(inv.Keys, r.ksProfile.Key(runtime.AppendInt(append(r.ksProfile.AppendPrefix(buf[:0]), "user:"...), u.ID)))
+			inv.Keys = append(inv.Keys, r.ksProfile.Key(r.keyProfile(r.ksProfile.AppendPrefix(buf[:0]), u.ID)))
 		}
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, err
@@ -86,7 +86,7 @@ func (r *CachedUsers) UpdateProfile(ctx context.Context, u *User) (*User, error)
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, nil
 	}
-	key := r.ksProfile.Key(runtime.AppendInt(append(r.ksProfile.AppendPrefix(buf[:0]), "user:"...), u.ID))
+	key := r.ksProfile.Key(r.keyProfile(r.ksProfile.AppendPrefix(buf[:0]), u.ID))
 	tags := []string{string(runtime.AppendInt(append(buf[:0], "user:"...), u.ID))}
 	runtime.Put(ctx, r.ksProfile, key, res, tags, inv)
 	return res, nil
@@ -95,12 +95,17 @@ func (r *CachedUsers) UpdateProfile(ctx context.Context, u *User) (*User, error)
 // InvalidateProfile drops the entry Profile caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateProfile(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksProfile.Key(runtime.AppendInt(append(r.ksProfile.AppendPrefix(buf[:0]), "user:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksProfile.Key(r.keyProfile(r.ksProfile.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAll drops every entry of CachedUsers at once.
 func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyProfile appends a key of "user:{}" after the keyspace's prefix, for Profile, UpdateProfile and InvalidateProfile.
+func (*CachedUsers) keyProfile(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "user:"...), id)
 }
 
 // clonePtrUser_Users returns a deep copy of v.

@@ -82,7 +82,7 @@ func NewCachedArticleRepository(next ArticleRepository, c *runtime.Cache) *Cache
 // Fetch serves "fetch:{cursor}:{num}" from the cache, loading from next on a miss.
 func (r *CachedArticleRepository) Fetch(ctx context.Context, cursor string, num int64) ([]Article, string, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksFetch, runtime.AppendInt(append(runtime.AppendString(append(r.ksFetch.AppendPrefix(buf[:0]), "fetch:"...), cursor), ":"...), num))
+	rd := runtime.LookupBytes(ctx, r.ksFetch, r.keyFetch(r.ksFetch.AppendPrefix(buf[:0]), cursor, num))
 	if rd.Hit && !rd.Background {
 		return rd.Value.R0, rd.Value.R1, rd.Err
 	}
@@ -108,7 +108,7 @@ func (r *CachedArticleRepository) Fetch(ctx context.Context, cursor string, num 
 // GetByID serves "article:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticleRepository) GetByID(ctx context.Context, id int64) (Article, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGetByID, runtime.AppendInt(append(r.ksGetByID.AppendPrefix(buf[:0]), "article:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGetByID, r.keyGetByID(r.ksGetByID.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -123,7 +123,7 @@ func (r *CachedArticleRepository) GetByID(ctx context.Context, id int64) (Articl
 // GetByTitle serves "title:{title#}" from the cache, loading from next on a miss.
 func (r *CachedArticleRepository) GetByTitle(ctx context.Context, title string) (Article, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGetByTitle, runtime.AppendHashString(append(r.ksGetByTitle.AppendPrefix(buf[:0]), "title:"...), title))
+	rd := runtime.LookupBytes(ctx, r.ksGetByTitle, r.keyGetByTitle(r.ksGetByTitle.AppendPrefix(buf[:0]), title))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -141,7 +141,7 @@ func (r *CachedArticleRepository) Update(ctx context.Context, ar *Article) error
 	var buf [128]byte
 	inv := runtime.Invalidation{Tags: []string{"articles"}}
 	if ar != nil {
-		inv.Keys = append(inv.Keys, r.ksGetByID.Key(runtime.AppendInt(append(r.ksGetByID.AppendPrefix(buf[:0]), "article:"...), ar.ID)))
+		inv.Keys = append(inv.Keys, r.ksGetByID.Key(r.keyGetByID(r.ksGetByID.AppendPrefix(buf[:0]), ar.ID)))
 	}
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
@@ -160,7 +160,7 @@ func (r *CachedArticleRepository) Delete(ctx context.Context, id int64) error {
 	err := r.next.Delete(ctx, id)
 	var buf [128]byte
 	inv := runtime.Invalidation{Tags: []string{"articles"}}
-	inv.Keys = append(inv.Keys, r.ksGetByID.Key(runtime.AppendInt(append(r.ksGetByID.AppendPrefix(buf[:0]), "article:"...), id)))
+	inv.Keys = append(inv.Keys, r.ksGetByID.Key(r.keyGetByID(r.ksGetByID.AppendPrefix(buf[:0]), id)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -168,24 +168,39 @@ func (r *CachedArticleRepository) Delete(ctx context.Context, id int64) error {
 // InvalidateFetch drops the entry Fetch caches for these arguments, for writes that bypass CachedArticleRepository.
 func (r *CachedArticleRepository) InvalidateFetch(ctx context.Context, cursor string, num int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFetch.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksFetch.AppendPrefix(buf[:0]), "fetch:"...), cursor), ":"...), num))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFetch.Key(r.keyFetch(r.ksFetch.AppendPrefix(buf[:0]), cursor, num))}})
 }
 
 // InvalidateGetByID drops the entry GetByID caches for these arguments, for writes that bypass CachedArticleRepository.
 func (r *CachedArticleRepository) InvalidateGetByID(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGetByID.Key(runtime.AppendInt(append(r.ksGetByID.AppendPrefix(buf[:0]), "article:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGetByID.Key(r.keyGetByID(r.ksGetByID.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateGetByTitle drops the entry GetByTitle caches for these arguments, for writes that bypass CachedArticleRepository.
 func (r *CachedArticleRepository) InvalidateGetByTitle(ctx context.Context, title string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGetByTitle.Key(runtime.AppendHashString(append(r.ksGetByTitle.AppendPrefix(buf[:0]), "title:"...), title))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGetByTitle.Key(r.keyGetByTitle(r.ksGetByTitle.AppendPrefix(buf[:0]), title))}})
 }
 
 // InvalidateAll drops every entry of CachedArticleRepository at once.
 func (r *CachedArticleRepository) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyFetch appends a key of "fetch:{}:{}" after the keyspace's prefix, for Fetch and InvalidateFetch.
+func (*CachedArticleRepository) keyFetch(b []byte, cursor string, num int64) []byte {
+	return runtime.AppendInt(append(runtime.AppendString(append(b, "fetch:"...), cursor), ":"...), num)
+}
+
+// keyGetByID appends a key of "article:{}" after the keyspace's prefix, for GetByID, Update, Delete and InvalidateGetByID.
+func (*CachedArticleRepository) keyGetByID(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "article:"...), id)
+}
+
+// keyGetByTitle appends a key of "title:{}" after the keyspace's prefix, for GetByTitle and InvalidateGetByTitle.
+func (*CachedArticleRepository) keyGetByTitle(b []byte, title string) []byte {
+	return runtime.AppendHashString(append(b, "title:"...), title)
 }
 
 // CachedTaskRepo implements TaskRepo with a cache in Redis, through a runtime.Cache.
@@ -247,7 +262,7 @@ func NewCachedTaskRepo(next TaskRepo, c *runtime.Cache) *CachedTaskRepo {
 // List serves "list:{f#}" from the cache, loading from next on a miss.
 func (r *CachedTaskRepo) List(ctx context.Context, f Filter) ([]Task, int, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendHash(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), f))
+	rd := runtime.LookupBytes(ctx, r.ksList, r.keyList(r.ksList.AppendPrefix(buf[:0]), f))
 	if rd.Hit && !rd.Background {
 		return rd.Value.R0, rd.Value.R1, rd.Err
 	}
@@ -277,7 +292,7 @@ func (r *CachedTaskRepo) Owned(ctx context.Context, owner int64, f *Filter) ([]T
 		return r.next.Owned(ctx, owner, f)
 	}
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksOwned, runtime.AppendHash(append(runtime.AppendInt(append(r.ksOwned.AppendPrefix(buf[:0]), "owned:"...), owner), ":"...), f.Status))
+	rd := runtime.LookupBytes(ctx, r.ksOwned, r.keyOwned(r.ksOwned.AppendPrefix(buf[:0]), owner, f.Status))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -300,7 +315,7 @@ func (r *CachedTaskRepo) Create(ctx context.Context, t Task) error {
 // InvalidateList drops the entry List caches for these arguments, for writes that bypass CachedTaskRepo.
 func (r *CachedTaskRepo) InvalidateList(ctx context.Context, f Filter) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksList.Key(runtime.AppendHash(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), f))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksList.Key(r.keyList(r.ksList.AppendPrefix(buf[:0]), f))}})
 }
 
 // InvalidateOwned drops the entry Owned caches for these arguments, for writes that bypass CachedTaskRepo.
@@ -309,12 +324,22 @@ func (r *CachedTaskRepo) InvalidateOwned(ctx context.Context, owner int64, f *Fi
 		return nil
 	}
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksOwned.Key(runtime.AppendHash(append(runtime.AppendInt(append(r.ksOwned.AppendPrefix(buf[:0]), "owned:"...), owner), ":"...), f.Status))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksOwned.Key(r.keyOwned(r.ksOwned.AppendPrefix(buf[:0]), owner, f.Status))}})
 }
 
 // InvalidateAll drops every entry of CachedTaskRepo at once.
 func (r *CachedTaskRepo) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyList appends a key of "list:{}" after the keyspace's prefix, for List and InvalidateList.
+func (*CachedTaskRepo) keyList(b []byte, f Filter) []byte {
+	return runtime.AppendHash(append(b, "list:"...), f)
+}
+
+// keyOwned appends a key of "owned:{}:{}" after the keyspace's prefix, for Owned and InvalidateOwned.
+func (*CachedTaskRepo) keyOwned(b []byte, owner int64, status []string) []byte {
+	return runtime.AppendHash(append(runtime.AppendInt(append(b, "owned:"...), owner), ":"...), status)
 }
 
 // CachedGreeterRepo implements GreeterRepo with a cache in Redis, through a runtime.Cache.
@@ -391,7 +416,7 @@ func (r *CachedGreeterRepo) Save(ctx context.Context, p2 *Greeter) (*Greeter, er
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, nil
 	}
-	key := r.ksFindByID.Key(runtime.AppendString(append(r.ksFindByID.AppendPrefix(buf[:0]), "greeter:"...), res.Hello))
+	key := r.ksFindByID.Key(r.keyFindByID(r.ksFindByID.AppendPrefix(buf[:0]), res.Hello))
 	runtime.Put(ctx, r.ksFindByID, key, res, nil, inv)
 	return res, nil
 }
@@ -402,7 +427,7 @@ func (r *CachedGreeterRepo) Update(ctx context.Context, p2 *Greeter) (*Greeter, 
 	var buf [128]byte
 	var inv runtime.Invalidation
 	if p2 != nil {
-		inv.Keys = append(inv.Keys, r.ksFindByID.Key(runtime.AppendString(append(r.ksFindByID.AppendPrefix(buf[:0]), "greeter:"...), p2.Hello)))
+		inv.Keys = append(inv.Keys, r.ksFindByID.Key(r.keyFindByID(r.ksFindByID.AppendPrefix(buf[:0]), p2.Hello)))
 	}
 	_ = r.cache.Invalidate(ctx, inv)
 	return res, err
@@ -411,7 +436,7 @@ func (r *CachedGreeterRepo) Update(ctx context.Context, p2 *Greeter) (*Greeter, 
 // FindByID serves "greeter:{$2}" from the cache, loading from next on a miss.
 func (r *CachedGreeterRepo) FindByID(ctx context.Context, p2 string) (*Greeter, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksFindByID, runtime.AppendString(append(r.ksFindByID.AppendPrefix(buf[:0]), "greeter:"...), p2))
+	rd := runtime.LookupBytes(ctx, r.ksFindByID, r.keyFindByID(r.ksFindByID.AppendPrefix(buf[:0]), p2))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -425,7 +450,7 @@ func (r *CachedGreeterRepo) FindByID(ctx context.Context, p2 string) (*Greeter, 
 // ListByHello serves "hello:{$2}:{$3}" from the cache, loading from next on a miss.
 func (r *CachedGreeterRepo) ListByHello(ctx context.Context, p2 string, p3 int, p4 bool) ([]*Greeter, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksListByHello, runtime.AppendInt(append(runtime.AppendString(append(r.ksListByHello.AppendPrefix(buf[:0]), "hello:"...), p2), ":"...), int64(p3)))
+	rd := runtime.LookupBytes(ctx, r.ksListByHello, r.keyListByHello(r.ksListByHello.AppendPrefix(buf[:0]), p2, int64(p3)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -444,18 +469,28 @@ func (r *CachedGreeterRepo) ListAll(ctx context.Context) ([]*Greeter, error) {
 // InvalidateFindByID drops the entry FindByID caches for these arguments, for writes that bypass CachedGreeterRepo.
 func (r *CachedGreeterRepo) InvalidateFindByID(ctx context.Context, p2 string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFindByID.Key(runtime.AppendString(append(r.ksFindByID.AppendPrefix(buf[:0]), "greeter:"...), p2))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFindByID.Key(r.keyFindByID(r.ksFindByID.AppendPrefix(buf[:0]), p2))}})
 }
 
 // InvalidateListByHello drops the entry ListByHello caches for these arguments, for writes that bypass CachedGreeterRepo.
 func (r *CachedGreeterRepo) InvalidateListByHello(ctx context.Context, p2 string, p3 int) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksListByHello.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksListByHello.AppendPrefix(buf[:0]), "hello:"...), p2), ":"...), int64(p3)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksListByHello.Key(r.keyListByHello(r.ksListByHello.AppendPrefix(buf[:0]), p2, int64(p3)))}})
 }
 
 // InvalidateAll drops every entry of CachedGreeterRepo at once.
 func (r *CachedGreeterRepo) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyFindByID appends a key of "greeter:{}" after the keyspace's prefix, for Save, Update, FindByID and InvalidateFindByID.
+func (*CachedGreeterRepo) keyFindByID(b []byte, p2 string) []byte {
+	return runtime.AppendString(append(b, "greeter:"...), p2)
+}
+
+// keyListByHello appends a key of "hello:{}:{}" after the keyspace's prefix, for ListByHello and InvalidateListByHello.
+func (*CachedGreeterRepo) keyListByHello(b []byte, p2 string, p3 int64) []byte {
+	return runtime.AppendInt(append(runtime.AppendString(append(b, "hello:"...), p2), ":"...), p3)
 }
 
 // cloneStruct_ArticleRepository returns a deep copy of v.

@@ -85,7 +85,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 // Get serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -100,7 +100,7 @@ func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 // ByEmail serves "user:email:{email}" from the cache, loading from next on a miss.
 func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksByEmail, runtime.AppendString(append(r.ksByEmail.AppendPrefix(buf[:0]), "user:email:"...), email))
+	rd := runtime.LookupBytes(ctx, r.ksByEmail, r.keyByEmail(r.ksByEmail.AppendPrefix(buf[:0]), email))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -121,7 +121,7 @@ func (r *CachedUsers) ByEmail(ctx context.Context, email string) (*User, error) 
 // Feed serves "feed:{page}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Feed(ctx context.Context, page int) ([]Article, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
+	rd := runtime.LookupBytes(ctx, r.ksFeed, r.keyFeed(r.ksFeed.AppendPrefix(buf[:0]), int64(page)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -139,7 +139,7 @@ func (r *CachedUsers) Save(ctx context.Context, u *User) (*User, error) {
 	var buf [128]byte
 	inv := runtime.Invalidation{Tags: []string{"feed"}}
 	if u != nil {
-		inv.Keys = append(inv.Keys, r.ksByEmail.Key(runtime.AppendString(append(r.ksByEmail.AppendPrefix(buf[:0]), "user:email:"...), u.Email)))
+		inv.Keys = append(inv.Keys, r.ksByEmail.Key(r.keyByEmail(r.ksByEmail.AppendPrefix(buf[:0]), u.Email)))
 	}
 	if err != nil {
 		_ = r.cache.Invalidate(ctx, inv)
@@ -150,7 +150,7 @@ func (r *CachedUsers) Save(ctx context.Context, u *User) (*User, error) {
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, nil
 	}
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), res.ID))
+	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), res.ID))
 	tags := []string{string(runtime.AppendInt(append(buf[:0], "user:"...), res.ID))}
 	runtime.Put(ctx, r.ksGet, key, res, tags, inv)
 	return res, nil
@@ -162,7 +162,7 @@ func (r *CachedUsers) Update(ctx context.Context, u *User) error {
 	var buf [128]byte
 	inv := runtime.Invalidation{Tags: []string{"feed"}}
 	if u != nil {
-		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), u.ID)))
+		inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), u.ID)))
 		inv.Tags = append(inv.Tags, string(runtime.AppendInt(append(buf[:0], "user:"...), u.ID)))
 	}
 	_ = r.cache.Invalidate(ctx, inv)
@@ -185,24 +185,39 @@ func (r *CachedUsers) Delete(ctx context.Context, id int64) error {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateGet(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateByEmail drops the entry ByEmail caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateByEmail(ctx context.Context, email string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByEmail.Key(runtime.AppendString(append(r.ksByEmail.AppendPrefix(buf[:0]), "user:email:"...), email))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByEmail.Key(r.keyByEmail(r.ksByEmail.AppendPrefix(buf[:0]), email))}})
 }
 
 // InvalidateFeed drops the entry Feed caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateFeed(ctx context.Context, page int) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFeed.Key(runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFeed.Key(r.keyFeed(r.ksFeed.AppendPrefix(buf[:0]), int64(page)))}})
 }
 
 // InvalidateAll drops every entry of CachedUsers at once.
 func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "user:{}" after the keyspace's prefix, for Get, Save, Update and InvalidateGet.
+func (*CachedUsers) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "user:"...), id)
+}
+
+// keyByEmail appends a key of "user:email:{}" after the keyspace's prefix, for ByEmail, Save and InvalidateByEmail.
+func (*CachedUsers) keyByEmail(b []byte, email string) []byte {
+	return runtime.AppendString(append(b, "user:email:"...), email)
+}
+
+// keyFeed appends a key of "feed:{}" after the keyspace's prefix, for Feed and InvalidateFeed.
+func (*CachedUsers) keyFeed(b []byte, page int64) []byte {
+	return runtime.AppendInt(append(b, "feed:"...), page)
 }
 
 // clonePtrUser_Users returns a deep copy of v.

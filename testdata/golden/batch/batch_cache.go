@@ -55,7 +55,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 // Get serves "user:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) Get(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -89,7 +89,7 @@ func (r *CachedUsers) Save(ctx context.Context, u *User) (*User, error) {
 	}
 	if err != nil {
 		if u != nil {
-			inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), u.ID)))
+			inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), u.ID)))
 		}
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, err
@@ -99,7 +99,7 @@ func (r *CachedUsers) Save(ctx context.Context, u *User) (*User, error) {
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, nil
 	}
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), u.ID))
+	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), u.ID))
 	tags0 := string(runtime.AppendInt(append(buf[:0], "user:"...), u.ID))
 	tags1 := string(runtime.AppendInt(append(buf[:0], "team:"...), res.Team.ID))
 	tags := []string{tags0, tags1}
@@ -112,7 +112,7 @@ func (r *CachedUsers) Delete(ctx context.Context, id int64) error {
 	err := r.next.Delete(ctx, id)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -126,7 +126,7 @@ func (r *CachedUsers) WarmGetMany(ctx context.Context, ids []int64, opts ...runt
 func (r *CachedUsers) batchGetMany() runtime.Batch[int64, *User] {
 	return runtime.Batch[int64, *User]{
 		Key: func(b []byte, id int64) []byte {
-			return runtime.AppendInt(append(b, "user:"...), id)
+			return (*CachedUsers)(nil).keyGet(b, id)
 		},
 		Load: func(ctx context.Context, ids []int64) (map[int64]*User, error) {
 			return r.next.GetMany(ctx, ids)
@@ -148,12 +148,17 @@ func (r *CachedUsers) batchGetMany() runtime.Batch[int64, *User] {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateGet(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "user:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAll drops every entry of CachedUsers at once.
 func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "user:{}" after the keyspace's prefix, for Get, GetMany, Save, Delete and InvalidateGet.
+func (*CachedUsers) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "user:"...), id)
 }
 
 // CachedScores implements Scores with a cache in Redis, through a runtime.Cache.
@@ -206,7 +211,7 @@ func (r *CachedScores) WarmScores(ctx context.Context, names []string, opts ...r
 func (r *CachedScores) batchScores() runtime.Batch[string, Score] {
 	return runtime.Batch[string, Score]{
 		Key: func(b []byte, id string) []byte {
-			return runtime.AppendString(append(b, "score:"...), id)
+			return (*CachedScores)(nil).keyScores(b, id)
 		},
 		Load: func(ctx context.Context, names []string) (map[string]Score, error) {
 			return r.next.Scores(ctx, names)
@@ -229,6 +234,11 @@ func (r *CachedScores) InvalidateScores(ctx context.Context, names []string) err
 // InvalidateAll drops every entry of CachedScores at once.
 func (r *CachedScores) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyScores appends a key of "score:{}" after the keyspace's prefix, for Scores.
+func (*CachedScores) keyScores(b []byte, names string) []byte {
+	return runtime.AppendString(append(b, "score:"...), names)
 }
 
 // CachedThings implements Things with a cache in Redis, through a runtime.Cache.
@@ -344,7 +354,7 @@ func (r *CachedThings) batchByCode() runtime.Batch[Code, *Thing] {
 			if err0 != nil {
 				return nil
 			}
-			return runtime.AppendBytes(append(b, "code:"...), txt0)
+			return (*CachedThings)(nil).keyByCode(b, txt0)
 		},
 		Load: func(ctx context.Context, id []Code) (map[Code]*Thing, error) {
 			return r.next.ByCode(ctx, id)
@@ -366,7 +376,7 @@ func (r *CachedThings) WarmByLabel(ctx context.Context, bArg []Label, opts ...ru
 func (r *CachedThings) batchByLabel() runtime.Batch[Label, *Thing] {
 	return runtime.Batch[Label, *Thing]{
 		Key: func(b []byte, id Label) []byte {
-			return runtime.AppendString(append(b, "label:"...), string(id))
+			return (*CachedThings)(nil).keyByLabel(b, string(id))
 		},
 		Load: func(ctx context.Context, bArg []Label) (map[Label]*Thing, error) {
 			return r.next.ByLabel(ctx, bArg)
@@ -388,7 +398,7 @@ func (r *CachedThings) WarmByNum(ctx context.Context, bufArg []uint32, opts ...r
 func (r *CachedThings) batchByNum() runtime.Batch[uint32, *Thing] {
 	return runtime.Batch[uint32, *Thing]{
 		Key: func(b []byte, id uint32) []byte {
-			return runtime.AppendUint(append(b, "n:"...), uint64(id))
+			return (*CachedThings)(nil).keyByNum(b, uint64(id))
 		},
 		Load: func(ctx context.Context, bufArg []uint32) (map[uint32]*Thing, error) {
 			return r.next.ByNum(ctx, bufArg...)
@@ -410,7 +420,7 @@ func (r *CachedThings) WarmByID(ctx context.Context, opts []ID, opts1 ...runtime
 func (r *CachedThings) batchByID() runtime.Batch[ID, *Thing] {
 	return runtime.Batch[ID, *Thing]{
 		Key: func(b []byte, id ID) []byte {
-			return runtime.AppendInt(append(b, "p:"...), int64(id))
+			return (*CachedThings)(nil).keyByID(b, int64(id))
 		},
 		Load: func(ctx context.Context, opts []ID) (map[ID]*Thing, error) {
 			return r.next.ByID(ctx, opts)
@@ -426,6 +436,26 @@ func (r *CachedThings) InvalidateByID(ctx context.Context, opts []ID) error {
 // InvalidateAll drops every entry of CachedThings at once.
 func (r *CachedThings) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyByCode appends a key of "code:{}" after the keyspace's prefix, for ByCode.
+func (*CachedThings) keyByCode(b []byte, id []byte) []byte {
+	return runtime.AppendBytes(append(b, "code:"...), id)
+}
+
+// keyByLabel appends a key of "label:{}" after the keyspace's prefix, for ByLabel.
+func (*CachedThings) keyByLabel(b []byte, b1 string) []byte {
+	return runtime.AppendString(append(b, "label:"...), b1)
+}
+
+// keyByNum appends a key of "n:{}" after the keyspace's prefix, for ByNum.
+func (*CachedThings) keyByNum(b []byte, buf1 uint64) []byte {
+	return runtime.AppendUint(append(b, "n:"...), buf1)
+}
+
+// keyByID appends a key of "p:{}" after the keyspace's prefix, for ByID.
+func (*CachedThings) keyByID(b []byte, opts int64) []byte {
+	return runtime.AppendInt(append(b, "p:"...), opts)
 }
 
 // clonePtrUser_Users returns a deep copy of v.

@@ -66,7 +66,7 @@ func NewCachedMembers(next Members, c *runtime.Cache) *CachedMembers {
 // Get serves "member:{org}:{user}" from the cache, loading from next on a miss.
 func (r *CachedMembers) Get(ctx context.Context, org string, user string) (*Member, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "member:"...), org), ":"...), user))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), org, user))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -81,7 +81,7 @@ func (r *CachedMembers) Get(ctx context.Context, org string, user string) (*Memb
 // ByUser serves "byuser:{user}" from the cache, loading from next on a miss.
 func (r *CachedMembers) ByUser(ctx context.Context, user string) ([]Member, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksByUser, runtime.AppendString(append(r.ksByUser.AppendPrefix(buf[:0]), "byuser:"...), user))
+	rd := runtime.LookupBytes(ctx, r.ksByUser, r.keyByUser(r.ksByUser.AppendPrefix(buf[:0]), user))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -100,11 +100,11 @@ func (r *CachedMembers) Set(ctx context.Context, org string, user string, m *Mem
 	var inv runtime.Invalidation
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "user:"...), user)))
 	if err != nil {
-		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendString(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "member:"...), org), ":"...), user)))
+		inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), org, user)))
 		_ = r.cache.Invalidate(ctx, inv)
 		return err
 	}
-	key := r.ksGet.Key(runtime.AppendString(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "member:"...), org), ":"...), user))
+	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), org, user))
 	tags := []string{string(runtime.AppendString(append(buf[:0], "user:"...), user))}
 	runtime.Put(ctx, r.ksGet, key, m, tags, inv)
 	return nil
@@ -115,8 +115,8 @@ func (r *CachedMembers) Move(ctx context.Context, to string, from string) error 
 	err := r.next.Move(ctx, to, from)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendString(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "member:"...), from), ":"...), to)))
-	inv.Keys = append(inv.Keys, r.ksByUser.Key(runtime.AppendString(append(r.ksByUser.AppendPrefix(buf[:0]), "byuser:"...), to)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), from, to)))
+	inv.Keys = append(inv.Keys, r.ksByUser.Key(r.keyByUser(r.ksByUser.AppendPrefix(buf[:0]), to)))
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "user:"...), to)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
@@ -125,18 +125,28 @@ func (r *CachedMembers) Move(ctx context.Context, to string, from string) error 
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedMembers.
 func (r *CachedMembers) InvalidateGet(ctx context.Context, org string, user string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendString(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "member:"...), org), ":"...), user))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), org, user))}})
 }
 
 // InvalidateByUser drops the entry ByUser caches for these arguments, for writes that bypass CachedMembers.
 func (r *CachedMembers) InvalidateByUser(ctx context.Context, user string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByUser.Key(runtime.AppendString(append(r.ksByUser.AppendPrefix(buf[:0]), "byuser:"...), user))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByUser.Key(r.keyByUser(r.ksByUser.AppendPrefix(buf[:0]), user))}})
 }
 
 // InvalidateAll drops every entry of CachedMembers at once.
 func (r *CachedMembers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "member:{}:{}" after the keyspace's prefix, for Get, Set, Move and InvalidateGet.
+func (*CachedMembers) keyGet(b []byte, org string, user string) []byte {
+	return runtime.AppendString(append(runtime.AppendString(append(b, "member:"...), org), ":"...), user)
+}
+
+// keyByUser appends a key of "byuser:{}" after the keyspace's prefix, for ByUser, Move and InvalidateByUser.
+func (*CachedMembers) keyByUser(b []byte, user string) []byte {
+	return runtime.AppendString(append(b, "byuser:"...), user)
 }
 
 // clonePtrMember_Members returns a deep copy of v.

@@ -48,7 +48,7 @@ func NewCachedFlags(next Flags, c *runtime.Cache) *CachedFlags {
 // Enabled serves "flag:{name}" from the cache, loading from next on a miss.
 func (r *CachedFlags) Enabled(ctx context.Context, name string) (bool, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksEnabled, runtime.AppendString(append(r.ksEnabled.AppendPrefix(buf[:0]), "flag:"...), name))
+	rd := runtime.LookupBytes(ctx, r.ksEnabled, r.keyEnabled(r.ksEnabled.AppendPrefix(buf[:0]), name))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -62,10 +62,15 @@ func (r *CachedFlags) Enabled(ctx context.Context, name string) (bool, error) {
 // InvalidateEnabled drops the entry Enabled caches for these arguments, for writes that bypass CachedFlags.
 func (r *CachedFlags) InvalidateEnabled(ctx context.Context, name string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksEnabled.Key(runtime.AppendString(append(r.ksEnabled.AppendPrefix(buf[:0]), "flag:"...), name))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksEnabled.Key(r.keyEnabled(r.ksEnabled.AppendPrefix(buf[:0]), name))}})
 }
 
 // InvalidateAll drops every entry of CachedFlags at once.
 func (r *CachedFlags) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyEnabled appends a key of "flag:{}" after the keyspace's prefix, for Enabled and InvalidateEnabled.
+func (*CachedFlags) keyEnabled(b []byte, name string) []byte {
+	return runtime.AppendString(append(b, "flag:"...), name)
 }

@@ -51,7 +51,7 @@ func NewCachedSettings(next Settings, c *runtime.Cache) *CachedSettings {
 // Config serves "config" from the cache, loading from next on a miss.
 func (r *CachedSettings) Config(ctx context.Context) (*Config, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksConfig, append(r.ksConfig.AppendPrefix(buf[:0]), "config"...))
+	rd := runtime.LookupBytes(ctx, r.ksConfig, r.keyConfig(r.ksConfig.AppendPrefix(buf[:0])))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -67,7 +67,7 @@ func (r *CachedSettings) Reload(ctx context.Context) error {
 	err := r.next.Reload(ctx)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksConfig.Key(append(r.ksConfig.AppendPrefix(buf[:0]), "config"...)))
+	inv.Keys = append(inv.Keys, r.ksConfig.Key(r.keyConfig(r.ksConfig.AppendPrefix(buf[:0]))))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -75,12 +75,17 @@ func (r *CachedSettings) Reload(ctx context.Context) error {
 // InvalidateConfig drops the entry Config caches for these arguments, for writes that bypass CachedSettings.
 func (r *CachedSettings) InvalidateConfig(ctx context.Context) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksConfig.Key(append(r.ksConfig.AppendPrefix(buf[:0]), "config"...))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksConfig.Key(r.keyConfig(r.ksConfig.AppendPrefix(buf[:0])))}})
 }
 
 // InvalidateAll drops every entry of CachedSettings at once.
 func (r *CachedSettings) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyConfig appends a key of "config" after the keyspace's prefix, for Config, Reload and InvalidateConfig.
+func (*CachedSettings) keyConfig(b []byte) []byte {
+	return append(b, "config"...)
 }
 
 // clonePtrConfig_Settings returns a deep copy of v.

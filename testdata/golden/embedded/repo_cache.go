@@ -52,7 +52,7 @@ func NewCachedCatalog(next Catalog, c *runtime.Cache) *CachedCatalog {
 // Product serves "product:{sku}" from the cache, loading from next on a miss.
 func (r *CachedCatalog) Product(ctx context.Context, sku string) (*Product, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksProduct, runtime.AppendString(append(r.ksProduct.AppendPrefix(buf[:0]), "product:"...), sku))
+	rd := runtime.LookupBytes(ctx, r.ksProduct, r.keyProduct(r.ksProduct.AppendPrefix(buf[:0]), sku))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -70,7 +70,7 @@ func (r *CachedCatalog) Upsert(ctx context.Context, p *Product) error {
 	var inv runtime.Invalidation
 	if err != nil {
 		if p != nil {
-			inv.Keys = append(inv.Keys, r.ksProduct.Key(runtime.AppendString(append(r.ksProduct.AppendPrefix(buf[:0]), "product:"...), p.SKU)))
+			inv.Keys = append(inv.Keys, r.ksProduct.Key(r.keyProduct(r.ksProduct.AppendPrefix(buf[:0]), p.SKU)))
 		}
 		_ = r.cache.Invalidate(ctx, inv)
 		return err
@@ -80,7 +80,7 @@ func (r *CachedCatalog) Upsert(ctx context.Context, p *Product) error {
 		_ = r.cache.Invalidate(ctx, inv)
 		return nil
 	}
-	key := r.ksProduct.Key(runtime.AppendString(append(r.ksProduct.AppendPrefix(buf[:0]), "product:"...), p.SKU))
+	key := r.ksProduct.Key(r.keyProduct(r.ksProduct.AppendPrefix(buf[:0]), p.SKU))
 	runtime.Put(ctx, r.ksProduct, key, p, nil, inv)
 	return nil
 }
@@ -103,12 +103,17 @@ func (r *CachedCatalog) Ping(ctx context.Context) (base.Health, error) {
 // InvalidateProduct drops the entry Product caches for these arguments, for writes that bypass CachedCatalog.
 func (r *CachedCatalog) InvalidateProduct(ctx context.Context, sku string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksProduct.Key(runtime.AppendString(append(r.ksProduct.AppendPrefix(buf[:0]), "product:"...), sku))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksProduct.Key(r.keyProduct(r.ksProduct.AppendPrefix(buf[:0]), sku))}})
 }
 
 // InvalidateAll drops every entry of CachedCatalog at once.
 func (r *CachedCatalog) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyProduct appends a key of "product:{}" after the keyspace's prefix, for Product, Upsert and InvalidateProduct.
+func (*CachedCatalog) keyProduct(b []byte, sku string) []byte {
+	return runtime.AppendString(append(b, "product:"...), sku)
 }
 
 // clonePtrProduct_Catalog returns a deep copy of v.

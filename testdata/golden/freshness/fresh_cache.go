@@ -91,7 +91,7 @@ func NewCachedQuotes(next Quotes, c *runtime.Cache) *CachedQuotes {
 // Get serves "quote:{symbol}" from the cache, loading from next on a miss.
 func (r *CachedQuotes) Get(ctx context.Context, symbol string) (*Quote, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "quote:"...), symbol))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), symbol))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -110,7 +110,7 @@ func (r *CachedQuotes) GetMany(ctx context.Context, symbols []string) (map[strin
 // History serves "history:{symbol}" from the cache, loading from next on a miss.
 func (r *CachedQuotes) History(ctx context.Context, symbol string) ([]float64, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksHistory, runtime.AppendString(append(r.ksHistory.AppendPrefix(buf[:0]), "history:"...), symbol))
+	rd := runtime.LookupBytes(ctx, r.ksHistory, r.keyHistory(r.ksHistory.AppendPrefix(buf[:0]), symbol))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -124,7 +124,7 @@ func (r *CachedQuotes) History(ctx context.Context, symbol string) ([]float64, e
 // Top serves "top" from the cache, loading from next on a miss.
 func (r *CachedQuotes) Top(ctx context.Context) ([]Quote, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksTop, append(r.ksTop.AppendPrefix(buf[:0]), "top"...))
+	rd := runtime.LookupBytes(ctx, r.ksTop, r.keyTop(r.ksTop.AppendPrefix(buf[:0])))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -140,9 +140,9 @@ func (r *CachedQuotes) Set(ctx context.Context, symbol string, price float64) er
 	err := r.next.Set(ctx, symbol, price)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "quote:"...), symbol)))
-	inv.Keys = append(inv.Keys, r.ksHistory.Key(runtime.AppendString(append(r.ksHistory.AppendPrefix(buf[:0]), "history:"...), symbol)))
-	inv.Keys = append(inv.Keys, r.ksTop.Key(append(r.ksTop.AppendPrefix(buf[:0]), "top"...)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), symbol)))
+	inv.Keys = append(inv.Keys, r.ksHistory.Key(r.keyHistory(r.ksHistory.AppendPrefix(buf[:0]), symbol)))
+	inv.Keys = append(inv.Keys, r.ksTop.Key(r.keyTop(r.ksTop.AppendPrefix(buf[:0]))))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -156,7 +156,7 @@ func (r *CachedQuotes) WarmGetMany(ctx context.Context, symbols []string, opts .
 func (r *CachedQuotes) batchGetMany() runtime.Batch[string, *Quote] {
 	return runtime.Batch[string, *Quote]{
 		Key: func(b []byte, id string) []byte {
-			return runtime.AppendString(append(b, "quote:"...), id)
+			return (*CachedQuotes)(nil).keyGet(b, id)
 		},
 		Load: func(ctx context.Context, symbols []string) (map[string]*Quote, error) {
 			return r.next.GetMany(ctx, symbols)
@@ -167,24 +167,39 @@ func (r *CachedQuotes) batchGetMany() runtime.Batch[string, *Quote] {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedQuotes.
 func (r *CachedQuotes) InvalidateGet(ctx context.Context, symbol string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "quote:"...), symbol))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), symbol))}})
 }
 
 // InvalidateHistory drops the entry History caches for these arguments, for writes that bypass CachedQuotes.
 func (r *CachedQuotes) InvalidateHistory(ctx context.Context, symbol string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksHistory.Key(runtime.AppendString(append(r.ksHistory.AppendPrefix(buf[:0]), "history:"...), symbol))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksHistory.Key(r.keyHistory(r.ksHistory.AppendPrefix(buf[:0]), symbol))}})
 }
 
 // InvalidateTop drops the entry Top caches for these arguments, for writes that bypass CachedQuotes.
 func (r *CachedQuotes) InvalidateTop(ctx context.Context) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTop.Key(append(r.ksTop.AppendPrefix(buf[:0]), "top"...))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTop.Key(r.keyTop(r.ksTop.AppendPrefix(buf[:0])))}})
 }
 
 // InvalidateAll drops every entry of CachedQuotes at once.
 func (r *CachedQuotes) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "quote:{}" after the keyspace's prefix, for Get, GetMany, Set and InvalidateGet.
+func (*CachedQuotes) keyGet(b []byte, symbol string) []byte {
+	return runtime.AppendString(append(b, "quote:"...), symbol)
+}
+
+// keyHistory appends a key of "history:{}" after the keyspace's prefix, for History, Set and InvalidateHistory.
+func (*CachedQuotes) keyHistory(b []byte, symbol string) []byte {
+	return runtime.AppendString(append(b, "history:"...), symbol)
+}
+
+// keyTop appends a key of "top" after the keyspace's prefix, for Top, Set and InvalidateTop.
+func (*CachedQuotes) keyTop(b []byte) []byte {
+	return append(b, "top"...)
 }
 
 // clonePtrQuote_Quotes returns a deep copy of v.

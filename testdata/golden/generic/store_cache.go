@@ -74,7 +74,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 // Get serves "item:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -89,7 +89,7 @@ func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 // List serves "list:{cursor}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), cursor))
+	rd := runtime.LookupBytes(ctx, r.ksList, r.keyList(r.ksList.AppendPrefix(buf[:0]), cursor))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -103,7 +103,7 @@ func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) (Page[V], e
 // Many serves "many:{first}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V]) Many(ctx context.Context, first K) (map[K]V, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksMany, runtime.AppendString(append(r.ksMany.AppendPrefix(buf[:0]), "many:"...), string(first)))
+	rd := runtime.LookupBytes(ctx, r.ksMany, r.keyMany(r.ksMany.AppendPrefix(buf[:0]), string(first)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -120,11 +120,11 @@ func (r *CachedStore[K, V]) Set(ctx context.Context, k K, vArg V) error {
 	var buf [128]byte
 	var inv runtime.Invalidation
 	if err != nil {
-		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k))))
+		inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k))))
 		_ = r.repo.Invalidate(ctx, inv)
 		return err
 	}
-	key := r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
+	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))
 	tags := []string{string(runtime.AppendString(append(buf[:0], "item:"...), string(k)))}
 	runtime.Put(ctx, r.ksGet, key, vArg, tags, inv)
 	return nil
@@ -135,7 +135,7 @@ func (r *CachedStore[K, V]) Delete(ctx context.Context, k K) error {
 	err := r.next.Delete(ctx, k)
 	var buf [128]byte
 	inv := runtime.Invalidation{Groups: []runtime.Group{r.ksList.Group(), r.ksMany.Group()}}
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k))))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k))))
 	_ = r.repo.Invalidate(ctx, inv)
 	return err
 }
@@ -153,24 +153,39 @@ func (r *CachedStore[K, V]) Touch(ctx context.Context, k K) error {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedStore.
 func (r *CachedStore[K, V]) InvalidateGet(ctx context.Context, k K) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))}})
 }
 
 // InvalidateList drops the entry List caches for these arguments, for writes that bypass CachedStore.
 func (r *CachedStore[K, V]) InvalidateList(ctx context.Context, cursor string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksList.Key(runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), cursor))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksList.Key(r.keyList(r.ksList.AppendPrefix(buf[:0]), cursor))}})
 }
 
 // InvalidateMany drops the entry Many caches for these arguments, for writes that bypass CachedStore.
 func (r *CachedStore[K, V]) InvalidateMany(ctx context.Context, first K) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMany.Key(runtime.AppendString(append(r.ksMany.AppendPrefix(buf[:0]), "many:"...), string(first)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMany.Key(r.keyMany(r.ksMany.AppendPrefix(buf[:0]), string(first)))}})
 }
 
 // InvalidateAll drops every entry of CachedStore at once.
 func (r *CachedStore[K, V]) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "item:{}" after the keyspace's prefix, for Get, Set, Delete and InvalidateGet.
+func (*CachedStore[K, V]) keyGet(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "item:"...), k)
+}
+
+// keyList appends a key of "list:{}" after the keyspace's prefix, for List and InvalidateList.
+func (*CachedStore[K, V]) keyList(b []byte, cursor string) []byte {
+	return runtime.AppendString(append(b, "list:"...), cursor)
+}
+
+// keyMany appends a key of "many:{}" after the keyspace's prefix, for Many and InvalidateMany.
+func (*CachedStore[K, V]) keyMany(b []byte, first string) []byte {
+	return runtime.AppendString(append(b, "many:"...), first)
 }
 
 // CachedCounter implements Counter with a cache in Redis, through a runtime.Cache.
@@ -209,7 +224,7 @@ func NewCachedCounter[N ~int32 | ~int64](next Counter[N], c *runtime.Cache) *Cac
 // Count serves "count:{n}" from the cache, loading from next on a miss.
 func (r *CachedCounter[N]) Count(ctx context.Context, n N) (int64, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksCount, runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), int64(n)))
+	rd := runtime.LookupBytes(ctx, r.ksCount, r.keyCount(r.ksCount.AppendPrefix(buf[:0]), int64(n)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -223,12 +238,17 @@ func (r *CachedCounter[N]) Count(ctx context.Context, n N) (int64, error) {
 // InvalidateCount drops the entry Count caches for these arguments, for writes that bypass CachedCounter.
 func (r *CachedCounter[N]) InvalidateCount(ctx context.Context, n N) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksCount.Key(runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), int64(n)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksCount.Key(r.keyCount(r.ksCount.AppendPrefix(buf[:0]), int64(n)))}})
 }
 
 // InvalidateAll drops every entry of CachedCounter at once.
 func (r *CachedCounter[N]) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyCount appends a key of "count:{}" after the keyspace's prefix, for Count and InvalidateCount.
+func (*CachedCounter[N]) keyCount(b []byte, n int64) []byte {
+	return runtime.AppendInt(append(b, "count:"...), n)
 }
 
 // CachedMixed implements Mixed with a cache in Redis, through a runtime.Cache.
@@ -272,7 +292,7 @@ func NewCachedMixed[K ~string | ~int64, N ~int32 | ~uint8 | ~bool](next Mixed[K,
 // Get serves "m:{k}:{n}" from the cache, loading from next on a miss.
 func (r *CachedMixed[K, N]) Get(ctx context.Context, k K, n N) (string, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, r.appendN(append(r.appendK(append(r.ksGet.AppendPrefix(buf[:0]), "m:"...), k), ":"...), n))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), k, n))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -289,7 +309,7 @@ func (r *CachedMixed[K, N]) Drop(ctx context.Context, k K, n N) error {
 	err := r.next.Drop(ctx, k, n)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(r.appendN(append(r.appendK(append(r.ksGet.AppendPrefix(buf[:0]), "m:"...), k), ":"...), n)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), k, n)))
 	inv.Tags = append(inv.Tags, string(r.appendK(append(buf[:0], "k:"...), k)))
 	_ = r.repo.Invalidate(ctx, inv)
 	return err
@@ -298,12 +318,17 @@ func (r *CachedMixed[K, N]) Drop(ctx context.Context, k K, n N) error {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedMixed.
 func (r *CachedMixed[K, N]) InvalidateGet(ctx context.Context, k K, n N) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.appendN(append(r.appendK(append(r.ksGet.AppendPrefix(buf[:0]), "m:"...), k), ":"...), n))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), k, n))}})
 }
 
 // InvalidateAll drops every entry of CachedMixed at once.
 func (r *CachedMixed[K, N]) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "m:{}:{}" after the keyspace's prefix, for Get, Drop and InvalidateGet.
+func (r *CachedMixed[K, N]) keyGet(b []byte, k K, n N) []byte {
+	return r.appendN(append(r.appendK(append(b, "m:"...), k), ":"...), n)
 }
 
 // cloneCodec_Store copies v with runtime.CloneCodec, a msgpack round trip, for the values the generator cannot copy field by field. It encodes a pointer to v, so that encoding methods with pointer receivers apply.

@@ -99,22 +99,7 @@ func (r *CachedItems) Search(ctx context.Context, q *Query) ([]Item, error) {
 		return r.next.Search(ctx, q)
 	}
 	var buf [128]byte
-	b := r.ksSearch.AppendPrefix(buf[:0])
-	b = append(b, "q:"...)
-	b = runtime.AppendString(b, q.Base.Tenant)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, q.Org.ID)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, *q.Org.Name)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, int64(q.Status))
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, string(q.Slug))
-	b = append(b, ":"...)
-	b = runtime.AppendBool(b, q.Active)
-	b = append(b, ":"...)
-	b = runtime.AppendUint(b, uint64(q.Limit))
-	rd := runtime.LookupBytes(ctx, r.ksSearch, b)
+	rd := runtime.LookupBytes(ctx, r.ksSearch, r.keySearch(r.ksSearch.AppendPrefix(buf[:0]), q.Base.Tenant, q.Org.ID, *q.Org.Name, int64(q.Status), string(q.Slug), q.Active, uint64(q.Limit)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -138,14 +123,7 @@ func (r *CachedItems) Recent(ctx context.Context, q Query) ([]Item, error) {
 		return r.next.Recent(ctx, q)
 	}
 	var buf [128]byte
-	b := r.ksRecent.AppendPrefix(buf[:0])
-	b = append(b, "t:"...)
-	b = runtime.AppendBytes(b, txt0)
-	b = append(b, ":"...)
-	b = runtime.AppendBytes(b, txt1)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, q.Color.String())
-	rd := runtime.LookupBytes(ctx, r.ksRecent, b)
+	rd := runtime.LookupBytes(ctx, r.ksRecent, r.keyRecent(r.ksRecent.AppendPrefix(buf[:0]), txt0, txt1, q.Color.String()))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -169,7 +147,7 @@ func (r *CachedItems) At(ctx context.Context, at *time.Time, s fmtStringer) (*It
 		return r.next.At(ctx, at, s)
 	}
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksAt, runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt0), ":"...), s.String()))
+	rd := runtime.LookupBytes(ctx, r.ksAt, r.keyAt(r.ksAt.AppendPrefix(buf[:0]), txt0, s.String()))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -195,7 +173,7 @@ func (r *CachedItems) Forget(ctx context.Context, at *time.Time, s fmtStringer) 
 	var inv runtime.Invalidation
 	if at != nil && s != nil {
 		if txt0, err0 := at.MarshalText(); err0 == nil {
-			inv.Keys = append(inv.Keys, r.ksAt.Key(runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt0), ":"...), s.String())))
+			inv.Keys = append(inv.Keys, r.ksAt.Key(r.keyAt(r.ksAt.AppendPrefix(buf[:0]), txt0, s.String())))
 		}
 	}
 	if at != nil {
@@ -213,32 +191,17 @@ func (r *CachedItems) Drop(ctx context.Context, q *Query) error {
 	var buf [128]byte
 	var inv runtime.Invalidation
 	if q != nil && q.Base != nil && q.Org != nil && q.Org.Name != nil {
-		b := r.ksSearch.AppendPrefix(buf[:0])
-		b = append(b, "q:"...)
-		b = runtime.AppendString(b, q.Base.Tenant)
-		b = append(b, ":"...)
+		inv.Keys = append(inv.Keys, r.ksSearch.Key(r.keySearch(r.ksSearch.AppendPrefix(buf[:0]), q.Base.Tenant, q.Org.ID, *q.Org.Name, int64(q.Status), string(q.Slug), q.Active, uint64(q.Limit))))
+	}
+	if q != nil && q.Org != nil {
+		b := buf[:0]
+		b = append(b, "org:"...)
 		b = runtime.AppendInt(b, q.Org.ID)
-		b = append(b, ":"...)
-		b = runtime.AppendString(b, *q.Org.Name)
 		b = append(b, ":"...)
 		b = runtime.AppendInt(b, int64(q.Status))
 		b = append(b, ":"...)
 		b = runtime.AppendString(b, string(q.Slug))
-		b = append(b, ":"...)
-		b = runtime.AppendBool(b, q.Active)
-		b = append(b, ":"...)
-		b = runtime.AppendUint(b, uint64(q.Limit))
-		inv.Keys = append(inv.Keys, r.ksSearch.Key(b))
-	}
-	if q != nil && q.Org != nil {
-		b2 := buf[:0]
-		b2 = append(b2, "org:"...)
-		b2 = runtime.AppendInt(b2, q.Org.ID)
-		b2 = append(b2, ":"...)
-		b2 = runtime.AppendInt(b2, int64(q.Status))
-		b2 = append(b2, ":"...)
-		b2 = runtime.AppendString(b2, string(q.Slug))
-		inv.Tags = append(inv.Tags, string(b2))
+		inv.Tags = append(inv.Tags, string(b))
 	}
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
@@ -247,29 +210,22 @@ func (r *CachedItems) Drop(ctx context.Context, q *Query) error {
 // Triple serves "tr:{a}:{b}:{c}" from the cache, loading from next on a miss.
 func (r *CachedItems) Triple(ctx context.Context, a string, bArg string, cArg string) (*Item, error) {
 	var buf [128]byte
-	b := r.ksTriple.AppendPrefix(buf[:0])
+	rd := runtime.LookupBytes(ctx, r.ksTriple, r.keyTriple(r.ksTriple.AppendPrefix(buf[:0]), a, bArg, cArg))
+	if rd.Hit && !rd.Background {
+		return rd.Value, rd.Err
+	}
+	b := buf[:0]
 	b = append(b, "tr:"...)
 	b = runtime.AppendString(b, a)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, bArg)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
-	rd := runtime.LookupBytes(ctx, r.ksTriple, b)
-	if rd.Hit && !rd.Background {
-		return rd.Value, rd.Err
-	}
-	b2 := buf[:0]
-	b2 = append(b2, "tr:"...)
-	b2 = runtime.AppendString(b2, a)
-	b2 = append(b2, ":"...)
-	b2 = runtime.AppendString(b2, bArg)
-	b2 = append(b2, ":"...)
-	b2 = runtime.AppendString(b2, cArg)
 	return runtime.Load(ctx, rd, runtime.Loader[*Item]{
 		Load: func(ctx context.Context) (*Item, error) {
 			return r.next.Triple(ctx, a, bArg, cArg)
 		},
-		Tags: []string{string(b2)},
+		Tags: []string{string(b)},
 	})
 }
 
@@ -279,33 +235,19 @@ func (r *CachedItems) SetTriple(ctx context.Context, a string, bArg string, cArg
 	var buf [128]byte
 	var inv runtime.Invalidation
 	if err != nil {
-		b := r.ksTriple.AppendPrefix(buf[:0])
-		b = append(b, "tr:"...)
-		b = runtime.AppendString(b, a)
-		b = append(b, ":"...)
-		b = runtime.AppendString(b, bArg)
-		b = append(b, ":"...)
-		b = runtime.AppendString(b, cArg)
-		inv.Keys = append(inv.Keys, r.ksTriple.Key(b))
+		inv.Keys = append(inv.Keys, r.ksTriple.Key(r.keyTriple(r.ksTriple.AppendPrefix(buf[:0]), a, bArg, cArg)))
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, err
 	}
-	b2 := r.ksTriple.AppendPrefix(buf[:0])
-	b2 = append(b2, "tr:"...)
-	b2 = runtime.AppendString(b2, a)
-	b2 = append(b2, ":"...)
-	b2 = runtime.AppendString(b2, bArg)
-	b2 = append(b2, ":"...)
-	b2 = runtime.AppendString(b2, cArg)
-	key := r.ksTriple.Key(b2)
-	b3 := buf[:0]
-	b3 = append(b3, "tr:"...)
-	b3 = runtime.AppendString(b3, a)
-	b3 = append(b3, ":"...)
-	b3 = runtime.AppendString(b3, bArg)
-	b3 = append(b3, ":"...)
-	b3 = runtime.AppendString(b3, cArg)
-	tags := []string{string(b3)}
+	key := r.ksTriple.Key(r.keyTriple(r.ksTriple.AppendPrefix(buf[:0]), a, bArg, cArg))
+	b := buf[:0]
+	b = append(b, "tr:"...)
+	b = runtime.AppendString(b, a)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, bArg)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, cArg)
+	tags := []string{string(b)}
 	runtime.Put(ctx, r.ksTriple, key, res, tags, inv)
 	return res, nil
 }
@@ -316,22 +258,7 @@ func (r *CachedItems) InvalidateSearch(ctx context.Context, q *Query) error {
 		return nil
 	}
 	var buf [128]byte
-	b := r.ksSearch.AppendPrefix(buf[:0])
-	b = append(b, "q:"...)
-	b = runtime.AppendString(b, q.Base.Tenant)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, q.Org.ID)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, *q.Org.Name)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, int64(q.Status))
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, string(q.Slug))
-	b = append(b, ":"...)
-	b = runtime.AppendBool(b, q.Active)
-	b = append(b, ":"...)
-	b = runtime.AppendUint(b, uint64(q.Limit))
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksSearch.Key(b)}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksSearch.Key(r.keySearch(r.ksSearch.AppendPrefix(buf[:0]), q.Base.Tenant, q.Org.ID, *q.Org.Name, int64(q.Status), string(q.Slug), q.Active, uint64(q.Limit)))}})
 }
 
 // InvalidateRecent drops the entry Recent caches for these arguments, for writes that bypass CachedItems.
@@ -345,14 +272,7 @@ func (r *CachedItems) InvalidateRecent(ctx context.Context, q Query) error {
 		return err3
 	}
 	var buf [128]byte
-	b := r.ksRecent.AppendPrefix(buf[:0])
-	b = append(b, "t:"...)
-	b = runtime.AppendBytes(b, txt2)
-	b = append(b, ":"...)
-	b = runtime.AppendBytes(b, txt3)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, q.Color.String())
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksRecent.Key(b)}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksRecent.Key(r.keyRecent(r.ksRecent.AppendPrefix(buf[:0]), txt2, txt3, q.Color.String()))}})
 }
 
 // InvalidateAt drops the entry At caches for these arguments, for writes that bypass CachedItems.
@@ -365,25 +285,64 @@ func (r *CachedItems) InvalidateAt(ctx context.Context, at *time.Time, s fmtStri
 		return err1
 	}
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAt.Key(runtime.AppendString(append(runtime.AppendBytes(append(r.ksAt.AppendPrefix(buf[:0]), "at:"...), txt1), ":"...), s.String()))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAt.Key(r.keyAt(r.ksAt.AppendPrefix(buf[:0]), txt1, s.String()))}})
 }
 
 // InvalidateTriple drops the entry Triple caches for these arguments, for writes that bypass CachedItems.
 func (r *CachedItems) InvalidateTriple(ctx context.Context, a string, bArg string, cArg string) error {
 	var buf [128]byte
-	b := r.ksTriple.AppendPrefix(buf[:0])
-	b = append(b, "tr:"...)
-	b = runtime.AppendString(b, a)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, cArg)
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTriple.Key(b)}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTriple.Key(r.keyTriple(r.ksTriple.AppendPrefix(buf[:0]), a, bArg, cArg))}})
 }
 
 // InvalidateAll drops every entry of CachedItems at once.
 func (r *CachedItems) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keySearch appends a key of "q:{}:{}:{}:{}:{}:{}:{}" after the keyspace's prefix, for Search, Drop and InvalidateSearch.
+func (*CachedItems) keySearch(b []byte, tenant string, id int64, name string, status int64, slug string, active bool, limit uint64) []byte {
+	b = append(b, "q:"...)
+	b = runtime.AppendString(b, tenant)
+	b = append(b, ":"...)
+	b = runtime.AppendInt(b, id)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, name)
+	b = append(b, ":"...)
+	b = runtime.AppendInt(b, status)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, slug)
+	b = append(b, ":"...)
+	b = runtime.AppendBool(b, active)
+	b = append(b, ":"...)
+	b = runtime.AppendUint(b, limit)
+	return b
+}
+
+// keyRecent appends a key of "t:{}:{}:{}" after the keyspace's prefix, for Recent and InvalidateRecent.
+func (*CachedItems) keyRecent(b []byte, since []byte, addr []byte, color string) []byte {
+	b = append(b, "t:"...)
+	b = runtime.AppendBytes(b, since)
+	b = append(b, ":"...)
+	b = runtime.AppendBytes(b, addr)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, color)
+	return b
+}
+
+// keyAt appends a key of "at:{}:{}" after the keyspace's prefix, for At, Forget and InvalidateAt.
+func (*CachedItems) keyAt(b []byte, at []byte, s string) []byte {
+	return runtime.AppendString(append(runtime.AppendBytes(append(b, "at:"...), at), ":"...), s)
+}
+
+// keyTriple appends a key of "tr:{}:{}:{}" after the keyspace's prefix, for Triple, SetTriple and InvalidateTriple.
+func (*CachedItems) keyTriple(b []byte, a string, b1 string, c1 string) []byte {
+	b = append(b, "tr:"...)
+	b = runtime.AppendString(b, a)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, b1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, c1)
+	return b
 }
 
 // cloneSliceItem_Items returns a deep copy of v: nil stays nil, empty stays empty.

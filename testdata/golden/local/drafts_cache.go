@@ -67,7 +67,7 @@ func NewCachedDrafts(next Drafts, c *runtime.Cache) *CachedDrafts {
 // Get serves "draft:{id}" from the cache, loading from next on a miss.
 func (r *CachedDrafts) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "draft:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -81,7 +81,7 @@ func (r *CachedDrafts) Get(ctx context.Context, id int64) (*Article, error) {
 // Tags serves "draft:tags:{id}" from the cache, loading from next on a miss.
 func (r *CachedDrafts) Tags(ctx context.Context, id int64) ([]Tag, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksTags, runtime.AppendInt(append(r.ksTags.AppendPrefix(buf[:0]), "draft:tags:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksTags, r.keyTags(r.ksTags.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -95,18 +95,28 @@ func (r *CachedDrafts) Tags(ctx context.Context, id int64) ([]Tag, error) {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedDrafts.
 func (r *CachedDrafts) InvalidateGet(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "draft:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateTags drops the entry Tags caches for these arguments, for writes that bypass CachedDrafts.
 func (r *CachedDrafts) InvalidateTags(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTags.Key(runtime.AppendInt(append(r.ksTags.AppendPrefix(buf[:0]), "draft:tags:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTags.Key(r.keyTags(r.ksTags.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAll drops every entry of CachedDrafts at once.
 func (r *CachedDrafts) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "draft:{}" after the keyspace's prefix, for Get and InvalidateGet.
+func (*CachedDrafts) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "draft:"...), id)
+}
+
+// keyTags appends a key of "draft:tags:{}" after the keyspace's prefix, for Tags and InvalidateTags.
+func (*CachedDrafts) keyTags(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "draft:tags:"...), id)
 }
 
 // clonePtrArticle_Drafts returns a deep copy of v.

@@ -180,6 +180,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksIDs: runtime.NewKeyspace(repo, runtime.Spec[Page[int64]]{
 			Template: "ids:{}",
 			Schema:   "9a2c10ad5b006e71",
+			Shape:    "15b00dac65b905e5",
 			Method:   "IDs",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -189,6 +190,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 		ksPeople: runtime.NewKeyspace(repo, runtime.Spec[Page[*Author]]{
 			Template: "people:{}",
 			Schema:   "5b0a31e85fbef940",
+			Shape:    "c4e6af4a50fbd56a",
 			Method:   "People",
 			TTL:      10 * time.Minute,
 			Jitter:   runtime.Percent(10),
@@ -228,7 +230,7 @@ func NewCachedArticles(next Articles, c *runtime.Cache) *CachedArticles {
 // Get serves "article:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -242,7 +244,7 @@ func (r *CachedArticles) Get(ctx context.Context, id int64) (*Article, error) {
 // ByID serves "article:{articleID}" from the cache, loading from next on a miss.
 func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), articleID))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), articleID))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -256,7 +258,7 @@ func (r *CachedArticles) ByID(ctx context.Context, articleID int64) (*Article, e
 // Feed serves "feed:{page}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
+	rd := runtime.LookupBytes(ctx, r.ksFeed, r.keyFeed(r.ksFeed.AppendPrefix(buf[:0]), int64(page)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -270,7 +272,7 @@ func (r *CachedArticles) Feed(ctx context.Context, page int) ([]*Article, error)
 // Stats serves "stats:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendInt(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksStats, r.keyStats(r.ksStats.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -284,7 +286,7 @@ func (r *CachedArticles) Stats(ctx context.Context, id int64) (Stats, error) {
 // Count serves "count:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksCount, runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksCount, r.keyCount(r.ksCount.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -298,7 +300,7 @@ func (r *CachedArticles) Count(ctx context.Context, id int64) (int64, error) {
 // Published serves "published:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksPublished, runtime.AppendInt(append(r.ksPublished.AppendPrefix(buf[:0]), "published:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksPublished, r.keyPublished(r.ksPublished.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -312,7 +314,7 @@ func (r *CachedArticles) Published(ctx context.Context, id int64) (time.Time, er
 // Tree serves "tree:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksTree, runtime.AppendInt(append(r.ksTree.AppendPrefix(buf[:0]), "tree:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksTree, r.keyTree(r.ksTree.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -326,7 +328,7 @@ func (r *CachedArticles) Tree(ctx context.Context, id int64) (*Node, error) {
 // Opaque serves "opaque:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksOpaque, runtime.AppendInt(append(r.ksOpaque.AppendPrefix(buf[:0]), "opaque:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksOpaque, r.keyOpaque(r.ksOpaque.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -340,7 +342,7 @@ func (r *CachedArticles) Opaque(ctx context.Context, id int64) (ext.Opaque, erro
 // Raw serves "raw:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksRaw, runtime.AppendInt(append(r.ksRaw.AppendPrefix(buf[:0]), "raw:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksRaw, r.keyRaw(r.ksRaw.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -354,7 +356,7 @@ func (r *CachedArticles) Raw(ctx context.Context, id int64) ([]byte, error) {
 // Index serves "index:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksIndex, runtime.AppendInt(append(r.ksIndex.AppendPrefix(buf[:0]), "index:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksIndex, r.keyIndex(r.ksIndex.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -368,7 +370,7 @@ func (r *CachedArticles) Index(ctx context.Context, id int64) (Index, error) {
 // Authors serves "authors:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksAuthors, runtime.AppendInt(append(r.ksAuthors.AppendPrefix(buf[:0]), "authors:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksAuthors, r.keyAuthors(r.ksAuthors.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -382,7 +384,7 @@ func (r *CachedArticles) Authors(ctx context.Context, id int64) (Authors, error)
 // IDs serves "ids:{cursor}" from the cache, loading from next on a miss.
 func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksIDs, runtime.AppendString(append(r.ksIDs.AppendPrefix(buf[:0]), "ids:"...), cursor))
+	rd := runtime.LookupBytes(ctx, r.ksIDs, r.keyIDs(r.ksIDs.AppendPrefix(buf[:0]), cursor))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -396,7 +398,7 @@ func (r *CachedArticles) IDs(ctx context.Context, cursor string) (Page[int64], e
 // People serves "people:{cursor}" from the cache, loading from next on a miss.
 func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Author], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksPeople, runtime.AppendString(append(r.ksPeople.AppendPrefix(buf[:0]), "people:"...), cursor))
+	rd := runtime.LookupBytes(ctx, r.ksPeople, r.keyPeople(r.ksPeople.AppendPrefix(buf[:0]), cursor))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -410,7 +412,7 @@ func (r *CachedArticles) People(ctx context.Context, cursor string) (Page[*Autho
 // Extra serves "extra:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksExtra, runtime.AppendInt(append(r.ksExtra.AppendPrefix(buf[:0]), "extra:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksExtra, r.keyExtra(r.ksExtra.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -424,7 +426,7 @@ func (r *CachedArticles) Extra(ctx context.Context, id int64) (any, error) {
 // Amount serves "amount:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Amount(ctx context.Context, id int64) (*big.Int, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksAmount, runtime.AppendInt(append(r.ksAmount.AppendPrefix(buf[:0]), "amount:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksAmount, r.keyAmount(r.ksAmount.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -440,7 +442,7 @@ func (r *CachedArticles) Delete(ctx context.Context, id int64) error {
 	err := r.next.Delete(ctx, id)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -448,90 +450,160 @@ func (r *CachedArticles) Delete(ctx context.Context, id int64) error {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateGet(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "article:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateFeed drops the entry Feed caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateFeed(ctx context.Context, page int) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFeed.Key(runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFeed.Key(r.keyFeed(r.ksFeed.AppendPrefix(buf[:0]), int64(page)))}})
 }
 
 // InvalidateStats drops the entry Stats caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateStats(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksStats.Key(runtime.AppendInt(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksStats.Key(r.keyStats(r.ksStats.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateCount drops the entry Count caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateCount(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksCount.Key(runtime.AppendInt(append(r.ksCount.AppendPrefix(buf[:0]), "count:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksCount.Key(r.keyCount(r.ksCount.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidatePublished drops the entry Published caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidatePublished(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksPublished.Key(runtime.AppendInt(append(r.ksPublished.AppendPrefix(buf[:0]), "published:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksPublished.Key(r.keyPublished(r.ksPublished.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateTree drops the entry Tree caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateTree(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTree.Key(runtime.AppendInt(append(r.ksTree.AppendPrefix(buf[:0]), "tree:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTree.Key(r.keyTree(r.ksTree.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateOpaque drops the entry Opaque caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateOpaque(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksOpaque.Key(runtime.AppendInt(append(r.ksOpaque.AppendPrefix(buf[:0]), "opaque:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksOpaque.Key(r.keyOpaque(r.ksOpaque.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateRaw drops the entry Raw caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateRaw(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksRaw.Key(runtime.AppendInt(append(r.ksRaw.AppendPrefix(buf[:0]), "raw:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksRaw.Key(r.keyRaw(r.ksRaw.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateIndex drops the entry Index caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateIndex(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksIndex.Key(runtime.AppendInt(append(r.ksIndex.AppendPrefix(buf[:0]), "index:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksIndex.Key(r.keyIndex(r.ksIndex.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAuthors drops the entry Authors caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateAuthors(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAuthors.Key(runtime.AppendInt(append(r.ksAuthors.AppendPrefix(buf[:0]), "authors:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAuthors.Key(r.keyAuthors(r.ksAuthors.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateIDs drops the entry IDs caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateIDs(ctx context.Context, cursor string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksIDs.Key(runtime.AppendString(append(r.ksIDs.AppendPrefix(buf[:0]), "ids:"...), cursor))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksIDs.Key(r.keyIDs(r.ksIDs.AppendPrefix(buf[:0]), cursor))}})
 }
 
 // InvalidatePeople drops the entry People caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidatePeople(ctx context.Context, cursor string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksPeople.Key(runtime.AppendString(append(r.ksPeople.AppendPrefix(buf[:0]), "people:"...), cursor))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksPeople.Key(r.keyPeople(r.ksPeople.AppendPrefix(buf[:0]), cursor))}})
 }
 
 // InvalidateExtra drops the entry Extra caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateExtra(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksExtra.Key(runtime.AppendInt(append(r.ksExtra.AppendPrefix(buf[:0]), "extra:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksExtra.Key(r.keyExtra(r.ksExtra.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAmount drops the entry Amount caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateAmount(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAmount.Key(runtime.AppendInt(append(r.ksAmount.AppendPrefix(buf[:0]), "amount:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksAmount.Key(r.keyAmount(r.ksAmount.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAll drops every entry of CachedArticles at once.
 func (r *CachedArticles) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "article:{}" after the keyspace's prefix, for Get, ByID, Delete and InvalidateGet.
+func (*CachedArticles) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "article:"...), id)
+}
+
+// keyFeed appends a key of "feed:{}" after the keyspace's prefix, for Feed and InvalidateFeed.
+func (*CachedArticles) keyFeed(b []byte, page int64) []byte {
+	return runtime.AppendInt(append(b, "feed:"...), page)
+}
+
+// keyStats appends a key of "stats:{}" after the keyspace's prefix, for Stats and InvalidateStats.
+func (*CachedArticles) keyStats(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "stats:"...), id)
+}
+
+// keyCount appends a key of "count:{}" after the keyspace's prefix, for Count and InvalidateCount.
+func (*CachedArticles) keyCount(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "count:"...), id)
+}
+
+// keyPublished appends a key of "published:{}" after the keyspace's prefix, for Published and InvalidatePublished.
+func (*CachedArticles) keyPublished(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "published:"...), id)
+}
+
+// keyTree appends a key of "tree:{}" after the keyspace's prefix, for Tree and InvalidateTree.
+func (*CachedArticles) keyTree(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "tree:"...), id)
+}
+
+// keyOpaque appends a key of "opaque:{}" after the keyspace's prefix, for Opaque and InvalidateOpaque.
+func (*CachedArticles) keyOpaque(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "opaque:"...), id)
+}
+
+// keyRaw appends a key of "raw:{}" after the keyspace's prefix, for Raw and InvalidateRaw.
+func (*CachedArticles) keyRaw(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "raw:"...), id)
+}
+
+// keyIndex appends a key of "index:{}" after the keyspace's prefix, for Index and InvalidateIndex.
+func (*CachedArticles) keyIndex(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "index:"...), id)
+}
+
+// keyAuthors appends a key of "authors:{}" after the keyspace's prefix, for Authors and InvalidateAuthors.
+func (*CachedArticles) keyAuthors(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "authors:"...), id)
+}
+
+// keyIDs appends a key of "ids:{}" after the keyspace's prefix, for IDs and InvalidateIDs.
+func (*CachedArticles) keyIDs(b []byte, cursor string) []byte {
+	return runtime.AppendString(append(b, "ids:"...), cursor)
+}
+
+// keyPeople appends a key of "people:{}" after the keyspace's prefix, for People and InvalidatePeople.
+func (*CachedArticles) keyPeople(b []byte, cursor string) []byte {
+	return runtime.AppendString(append(b, "people:"...), cursor)
+}
+
+// keyExtra appends a key of "extra:{}" after the keyspace's prefix, for Extra and InvalidateExtra.
+func (*CachedArticles) keyExtra(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "extra:"...), id)
+}
+
+// keyAmount appends a key of "amount:{}" after the keyspace's prefix, for Amount and InvalidateAmount.
+func (*CachedArticles) keyAmount(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "amount:"...), id)
 }
 
 // CachedStore implements Store with a cache in Redis, through a runtime.Cache.
@@ -609,7 +681,7 @@ func NewCachedStore[K ~string, V any, N ~int32 | ~int64](next Store[K, V, N], c 
 // Get serves "item:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -623,7 +695,7 @@ func (r *CachedStore[K, V, N]) Get(ctx context.Context, k K) (V, error) {
 // Page serves "page:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksPage, runtime.AppendString(append(r.ksPage.AppendPrefix(buf[:0]), "page:"...), string(k)))
+	rd := runtime.LookupBytes(ctx, r.ksPage, r.keyPage(r.ksPage.AppendPrefix(buf[:0]), string(k)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -637,7 +709,7 @@ func (r *CachedStore[K, V, N]) Page(ctx context.Context, k K) (Page[V], error) {
 // Num serves "num:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksNum, runtime.AppendString(append(r.ksNum.AppendPrefix(buf[:0]), "num:"...), string(k)))
+	rd := runtime.LookupBytes(ctx, r.ksNum, r.keyNum(r.ksNum.AppendPrefix(buf[:0]), string(k)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -651,7 +723,7 @@ func (r *CachedStore[K, V, N]) Num(ctx context.Context, k K) (N, error) {
 // Ints serves "ints:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V, N]) Ints(ctx context.Context, k K) ([]int, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksInts, runtime.AppendString(append(r.ksInts.AppendPrefix(buf[:0]), "ints:"...), string(k)))
+	rd := runtime.LookupBytes(ctx, r.ksInts, r.keyInts(r.ksInts.AppendPrefix(buf[:0]), string(k)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -665,30 +737,50 @@ func (r *CachedStore[K, V, N]) Ints(ctx context.Context, k K) ([]int, error) {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedStore.
 func (r *CachedStore[K, V, N]) InvalidateGet(ctx context.Context, k K) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))}})
 }
 
 // InvalidatePage drops the entry Page caches for these arguments, for writes that bypass CachedStore.
 func (r *CachedStore[K, V, N]) InvalidatePage(ctx context.Context, k K) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksPage.Key(runtime.AppendString(append(r.ksPage.AppendPrefix(buf[:0]), "page:"...), string(k)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksPage.Key(r.keyPage(r.ksPage.AppendPrefix(buf[:0]), string(k)))}})
 }
 
 // InvalidateNum drops the entry Num caches for these arguments, for writes that bypass CachedStore.
 func (r *CachedStore[K, V, N]) InvalidateNum(ctx context.Context, k K) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksNum.Key(runtime.AppendString(append(r.ksNum.AppendPrefix(buf[:0]), "num:"...), string(k)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksNum.Key(r.keyNum(r.ksNum.AppendPrefix(buf[:0]), string(k)))}})
 }
 
 // InvalidateInts drops the entry Ints caches for these arguments, for writes that bypass CachedStore.
 func (r *CachedStore[K, V, N]) InvalidateInts(ctx context.Context, k K) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksInts.Key(runtime.AppendString(append(r.ksInts.AppendPrefix(buf[:0]), "ints:"...), string(k)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksInts.Key(r.keyInts(r.ksInts.AppendPrefix(buf[:0]), string(k)))}})
 }
 
 // InvalidateAll drops every entry of CachedStore at once.
 func (r *CachedStore[K, V, N]) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "item:{}" after the keyspace's prefix, for Get and InvalidateGet.
+func (*CachedStore[K, V, N]) keyGet(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "item:"...), k)
+}
+
+// keyPage appends a key of "page:{}" after the keyspace's prefix, for Page and InvalidatePage.
+func (*CachedStore[K, V, N]) keyPage(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "page:"...), k)
+}
+
+// keyNum appends a key of "num:{}" after the keyspace's prefix, for Num and InvalidateNum.
+func (*CachedStore[K, V, N]) keyNum(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "num:"...), k)
+}
+
+// keyInts appends a key of "ints:{}" after the keyspace's prefix, for Ints and InvalidateInts.
+func (*CachedStore[K, V, N]) keyInts(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "ints:"...), k)
 }
 
 // clonePtrArticle_Articles returns a deep copy of v.

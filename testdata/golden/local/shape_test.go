@@ -25,11 +25,17 @@ func TestShapesMatch(t *testing.T) {
 	NewCachedArticles(nil, c)
 	NewCachedDrafts(nil, c)
 	NewCachedStore[string, int, int32](nil, c)
+	NewCachedPages(nil, c)
 	if strings.Contains(logs.String(), "stale") {
 		t.Fatalf("a predicted shape differs from runtime.SchemaOf:\n%s", logs.String())
 	}
 	if !strings.Contains(string(must(t, "local_cache.go")), "Shape:") {
 		t.Fatal("no Spec.Shape generated")
+	}
+	// Every instantiated result of Pages has its shape predicted, but the
+	// one with a struct literal as type argument.
+	if n := strings.Count(string(must(t, "pages_cache.go")), "Shape:"); n != 6 {
+		t.Fatalf("pages_cache.go predicts %d shapes, want 6", n)
 	}
 }
 

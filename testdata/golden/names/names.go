@@ -2,7 +2,8 @@
 // clash with: keys and tags of three or more placeholders side by side,
 // parameters named like generated locals, unexported methods named like
 // the generated fields, type parameters named like imports, and parameters
-// named like predeclared identifiers.
+// named like predeclared identifiers, and unexported methods and
+// placeholders named like the key helpers and their parameters.
 package names
 
 import (
@@ -78,4 +79,30 @@ type Predeclared interface {
 	Del(ctx context.Context, append string, string int64, len bool) error
 	//cache:get key="q:{nil}:{true}:{make}" tags="n:{nil}"
 	Q(ctx context.Context, nil string, true int, make string) (map[string]int, error)
+}
+
+// Helpers has unexported methods named like the key helpers (one per
+// keyspace, keyGet…), and placeholders whose helper parameters would clash:
+// with the buffer b, with a Go keyword (q.Type), with each other (x.ID and
+// y.ID). Drop binds n:{} in other forms than Num does (an unsigned integer, a
+// MarshalText text), so that keyspace gets a second helper.
+//
+//cache:repo prefix=helpers ttl=1m
+type Helpers interface {
+	//cache:get key="h:{b}:{q.Type}:{q.B}"
+	Get(ctx context.Context, b string, q Query) (*T, error)
+	//cache:get key="pair:{x.ID}:{y.ID}"
+	ByType(ctx context.Context, x, y T) (*T, error)
+	//cache:get key="n:{n}:{s}"
+	Num(ctx context.Context, n int64, s string) (*T, error)
+	//cache:evict keys="n:{u}:{when},h:{b}:{q.Type}:{q.B},n:{n}:{b}"
+	Drop(ctx context.Context, u uint32, when time.Time, b string, q Query, n int16) error
+
+	keyGet() int
+	keyByType(ctx context.Context) error
+}
+
+type Query struct {
+	Type string
+	B    int
 }

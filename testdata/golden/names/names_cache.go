@@ -67,14 +67,7 @@ func NewCachedMulti(next Multi, c *runtime.Cache) *CachedMulti {
 // Get serves "x:{a}:{b}:{c}" from the cache, loading from next on a miss.
 func (r *CachedMulti) Get(ctx context.Context, a string, bArg string, cArg string) (*T, error) {
 	var buf [128]byte
-	b := r.ksGet.AppendPrefix(buf[:0])
-	b = append(b, "x:"...)
-	b = runtime.AppendString(b, a)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, cArg)
-	rd := runtime.LookupBytes(ctx, r.ksGet, b)
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), a, bArg, cArg))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -88,14 +81,7 @@ func (r *CachedMulti) Get(ctx context.Context, a string, bArg string, cArg strin
 // Get2 serves "y:{a}:{b}:{c}" from the cache, loading from next on a miss.
 func (r *CachedMulti) Get2(ctx context.Context, a string, bArg string, cArg string) (*T, error) {
 	var buf [128]byte
-	b := r.ksGet2.AppendPrefix(buf[:0])
-	b = append(b, "y:"...)
-	b = runtime.AppendString(b, a)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, cArg)
-	rd := runtime.LookupBytes(ctx, r.ksGet2, b)
+	rd := runtime.LookupBytes(ctx, r.ksGet2, r.keyGet2(r.ksGet2.AppendPrefix(buf[:0]), a, bArg, cArg))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -111,22 +97,8 @@ func (r *CachedMulti) Del(ctx context.Context, a string, bArg string, cArg strin
 	err := r.next.Del(ctx, a, bArg, cArg)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	b := r.ksGet.AppendPrefix(buf[:0])
-	b = append(b, "x:"...)
-	b = runtime.AppendString(b, a)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, cArg)
-	inv.Keys = append(inv.Keys, r.ksGet.Key(b))
-	b2 := r.ksGet2.AppendPrefix(buf[:0])
-	b2 = append(b2, "y:"...)
-	b2 = runtime.AppendString(b2, a)
-	b2 = append(b2, ":"...)
-	b2 = runtime.AppendString(b2, bArg)
-	b2 = append(b2, ":"...)
-	b2 = runtime.AppendString(b2, cArg)
-	inv.Keys = append(inv.Keys, r.ksGet2.Key(b2))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), a, bArg, cArg)))
+	inv.Keys = append(inv.Keys, r.ksGet2.Key(r.keyGet2(r.ksGet2.AppendPrefix(buf[:0]), a, bArg, cArg)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
 }
@@ -136,50 +108,29 @@ func (r *CachedMulti) Set(ctx context.Context, a string, bArg string, cArg strin
 	err := r.next.Set(ctx, a, bArg, cArg, t)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	b := r.ksGet2.AppendPrefix(buf[:0])
-	b = append(b, "y:"...)
+	inv.Keys = append(inv.Keys, r.ksGet2.Key(r.keyGet2(r.ksGet2.AppendPrefix(buf[:0]), a, bArg, cArg)))
+	b := buf[:0]
+	b = append(b, "t:"...)
 	b = runtime.AppendString(b, a)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, bArg)
 	b = append(b, ":"...)
 	b = runtime.AppendString(b, cArg)
-	inv.Keys = append(inv.Keys, r.ksGet2.Key(b))
+	inv.Tags = append(inv.Tags, string(b))
 	b2 := buf[:0]
-	b2 = append(b2, "t:"...)
-	b2 = runtime.AppendString(b2, a)
+	b2 = append(b2, "u:"...)
+	b2 = runtime.AppendString(b2, cArg)
 	b2 = append(b2, ":"...)
 	b2 = runtime.AppendString(b2, bArg)
 	b2 = append(b2, ":"...)
-	b2 = runtime.AppendString(b2, cArg)
+	b2 = runtime.AppendString(b2, a)
 	inv.Tags = append(inv.Tags, string(b2))
-	b3 := buf[:0]
-	b3 = append(b3, "u:"...)
-	b3 = runtime.AppendString(b3, cArg)
-	b3 = append(b3, ":"...)
-	b3 = runtime.AppendString(b3, bArg)
-	b3 = append(b3, ":"...)
-	b3 = runtime.AppendString(b3, a)
-	inv.Tags = append(inv.Tags, string(b3))
 	if err != nil {
-		b4 := r.ksGet.AppendPrefix(buf[:0])
-		b4 = append(b4, "x:"...)
-		b4 = runtime.AppendString(b4, a)
-		b4 = append(b4, ":"...)
-		b4 = runtime.AppendString(b4, bArg)
-		b4 = append(b4, ":"...)
-		b4 = runtime.AppendString(b4, cArg)
-		inv.Keys = append(inv.Keys, r.ksGet.Key(b4))
+		inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), a, bArg, cArg)))
 		_ = r.cache.Invalidate(ctx, inv)
 		return err
 	}
-	b5 := r.ksGet.AppendPrefix(buf[:0])
-	b5 = append(b5, "x:"...)
-	b5 = runtime.AppendString(b5, a)
-	b5 = append(b5, ":"...)
-	b5 = runtime.AppendString(b5, bArg)
-	b5 = append(b5, ":"...)
-	b5 = runtime.AppendString(b5, cArg)
-	key := r.ksGet.Key(b5)
+	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), a, bArg, cArg))
 	runtime.Put(ctx, r.ksGet, key, t, nil, inv)
 	return nil
 }
@@ -190,30 +141,16 @@ func (r *CachedMulti) Drop(ctx context.Context, n *Nested) error {
 	var buf [128]byte
 	var inv runtime.Invalidation
 	if n != nil && n.P != nil {
-		b := r.ksGet.AppendPrefix(buf[:0])
-		b = append(b, "x:"...)
+		inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), n.P.ID, n.P.ID, n.Q)))
+		inv.Keys = append(inv.Keys, r.ksGet2.Key(r.keyGet2(r.ksGet2.AppendPrefix(buf[:0]), n.P.ID, n.P.ID, n.Q)))
+		b := buf[:0]
+		b = append(b, "t:"...)
 		b = runtime.AppendString(b, n.P.ID)
 		b = append(b, ":"...)
 		b = runtime.AppendString(b, n.P.ID)
 		b = append(b, ":"...)
 		b = runtime.AppendString(b, n.Q)
-		inv.Keys = append(inv.Keys, r.ksGet.Key(b))
-		b2 := r.ksGet2.AppendPrefix(buf[:0])
-		b2 = append(b2, "y:"...)
-		b2 = runtime.AppendString(b2, n.P.ID)
-		b2 = append(b2, ":"...)
-		b2 = runtime.AppendString(b2, n.P.ID)
-		b2 = append(b2, ":"...)
-		b2 = runtime.AppendString(b2, n.Q)
-		inv.Keys = append(inv.Keys, r.ksGet2.Key(b2))
-		b3 := buf[:0]
-		b3 = append(b3, "t:"...)
-		b3 = runtime.AppendString(b3, n.P.ID)
-		b3 = append(b3, ":"...)
-		b3 = runtime.AppendString(b3, n.P.ID)
-		b3 = append(b3, ":"...)
-		b3 = runtime.AppendString(b3, n.Q)
-		inv.Tags = append(inv.Tags, string(b3))
+		inv.Tags = append(inv.Tags, string(b))
 	}
 	if n != nil {
 		inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "n:"...), n.Q)))
@@ -225,32 +162,40 @@ func (r *CachedMulti) Drop(ctx context.Context, n *Nested) error {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedMulti.
 func (r *CachedMulti) InvalidateGet(ctx context.Context, a string, bArg string, cArg string) error {
 	var buf [128]byte
-	b := r.ksGet.AppendPrefix(buf[:0])
-	b = append(b, "x:"...)
-	b = runtime.AppendString(b, a)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, cArg)
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(b)}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), a, bArg, cArg))}})
 }
 
 // InvalidateGet2 drops the entry Get2 caches for these arguments, for writes that bypass CachedMulti.
 func (r *CachedMulti) InvalidateGet2(ctx context.Context, a string, bArg string, cArg string) error {
 	var buf [128]byte
-	b := r.ksGet2.AppendPrefix(buf[:0])
-	b = append(b, "y:"...)
-	b = runtime.AppendString(b, a)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, cArg)
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet2.Key(b)}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet2.Key(r.keyGet2(r.ksGet2.AppendPrefix(buf[:0]), a, bArg, cArg))}})
 }
 
 // InvalidateAll drops every entry of CachedMulti at once.
 func (r *CachedMulti) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "x:{}:{}:{}" after the keyspace's prefix, for Get, Del, Set, Drop and InvalidateGet.
+func (*CachedMulti) keyGet(b []byte, a string, b1 string, c1 string) []byte {
+	b = append(b, "x:"...)
+	b = runtime.AppendString(b, a)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, b1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, c1)
+	return b
+}
+
+// keyGet2 appends a key of "y:{}:{}:{}" after the keyspace's prefix, for Get2, Del, Set, Drop and InvalidateGet2.
+func (*CachedMulti) keyGet2(b []byte, a string, b1 string, c1 string) []byte {
+	b = append(b, "y:"...)
+	b = runtime.AppendString(b, a)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, b1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, c1)
+	return b
 }
 
 // CachedLocals implements Locals with a cache in Redis, through a runtime.Cache.
@@ -310,7 +255,7 @@ func NewCachedLocals(next Locals, c *runtime.Cache) *CachedLocals {
 // Get serves "t:{tags0}:{tags1}" from the cache, loading from next on a miss.
 func (r *CachedLocals) Get(ctx context.Context, tags0 string, tags1 string) (*T, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet_, runtime.AppendString(append(runtime.AppendString(append(r.ksGet_.AppendPrefix(buf[:0]), "t:"...), tags0), ":"...), tags1))
+	rd := runtime.LookupBytes(ctx, r.ksGet_, r.keyGet(r.ksGet_.AppendPrefix(buf[:0]), tags0, tags1))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -327,14 +272,7 @@ func (r *CachedLocals) Get(ctx context.Context, tags0 string, tags1 string) (*T,
 // ByB serves "u:{b}:{txt0}:{err0}" from the cache, loading from next on a miss.
 func (r *CachedLocals) ByB(ctx context.Context, bArg string, txt0Arg string, err0Arg string, keyArg time.Time) (*T, error) {
 	var buf [128]byte
-	b := r.ksByB.AppendPrefix(buf[:0])
-	b = append(b, "u:"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, txt0Arg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, err0Arg)
-	rd := runtime.LookupBytes(ctx, r.ksByB, b)
+	rd := runtime.LookupBytes(ctx, r.ksByB, r.keyByB(r.ksByB.AppendPrefix(buf[:0]), bArg, txt0Arg, err0Arg))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -353,7 +291,7 @@ func (r *CachedLocals) Del(ctx context.Context, tags0 string, tags1 string) erro
 	err := r.next_.Del(ctx, tags0, tags1)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet_.Key(runtime.AppendString(append(runtime.AppendString(append(r.ksGet_.AppendPrefix(buf[:0]), "t:"...), tags0), ":"...), tags1)))
+	inv.Keys = append(inv.Keys, r.ksGet_.Key(r.keyGet(r.ksGet_.AppendPrefix(buf[:0]), tags0, tags1)))
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "a:"...), tags0)))
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "b:"...), tags1)))
 	_ = r.cache_.Invalidate(ctx, inv)
@@ -365,15 +303,15 @@ func (r *CachedLocals) Set(ctx context.Context, invArg string, keyArg string, re
 	err := r.next_.Set(ctx, invArg, keyArg, resArg)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet_.Key(runtime.AppendString(append(runtime.AppendString(append(r.ksGet_.AppendPrefix(buf[:0]), "t:"...), invArg), ":"...), keyArg)))
+	inv.Keys = append(inv.Keys, r.ksGet_.Key(r.keyGet(r.ksGet_.AppendPrefix(buf[:0]), invArg, keyArg)))
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "a:"...), invArg)))
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "b:"...), keyArg)))
 	if err != nil {
-		inv.Keys = append(inv.Keys, r.ksGet_.Key(runtime.AppendString(append(runtime.AppendString(append(r.ksGet_.AppendPrefix(buf[:0]), "t:"...), invArg), ":"...), keyArg)))
+		inv.Keys = append(inv.Keys, r.ksGet_.Key(r.keyGet(r.ksGet_.AppendPrefix(buf[:0]), invArg, keyArg)))
 		_ = r.cache_.Invalidate(ctx, inv)
 		return err
 	}
-	key := r.ksGet_.Key(runtime.AppendString(append(runtime.AppendString(append(r.ksGet_.AppendPrefix(buf[:0]), "t:"...), invArg), ":"...), keyArg))
+	key := r.ksGet_.Key(r.keyGet(r.ksGet_.AppendPrefix(buf[:0]), invArg, keyArg))
 	tags0 := string(runtime.AppendString(append(buf[:0], "a:"...), invArg))
 	tags1 := string(runtime.AppendString(append(buf[:0], "b:"...), keyArg))
 	tags := []string{tags0, tags1}
@@ -404,25 +342,34 @@ func (r *CachedLocals) repo() bool {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedLocals.
 func (r *CachedLocals) InvalidateGet(ctx context.Context, tags0 string, tags1 string) error {
 	var buf [128]byte
-	return r.cache_.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet_.Key(runtime.AppendString(append(runtime.AppendString(append(r.ksGet_.AppendPrefix(buf[:0]), "t:"...), tags0), ":"...), tags1))}})
+	return r.cache_.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet_.Key(r.keyGet(r.ksGet_.AppendPrefix(buf[:0]), tags0, tags1))}})
 }
 
 // InvalidateByB drops the entry ByB caches for these arguments, for writes that bypass CachedLocals.
 func (r *CachedLocals) InvalidateByB(ctx context.Context, bArg string, txt0Arg string, err0Arg string) error {
 	var buf [128]byte
-	b := r.ksByB.AppendPrefix(buf[:0])
-	b = append(b, "u:"...)
-	b = runtime.AppendString(b, bArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, txt0Arg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, err0Arg)
-	return r.cache_.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByB.Key(b)}})
+	return r.cache_.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByB.Key(r.keyByB(r.ksByB.AppendPrefix(buf[:0]), bArg, txt0Arg, err0Arg))}})
 }
 
 // InvalidateAll drops every entry of CachedLocals at once.
 func (r *CachedLocals) InvalidateAll(ctx context.Context) error {
 	return r.repo_.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "t:{}:{}" after the keyspace's prefix, for Get, Del, Set and InvalidateGet.
+func (*CachedLocals) keyGet(b []byte, tags0 string, tags1 string) []byte {
+	return runtime.AppendString(append(runtime.AppendString(append(b, "t:"...), tags0), ":"...), tags1)
+}
+
+// keyByB appends a key of "u:{}:{}:{}" after the keyspace's prefix, for ByB and InvalidateByB.
+func (*CachedLocals) keyByB(b []byte, b1 string, txt01 string, err01 string) []byte {
+	b = append(b, "u:"...)
+	b = runtime.AppendString(b, b1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, txt01)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, err01)
+	return b
 }
 
 // CachedGeneric implements Generic with a cache in Redis, through a runtime.Cache.
@@ -463,7 +410,7 @@ func NewCachedGeneric[runtime_ ~string, time_ any](next Generic[runtime_, time_]
 // Get serves "g:{id}" from the cache, loading from next on a miss.
 func (r *CachedGeneric[runtime_, time_]) Get(ctx context.Context, id runtime_) (time_, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "g:"...), string(id)))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(id)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -479,7 +426,7 @@ func (r *CachedGeneric[runtime_, time_]) Del(ctx context.Context, id runtime_) e
 	err := r.next.Del(ctx, id)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "g:"...), string(id))))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(id))))
 	_ = r.repo.Invalidate(ctx, inv)
 	return err
 }
@@ -487,12 +434,17 @@ func (r *CachedGeneric[runtime_, time_]) Del(ctx context.Context, id runtime_) e
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedGeneric.
 func (r *CachedGeneric[runtime_, time_]) InvalidateGet(ctx context.Context, id runtime_) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "g:"...), string(id)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(id)))}})
 }
 
 // InvalidateAll drops every entry of CachedGeneric at once.
 func (r *CachedGeneric[runtime_, time_]) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "g:{}" after the keyspace's prefix, for Get, Del and InvalidateGet.
+func (*CachedGeneric[runtime_, time_]) keyGet(b []byte, id string) []byte {
+	return runtime.AppendString(append(b, "g:"...), id)
 }
 
 // CachedPredeclared implements Predeclared with a cache in Redis, through a runtime.Cache.
@@ -503,7 +455,7 @@ func (r *CachedGeneric[runtime_, time_]) InvalidateAll(ctx context.Context) erro
 //	method  verb   key                        ttl  negative  jitter  local  refresh  stale  tags                invalidated by / invalidates
 //	Get     get    p:{append}:{string}:{len}  1m   -         10%     -      -        -      l:{len},s:{string}  Del (key, tag l:{len}, tag s:{string})
 //	Del     evict  -                          -    -         -       -      -        -      -                   keys p:{append}:{string}:{len}; tags l:{len},s:{string}
-//	Q       get    q:{nil}:{true}:{make}      1m   -         10%     -      -        -      n:{nil}             Drop (tag n:{nil})
+//	Q       get    q:{nil}:{true}:{make}      1m   -         10%     -      -        -      n:{nil}             Multi.Drop (tag n:{nil})
 type CachedPredeclared struct {
 	next  Predeclared
 	cache *runtime.Cache
@@ -551,14 +503,7 @@ func NewCachedPredeclared(next Predeclared, c *runtime.Cache) *CachedPredeclared
 // Get serves "p:{append}:{string}:{len}" from the cache, loading from next on a miss.
 func (r *CachedPredeclared) Get(ctx context.Context, appendArg string, stringArg int64, lenArg bool) ([]T, error) {
 	var buf [128]byte
-	b := r.ksGet.AppendPrefix(buf[:0])
-	b = append(b, "p:"...)
-	b = runtime.AppendString(b, appendArg)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, stringArg)
-	b = append(b, ":"...)
-	b = runtime.AppendBool(b, lenArg)
-	rd := runtime.LookupBytes(ctx, r.ksGet, b)
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), appendArg, stringArg, lenArg))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -577,14 +522,7 @@ func (r *CachedPredeclared) Del(ctx context.Context, appendArg string, stringArg
 	err := r.next.Del(ctx, appendArg, stringArg, lenArg)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	b := r.ksGet.AppendPrefix(buf[:0])
-	b = append(b, "p:"...)
-	b = runtime.AppendString(b, appendArg)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, stringArg)
-	b = append(b, ":"...)
-	b = runtime.AppendBool(b, lenArg)
-	inv.Keys = append(inv.Keys, r.ksGet.Key(b))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), appendArg, stringArg, lenArg)))
 	inv.Tags = append(inv.Tags, string(runtime.AppendBool(append(buf[:0], "l:"...), lenArg)))
 	inv.Tags = append(inv.Tags, string(runtime.AppendInt(append(buf[:0], "s:"...), stringArg)))
 	_ = r.cache.Invalidate(ctx, inv)
@@ -594,14 +532,7 @@ func (r *CachedPredeclared) Del(ctx context.Context, appendArg string, stringArg
 // Q serves "q:{nil}:{true}:{make}" from the cache, loading from next on a miss.
 func (r *CachedPredeclared) Q(ctx context.Context, nilArg string, trueArg int, makeArg string) (map[string]int, error) {
 	var buf [128]byte
-	b := r.ksQ.AppendPrefix(buf[:0])
-	b = append(b, "q:"...)
-	b = runtime.AppendString(b, nilArg)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, int64(trueArg))
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, makeArg)
-	rd := runtime.LookupBytes(ctx, r.ksQ, b)
+	rd := runtime.LookupBytes(ctx, r.ksQ, r.keyQ(r.ksQ.AppendPrefix(buf[:0]), nilArg, int64(trueArg), makeArg))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -616,32 +547,222 @@ func (r *CachedPredeclared) Q(ctx context.Context, nilArg string, trueArg int, m
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedPredeclared.
 func (r *CachedPredeclared) InvalidateGet(ctx context.Context, appendArg string, stringArg int64, lenArg bool) error {
 	var buf [128]byte
-	b := r.ksGet.AppendPrefix(buf[:0])
-	b = append(b, "p:"...)
-	b = runtime.AppendString(b, appendArg)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, stringArg)
-	b = append(b, ":"...)
-	b = runtime.AppendBool(b, lenArg)
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(b)}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), appendArg, stringArg, lenArg))}})
 }
 
 // InvalidateQ drops the entry Q caches for these arguments, for writes that bypass CachedPredeclared.
 func (r *CachedPredeclared) InvalidateQ(ctx context.Context, nilArg string, trueArg int, makeArg string) error {
 	var buf [128]byte
-	b := r.ksQ.AppendPrefix(buf[:0])
-	b = append(b, "q:"...)
-	b = runtime.AppendString(b, nilArg)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, int64(trueArg))
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, makeArg)
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksQ.Key(b)}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksQ.Key(r.keyQ(r.ksQ.AppendPrefix(buf[:0]), nilArg, int64(trueArg), makeArg))}})
 }
 
 // InvalidateAll drops every entry of CachedPredeclared at once.
 func (r *CachedPredeclared) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "p:{}:{}:{}" after the keyspace's prefix, for Get, Del and InvalidateGet.
+func (*CachedPredeclared) keyGet(b []byte, append1 string, string1 int64, len1 bool) []byte {
+	b = append(b, "p:"...)
+	b = runtime.AppendString(b, append1)
+	b = append(b, ":"...)
+	b = runtime.AppendInt(b, string1)
+	b = append(b, ":"...)
+	b = runtime.AppendBool(b, len1)
+	return b
+}
+
+// keyQ appends a key of "q:{}:{}:{}" after the keyspace's prefix, for Q and InvalidateQ.
+func (*CachedPredeclared) keyQ(b []byte, nil1 string, true1 int64, make1 string) []byte {
+	b = append(b, "q:"...)
+	b = runtime.AppendString(b, nil1)
+	b = append(b, ":"...)
+	b = runtime.AppendInt(b, true1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, make1)
+	return b
+}
+
+// CachedHelpers implements Helpers with a cache in Redis, through a runtime.Cache.
+//
+// Its cache contract (invalidations by the writes of this file; tags also
+// reach the entries of every repository on the same runtime.Cache):
+//
+//	method  verb   key                   ttl  negative  jitter  local  refresh  stale  tags  invalidated by / invalidates
+//	Get     get    h:{b}:{q.Type}:{q.B}  1m   -         10%     -      -        -      -     Drop (key)
+//	ByType  get    pair:{x.ID}:{y.ID}    1m   -         10%     -      -        -      -     -
+//	Num     get    n:{n}:{s}             1m   -         10%     -      -        -      -     Drop (key)
+//	Drop    evict  -                     -    -         -       -      -        -      -     keys n:{u}:{when},h:{b}:{q.Type}:{q.B},n:{n}:{b}
+type CachedHelpers struct {
+	next     Helpers
+	cache    *runtime.Cache
+	repo     *runtime.Repo
+	ksGet    *runtime.Keyspace[*T] // "h:{b}:{q.Type}:{q.B}"
+	ksByType *runtime.Keyspace[*T] // "pair:{x.ID}:{y.ID}"
+	ksNum    *runtime.Keyspace[*T] // "n:{n}:{s}"
+}
+
+var _ Helpers = (*CachedHelpers)(nil)
+
+// NewCachedHelpers returns a CachedHelpers that serves from c and reads through to next.
+func NewCachedHelpers(next Helpers, c *runtime.Cache) *CachedHelpers {
+	repo := c.Repo("helpers", 1)
+	return &CachedHelpers{
+		next:  next,
+		cache: c,
+		repo:  repo,
+		ksGet: runtime.NewKeyspace(repo, runtime.Spec[*T]{
+			Template: "h:{}:{}:{}",
+			Schema:   "6119d3a9eb673c41",
+			Shape:    "07e63b7922afc723",
+			Method:   "Get",
+			TTL:      time.Minute,
+			Jitter:   runtime.Percent(10),
+			IsNil: func(v *T) bool {
+				return v == nil
+			},
+			Clone: clonePtrT_Multi,
+		}),
+		ksByType: runtime.NewKeyspace(repo, runtime.Spec[*T]{
+			Template: "pair:{}:{}",
+			Schema:   "6119d3a9eb673c41",
+			Shape:    "07e63b7922afc723",
+			Method:   "ByType",
+			TTL:      time.Minute,
+			Jitter:   runtime.Percent(10),
+			IsNil: func(v *T) bool {
+				return v == nil
+			},
+			Clone: clonePtrT_Multi,
+		}),
+		ksNum: runtime.NewKeyspace(repo, runtime.Spec[*T]{
+			Template: "n:{}:{}",
+			Schema:   "6119d3a9eb673c41",
+			Shape:    "07e63b7922afc723",
+			Method:   "Num",
+			TTL:      time.Minute,
+			Jitter:   runtime.Percent(10),
+			IsNil: func(v *T) bool {
+				return v == nil
+			},
+			Clone: clonePtrT_Multi,
+		}),
+	}
+}
+
+// Get serves "h:{b}:{q.Type}:{q.B}" from the cache, loading from next on a miss.
+func (r *CachedHelpers) Get(ctx context.Context, bArg string, q Query) (*T, error) {
+	var buf [128]byte
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet_(r.ksGet.AppendPrefix(buf[:0]), bArg, q.Type, int64(q.B)))
+	if rd.Hit && !rd.Background {
+		return rd.Value, rd.Err
+	}
+	return runtime.Load(ctx, rd, runtime.Loader[*T]{
+		Load: func(ctx context.Context) (*T, error) {
+			return r.next.Get(ctx, bArg, q)
+		},
+	})
+}
+
+// ByType serves "pair:{x.ID}:{y.ID}" from the cache, loading from next on a miss.
+func (r *CachedHelpers) ByType(ctx context.Context, x T, y T) (*T, error) {
+	var buf [128]byte
+	rd := runtime.LookupBytes(ctx, r.ksByType, r.keyByType_(r.ksByType.AppendPrefix(buf[:0]), x.ID, y.ID))
+	if rd.Hit && !rd.Background {
+		return rd.Value, rd.Err
+	}
+	return runtime.Load(ctx, rd, runtime.Loader[*T]{
+		Load: func(ctx context.Context) (*T, error) {
+			return r.next.ByType(ctx, x, y)
+		},
+	})
+}
+
+// Num serves "n:{n}:{s}" from the cache, loading from next on a miss.
+func (r *CachedHelpers) Num(ctx context.Context, n int64, s string) (*T, error) {
+	var buf [128]byte
+	rd := runtime.LookupBytes(ctx, r.ksNum, r.keyNum(r.ksNum.AppendPrefix(buf[:0]), n, s))
+	if rd.Hit && !rd.Background {
+		return rd.Value, rd.Err
+	}
+	return runtime.Load(ctx, rd, runtime.Loader[*T]{
+		Load: func(ctx context.Context) (*T, error) {
+			return r.next.Num(ctx, n, s)
+		},
+	})
+}
+
+// Drop calls next, then invalidates even when next fails (a failed write may still have changed the source).
+func (r *CachedHelpers) Drop(ctx context.Context, u uint32, when time.Time, bArg string, q Query, n int16) error {
+	err := r.next.Drop(ctx, u, when, bArg, q, n)
+	var buf [128]byte
+	var inv runtime.Invalidation
+	if txt0, err0 := when.MarshalText(); err0 == nil {
+		inv.Keys = append(inv.Keys, r.ksNum.Key(r.keyNum2(r.ksNum.AppendPrefix(buf[:0]), uint64(u), txt0)))
+	}
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet_(r.ksGet.AppendPrefix(buf[:0]), bArg, q.Type, int64(q.B))))
+	inv.Keys = append(inv.Keys, r.ksNum.Key(r.keyNum(r.ksNum.AppendPrefix(buf[:0]), int64(n), bArg)))
+	_ = r.cache.Invalidate(ctx, inv)
+	return err
+}
+
+// keyGet calls next directly.
+func (r *CachedHelpers) keyGet() int {
+	return r.next.keyGet()
+}
+
+// keyByType calls next directly.
+func (r *CachedHelpers) keyByType(ctx context.Context) error {
+	return r.next.keyByType(ctx)
+}
+
+// InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedHelpers.
+func (r *CachedHelpers) InvalidateGet(ctx context.Context, bArg string, q Query) error {
+	var buf [128]byte
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet_(r.ksGet.AppendPrefix(buf[:0]), bArg, q.Type, int64(q.B)))}})
+}
+
+// InvalidateByType drops the entry ByType caches for these arguments, for writes that bypass CachedHelpers.
+func (r *CachedHelpers) InvalidateByType(ctx context.Context, x T, y T) error {
+	var buf [128]byte
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByType.Key(r.keyByType_(r.ksByType.AppendPrefix(buf[:0]), x.ID, y.ID))}})
+}
+
+// InvalidateNum drops the entry Num caches for these arguments, for writes that bypass CachedHelpers.
+func (r *CachedHelpers) InvalidateNum(ctx context.Context, n int64, s string) error {
+	var buf [128]byte
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksNum.Key(r.keyNum(r.ksNum.AppendPrefix(buf[:0]), n, s))}})
+}
+
+// InvalidateAll drops every entry of CachedHelpers at once.
+func (r *CachedHelpers) InvalidateAll(ctx context.Context) error {
+	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet_ appends a key of "h:{}:{}:{}" after the keyspace's prefix, for Get, Drop and InvalidateGet.
+func (*CachedHelpers) keyGet_(b []byte, b1 string, typeArg string, b2 int64) []byte {
+	b = append(b, "h:"...)
+	b = runtime.AppendString(b, b1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, typeArg)
+	b = append(b, ":"...)
+	b = runtime.AppendInt(b, b2)
+	return b
+}
+
+// keyByType_ appends a key of "pair:{}:{}" after the keyspace's prefix, for ByType and InvalidateByType.
+func (*CachedHelpers) keyByType_(b []byte, id string, id1 string) []byte {
+	return runtime.AppendString(append(runtime.AppendString(append(b, "pair:"...), id), ":"...), id1)
+}
+
+// keyNum appends a key of "n:{}:{}" after the keyspace's prefix, for Num, Drop and InvalidateNum.
+func (*CachedHelpers) keyNum(b []byte, n int64, s string) []byte {
+	return runtime.AppendString(append(runtime.AppendInt(append(b, "n:"...), n), ":"...), s)
+}
+
+// keyNum2 appends a key of "n:{}:{}" after the keyspace's prefix, for Drop.
+func (*CachedHelpers) keyNum2(b []byte, u uint64, when []byte) []byte {
+	return runtime.AppendBytes(append(runtime.AppendUint(append(b, "n:"...), u), ":"...), when)
 }
 
 // clonePtrT_Multi returns a deep copy of v.

@@ -95,7 +95,7 @@ func NewCachedUsers(next Users, c *runtime.Cache) *CachedUsers {
 // ByType serves "ent:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) ByType(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksByType, runtime.AppendInt(append(r.ksByType.AppendPrefix(buf[:0]), "ent:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksByType, r.keyByType(r.ksByType.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -109,7 +109,7 @@ func (r *CachedUsers) ByType(ctx context.Context, id int64) (*User, error) {
 // ByPredicate serves "pred:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) ByPredicate(ctx context.Context, id int64) (*User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksByPredicate, runtime.AppendInt(append(r.ksByPredicate.AppendPrefix(buf[:0]), "pred:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksByPredicate, r.keyByPredicate(r.ksByPredicate.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -123,7 +123,7 @@ func (r *CachedUsers) ByPredicate(ctx context.Context, id int64) (*User, error) 
 // ByStatus serves "status:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) ByStatus(ctx context.Context, id int64) (User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksByStatus, runtime.AppendInt(append(r.ksByStatus.AppendPrefix(buf[:0]), "status:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksByStatus, r.keyByStatus(r.ksByStatus.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -137,7 +137,7 @@ func (r *CachedUsers) ByStatus(ctx context.Context, id int64) (User, error) {
 // ByRow serves "row:{id}" from the cache, loading from next on a miss.
 func (r *CachedUsers) ByRow(ctx context.Context, id int64) (User, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksByRow, runtime.AppendInt(append(r.ksByRow.AppendPrefix(buf[:0]), "row:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksByRow, r.keyByRow(r.ksByRow.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -151,30 +151,50 @@ func (r *CachedUsers) ByRow(ctx context.Context, id int64) (User, error) {
 // InvalidateByType drops the entry ByType caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateByType(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByType.Key(runtime.AppendInt(append(r.ksByType.AppendPrefix(buf[:0]), "ent:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByType.Key(r.keyByType(r.ksByType.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateByPredicate drops the entry ByPredicate caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateByPredicate(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByPredicate.Key(runtime.AppendInt(append(r.ksByPredicate.AppendPrefix(buf[:0]), "pred:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByPredicate.Key(r.keyByPredicate(r.ksByPredicate.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateByStatus drops the entry ByStatus caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateByStatus(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByStatus.Key(runtime.AppendInt(append(r.ksByStatus.AppendPrefix(buf[:0]), "status:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByStatus.Key(r.keyByStatus(r.ksByStatus.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateByRow drops the entry ByRow caches for these arguments, for writes that bypass CachedUsers.
 func (r *CachedUsers) InvalidateByRow(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByRow.Key(runtime.AppendInt(append(r.ksByRow.AppendPrefix(buf[:0]), "row:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByRow.Key(r.keyByRow(r.ksByRow.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAll drops every entry of CachedUsers at once.
 func (r *CachedUsers) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyByType appends a key of "ent:{}" after the keyspace's prefix, for ByType and InvalidateByType.
+func (*CachedUsers) keyByType(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "ent:"...), id)
+}
+
+// keyByPredicate appends a key of "pred:{}" after the keyspace's prefix, for ByPredicate and InvalidateByPredicate.
+func (*CachedUsers) keyByPredicate(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "pred:"...), id)
+}
+
+// keyByStatus appends a key of "status:{}" after the keyspace's prefix, for ByStatus and InvalidateByStatus.
+func (*CachedUsers) keyByStatus(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "status:"...), id)
+}
+
+// keyByRow appends a key of "row:{}" after the keyspace's prefix, for ByRow and InvalidateByRow.
+func (*CachedUsers) keyByRow(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "row:"...), id)
 }
 
 // clonePtrUser_Users returns a deep copy of v.

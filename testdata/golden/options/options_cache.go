@@ -78,7 +78,7 @@ func NewCachedFiles(next Files, c *runtime.Cache) *CachedFiles {
 // Read serves "file:{name}" from the cache, loading from next on a miss.
 func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksRead, runtime.AppendString(append(r.ksRead.AppendPrefix(buf[:0]), "file:"...), name))
+	rd := runtime.LookupBytes(ctx, r.ksRead, r.keyRead(r.ksRead.AppendPrefix(buf[:0]), name))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -92,7 +92,7 @@ func (r *CachedFiles) Read(ctx context.Context, name string) ([]byte, error) {
 // Mode serves "mode:{name}" from the cache, loading from next on a miss.
 func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksMode, runtime.AppendString(append(r.ksMode.AppendPrefix(buf[:0]), "mode:"...), name))
+	rd := runtime.LookupBytes(ctx, r.ksMode, r.keyMode(r.ksMode.AppendPrefix(buf[:0]), name))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -106,7 +106,7 @@ func (r *CachedFiles) Mode(ctx context.Context, name string) (fs.FileMode, error
 // List serves "dir:{name}" from the cache, loading from next on a miss.
 func (r *CachedFiles) List(ctx context.Context, name string) ([]string, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "dir:"...), name))
+	rd := runtime.LookupBytes(ctx, r.ksList, r.keyList(r.ksList.AppendPrefix(buf[:0]), name))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -120,24 +120,39 @@ func (r *CachedFiles) List(ctx context.Context, name string) ([]string, error) {
 // InvalidateRead drops the entry Read caches for these arguments, for writes that bypass CachedFiles.
 func (r *CachedFiles) InvalidateRead(ctx context.Context, name string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksRead.Key(runtime.AppendString(append(r.ksRead.AppendPrefix(buf[:0]), "file:"...), name))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksRead.Key(r.keyRead(r.ksRead.AppendPrefix(buf[:0]), name))}})
 }
 
 // InvalidateMode drops the entry Mode caches for these arguments, for writes that bypass CachedFiles.
 func (r *CachedFiles) InvalidateMode(ctx context.Context, name string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMode.Key(runtime.AppendString(append(r.ksMode.AppendPrefix(buf[:0]), "mode:"...), name))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksMode.Key(r.keyMode(r.ksMode.AppendPrefix(buf[:0]), name))}})
 }
 
 // InvalidateList drops the entry List caches for these arguments, for writes that bypass CachedFiles.
 func (r *CachedFiles) InvalidateList(ctx context.Context, name string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksList.Key(runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "dir:"...), name))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksList.Key(r.keyList(r.ksList.AppendPrefix(buf[:0]), name))}})
 }
 
 // InvalidateAll drops every entry of CachedFiles at once.
 func (r *CachedFiles) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyRead appends a key of "file:{}" after the keyspace's prefix, for Read and InvalidateRead.
+func (*CachedFiles) keyRead(b []byte, name string) []byte {
+	return runtime.AppendString(append(b, "file:"...), name)
+}
+
+// keyMode appends a key of "mode:{}" after the keyspace's prefix, for Mode and InvalidateMode.
+func (*CachedFiles) keyMode(b []byte, name string) []byte {
+	return runtime.AppendString(append(b, "mode:"...), name)
+}
+
+// keyList appends a key of "dir:{}" after the keyspace's prefix, for List and InvalidateList.
+func (*CachedFiles) keyList(b []byte, name string) []byte {
+	return runtime.AppendString(append(b, "dir:"...), name)
 }
 
 // cloneBytes_Files returns a deep copy of v: nil stays nil, empty stays empty.

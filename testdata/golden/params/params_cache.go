@@ -93,7 +93,7 @@ func NewCachedEvents(next Events, c *runtime.Cache) *CachedEvents {
 // Get serves "event:{key}:{runtime}" from the cache, loading from next on a miss.
 func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (*Event, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "event:"...), keyArg), ":"...), int64(runtimeArg)))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), keyArg, int64(runtimeArg)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -107,7 +107,7 @@ func (r *CachedEvents) Get(ctx context.Context, keyArg string, runtimeArg int) (
 // Since serves "since:{time}:{r}" from the cache, loading from next on a miss.
 func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]Event, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksSince, runtime.AppendBool(append(runtime.AppendString(append(r.ksSince.AppendPrefix(buf[:0]), "since:"...), timeArg), ":"...), rArg))
+	rd := runtime.LookupBytes(ctx, r.ksSince, r.keySince(r.ksSince.AppendPrefix(buf[:0]), timeArg, rArg))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -121,24 +121,7 @@ func (r *CachedEvents) Since(ctx context.Context, timeArg string, rArg bool) ([]
 // By serves "by:{next}:{v}:{hit}:{res}:{inv}:{buf}:{err}:{ok}" from the cache, loading from next on a miss.
 func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit string, resArg string, invArg string, bufArg string, errArg string, ok string) (Event, error) {
 	var buf [128]byte
-	b := r.ksBy.AppendPrefix(buf[:0])
-	b = append(b, "by:"...)
-	b = runtime.AppendString(b, nextArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, vArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, hit)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, resArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, invArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bufArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, errArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, ok)
-	rd := runtime.LookupBytes(ctx, r.ksBy, b)
+	rd := runtime.LookupBytes(ctx, r.ksBy, r.keyBy(r.ksBy.AppendPrefix(buf[:0]), nextArg, vArg, hit, resArg, invArg, bufArg, errArg, ok))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -152,7 +135,7 @@ func (r *CachedEvents) By(ctx context.Context, nextArg string, vArg string, hit 
 // Find serves "kind:{kind}" from the cache, loading from next on a miss.
 func (r *CachedEvents) Find(ctx context.Context, kind string, filters ...Filter) ([]Event, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksFind, runtime.AppendString(append(r.ksFind.AppendPrefix(buf[:0]), "kind:"...), kind))
+	rd := runtime.LookupBytes(ctx, r.ksFind, r.keyFind(r.ksFind.AppendPrefix(buf[:0]), kind))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -187,47 +170,66 @@ func (r *CachedEvents) Stats() (int, error) {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedEvents.
 func (r *CachedEvents) InvalidateGet(ctx context.Context, keyArg string, runtimeArg int) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "event:"...), keyArg), ":"...), int64(runtimeArg)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), keyArg, int64(runtimeArg)))}})
 }
 
 // InvalidateSince drops the entry Since caches for these arguments, for writes that bypass CachedEvents.
 func (r *CachedEvents) InvalidateSince(ctx context.Context, timeArg string, rArg bool) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksSince.Key(runtime.AppendBool(append(runtime.AppendString(append(r.ksSince.AppendPrefix(buf[:0]), "since:"...), timeArg), ":"...), rArg))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksSince.Key(r.keySince(r.ksSince.AppendPrefix(buf[:0]), timeArg, rArg))}})
 }
 
 // InvalidateBy drops the entry By caches for these arguments, for writes that bypass CachedEvents.
 func (r *CachedEvents) InvalidateBy(ctx context.Context, nextArg string, vArg string, hit string, resArg string, invArg string, bufArg string, errArg string, ok string) error {
 	var buf [128]byte
-	b := r.ksBy.AppendPrefix(buf[:0])
-	b = append(b, "by:"...)
-	b = runtime.AppendString(b, nextArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, vArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, hit)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, resArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, invArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, bufArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, errArg)
-	b = append(b, ":"...)
-	b = runtime.AppendString(b, ok)
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksBy.Key(b)}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksBy.Key(r.keyBy(r.ksBy.AppendPrefix(buf[:0]), nextArg, vArg, hit, resArg, invArg, bufArg, errArg, ok))}})
 }
 
 // InvalidateFind drops the entry Find caches for these arguments, for writes that bypass CachedEvents.
 func (r *CachedEvents) InvalidateFind(ctx context.Context, kind string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFind.Key(runtime.AppendString(append(r.ksFind.AppendPrefix(buf[:0]), "kind:"...), kind))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFind.Key(r.keyFind(r.ksFind.AppendPrefix(buf[:0]), kind))}})
 }
 
 // InvalidateAll drops every entry of CachedEvents at once.
 func (r *CachedEvents) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "event:{}:{}" after the keyspace's prefix, for Get and InvalidateGet.
+func (*CachedEvents) keyGet(b []byte, key1 string, runtime1 int64) []byte {
+	return runtime.AppendInt(append(runtime.AppendString(append(b, "event:"...), key1), ":"...), runtime1)
+}
+
+// keySince appends a key of "since:{}:{}" after the keyspace's prefix, for Since and InvalidateSince.
+func (*CachedEvents) keySince(b []byte, time1 string, r1 bool) []byte {
+	return runtime.AppendBool(append(runtime.AppendString(append(b, "since:"...), time1), ":"...), r1)
+}
+
+// keyBy appends a key of "by:{}:{}:{}:{}:{}:{}:{}:{}" after the keyspace's prefix, for By and InvalidateBy.
+func (*CachedEvents) keyBy(b []byte, next1 string, v1 string, hit string, res1 string, inv1 string, buf1 string, err1 string, ok string) []byte {
+	b = append(b, "by:"...)
+	b = runtime.AppendString(b, next1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, v1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, hit)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, res1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, inv1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, buf1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, err1)
+	b = append(b, ":"...)
+	b = runtime.AppendString(b, ok)
+	return b
+}
+
+// keyFind appends a key of "kind:{}" after the keyspace's prefix, for Find and InvalidateFind.
+func (*CachedEvents) keyFind(b []byte, kind string) []byte {
+	return runtime.AppendString(append(b, "kind:"...), kind)
 }
 
 // clonePtrEvent_Events returns a deep copy of v.

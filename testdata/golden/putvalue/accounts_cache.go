@@ -55,7 +55,7 @@ func NewCachedAccounts(next Accounts, c *runtime.Cache) *CachedAccounts {
 // Get serves "account:{id}" from the cache, loading from next on a miss.
 func (r *CachedAccounts) Get(ctx context.Context, id int64) (*Account, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -81,7 +81,7 @@ func (r *CachedAccounts) Store(ctx context.Context, a *Account) error {
 	var inv runtime.Invalidation
 	if err != nil {
 		if a != nil {
-			inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), a.ID)))
+			inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), a.ID)))
 		}
 		_ = r.cache.Invalidate(ctx, inv)
 		return err
@@ -91,7 +91,7 @@ func (r *CachedAccounts) Store(ctx context.Context, a *Account) error {
 		_ = r.cache.Invalidate(ctx, inv)
 		return nil
 	}
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), a.ID))
+	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), a.ID))
 	tags0 := string(runtime.AppendInt(append(buf[:0], "account:"...), a.ID))
 	tags1 := string(runtime.AppendString(append(buf[:0], "owner:"...), a.Owner.Email))
 	tags := []string{tags0, tags1}
@@ -105,7 +105,7 @@ func (r *CachedAccounts) Deposit(ctx context.Context, id int64, amount int64) (*
 	var buf [128]byte
 	inv := runtime.Invalidation{Tags: []string{"balances"}}
 	if err != nil {
-		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), id)))
+		inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id)))
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, err
 	}
@@ -114,7 +114,7 @@ func (r *CachedAccounts) Deposit(ctx context.Context, id int64, amount int64) (*
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, nil
 	}
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), id))
+	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	tags0 := string(runtime.AppendInt(append(buf[:0], "account:"...), id))
 	tags1 := string(runtime.AppendString(append(buf[:0], "owner:"...), res.Owner.Email))
 	tags := []string{tags0, tags1}
@@ -127,7 +127,7 @@ func (r *CachedAccounts) Move(ctx context.Context, old int64, owner string) (*Ac
 	res, err := r.next.Move(ctx, old, owner)
 	var buf [128]byte
 	var inv runtime.Invalidation
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), old)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), old)))
 	if err != nil {
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, err
@@ -137,7 +137,7 @@ func (r *CachedAccounts) Move(ctx context.Context, old int64, owner string) (*Ac
 		_ = r.cache.Invalidate(ctx, inv)
 		return res, nil
 	}
-	key := r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), res.ID))
+	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), res.ID))
 	tags0 := string(runtime.AppendInt(append(buf[:0], "account:"...), res.ID))
 	tags1 := string(runtime.AppendString(append(buf[:0], "owner:"...), res.Owner.Email))
 	tags := []string{tags0, tags1}
@@ -148,12 +148,17 @@ func (r *CachedAccounts) Move(ctx context.Context, old int64, owner string) (*Ac
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedAccounts.
 func (r *CachedAccounts) InvalidateGet(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendInt(append(r.ksGet.AppendPrefix(buf[:0]), "account:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAll drops every entry of CachedAccounts at once.
 func (r *CachedAccounts) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "account:{}" after the keyspace's prefix, for Get, Store, Deposit, Move and InvalidateGet.
+func (*CachedAccounts) keyGet(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "account:"...), id)
 }
 
 // clonePtrAccount_Accounts returns a deep copy of v.

@@ -60,7 +60,7 @@ func NewCachedCounters(next Counters, c *runtime.Cache) *CachedCounters {
 // Stats serves "stats:{id}" from the cache, loading from next on a miss.
 func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendUint(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), uint64(id)))
+	rd := runtime.LookupBytes(ctx, r.ksStats, r.keyStats(r.ksStats.AppendPrefix(buf[:0]), uint64(id)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -74,7 +74,7 @@ func (r *CachedCounters) Stats(ctx context.Context, id uint32) (Stats, error) {
 // Totals serves "all" from the cache, loading from next on a miss.
 func (r *CachedCounters) Totals(ctx context.Context) (map[string]int64, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksTotals, append(r.ksTotals.AppendPrefix(buf[:0]), "all"...))
+	rd := runtime.LookupBytes(ctx, r.ksTotals, r.keyTotals(r.ksTotals.AppendPrefix(buf[:0])))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -88,18 +88,28 @@ func (r *CachedCounters) Totals(ctx context.Context) (map[string]int64, error) {
 // InvalidateStats drops the entry Stats caches for these arguments, for writes that bypass CachedCounters.
 func (r *CachedCounters) InvalidateStats(ctx context.Context, id uint32) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksStats.Key(runtime.AppendUint(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), uint64(id)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksStats.Key(r.keyStats(r.ksStats.AppendPrefix(buf[:0]), uint64(id)))}})
 }
 
 // InvalidateTotals drops the entry Totals caches for these arguments, for writes that bypass CachedCounters.
 func (r *CachedCounters) InvalidateTotals(ctx context.Context) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTotals.Key(append(r.ksTotals.AppendPrefix(buf[:0]), "all"...))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksTotals.Key(r.keyTotals(r.ksTotals.AppendPrefix(buf[:0])))}})
 }
 
 // InvalidateAll drops every entry of CachedCounters at once.
 func (r *CachedCounters) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyStats appends a key of "stats:{}" after the keyspace's prefix, for Stats and InvalidateStats.
+func (*CachedCounters) keyStats(b []byte, id uint64) []byte {
+	return runtime.AppendUint(append(b, "stats:"...), id)
+}
+
+// keyTotals appends a key of "all" after the keyspace's prefix, for Totals and InvalidateTotals.
+func (*CachedCounters) keyTotals(b []byte) []byte {
+	return append(b, "all"...)
 }
 
 // CachedNames implements Names with a cache in Redis, through a runtime.Cache.
@@ -155,7 +165,7 @@ func NewCachedNames(next Names, c *runtime.Cache) *CachedNames {
 // List serves "names:{prefix}" from the cache, loading from next on a miss.
 func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "names:"...), prefix))
+	rd := runtime.LookupBytes(ctx, r.ksList, r.keyList(r.ksList.AppendPrefix(buf[:0]), prefix))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -169,7 +179,7 @@ func (r *CachedNames) List(ctx context.Context, prefix string) ([]string, error)
 // One serves "name:{id}" from the cache, loading from next on a miss.
 func (r *CachedNames) One(ctx context.Context, id int) (*string, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksOne, runtime.AppendInt(append(r.ksOne.AppendPrefix(buf[:0]), "name:"...), int64(id)))
+	rd := runtime.LookupBytes(ctx, r.ksOne, r.keyOne(r.ksOne.AppendPrefix(buf[:0]), int64(id)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -183,18 +193,28 @@ func (r *CachedNames) One(ctx context.Context, id int) (*string, error) {
 // InvalidateList drops the entry List caches for these arguments, for writes that bypass CachedNames.
 func (r *CachedNames) InvalidateList(ctx context.Context, prefix string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksList.Key(runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "names:"...), prefix))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksList.Key(r.keyList(r.ksList.AppendPrefix(buf[:0]), prefix))}})
 }
 
 // InvalidateOne drops the entry One caches for these arguments, for writes that bypass CachedNames.
 func (r *CachedNames) InvalidateOne(ctx context.Context, id int) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksOne.Key(runtime.AppendInt(append(r.ksOne.AppendPrefix(buf[:0]), "name:"...), int64(id)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksOne.Key(r.keyOne(r.ksOne.AppendPrefix(buf[:0]), int64(id)))}})
 }
 
 // InvalidateAll drops every entry of CachedNames at once.
 func (r *CachedNames) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyList appends a key of "names:{}" after the keyspace's prefix, for List and InvalidateList.
+func (*CachedNames) keyList(b []byte, prefix string) []byte {
+	return runtime.AppendString(append(b, "names:"...), prefix)
+}
+
+// keyOne appends a key of "name:{}" after the keyspace's prefix, for One and InvalidateOne.
+func (*CachedNames) keyOne(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "name:"...), id)
 }
 
 // cloneMapStringToInt64_Counters returns a deep copy of v: nil stays nil, empty stays empty.

@@ -71,7 +71,7 @@ func (r *CachedArticles) X(ctx context.Context, id int64) (string, error) {
 // Feed serves "feed:{page}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Feed(ctx context.Context, page int) ([]Article, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksFeed, runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))
+	rd := runtime.LookupBytes(ctx, r.ksFeed, r.keyFeed(r.ksFeed.AppendPrefix(buf[:0]), int64(page)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -86,7 +86,7 @@ func (r *CachedArticles) Feed(ctx context.Context, page int) ([]Article, error) 
 // Stats serves "stats:{id}" from the cache, loading from next on a miss.
 func (r *CachedArticles) Stats(ctx context.Context, id int64) (int, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksStats, runtime.AppendInt(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksStats, r.keyStats(r.ksStats.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -118,18 +118,28 @@ func (r *CachedArticles) Settings(ctx context.Context) (map[string]string, error
 // InvalidateFeed drops the entry Feed caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateFeed(ctx context.Context, page int) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFeed.Key(runtime.AppendInt(append(r.ksFeed.AppendPrefix(buf[:0]), "feed:"...), int64(page)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksFeed.Key(r.keyFeed(r.ksFeed.AppendPrefix(buf[:0]), int64(page)))}})
 }
 
 // InvalidateStats drops the entry Stats caches for these arguments, for writes that bypass CachedArticles.
 func (r *CachedArticles) InvalidateStats(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksStats.Key(runtime.AppendInt(append(r.ksStats.AppendPrefix(buf[:0]), "stats:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksStats.Key(r.keyStats(r.ksStats.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateAll drops every entry of CachedArticles at once.
 func (r *CachedArticles) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyFeed appends a key of "feed:{}" after the keyspace's prefix, for Feed and InvalidateFeed.
+func (*CachedArticles) keyFeed(b []byte, page int64) []byte {
+	return runtime.AppendInt(append(b, "feed:"...), page)
+}
+
+// keyStats appends a key of "stats:{}" after the keyspace's prefix, for Stats and InvalidateStats.
+func (*CachedArticles) keyStats(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "stats:"...), id)
 }
 
 // cloneSliceArticle_Articles returns a deep copy of v: nil stays nil, empty stays empty.

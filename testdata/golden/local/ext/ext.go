@@ -71,3 +71,10 @@ func (w Wrapper) Values() []int {
 	}
 	return w.Inner.Values
 }
+
+// Pair is generic in another package: instantiations are named by reflect
+// with their type arguments' full package paths.
+type Pair[K comparable, V any] struct {
+	Key K
+	Val V
+}

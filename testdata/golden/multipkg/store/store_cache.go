@@ -86,7 +86,7 @@ func NewCachedShop(next Shop, c *runtime.Cache) *CachedShop {
 // Customer serves "customer:{id}" from the cache, loading from next on a miss.
 func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksCustomer, runtime.AppendInt(append(r.ksCustomer.AppendPrefix(buf[:0]), "customer:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksCustomer, r.keyCustomer(r.ksCustomer.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -100,7 +100,7 @@ func (r *CachedShop) Customer(ctx context.Context, id ID) (*Customer, error) {
 // Order serves "order:{id}" from the cache, loading from next on a miss.
 func (r *CachedShop) Order(ctx context.Context, id int64) (*model.Order, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksOrder, runtime.AppendInt(append(r.ksOrder.AppendPrefix(buf[:0]), "order:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksOrder, r.keyOrder(r.ksOrder.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -118,7 +118,7 @@ func (r *CachedShop) Orders(ctx context.Context, customer *amodel.User) ([]model
 		return r.next.Orders(ctx, customer)
 	}
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksOrders, runtime.AppendInt(append(r.ksOrders.AppendPrefix(buf[:0]), "orders:"...), customer.ID))
+	rd := runtime.LookupBytes(ctx, r.ksOrders, r.keyOrders(r.ksOrders.AppendPrefix(buf[:0]), customer.ID))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -132,13 +132,13 @@ func (r *CachedShop) Orders(ctx context.Context, customer *amodel.User) ([]model
 // InvalidateCustomer drops the entry Customer caches for these arguments, for writes that bypass CachedShop.
 func (r *CachedShop) InvalidateCustomer(ctx context.Context, id ID) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksCustomer.Key(runtime.AppendInt(append(r.ksCustomer.AppendPrefix(buf[:0]), "customer:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksCustomer.Key(r.keyCustomer(r.ksCustomer.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateOrder drops the entry Order caches for these arguments, for writes that bypass CachedShop.
 func (r *CachedShop) InvalidateOrder(ctx context.Context, id int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksOrder.Key(runtime.AppendInt(append(r.ksOrder.AppendPrefix(buf[:0]), "order:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksOrder.Key(r.keyOrder(r.ksOrder.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidateOrders drops the entry Orders caches for these arguments, for writes that bypass CachedShop.
@@ -147,12 +147,27 @@ func (r *CachedShop) InvalidateOrders(ctx context.Context, customer *amodel.User
 		return nil
 	}
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksOrders.Key(runtime.AppendInt(append(r.ksOrders.AppendPrefix(buf[:0]), "orders:"...), customer.ID))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksOrders.Key(r.keyOrders(r.ksOrders.AppendPrefix(buf[:0]), customer.ID))}})
 }
 
 // InvalidateAll drops every entry of CachedShop at once.
 func (r *CachedShop) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyCustomer appends a key of "customer:{}" after the keyspace's prefix, for Customer and InvalidateCustomer.
+func (*CachedShop) keyCustomer(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "customer:"...), id)
+}
+
+// keyOrder appends a key of "order:{}" after the keyspace's prefix, for Order and InvalidateOrder.
+func (*CachedShop) keyOrder(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "order:"...), id)
+}
+
+// keyOrders appends a key of "orders:{}" after the keyspace's prefix, for Orders and InvalidateOrders.
+func (*CachedShop) keyOrders(b []byte, id int64) []byte {
+	return runtime.AppendInt(append(b, "orders:"...), id)
 }
 
 // clonePtrModelUser_Shop returns a deep copy of v.
