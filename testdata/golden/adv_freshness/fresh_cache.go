@@ -131,7 +131,7 @@ func NewCachedRows(next Rows, c *runtime.Cache) *CachedRows {
 // Get serves "row:{id}" from the cache, loading from next on a miss.
 func (r *CachedRows) Get(ctx context.Context, id string) (*T, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "row:"...), id))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -162,7 +162,7 @@ func (r *CachedRows) Alone(ctx context.Context, ids []int64) (map[int64]*T, erro
 // Page serves "page:{cursor}:{num}" from the cache, loading from next on a miss.
 func (r *CachedRows) Page(ctx context.Context, cursor string, num int64) ([]T, string, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksPage, runtime.AppendInt(append(runtime.AppendString(append(r.ksPage.AppendPrefix(buf[:0]), "page:"...), cursor), ":"...), num))
+	rd := runtime.LookupBytes(ctx, r.ksPage, r.keyPage(r.ksPage.AppendPrefix(buf[:0]), cursor, num))
 	if rd.Hit && !rd.Background {
 		return rd.Value.R0, rd.Value.R1, rd.Err
 	}
@@ -187,14 +187,7 @@ func (r *CachedRows) Page(ctx context.Context, cursor string, num int64) ([]T, s
 // Count serves "count:{rd}:{l}:{buf}" from the cache, loading from next on a miss.
 func (r *CachedRows) Count(ctx context.Context, rdArg string, l int, bufArg bool) (int, error) {
 	var buf [128]byte
-	b := r.ksCount.AppendPrefix(buf[:0])
-	b = append(b, "count:"...)
-	b = runtime.AppendString(b, rdArg)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, int64(l))
-	b = append(b, ":"...)
-	b = runtime.AppendBool(b, bufArg)
-	rd := runtime.LookupBytes(ctx, r.ksCount, b)
+	rd := runtime.LookupBytes(ctx, r.ksCount, r.keyCount(r.ksCount.AppendPrefix(buf[:0]), rdArg, int64(l), bufArg))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -208,7 +201,7 @@ func (r *CachedRows) Count(ctx context.Context, rdArg string, l int, bufArg bool
 // ByKey serves "k:{key}:{inv}" from the cache, loading from next on a miss.
 func (r *CachedRows) ByKey(ctx context.Context, keyArg string, invArg string, rArg time.Time) (*T, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksByKey, runtime.AppendString(append(runtime.AppendString(append(r.ksByKey.AppendPrefix(buf[:0]), "k:"...), keyArg), ":"...), invArg))
+	rd := runtime.LookupBytes(ctx, r.ksByKey, r.keyByKey(r.ksByKey.AppendPrefix(buf[:0]), keyArg, invArg))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -229,7 +222,7 @@ func (r *CachedRows) Set(ctx context.Context, t *T) error {
 	}
 	if err != nil {
 		if t != nil {
-			inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "row:"...), t.ID)))
+			inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), t.ID)))
 		}
 		_ = r.cache.Invalidate(ctx, inv)
 		return err
@@ -239,7 +232,7 @@ func (r *CachedRows) Set(ctx context.Context, t *T) error {
 		_ = r.cache.Invalidate(ctx, inv)
 		return nil
 	}
-	key := r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "row:"...), t.ID))
+	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), t.ID))
 	tags := []string{string(runtime.AppendString(append(buf[:0], "owner:"...), t.Owner))}
 	runtime.Put(ctx, r.ksGet, key, t, tags, inv)
 	return nil
@@ -250,8 +243,8 @@ func (r *CachedRows) Del(ctx context.Context, id string, n int64) error {
 	err := r.next.Del(ctx, id, n)
 	var buf [128]byte
 	inv := runtime.Invalidation{Groups: []runtime.Group{r.ksPage.Group()}}
-	inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "row:"...), id)))
-	inv.Keys = append(inv.Keys, r.ksAlone.Key(runtime.AppendInt(append(r.ksAlone.AppendPrefix(buf[:0]), "alone:"...), n)))
+	inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id)))
+	inv.Keys = append(inv.Keys, r.ksAlone.Key(r.keyAlone(r.ksAlone.AppendPrefix(buf[:0]), n)))
 	inv.Tags = append(inv.Tags, string(runtime.AppendString(append(buf[:0], "owner:"...), id)))
 	_ = r.cache.Invalidate(ctx, inv)
 	return err
@@ -266,7 +259,7 @@ func (r *CachedRows) WarmGetMany(ctx context.Context, ids []string, opts ...runt
 func (r *CachedRows) batchGetMany() runtime.Batch[string, *T] {
 	return runtime.Batch[string, *T]{
 		Key: func(b []byte, id string) []byte {
-			return runtime.AppendString(append(b, "row:"...), id)
+			return (*CachedRows)(nil).keyGet(b, id)
 		},
 		Load: func(ctx context.Context, ids []string) (map[string]*T, error) {
 			return r.next.GetMany(ctx, ids)
@@ -290,7 +283,7 @@ func (r *CachedRows) WarmAlone(ctx context.Context, ids []int64, opts ...runtime
 func (r *CachedRows) batchAlone() runtime.Batch[int64, *T] {
 	return runtime.Batch[int64, *T]{
 		Key: func(b []byte, id int64) []byte {
-			return runtime.AppendInt(append(b, "alone:"...), id)
+			return (*CachedRows)(nil).keyAlone(b, id)
 		},
 		Load: func(ctx context.Context, ids []int64) (map[int64]*T, error) {
 			return r.next.Alone(ctx, ids)
@@ -306,37 +299,61 @@ func (r *CachedRows) InvalidateAlone(ctx context.Context, ids []int64) error {
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedRows.
 func (r *CachedRows) InvalidateGet(ctx context.Context, id string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "row:"...), id))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), id))}})
 }
 
 // InvalidatePage drops the entry Page caches for these arguments, for writes that bypass CachedRows.
 func (r *CachedRows) InvalidatePage(ctx context.Context, cursor string, num int64) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksPage.Key(runtime.AppendInt(append(runtime.AppendString(append(r.ksPage.AppendPrefix(buf[:0]), "page:"...), cursor), ":"...), num))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksPage.Key(r.keyPage(r.ksPage.AppendPrefix(buf[:0]), cursor, num))}})
 }
 
 // InvalidateCount drops the entry Count caches for these arguments, for writes that bypass CachedRows.
 func (r *CachedRows) InvalidateCount(ctx context.Context, rdArg string, l int, bufArg bool) error {
 	var buf [128]byte
-	b := r.ksCount.AppendPrefix(buf[:0])
-	b = append(b, "count:"...)
-	b = runtime.AppendString(b, rdArg)
-	b = append(b, ":"...)
-	b = runtime.AppendInt(b, int64(l))
-	b = append(b, ":"...)
-	b = runtime.AppendBool(b, bufArg)
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksCount.Key(b)}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksCount.Key(r.keyCount(r.ksCount.AppendPrefix(buf[:0]), rdArg, int64(l), bufArg))}})
 }
 
 // InvalidateByKey drops the entry ByKey caches for these arguments, for writes that bypass CachedRows.
 func (r *CachedRows) InvalidateByKey(ctx context.Context, keyArg string, invArg string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByKey.Key(runtime.AppendString(append(runtime.AppendString(append(r.ksByKey.AppendPrefix(buf[:0]), "k:"...), keyArg), ":"...), invArg))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksByKey.Key(r.keyByKey(r.ksByKey.AppendPrefix(buf[:0]), keyArg, invArg))}})
 }
 
 // InvalidateAll drops every entry of CachedRows at once.
 func (r *CachedRows) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "row:{}" after the keyspace's prefix, for Get, GetMany, Set, Del and InvalidateGet.
+func (*CachedRows) keyGet(b []byte, id string) []byte {
+	return runtime.AppendString(append(b, "row:"...), id)
+}
+
+// keyAlone appends a key of "alone:{}" after the keyspace's prefix, for Alone and Del.
+func (*CachedRows) keyAlone(b []byte, ids int64) []byte {
+	return runtime.AppendInt(append(b, "alone:"...), ids)
+}
+
+// keyPage appends a key of "page:{}:{}" after the keyspace's prefix, for Page and InvalidatePage.
+func (*CachedRows) keyPage(b []byte, cursor string, num int64) []byte {
+	return runtime.AppendInt(append(runtime.AppendString(append(b, "page:"...), cursor), ":"...), num)
+}
+
+// keyCount appends a key of "count:{}:{}:{}" after the keyspace's prefix, for Count and InvalidateCount.
+func (*CachedRows) keyCount(b []byte, rd1 string, l int64, buf1 bool) []byte {
+	b = append(b, "count:"...)
+	b = runtime.AppendString(b, rd1)
+	b = append(b, ":"...)
+	b = runtime.AppendInt(b, l)
+	b = append(b, ":"...)
+	b = runtime.AppendBool(b, buf1)
+	return b
+}
+
+// keyByKey appends a key of "k:{}:{}" after the keyspace's prefix, for ByKey and InvalidateByKey.
+func (*CachedRows) keyByKey(b []byte, key1 string, inv1 string) []byte {
+	return runtime.AppendString(append(runtime.AppendString(append(b, "k:"...), key1), ":"...), inv1)
 }
 
 // CachedStore implements Store with a cache in Redis, through a runtime.Cache.
@@ -418,7 +435,7 @@ func NewCachedStore[K ~string, V any](next Store[K, V], c *runtime.Cache) *Cache
 // Get serves "item:{k}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V]) Get(ctx context.Context, k K) (V, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksGet, runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
+	rd := runtime.LookupBytes(ctx, r.ksGet, r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))
 	if rd.Hit && !rd.Background {
 		return rd.Value, rd.Err
 	}
@@ -437,7 +454,7 @@ func (r *CachedStore[K, V]) GetMany(ctx context.Context, ks []K) (map[K]V, error
 // List serves "list:{cursor}" from the cache, loading from next on a miss.
 func (r *CachedStore[K, V]) List(ctx context.Context, cursor string) ([]V, string, error) {
 	var buf [128]byte
-	rd := runtime.LookupBytes(ctx, r.ksList, runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), cursor))
+	rd := runtime.LookupBytes(ctx, r.ksList, r.keyList(r.ksList.AppendPrefix(buf[:0]), cursor))
 	if rd.Hit && !rd.Background {
 		return rd.Value.R0, rd.Value.R1, rd.Err
 	}
@@ -465,11 +482,11 @@ func (r *CachedStore[K, V]) Put(ctx context.Context, k K, vArg V) error {
 	var buf [128]byte
 	var inv runtime.Invalidation
 	if err != nil {
-		inv.Keys = append(inv.Keys, r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k))))
+		inv.Keys = append(inv.Keys, r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k))))
 		_ = r.repo.Invalidate(ctx, inv)
 		return err
 	}
-	key := r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))
+	key := r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))
 	runtime.Put(ctx, r.ksGet, key, vArg, nil, inv)
 	return nil
 }
@@ -483,7 +500,7 @@ func (r *CachedStore[K, V]) WarmGetMany(ctx context.Context, ks []K, opts ...run
 func (r *CachedStore[K, V]) batchGetMany() runtime.Batch[K, V] {
 	return runtime.Batch[K, V]{
 		Key: func(b []byte, id K) []byte {
-			return runtime.AppendString(append(b, "items:"...), string(id))
+			return (*CachedStore[K, V])(nil).keyGetMany(b, string(id))
 		},
 		Load: func(ctx context.Context, ks []K) (map[K]V, error) {
 			return r.next.GetMany(ctx, ks)
@@ -499,18 +516,33 @@ func (r *CachedStore[K, V]) InvalidateGetMany(ctx context.Context, ks []K) error
 // InvalidateGet drops the entry Get caches for these arguments, for writes that bypass CachedStore.
 func (r *CachedStore[K, V]) InvalidateGet(ctx context.Context, k K) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(runtime.AppendString(append(r.ksGet.AppendPrefix(buf[:0]), "item:"...), string(k)))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksGet.Key(r.keyGet(r.ksGet.AppendPrefix(buf[:0]), string(k)))}})
 }
 
 // InvalidateList drops the entry List caches for these arguments, for writes that bypass CachedStore.
 func (r *CachedStore[K, V]) InvalidateList(ctx context.Context, cursor string) error {
 	var buf [128]byte
-	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksList.Key(runtime.AppendString(append(r.ksList.AppendPrefix(buf[:0]), "list:"...), cursor))}})
+	return r.cache.Invalidate(ctx, runtime.Invalidation{Keys: []runtime.Key{r.ksList.Key(r.keyList(r.ksList.AppendPrefix(buf[:0]), cursor))}})
 }
 
 // InvalidateAll drops every entry of CachedStore at once.
 func (r *CachedStore[K, V]) InvalidateAll(ctx context.Context) error {
 	return r.repo.InvalidateAll(ctx)
+}
+
+// keyGet appends a key of "item:{}" after the keyspace's prefix, for Get, Put and InvalidateGet.
+func (*CachedStore[K, V]) keyGet(b []byte, k string) []byte {
+	return runtime.AppendString(append(b, "item:"...), k)
+}
+
+// keyGetMany appends a key of "items:{}" after the keyspace's prefix, for GetMany.
+func (*CachedStore[K, V]) keyGetMany(b []byte, ks string) []byte {
+	return runtime.AppendString(append(b, "items:"...), ks)
+}
+
+// keyList appends a key of "list:{}" after the keyspace's prefix, for List and InvalidateList.
+func (*CachedStore[K, V]) keyList(b []byte, cursor string) []byte {
+	return runtime.AppendString(append(b, "list:"...), cursor)
 }
 
 // clonePtrT_Rows returns a deep copy of v.
