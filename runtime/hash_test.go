@@ -1,6 +1,8 @@
 package runtime
 
 import (
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -73,5 +75,49 @@ func TestTypeName(t *testing.T) {
 		if got != want {
 			t.Errorf("TypeName = %q, want %q", got, want)
 		}
+	}
+}
+
+// TestAppendHashMapOrder: equal values hash alike whatever order their maps
+// were filled in — every map type, nested too (msgpack's SetSortMapKeys sorts
+// only map[string]string, map[string]bool and map[string]any; found by the
+// review of issue 14: an evict spelled another key than the fill, and an
+// entry outlived its write).
+func TestAppendHashMapOrder(t *testing.T) {
+	type filter struct {
+		Tags  map[string]int
+		Teams map[int64]bool
+		Deep  map[string][]int
+		Ptr   *map[uint8]string
+	}
+	mk := func(order []int) filter {
+		f := filter{Tags: map[string]int{}, Teams: map[int64]bool{}, Deep: map[string][]int{}}
+		m := map[uint8]string{}
+		for _, i := range order {
+			f.Tags["t"+strconv.Itoa(i)] = i
+			f.Teams[int64(i)] = i%2 == 0
+			f.Deep["d"+strconv.Itoa(i)] = []int{i, i}
+			m[uint8(i)] = strconv.Itoa(i)
+		}
+		f.Ptr = &m
+		return f
+	}
+	want := string(AppendHash(nil, mk([]int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9})))
+	for range 50 {
+		order := rand.Perm(10)
+		if got := string(AppendHash(nil, mk(order))); got != want {
+			t.Fatalf("order %v hashes %s, want %s", order, got, want)
+		}
+	}
+	distinct := map[string]bool{}
+	for _, v := range []filter{{}, {Tags: map[string]int{}}, {Tags: map[string]int{"": 0}}, {Deep: map[string][]int{"a": nil}}, {Deep: map[string][]int{"a": {}}}} {
+		distinct[string(AppendHash(nil, v))] = true
+	}
+	if len(distinct) != 5 {
+		t.Fatalf("nil, empty and zero-valued maps hash alike: %d distinct of 5", len(distinct))
+	}
+	type slug string
+	if string(AppendHash(nil, "abc")) != string(AppendHashString(nil, "abc")) || string(AppendHash(nil, slug("abc"))) != string(AppendHashString(nil, "abc")) {
+		t.Fatal("a string hashes differently through AppendHash and AppendHashString")
 	}
 }
