@@ -46,7 +46,15 @@ func Load[T any](ctx context.Context, rd Read[T], l Loader[T]) (T, error) {
 		var zero T
 		return zero, err
 	}
-	return res.(*loaded[T]).take(ks)
+	v, err := res.(*loaded[T]).take(ks)
+	if err != nil && ks.isNotFound(err) {
+		// What the source returned beside its not-found error is not what a
+		// hit of the cached not-found gives back (zero values): a miss
+		// returns those too, so a hit equals its miss.
+		var zero T
+		return zero, err
+	}
+	return v, err
 }
 
 // healthy reports whether a miss may use Redis (leases, fills): not while the

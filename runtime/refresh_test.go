@@ -665,3 +665,23 @@ func TestRefreshLocal(t *testing.T) {
 		}
 	})
 }
+
+// TestNotFoundMissEqualsHit: a source that returns a value beside its
+// not-found error: the miss returns zero values, as the cached not-found's
+// hit does (found by review h13 on multi-result reads).
+func TestNotFoundMissEqualsHit(t *testing.T) {
+	c := newTestCache(t, redisClient(t))
+	ks := userSpace(c)
+	key := userKey(ks, 404)
+	l := Loader[*user]{Load: func(context.Context) (*user, error) { return &user{ID: 404}, errNotFound }}
+	ctx := context.Background()
+	miss, err := loadVia(ctx, ks, key, l)
+	if !errors.Is(err, errNotFound) || miss != nil {
+		t.Fatalf("miss: %+v, %v", miss, err)
+	}
+	c.waitFills()
+	hit, isHit, err := lookup3(ctx, ks, key)
+	if !isHit || !errors.Is(err, errNotFound) || hit != nil {
+		t.Fatalf("hit %v: %+v, %v", isHit, hit, err)
+	}
+}
