@@ -495,16 +495,8 @@ func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n
 			s.tags = b.Tags(s.id)
 		}
 	}
-	type round struct {
-		res   []lookResult
-		errs  []error
-		clock string
-	}
-	r, err := call(c, ctx, func(ctx context.Context) (round, error) {
-		res, errs, clock, err := c.remote.lookMany(ctx, keys, leases, values)
-		return round{res, errs, clock}, err
-	})
-	if r.res == nil || (err != nil && err != errPartial) {
+	r, ok := c.lookRound(ctx, keys, leases, values)
+	if !ok {
 		// The round failed as a whole; a lease it may have taken expires.
 		return look, nil
 	}
@@ -799,4 +791,22 @@ func (ks *Keyspace[T]) releaseMany(ctx context.Context, leases, values []string,
 			ks.release(leases[j], values[j]) // NOSCRIPT, a failed round: one by one (replayed if need be)
 		}
 	}
+}
+
+// lookRound is one look round for many keys (lookMany, within the budget);
+// ok is false when the round failed as a whole (a lease it may have taken
+// expires), true also when only some keys failed (r.errs).
+func (c *Cache) lookRound(ctx context.Context, keys []Key, leases, values []string) (r lookRoundResult, ok bool) {
+	r, err := call(c, ctx, func(ctx context.Context) (lookRoundResult, error) {
+		res, errs, clock, err := c.remote.lookMany(ctx, keys, leases, values)
+		return lookRoundResult{res, errs, clock}, err
+	})
+	return r, r.res != nil && (err == nil || err == errPartial)
+}
+
+// lookRoundResult is what lookRound read: per key, and the clock after all.
+type lookRoundResult struct {
+	res   []lookResult
+	errs  []error
+	clock string
 }

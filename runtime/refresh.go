@@ -322,16 +322,8 @@ func reloadMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], slots
 	for j, s := range slots {
 		keys[j], leases[j], values[j] = s.key, leaseKeyOf(s.key), c.leaseValue(s.finc, s.fn)
 	}
-	type round struct {
-		res   []lookResult
-		errs  []error
-		clock string
-	}
-	r, err := call(c, ctx, func(ctx context.Context) (round, error) {
-		res, errs, clock, err := c.remote.lookMany(ctx, keys, leases, values)
-		return round{res, errs, clock}, err
-	})
-	if r.res == nil || (err != nil && err != errPartial) {
+	r, ok := c.lookRound(ctx, keys, leases, values)
+	if !ok {
 		failed := ks.retryFailed()
 		for j := range retry {
 			retry[j] = failed
