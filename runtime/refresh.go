@@ -88,6 +88,7 @@ type refresher struct {
 	mu      sync.Mutex
 	keys    map[Key]int64 // a reload running (0), or no new one before this monoNow
 	sweepAt int           // the size of keys at which take next sweeps it
+	sweeps  int           // sweeps so far (tests: amortized, not one per take)
 	running int
 }
 
@@ -130,6 +131,7 @@ func (r *refresher) take(key Key) bool {
 		// Not again before the map has doubled: a batch taking thousands of
 		// keys (all running, none to sweep) must not sweep on every take.
 		r.sweepAt = 2 * len(r.keys)
+		r.sweeps++
 	}
 	r.keys[key] = 0
 	return true
