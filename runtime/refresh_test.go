@@ -179,7 +179,7 @@ func TestStaleWhileRevalidate(t *testing.T) {
 	backends(t, func(t *testing.T, rdb redis.UniversalClient) {
 		c := newTestCache(t, rdb)
 		ks := freshSpace(c, 200*time.Millisecond, 0, 3*time.Second)
-		src := &freshSource{slow: 100 * time.Millisecond}
+		src := &freshSource{slow: 600 * time.Millisecond}
 		ctx := context.Background()
 		if _, _, err := readFresh(ctx, ks, src); err != nil {
 			t.Fatal(err)
@@ -199,8 +199,8 @@ func TestStaleWhileRevalidate(t *testing.T) {
 				if !hit || version(t, u, err) != 1 {
 					t.Errorf("stale read: hit %v, %+v, %v", hit, u, err)
 				}
-				if d := time.Since(start); d > 80*time.Millisecond {
-					t.Errorf("a stale read waited %v (the reload takes 100ms)", d)
+				if d := time.Since(start); d > 300*time.Millisecond {
+					t.Errorf("a stale read waited %v (the reload takes 600ms)", d)
 				}
 			}()
 		}
@@ -590,6 +590,7 @@ func TestRefreshBatch(t *testing.T) {
 		src := newBatchUsers(50)
 		ctx := context.Background()
 		ids := make([]int64, 50)
+		defer func() { src.mu.Lock(); src.delay = 0; src.mu.Unlock() }()
 		for i := range ids {
 			ids[i] = int64(i)
 		}
@@ -597,6 +598,9 @@ func TestRefreshBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.waitFills()
+		src.mu.Lock()
+		src.delay = 600 * time.Millisecond // the reloads: a caller that waited for one would show it
+		src.mu.Unlock()
 		calls := len(src.batchCalls())
 		for _, wait := range []time.Duration{200 * time.Millisecond, 400 * time.Millisecond} { // due, then stale
 			time.Sleep(wait)
@@ -608,8 +612,8 @@ func TestRefreshBatch(t *testing.T) {
 			if s := c.Stats(); s.Get(EventMiss) != 50 {
 				t.Fatalf("misses %d: due entries were not served", s.Get(EventMiss))
 			}
-			if d := time.Since(start); d > 150*time.Millisecond {
-				t.Errorf("the batch waited %v", d)
+			if d := time.Since(start); d > 300*time.Millisecond {
+				t.Errorf("the batch waited %v (a reload takes 600ms)", d)
 			}
 			settle(c)
 			if n := len(src.batchCalls()) - calls; n != 1 {
