@@ -100,8 +100,9 @@ func TestStaleServedAndReloaded(t *testing.T) {
 	if err != nil || m["A"].Price != 1 || m["B"].Price != 2 {
 		t.Fatalf("stale batch read: %+v %v", m, err)
 	}
-	if q, err := r.Get(ctx, "A"); err != nil || q.Price != 1 {
-		t.Fatalf("stale read: %+v %v", q, err)
+	// The batch's reload may have landed already: the old value or the new.
+	if q, err := r.Get(ctx, "A"); err != nil || q.Price != 1 && q.Price != 10 {
+		t.Fatalf("read after the stale batch: %+v %v", q, err)
 	}
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("stale reads took %v", d)
@@ -123,7 +124,7 @@ func TestStaleServedAndReloaded(t *testing.T) {
 	if n := src.count() - before; n != 1 {
 		t.Fatalf("%d source calls for the reload of two stale entries, want 1 (one batch)", n)
 	}
-	if s := c.Stats(); s.Get(runtime.EventStale) < 3 || s.Get(runtime.EventRefresh) != 2 {
+	if s := c.Stats(); s.Get(runtime.EventStale) < 2 || s.Get(runtime.EventRefresh) != 2 {
 		t.Fatalf("stale hits %d, refreshes %d", s.Get(runtime.EventStale), s.Get(runtime.EventRefresh))
 	}
 	// A write's eviction: the next read is the new row, stale window or not.
