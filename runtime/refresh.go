@@ -69,12 +69,12 @@ func (ks *Keyspace[T]) expired(e *envelope, now int64) bool {
 // process computes the same point for one entry (the lease makes it one
 // reload; no per-hit random draw is needed, unlike XFetch's).
 func spread(key Key, storedAt int64, w float64) int64 {
-	h := uint64(14695981039346656037)
+	h := uint64(fnvOffset)
 	for i := 0; i < len(key); i++ {
-		h = (h ^ uint64(key[i])) * 1099511628211
+		h = (h ^ uint64(key[i])) * fnvPrime
 	}
 	for i := 0; i < 8; i++ {
-		h = (h ^ uint64(byte(storedAt>>(8*i)))) * 1099511628211
+		h = (h ^ uint64(byte(storedAt>>(8*i)))) * fnvPrime
 	}
 	h ^= h >> 29 // FNV's low bits mix poorly; the top 53 are used
 	h *= 0xbf58476d1ce4e5b9
