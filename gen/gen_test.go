@@ -91,6 +91,34 @@ func TestStaleOutputBreakingGoList(t *testing.T) {
 	}
 }
 
+// With earlier outputs overlaid, dependencies still come from go list's
+// export data: go/packages' own Overlay would type-check the standard
+// library (and every module imported) from source on each rerun of go
+// generate, about twice the time of a first run.
+func TestOverlayKeepsExportData(t *testing.T) {
+	dir := scratch(t, map[string]string{
+		"names.go":       repoSrc,
+		"names_cache.go": Header + "\n\npackage scratch\n\nfunc broken() { undefined() }\n",
+	})
+	pkgs, generated, err := load(Config{Dir: dir}, []string{"."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pkgs) != 1 || len(generated[pkgs[0].ID]) != 1 {
+		t.Fatalf("packages %d, outputs %v", len(pkgs), generated)
+	}
+	ctx := pkgs[0].Imports["context"]
+	if ctx == nil || ctx.Types == nil {
+		t.Fatalf("context not loaded: %+v", ctx)
+	}
+	if len(ctx.Syntax) > 0 || ctx.TypesInfo != nil {
+		t.Errorf("context was type-checked from source (%d files): the overlay made the export data unused", len(ctx.Syntax))
+	}
+	if pkgs[0].Types.Scope().Lookup("broken") != nil {
+		t.Error("the earlier output was loaded, not overlaid")
+	}
+}
+
 // Packages named by import path are listed first to find the earlier
 // outputs (directories are scanned): a stale output is overlaid either way.
 func TestStaleOutputByImportPath(t *testing.T) {

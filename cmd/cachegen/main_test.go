@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 
 // cachegen builds the real command once per test binary, into a temporary
 // directory that TestMain removes.
-func cachegen(t *testing.T) string {
+func cachegen(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "cachegen-bin-")

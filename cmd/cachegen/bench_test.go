@@ -1,0 +1,67 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/cachegen/cachegen/internal/genbench"
+)
+
+// BenchmarkCLI200 runs the built command on a package of 200 repository
+// interfaces, as go generate does: what a user waits for, process start,
+// go list, type checking, rendering and writing included.
+//
+//	fresh: no generated files yet (every file written)
+//	again: the outputs are on disk and up to date (a rerun of go generate)
+//	check: -check on up-to-date outputs (what CI runs)
+func BenchmarkCLI200(b *testing.B) {
+	bin := cachegen(b)
+	dir, err := os.MkdirTemp("testdata", "bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	if err := genbench.WriteMany(dir, 200); err != nil {
+		b.Fatal(err)
+	}
+	run := func(b *testing.B, args ...string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("cachegen %v: %v\n%s", args, err, out)
+		}
+	}
+	removeOutputs := func(b *testing.B) {
+		outs, _ := filepath.Glob(filepath.Join(dir, "*_cache.go"))
+		for _, o := range outs {
+			if err := os.Remove(o); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	run(b) // warm the build cache for go list's export data
+	b.Run("fresh", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			removeOutputs(b)
+			b.StartTimer()
+			run(b)
+		}
+		outs, _ := filepath.Glob(filepath.Join(dir, "*_cache.go"))
+		if len(outs) != 200/genbench.PerFile {
+			b.Fatalf("%d outputs, want %d", len(outs), 200/genbench.PerFile)
+		}
+	})
+	b.Run("again", func(b *testing.B) {
+		for b.Loop() {
+			run(b)
+		}
+	})
+	b.Run("check", func(b *testing.B) {
+		for b.Loop() {
+			run(b, "-check")
+		}
+	})
+}

@@ -1,0 +1,59 @@
+// Package genbench writes the synthetic package the generator's speed is
+// measured on, for the gen and cmd/cachegen benchmarks alike.
+package genbench
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// PerFile is how many interfaces one source file holds.
+const PerFile = 20
+
+// WriteMany writes a package "many" of n repository interfaces into dir, in
+// files of PerFile, each with two gets (one with a result tag), a put and an
+// evict, and an uncached method.
+func WriteMany(dir string, n int) error {
+	var b strings.Builder
+	flush := func(file int) error {
+		return os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d.go", file)), []byte(b.String()), 0o666)
+	}
+	for i := 0; i < n; i++ {
+		if i%PerFile == 0 {
+			if i > 0 {
+				if err := flush(i/PerFile - 1); err != nil {
+					return err
+				}
+			}
+			b.Reset()
+			b.WriteString("package many\n\nimport (\n\t\"context\"\n\t\"time\"\n)\n\n")
+		}
+		fmt.Fprintf(&b, `type T%[1]d struct {
+	ID    int64
+	Name  string
+	Tags  []string
+	Owner *O%[1]d
+	At    time.Time
+}
+
+type O%[1]d struct{ ID int64; Email string }
+
+//cache:repo prefix=r%[1]d ttl=1m negative=5s
+type R%[1]d interface {
+	//cache:get key="t:{id}" tags="owner:{result.Owner.ID}"
+	Get(ctx context.Context, id int64) (*T%[1]d, error)
+	//cache:get key="n:{name}:{page}" tags="list"
+	ByName(ctx context.Context, name string, page int) ([]T%[1]d, error)
+	//cache:put key="t:{result.ID}" tags="list"
+	Save(ctx context.Context, t *T%[1]d) (*T%[1]d, error)
+	//cache:evict keys="t:{id}" patterns="n:*"
+	Delete(ctx context.Context, id int64) error
+	Count(ctx context.Context) (int, error)
+}
+
+`, i)
+	}
+	return flush((n - 1) / PerFile)
+}
