@@ -102,10 +102,38 @@ func (b *builder) typeErrorsIn(d *ifaceDecl) {
 			continue
 		}
 		p := parsePos(e.Pos)
-		if p.Filename == start.Filename && p.Line >= start.Line && p.Line <= end.Line {
+		inside := p.Filename == start.Filename && p.Line >= start.Line && p.Line <= end.Line
+		if inside || p.Filename == start.Filename && strings.HasPrefix(e.Msg, "could not import ") && usesImportAt(d, b.p.Fset, p.Line) {
 			b.errs = append(b.errs, annotations.Error{Pos: p, Msg: e.Msg})
 		}
 	}
+}
+
+// usesImportAt reports whether the interface names a package imported at
+// that line of its file: an import that could not be read is why the
+// interface's types are invalid, and its error is the one to show.
+func usesImportAt(d *ifaceDecl, fset *token.FileSet, line int) bool {
+	for _, imp := range d.file.Imports {
+		if fset.Position(imp.Path.Pos()).Line != line {
+			continue
+		}
+		path, _ := strconv.Unquote(imp.Path.Value)
+		name := path[strings.LastIndex(path, "/")+1:]
+		if imp.Name != nil {
+			name = imp.Name.Name
+		}
+		used := false
+		ast.Inspect(d.spec, func(n ast.Node) bool {
+			if sel, ok := n.(*ast.SelectorExpr); ok {
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == name {
+					used = true
+				}
+			}
+			return !used
+		})
+		return used
+	}
+	return false
 }
 
 // findContext returns context.Context if pkg imports context, directly or not.

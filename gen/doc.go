@@ -1,8 +1,10 @@
 // Package gen is the cachegen generator. Its files are named after its
 // stages, run in this order for each package:
 //
-//   - load.go: load the packages (our earlier outputs replaced by empty
-//     files), drive the stages, compare with the disk.
+//   - load.go: drive the stages, compare with the disk; load the packages
+//     with our earlier outputs replaced by empty files (load_list.go: one
+//     go list for their files, one for their imports' export data, then
+//     parse and type-check them from source, never compiling them).
 //   - scan.go: find the interfaces of a file and parse their //cache:
 //     directives.
 //   - build.go, build_*.go: resolve the directives against go/types into

@@ -3,12 +3,15 @@ package gen
 import (
 	"bytes"
 	"errors"
+	"go/types"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scratch makes a package directory inside the module, so it can import the
@@ -91,14 +94,14 @@ func TestStaleOutputBreakingGoList(t *testing.T) {
 	}
 }
 
-// With earlier outputs overlaid, dependencies still come from go list's
-// export data: go/packages' own Overlay would type-check the standard
-// library (and every module imported) from source on each rerun of go
-// generate, about twice the time of a first run.
+// With earlier outputs overlaid, the package is loaded as if they were
+// empty: a stale output that no longer compiles cannot break loading.
+// (go/packages' own Overlay, used before, also made all export data invalid
+// and type-checked the standard library from source on every rerun.)
 func TestOverlayKeepsExportData(t *testing.T) {
 	dir := scratch(t, map[string]string{
 		"names.go":       repoSrc,
-		"names_cache.go": Header + "\n\npackage scratch\n\nfunc broken() { undefined() }\n",
+		"names_cache.go": Header + "\n\npackage scratch\n\nimport \"net/http\"\n\nfunc broken() { undefined(http.Get) }\n",
 	})
 	pkgs, generated, err := load(Config{Dir: dir}, []string{"."})
 	if err != nil {
@@ -107,15 +110,60 @@ func TestOverlayKeepsExportData(t *testing.T) {
 	if len(pkgs) != 1 || len(generated[pkgs[0].ID]) != 1 {
 		t.Fatalf("packages %d, outputs %v", len(pkgs), generated)
 	}
-	ctx := pkgs[0].Imports["context"]
-	if ctx == nil || ctx.Types == nil {
-		t.Fatalf("context not loaded: %+v", ctx)
+	if len(pkgs[0].Errors) > 0 {
+		t.Errorf("errors: %v", pkgs[0].Errors)
 	}
-	if len(ctx.Syntax) > 0 || ctx.TypesInfo != nil {
-		t.Errorf("context was type-checked from source (%d files): the overlay made the export data unused", len(ctx.Syntax))
+	var imports []string
+	for _, p := range pkgs[0].Types.Imports() {
+		imports = append(imports, p.Path())
+	}
+	if len(imports) != 1 || imports[0] != "context" {
+		t.Errorf("imports %v, want only context (the output's are not the package's)", imports)
 	}
 	if pkgs[0].Types.Scope().Lookup("broken") != nil {
 		t.Error("the earlier output was loaded, not overlaid")
+	}
+}
+
+// Loading compiles the imports of the packages named (for their export
+// data), never the packages themselves: they are type-checked from source,
+// so compiling them (go/packages' -export does) would be thrown away, and
+// after every edit it cost a full compile of the user's package: most of
+// a second for 200 interfaces. A -toolexec wrapper records what go runs.
+func TestLoadDoesNotCompileThePackage(t *testing.T) {
+	dir := scratch(t, map[string]string{
+		"names.go": repoSrc,
+		// An import outside the standard library, built for its export data.
+		"use.go": "package scratch\n\nimport \"github.com/cachegen/cachegen/annotations\"\n\nvar _ annotations.Error\n",
+	})
+	log := filepath.Join(t.TempDir(), "tools.log")
+	wrapper := filepath.Join(t.TempDir(), "toolexec.sh")
+	script := "#!/bin/sh\necho \"$@\" >> " + log + "\nexec \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh comment: nothing of this package can come from the build cache.
+	if err := os.WriteFile(filepath.Join(dir, "stamp.go"), []byte("package scratch\n\n// "+t.Name()+" "+strconv.FormatInt(time.Now().UnixNano(), 10)+"\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := Generate(Config{Dir: dir, BuildFlags: []string{"-toolexec=" + wrapper}})
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("got %v, %d outputs", err, len(outs))
+	}
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatalf("the wrapper ran no tool: %v", err)
+	}
+	pkg := "github.com/cachegen/cachegen/testdata/" + filepath.Base(dir)
+	sawImport := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "/compile ") && strings.Contains(line, " -p "+pkg+" ") {
+			t.Errorf("the package was compiled: %s", line)
+		}
+		sawImport = sawImport || strings.Contains(line, " -p github.com/cachegen/cachegen/annotations ")
+	}
+	if !sawImport && !strings.Contains(string(data), "compile -V=full") {
+		t.Errorf("the wrapper saw no compile at all, so this test proves nothing:\n%s", data)
 	}
 }
 
@@ -422,5 +470,118 @@ func TestLog(t *testing.T) {
 	}
 	if log := run(); !strings.Contains(log, "the generated file is stale") || !strings.Contains(log, "Page[") {
 		t.Fatalf("a stale Page[Item] result went unnoticed; log:\n%s", log)
+	}
+}
+
+// An import that cannot be read is reported where it is, as the cause of
+// the invalid types that follow; imports the interface does not use are
+// not the generator's business.
+func TestMissingImportIsTheCause(t *testing.T) {
+	dir := scratch(t, map[string]string{"names.go": `package scratch
+
+import (
+	"context"
+
+	"example.com/nothere/other"
+	"example.com/nothere/pkg"
+)
+
+var _ other.X
+
+//cache:repo ttl=1m
+type Names interface {
+	//cache:get key="name:{id}"
+	Name(ctx context.Context, id int64) (*pkg.T, error)
+}
+`})
+	_, err := Generate(Config{Dir: dir})
+	var errs Errors
+	if !errors.As(err, &errs) {
+		t.Fatalf("got %v, want positioned errors", err)
+	}
+	var lines []string
+	for _, e := range errs {
+		lines = append(lines, strconv.Itoa(e.Pos.Line)+": "+e.Msg)
+	}
+	got := strings.Join(lines, "\n")
+	if !strings.Contains(got, "7: could not import example.com/nothere/pkg") || strings.Contains(got, "nothere/other") {
+		t.Errorf("errors:\n%s", got)
+	}
+}
+
+// Packages named together are type-checked from source in import order,
+// and one that imports another sees the same types (a result type of one
+// used by the other's repository is identical, not a copy from export data).
+func TestPackagesImportingEachOther(t *testing.T) {
+	dir := scratch(t, map[string]string{"model.go": `package scratch
+
+import "context"
+
+type User struct{ ID int64 }
+
+//cache:repo ttl=1m
+type Users interface {
+	//cache:get key="u:{id}"
+	Get(ctx context.Context, id int64) (*User, error)
+}
+`})
+	self := "github.com/cachegen/cachegen/testdata/" + filepath.Base(dir)
+	if err := os.Mkdir(filepath.Join(dir, "feed"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	feed := `package feed
+
+import (
+	"context"
+
+	model "` + self + `"
+)
+
+//cache:repo ttl=1m
+type Feed interface {
+	//cache:get key="f:{id}"
+	Of(ctx context.Context, id int64) ([]model.User, error)
+}
+
+var _ model.Users = model.NewCachedUsers(nil, nil)
+`
+	if err := os.WriteFile(filepath.Join(dir, "feed", "feed.go"), []byte(feed), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	for _, patterns := range [][]string{{"./..."}, {"./feed", "."}} {
+		pkgs, _, err := load(Config{Dir: dir}, patterns)
+		if err != nil || len(pkgs) != 2 {
+			t.Fatalf("%v: %v, %d packages", patterns, err, len(pkgs))
+		}
+		var model, feedPkg *types.Package
+		for _, p := range pkgs {
+			if p.PkgPath == self {
+				model = p.Types
+			} else {
+				feedPkg = p.Types
+			}
+		}
+		var imported *types.Package
+		for _, q := range feedPkg.Imports() {
+			if q.Path() == self {
+				imported = q
+			}
+		}
+		if imported != model {
+			t.Errorf("%v: feed imports a different %s than the one checked from source", patterns, self)
+		}
+		outs, err := Generate(Config{Dir: dir, Patterns: patterns})
+		if err != nil || len(outs) != 2 {
+			t.Fatalf("%v: %v, %d outputs", patterns, err, len(outs))
+		}
+		if err := Write(outs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The generated code compiles, the users of NewCachedUsers included.
+	cmd := exec.Command("go", "vet", "./...")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go vet: %v\n%s", err, out)
 	}
 }

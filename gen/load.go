@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go/ast"
 	"go/parser"
 	"go/token"
 	"io"
@@ -157,22 +156,16 @@ func Generate(cfg Config) ([]Output, error) {
 	return outs, nil
 }
 
-// loadMode is what the stages read: syntax and types of the packages
-// named, types only (export data) of their dependencies.
-const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedCompiledGoFiles |
-	packages.NeedImports | packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo
-
-// load loads the packages with our own earlier outputs read as empty files,
-// so a stale output that no longer compiles (or declares the names the new
-// one will) cannot hide the interfaces it was generated from, and go list
-// (which compiles the packages for their export data) compiles what the
-// user wrote, not a large earlier output. It returns the outputs found, by
-// package ID.
+// load loads the packages (load_list.go) with our own earlier outputs read
+// as empty files, so a stale output that no longer compiles (or declares
+// the names the new one will, or imports what makes an import cycle)
+// cannot hide the interfaces it was generated from. It returns the outputs
+// found, by package ID.
 //
-// The outputs are overlaid by empty files, found without a go list of
-// their own where the patterns are directories (".", "./...", "./x"): one
-// go list per run. Other patterns are listed first. The loader's parser
-// stands a bare package clause in for any output the overlay missed.
+// The outputs are found without a go list of their own where the patterns
+// are directories (".", "./...", "./x"); other patterns are listed first.
+// The parser stands a bare package clause in for any output the overlay
+// missed.
 func load(cfg Config, patterns []string) ([]*packages.Package, map[string][]string, error) {
 	overlay, scanned := scanOutputs(cfg.Dir, patterns)
 	if !scanned {
@@ -206,15 +199,10 @@ func load(cfg Config, patterns []string) ([]*packages.Package, map[string][]stri
 func loadWith(cfg Config, patterns []string, overlay map[string][]byte) ([]*packages.Package, error) {
 	flags := cfg.BuildFlags
 	if len(overlay) > 0 {
-		// The overlay goes to go list as its own -overlay flag, not as
-		// packages.Config.Overlay: go/packages takes any Overlay to make
-		// every package's export data invalid and type-checks the whole
-		// dependency graph from source (the standard library and every
-		// module the package imports: 0.5 s more for two std imports, far
-		// more for a real one). The export data go list reports is built
-		// with the overlay, so it is valid for what we load; the files go
-		// list names are parsed from disk, and ParseFile reads our outputs
-		// as a bare package clause, which is what the overlay says.
+		// The overlay goes to go list as its -overlay flag: the files and
+		// imports it lists, and the export data it builds, are those of
+		// the overlaid view. The files themselves are parsed from disk,
+		// our outputs as a bare package clause: the same view.
 		file, cleanup, err := writeOverlay(overlay)
 		if err != nil {
 			return nil, err
@@ -222,17 +210,7 @@ func loadWith(cfg Config, patterns []string, overlay map[string][]byte) ([]*pack
 		defer cleanup()
 		flags = append(append([]string(nil), flags...), "-overlay="+file)
 	}
-	return packages.Load(&packages.Config{
-		Mode:       loadMode,
-		Dir:        cfg.Dir,
-		BuildFlags: flags,
-		ParseFile: func(fset *token.FileSet, filename string, src []byte) (*ast.File, error) {
-			if isHeader(src) {
-				return parser.ParseFile(fset, filename, src, parser.PackageClauseOnly)
-			}
-			return parser.ParseFile(fset, filename, src, parser.AllErrors|parser.ParseComments|parser.SkipObjectResolution)
-		},
-	}, patterns...)
+	return loadPackages(cfg, flags, patterns)
 }
 
 // writeOverlay writes the go command's overlay file (a JSON object mapping
@@ -291,17 +269,16 @@ func outputsOf(pkgs []*packages.Package, overlay map[string][]byte) (map[string]
 
 // listOutputs finds our files with a go list of names and files only.
 func listOutputs(cfg Config, patterns []string) (map[string][]byte, error) {
-	pre, err := packages.Load(&packages.Config{
-		Mode:       packages.NeedName | packages.NeedFiles,
-		Dir:        cfg.Dir,
-		BuildFlags: cfg.BuildFlags,
-	}, patterns...)
+	// -find: the files only; imports (and an import cycle a stale output
+	// makes) are not resolved.
+	listed, err := goList(cfg.Dir, cfg.BuildFlags, append([]string{rootFields, "-find", "--"}, patterns...)...)
 	if err != nil {
 		return nil, err
 	}
 	overlay := map[string][]byte{}
 	var errs Errors
-	for _, p := range pre {
+	for _, lp := range listed {
+		p := rootPackage(lp, nil)
 		errs = append(errs, listErrors(p)...)
 		for _, f := range p.GoFiles {
 			if isGenerated(f) {

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
+	"time"
 )
 
 // PerFile is how many interfaces one source file holds.
@@ -56,4 +58,28 @@ type R%[1]d interface {
 `, i)
 	}
 	return flush((n - 1) / PerFile)
+}
+
+// Touch gives the package's first file a new trailing comment, as an edit
+// does: go has nothing of the package in its build cache any more.
+func Touch(dir string, stamp int) error {
+	path := filepath.Join(dir, "f0.go")
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if i := strings.Index(string(src), "\n// edit "); i >= 0 {
+		src = src[:i+1]
+	}
+	return os.WriteFile(path, fmt.Appendf(src, "// edit %d\n", stamp), 0o666)
+}
+
+// ReportCPU reports CPU per operation as cpu-ms/op, from now until the
+// returned func runs (time spent with the timer stopped included: the
+// benchmarks only write files then).
+func ReportCPU(b *testing.B) func() {
+	start := CPU()
+	return func() {
+		b.ReportMetric(float64(CPU()-start)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	}
 }

@@ -1,0 +1,408 @@
+package gen
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/scanner"
+	"go/token"
+	"go/types"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"strings"
+	"sync"
+
+	"golang.org/x/tools/go/gcexportdata"
+	"golang.org/x/tools/go/packages"
+)
+
+// The loader: what go/packages would give us for LoadMode syntax + types of
+// the packages named and export data of their imports, in two go lists
+// instead of three and without compiling the packages named.
+//
+// go/packages asks one go list for -export of every package it lists, the
+// packages named included, although it type-checks those from source: after
+// each edit of a repository file go generate compiled the whole package
+// (implementations, SQL, everything in it) only to throw the result away —
+// most of a second for a package of 200 interfaces, more for a real one. It
+// also runs go list twice more (types.Sizes and release tags). Here:
+//
+//  1. go list of the packages named: files and imports, no build;
+//  2. go list -export of their direct imports (what the type checker asks
+//     for; go builds what those need), while the files are parsed;
+//  3. type-check each package named from source, in import order, its
+//     imports read from export data.
+
+// listedPackage is what we read of go list -json.
+type listedPackage struct {
+	ImportPath        string
+	Name              string
+	Dir               string
+	Export            string
+	GoFiles           []string
+	CgoFiles          []string
+	CompiledGoFiles   []string
+	IgnoredGoFiles    []string
+	IgnoredOtherFiles []string
+	Imports           []string
+	ImportMap         map[string]string
+	Module            *packages.Module
+	Error             *struct{ Pos, Err string }
+}
+
+const (
+	rootFields   = "-json=ImportPath,Name,Dir,GoFiles,CgoFiles,CompiledGoFiles,IgnoredGoFiles,IgnoredOtherFiles,Imports,ImportMap,Module,Error"
+	exportFields = "-json=ImportPath,Export,Error"
+)
+
+// goList runs go list -e with the build flags and the arguments, and
+// decodes its packages.
+func goList(dir string, flags []string, args ...string) ([]*listedPackage, error) {
+	argv := append([]string{"list", "-e", "-pgo=off"}, flags...)
+	cmd := exec.Command("go", append(argv, args...)...)
+	cmd.Dir = dir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return nil, errors.New("go list: " + msg)
+	}
+	var out []*listedPackage
+	for dec := json.NewDecoder(&stdout); ; {
+		p := new(listedPackage)
+		if err := dec.Decode(p); err == io.EOF {
+			return out, nil
+		} else if err != nil {
+			return nil, fmt.Errorf("go list: reading its output: %v", err)
+		}
+		out = append(out, p)
+	}
+}
+
+// loadPackages lists, parses and type-checks the packages the patterns
+// name, with the build flags (an -overlay among them).
+func loadPackages(cfg Config, flags, patterns []string) ([]*packages.Package, error) {
+	listed, err := goList(cfg.Dir, flags, append([]string{rootFields, "-compiled=true", "--"}, patterns...)...)
+	if err != nil {
+		return nil, err
+	}
+	roots := map[string]*packages.Package{}
+	pkgs := make([]*packages.Package, 0, len(listed))
+	fset := token.NewFileSet()
+	for _, lp := range listed {
+		p := rootPackage(lp, fset)
+		roots[p.ID] = p
+		pkgs = append(pkgs, p)
+	}
+
+	// The imports' export data, built while the packages named are parsed.
+	need := map[string]bool{}
+	for _, lp := range listed {
+		for _, id := range lp.Imports {
+			if roots[id] == nil && id != "unsafe" && id != "C" {
+				need[id] = true
+			}
+		}
+	}
+	var exports map[string]*listedPackage
+	var exportErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(need) == 0 {
+			return
+		}
+		args := []string{exportFields, "-export=true", "--"}
+		for id := range need {
+			args = append(args, id)
+		}
+		var deps []*listedPackage
+		if deps, exportErr = goList(cfg.Dir, flags, args...); exportErr == nil {
+			exports = make(map[string]*listedPackage, len(deps))
+			for _, d := range deps {
+				exports[d.ImportPath] = d
+			}
+		}
+	}()
+	parseAll(fset, pkgs)
+	<-done
+	if exportErr != nil {
+		return nil, exportErr
+	}
+
+	tc := &typeChecker{fset: fset, roots: roots, listed: map[string]*listedPackage{}, exports: exports, imported: map[string]*types.Package{}, sizes: sizes()}
+	for _, lp := range listed {
+		tc.listed[lp.ImportPath] = lp
+	}
+	for _, lp := range listed {
+		tc.check(roots[lp.ImportPath], lp)
+	}
+	return pkgs, nil
+}
+
+// rootPackage turns a listed package into the packages.Package the stages
+// read, its Types, TypesInfo and Syntax still to be filled.
+func rootPackage(lp *listedPackage, fset *token.FileSet) *packages.Package {
+	p := &packages.Package{
+		ID:              lp.ImportPath,
+		PkgPath:         lp.ImportPath,
+		Name:            lp.Name,
+		Dir:             lp.Dir,
+		Fset:            fset,
+		GoFiles:         absJoin(lp.Dir, lp.GoFiles, lp.CgoFiles),
+		CompiledGoFiles: absJoin(lp.Dir, lp.CompiledGoFiles),
+		IgnoredFiles:    absJoin(lp.Dir, lp.IgnoredGoFiles, lp.IgnoredOtherFiles),
+		Module:          lp.Module,
+	}
+	// go list puts assembly and C files in CompiledGoFiles too; cgo's
+	// outputs in the build cache have no extension.
+	compiled := p.CompiledGoFiles[:0]
+	for _, f := range p.CompiledGoFiles {
+		if ext := filepath.Ext(f); ext == ".go" || ext == "" {
+			compiled = append(compiled, f)
+		}
+	}
+	p.CompiledGoFiles = compiled
+	if len(compiled) == 0 {
+		// go list leaves CompiledGoFiles out when an import is missing:
+		// type-check what is there, so the errors are positioned.
+		p.CompiledGoFiles = p.GoFiles
+	}
+	if lp.Error != nil {
+		p.Errors = append(p.Errors, packages.Error{Pos: lp.Error.Pos, Msg: strings.TrimSpace(lp.Error.Err), Kind: packages.ListError})
+	}
+	return p
+}
+
+func absJoin(dir string, lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		for _, f := range l {
+			if !filepath.IsAbs(f) {
+				f = filepath.Join(dir, f)
+			}
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// parseAll parses the compiled files of every package, one goroutine per
+// CPU: our own earlier outputs as a bare package clause (what the overlay
+// makes of them), everything else whole.
+func parseAll(fset *token.FileSet, pkgs []*packages.Package) {
+	type job struct {
+		p *packages.Package
+		i int
+	}
+	var jobs []job
+	errs := make([][]error, len(pkgs))
+	for _, p := range pkgs {
+		p.Syntax = make([]*ast.File, len(p.CompiledGoFiles))
+		for i := range p.CompiledGoFiles {
+			jobs = append(jobs, job{p, i})
+		}
+	}
+	fileErrs := make([]error, len(jobs))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(goruntime.GOMAXPROCS(0), len(jobs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range next {
+				p, i := jobs[j].p, jobs[j].i
+				p.Syntax[i], fileErrs[j] = parseSource(fset, p.CompiledGoFiles[i])
+			}
+		}()
+	}
+	for j := range jobs {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
+	for j, jb := range jobs {
+		if fileErrs[j] != nil {
+			for k, p := range pkgs {
+				if p == jb.p {
+					errs[k] = append(errs[k], fileErrs[j])
+				}
+			}
+		}
+	}
+	for k, p := range pkgs {
+		syntax := p.Syntax[:0]
+		for _, f := range p.Syntax {
+			if f != nil {
+				syntax = append(syntax, f)
+			}
+		}
+		p.Syntax = syntax
+		for _, err := range errs[k] {
+			p.Errors = append(p.Errors, parseErrors(err)...)
+		}
+	}
+}
+
+func parseSource(fset *token.FileSet, filename string) (*ast.File, error) {
+	src, err := os.ReadFile(filename)
+	if err != nil {
+		return nil, err
+	}
+	if isHeader(src) {
+		return parser.ParseFile(fset, filename, src, parser.PackageClauseOnly)
+	}
+	return parser.ParseFile(fset, filename, src, parser.AllErrors|parser.ParseComments|parser.SkipObjectResolution)
+}
+
+func parseErrors(err error) []packages.Error {
+	var list scanner.ErrorList
+	var perr *os.PathError
+	switch {
+	case errors.As(err, &list):
+		out := make([]packages.Error, len(list))
+		for i, e := range list {
+			out[i] = packages.Error{Pos: e.Pos.String(), Msg: e.Msg, Kind: packages.ParseError}
+		}
+		return out
+	case errors.As(err, &perr):
+		return []packages.Error{{Pos: perr.Path + ":1", Msg: perr.Err.Error(), Kind: packages.ParseError}}
+	}
+	return []packages.Error{{Pos: "-", Msg: err.Error(), Kind: packages.ParseError}}
+}
+
+// sizes are the gc compiler's for the target architecture: GOARCH when go
+// generate (or the user) sets it, else this binary's, which go generate
+// built for the machine it runs on.
+func sizes() types.Sizes {
+	arch := os.Getenv("GOARCH")
+	if arch == "" {
+		arch = goruntime.GOARCH
+	}
+	if s := types.SizesFor("gc", arch); s != nil {
+		return s
+	}
+	return types.SizesFor("gc", goruntime.GOARCH)
+}
+
+// typeChecker checks the packages named from source, and reads everything
+// they import from export data into one map by package path: the view is
+// the same for all of them, so types shared between them are identical.
+type typeChecker struct {
+	fset     *token.FileSet
+	roots    map[string]*packages.Package
+	listed   map[string]*listedPackage // the packages named, as listed
+	exports  map[string]*listedPackage
+	imported map[string]*types.Package
+	sizes    types.Sizes
+	checking map[string]bool
+}
+
+// check type-checks p (listed as lp) after the packages named that it
+// imports; a package already checked is left as it is.
+func (tc *typeChecker) check(p *packages.Package, lp *listedPackage) {
+	if p.Types != nil {
+		return
+	}
+	if tc.checking == nil {
+		tc.checking = map[string]bool{}
+	}
+	if tc.checking[p.ID] {
+		return // an import cycle, which go list reports
+	}
+	tc.checking[p.ID] = true
+	p.Types = types.NewPackage(p.PkgPath, p.Name)
+	p.TypesInfo = &types.Info{
+		Types:        map[ast.Expr]types.TypeAndValue{},
+		Defs:         map[*ast.Ident]types.Object{},
+		Uses:         map[*ast.Ident]types.Object{},
+		Implicits:    map[ast.Node]types.Object{},
+		Instances:    map[*ast.Ident]types.Instance{},
+		Scopes:       map[ast.Node]*types.Scope{},
+		Selections:   map[*ast.SelectorExpr]*types.Selection{},
+		FileVersions: map[*ast.File]string{},
+	}
+	importMap := lp.ImportMap
+	conf := &types.Config{
+		Importer: importerFunc(func(path string) (*types.Package, error) {
+			id := path
+			if to, ok := importMap[path]; ok {
+				id = to
+			}
+			return tc.importPackage(id)
+		}),
+		Sizes: tc.sizes,
+		Error: func(err error) {
+			var te types.Error
+			if errors.As(err, &te) {
+				p.TypeErrors = append(p.TypeErrors, te)
+				p.Errors = append(p.Errors, packages.Error{Pos: te.Fset.Position(te.Pos).String(), Msg: te.Msg, Kind: packages.TypeError})
+				return
+			}
+			p.Errors = append(p.Errors, packages.Error{Pos: "-", Msg: err.Error(), Kind: packages.UnknownError})
+		},
+	}
+	if p.Module != nil && p.Module.GoVersion != "" {
+		conf.GoVersion = "go" + p.Module.GoVersion
+	}
+	_ = types.NewChecker(conf, tc.fset, p.Types, p.TypesInfo).Files(p.Syntax)
+	p.TypesSizes = tc.sizes
+	if tc.imported[p.PkgPath] == nil {
+		// Export data read from now on that mentions p uses these types.
+		tc.imported[p.PkgPath] = p.Types
+	}
+}
+
+func (tc *typeChecker) importPackage(id string) (*types.Package, error) {
+	if id == "unsafe" {
+		return types.Unsafe, nil
+	}
+	if root := tc.roots[id]; root != nil {
+		// Another package named: checked from source first.
+		tc.check(root, tc.listed[id])
+		if root.Types == nil || !root.Types.Complete() {
+			return nil, fmt.Errorf("import cycle through %s", id)
+		}
+		return root.Types, nil
+	}
+	if p := tc.imported[id]; p != nil && p.Complete() {
+		return p, nil
+	}
+	lp := tc.exports[id]
+	if lp == nil {
+		return nil, fmt.Errorf("no metadata for %s", id)
+	}
+	if lp.Export == "" {
+		if lp.Error != nil {
+			return nil, errors.New(strings.TrimSpace(lp.Error.Err))
+		}
+		return nil, errors.New("no export data file")
+	}
+	f, err := os.Open(lp.Export)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := gcexportdata.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %v", lp.Export, err)
+	}
+	pkg, err := gcexportdata.Read(r, tc.fset, tc.imported, id)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %v", lp.Export, err)
+	}
+	return pkg, nil
+}
+
+type importerFunc func(path string) (*types.Package, error)
+
+func (f importerFunc) Import(path string) (*types.Package, error) { return f(path) }
