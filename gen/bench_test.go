@@ -29,12 +29,14 @@ func manyInterfaces(tb testing.TB, n int) string {
 // rendering (go list and type checking included), with no earlier outputs
 // (fresh), with them on disk (again: every rerun of go generate, where the
 // outputs are overlaid while loading), and after an edit of a source file
-// (edited: go's build cache has nothing of the package). cpu-ms/op is the
-// processor time of the run and of the go commands it starts.
+// (edited: go's build cache has nothing of the package), all without a
+// format cache; again-cached with one (what the command does). cpu-ms/op is
+// the processor time of the run and of the go commands it starts.
 func BenchmarkGenerate200(b *testing.B) {
 	dir := manyInterfaces(b, 200)
+	var cache string
 	generate := func(b *testing.B) []Output {
-		outs, err := Generate(Config{Dir: dir})
+		outs, err := Generate(Config{Dir: dir, FormatCache: cache})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -64,6 +66,15 @@ func BenchmarkGenerate200(b *testing.B) {
 			}
 		}
 	})
+	cache = b.TempDir()
+	generate(b)
+	b.Run("again-cached", func(b *testing.B) {
+		defer genbench.ReportCPU(b)()
+		for b.Loop() {
+			generate(b)
+		}
+	})
+	cache = ""
 	b.Run("edited", func(b *testing.B) {
 		defer genbench.ReportCPU(b)()
 		stamp := int(time.Now().UnixNano() % 1e9)

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/mod/modfile"
 	"golang.org/x/tools/go/packages"
 
 	"github.com/cachegen/cachegen/annotations"
@@ -35,6 +36,11 @@ type Config struct {
 	// Warnings do not stop generation unless Strict is set.
 	Warn   func(annotations.Error)
 	Strict bool // warnings are errors
+	// FormatCache is a directory where formatted outputs are kept, keyed
+	// by what was formatted (render_format.go): a rerun that renders the
+	// same source skips go/format, most of the cost of rendering. "" for
+	// none; the command uses DefaultFormatCache.
+	FormatCache string
 }
 
 // Output is one file the generator wants on disk. New is nil when a stale
@@ -109,7 +115,7 @@ func Generate(cfg Config) ([]Output, error) {
 			defer wg.Done()
 			for i := range next {
 				f := toRender[i]
-				src, rerr := render(f)
+				src, rerr := render(f, cfg.FormatCache)
 				if rerr != nil {
 					rerrs[i] = &annotations.Error{Pos: token.Position{Filename: f.Source}, Msg: "internal error rendering: " + rerr.Error()}
 					continue
@@ -167,14 +173,14 @@ func Generate(cfg Config) ([]Output, error) {
 // The parser stands a bare package clause in for any output the overlay
 // missed.
 func load(cfg Config, patterns []string) ([]*packages.Package, map[string][]string, error) {
-	overlay, scanned := scanOutputs(cfg.Dir, patterns)
+	overlay, guess, scanned := scanOutputs(cfg.Dir, patterns)
 	if !scanned {
 		var err error
 		if overlay, err = listOutputs(cfg, patterns); err != nil {
 			return nil, nil, err
 		}
 	}
-	pkgs, err := loadWith(cfg, patterns, overlay)
+	pkgs, err := loadWith(cfg, patterns, overlay, guess)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -185,7 +191,7 @@ func load(cfg Config, patterns []string) ([]*packages.Package, map[string][]stri
 		if overlay, err = listOutputs(cfg, patterns); err != nil {
 			return nil, nil, err
 		}
-		if pkgs, err = loadWith(cfg, patterns, overlay); err != nil {
+		if pkgs, err = loadWith(cfg, patterns, overlay, nil); err != nil {
 			return nil, nil, err
 		}
 		generated, _ = outputsOf(pkgs, overlay)
@@ -196,7 +202,7 @@ func load(cfg Config, patterns []string) ([]*packages.Package, map[string][]stri
 	return pkgs, generated, nil
 }
 
-func loadWith(cfg Config, patterns []string, overlay map[string][]byte) ([]*packages.Package, error) {
+func loadWith(cfg Config, patterns []string, overlay map[string][]byte, guess map[string]bool) ([]*packages.Package, error) {
 	flags := cfg.BuildFlags
 	if len(overlay) > 0 {
 		// The overlay goes to go list as its -overlay flag: the files and
@@ -210,7 +216,7 @@ func loadWith(cfg Config, patterns []string, overlay map[string][]byte) ([]*pack
 		defer cleanup()
 		flags = append(append([]string(nil), flags...), "-overlay="+file)
 	}
-	return loadPackages(cfg, flags, patterns)
+	return loadPackages(cfg, flags, patterns, guess)
 }
 
 // writeOverlay writes the go command's overlay file (a JSON object mapping
@@ -297,8 +303,15 @@ func listOutputs(cfg Config, patterns []string) (map[string][]byte, error) {
 // every pattern is a directory, or one followed by /...; false otherwise.
 // It may find more than go list will load (files excluded by build tags,
 // directories go list skips): an overlay of a file not loaded is unused.
-func scanOutputs(dir string, patterns []string) (map[string][]byte, bool) {
+//
+// It also guesses the imports the packages will need export data for:
+// those of every other non-test file, less the packages of the main module
+// the patterns name (type-checked from source, never compiled). The guess
+// lets their go list run alongside the listing of the packages; whatever it
+// missed is listed after, whatever it added costs time, never correctness.
+func scanOutputs(dir string, patterns []string) (map[string][]byte, map[string]bool, bool) {
 	overlay := map[string][]byte{}
+	imports := map[string]bool{}
 	add := func(path string) {
 		if !strings.HasSuffix(path, ".go") {
 			return
@@ -312,6 +325,9 @@ func scanOutputs(dir string, patterns []string) (map[string][]byte, bool) {
 		f.Close()
 		head = head[:n]
 		if !isHeader(head) {
+			if !strings.HasSuffix(path, "_test.go") {
+				guessImports(path, head, n == len(head), imports)
+			}
 			return
 		}
 		af, err := parser.ParseFile(token.NewFileSet(), path, head, parser.PackageClauseOnly)
@@ -322,19 +338,27 @@ func scanOutputs(dir string, patterns []string) (map[string][]byte, bool) {
 			overlay[abs] = emptyOutput(af.Name.Name)
 		}
 	}
+	type scope struct {
+		dir       string
+		recursive bool
+	}
+	var scopes []scope
 	for _, p := range patterns {
 		root, recursive := strings.CutSuffix(filepath.ToSlash(p), "/...")
 		local := root == "." || root == ".." || strings.HasPrefix(root, "./") || strings.HasPrefix(root, "../") || filepath.IsAbs(p)
 		if !local || strings.Contains(root, "...") {
-			return nil, false
+			return nil, nil, false
 		}
 		if !filepath.IsAbs(root) {
 			root = filepath.Join(dir, root)
 		}
+		if abs, err := filepath.Abs(root); err == nil {
+			scopes = append(scopes, scope{abs, recursive})
+		}
 		if !recursive {
 			entries, err := os.ReadDir(root)
 			if err != nil {
-				return nil, false
+				return nil, nil, false
 			}
 			for _, e := range entries {
 				if !e.IsDir() {
@@ -357,10 +381,76 @@ func scanOutputs(dir string, patterns []string) (map[string][]byte, bool) {
 			return nil
 		})
 		if err != nil {
-			return nil, false
+			return nil, nil, false
 		}
 	}
-	return overlay, true
+	// Leave out the packages named: those of the main module in a scope.
+	modRoot, modPath := findModule(dir)
+	if modPath == "" {
+		return overlay, nil, true // no module to tell them apart: no guess
+	}
+	for path := range imports {
+		rel, ok := strings.CutPrefix(path, modPath)
+		if !ok || rel != "" && rel[0] != '/' {
+			continue
+		}
+		pdir := filepath.Join(modRoot, filepath.FromSlash(rel))
+		for _, sc := range scopes {
+			if pdir == sc.dir || sc.recursive && strings.HasPrefix(pdir, sc.dir+string(filepath.Separator)) {
+				delete(imports, path)
+				break
+			}
+		}
+	}
+	return overlay, imports, true
+}
+
+// guessImports adds the imports of a source file, read from its head, or
+// from the whole file when the head was cut short (truncated) before the
+// imports ended.
+func guessImports(path string, head []byte, truncated bool, imports map[string]bool) {
+	af, err := parser.ParseFile(token.NewFileSet(), path, head, parser.ImportsOnly)
+	if err != nil && truncated {
+		src, rerr := os.ReadFile(path)
+		if rerr != nil {
+			return
+		}
+		af, err = parser.ParseFile(token.NewFileSet(), path, src, parser.ImportsOnly)
+	}
+	if err != nil {
+		return
+	}
+	for _, imp := range af.Imports {
+		p, err := strconv.Unquote(imp.Path.Value)
+		if err != nil || p == "unsafe" || strings.HasPrefix(p, ".") {
+			continue
+		}
+		if p == "C" {
+			// cgo's rewrite imports these.
+			imports["runtime/cgo"], imports["syscall"] = true, true
+			continue
+		}
+		imports[p] = true
+	}
+}
+
+// findModule returns the root directory and path of the module holding
+// dir, or "" when there is none.
+func findModule(dir string) (string, string) {
+	d, err := filepath.Abs(dir)
+	if err != nil {
+		return "", ""
+	}
+	for {
+		if data, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil {
+			return d, modfile.ModulePath(data)
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", ""
+		}
+		d = parent
+	}
 }
 
 // emptyOutput is what an earlier output is read as while loading.

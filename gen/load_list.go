@@ -11,10 +11,12 @@ import (
 	"go/token"
 	"go/types"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -89,10 +91,20 @@ func goList(dir string, flags []string, args ...string) ([]*listedPackage, error
 }
 
 // loadPackages lists, parses and type-checks the packages the patterns
-// name, with the build flags (an -overlay among them).
-func loadPackages(cfg Config, flags, patterns []string) ([]*packages.Package, error) {
-	listed, err := goList(cfg.Dir, flags, append([]string{rootFields, "-compiled=true", "--"}, patterns...)...)
+// name, with the build flags (an -overlay among them). guess is what their
+// imports are thought to be (scanOutputs): their export data is listed
+// while the packages are, what the guess missed after.
+func loadPackages(cfg Config, flags, patterns []string, guess map[string]bool) ([]*packages.Package, error) {
+	var early chan exportList
+	if len(guess) > 0 {
+		early = make(chan exportList, 1)
+		go func() { early <- listExports(cfg.Dir, flags, guess) }()
+	}
+	listed, err := goList(cfg.Dir, flags, append([]string{rootFields, "--"}, patterns...)...)
 	if err != nil {
+		return nil, err
+	}
+	if err := compileCgo(cfg.Dir, flags, listed); err != nil {
 		return nil, err
 	}
 	roots := map[string]*packages.Package{}
@@ -107,39 +119,47 @@ func loadPackages(cfg Config, flags, patterns []string) ([]*packages.Package, er
 	// The imports' export data, built while the packages named are parsed.
 	need := map[string]bool{}
 	for _, lp := range listed {
-		for _, id := range lp.Imports {
+		imports := lp.Imports
+		if len(lp.CgoFiles) > 0 {
+			// What cgo's rewrite imports besides the package's own.
+			imports = append(imports, "runtime/cgo", "syscall")
+		}
+		for _, id := range imports {
 			if roots[id] == nil && id != "unsafe" && id != "C" {
 				need[id] = true
 			}
 		}
 	}
-	var exports map[string]*listedPackage
-	var exportErr error
+	var exports exportList
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if len(need) == 0 {
-			return
+		exports.pkgs = map[string]*listedPackage{}
+		if early != nil {
+			if exports = <-early; exports.err != nil {
+				return
+			}
 		}
-		args := []string{exportFields, "-export=true", "--"}
+		missing := map[string]bool{}
 		for id := range need {
-			args = append(args, id)
+			if exports.pkgs[id] == nil {
+				missing[id] = true
+			}
 		}
-		var deps []*listedPackage
-		if deps, exportErr = goList(cfg.Dir, flags, args...); exportErr == nil {
-			exports = make(map[string]*listedPackage, len(deps))
-			for _, d := range deps {
-				exports[d.ImportPath] = d
+		if len(missing) > 0 {
+			more := listExports(cfg.Dir, flags, missing)
+			if exports.err = more.err; more.err == nil {
+				maps.Copy(exports.pkgs, more.pkgs)
 			}
 		}
 	}()
 	parseAll(fset, pkgs)
 	<-done
-	if exportErr != nil {
-		return nil, exportErr
+	if exports.err != nil {
+		return nil, exports.err
 	}
 
-	tc := &typeChecker{fset: fset, roots: roots, listed: map[string]*listedPackage{}, exports: exports, imported: map[string]*types.Package{}, sizes: sizes()}
+	tc := &typeChecker{dir: cfg.Dir, flags: flags, fset: fset, roots: roots, listed: map[string]*listedPackage{}, exports: exports.pkgs, imported: map[string]*types.Package{}, sizes: sizes()}
 	for _, lp := range listed {
 		tc.listed[lp.ImportPath] = lp
 	}
@@ -147,6 +167,58 @@ func loadPackages(cfg Config, flags, patterns []string) ([]*packages.Package, er
 		tc.check(roots[lp.ImportPath], lp)
 	}
 	return pkgs, nil
+}
+
+// exportList is the export data go list built for some packages, by path.
+type exportList struct {
+	pkgs map[string]*listedPackage
+	err  error
+}
+
+// listExports asks go list for the export data of the packages (building
+// what they need).
+func listExports(dir string, flags []string, paths map[string]bool) exportList {
+	args := []string{exportFields, "-export=true", "--"}
+	for _, p := range slices.Sorted(maps.Keys(paths)) {
+		args = append(args, p)
+	}
+	deps, err := goList(dir, flags, args...)
+	if err != nil {
+		return exportList{err: err}
+	}
+	out := exportList{pkgs: make(map[string]*listedPackage, len(deps))}
+	for _, d := range deps {
+		out.pkgs[d.ImportPath] = d
+	}
+	return out
+}
+
+// compileCgo fills in the CompiledGoFiles of the packages with cgo files
+// (cgo's outputs: what the type checker reads), with one more go list.
+// Others need none: their compiled files are their Go files, and
+// -compiled costs a go list twice the time (it plans a build).
+func compileCgo(dir string, flags []string, listed []*listedPackage) error {
+	var cgo []string
+	byPath := map[string]*listedPackage{}
+	for _, lp := range listed {
+		if len(lp.CgoFiles) > 0 {
+			cgo = append(cgo, lp.ImportPath)
+			byPath[lp.ImportPath] = lp
+		}
+	}
+	if len(cgo) == 0 {
+		return nil
+	}
+	compiled, err := goList(dir, flags, append([]string{"-json=ImportPath,CompiledGoFiles,Error", "-compiled=true", "--"}, cgo...)...)
+	if err != nil {
+		return err
+	}
+	for _, c := range compiled {
+		if lp := byPath[c.ImportPath]; lp != nil {
+			lp.CompiledGoFiles = c.CompiledGoFiles
+		}
+	}
+	return nil
 }
 
 // rootPackage turns a listed package into the packages.Package the stages
@@ -305,6 +377,8 @@ type typeChecker struct {
 	imported map[string]*types.Package
 	sizes    types.Sizes
 	checking map[string]bool
+	dir      string // for go list of imports not listed before
+	flags    []string
 }
 
 // check type-checks p (listed as lp) after the packages named that it
@@ -379,7 +453,16 @@ func (tc *typeChecker) importPackage(id string) (*types.Package, error) {
 	}
 	lp := tc.exports[id]
 	if lp == nil {
-		return nil, fmt.Errorf("no metadata for %s", id)
+		// Not among the imports go list reported (cgo's rewrite adds
+		// runtime/cgo and syscall): ask for it now.
+		more := listExports(tc.dir, tc.flags, map[string]bool{id: true})
+		if more.err != nil {
+			return nil, more.err
+		}
+		maps.Copy(tc.exports, more.pkgs)
+		if lp = tc.exports[id]; lp == nil {
+			return nil, fmt.Errorf("no metadata for %s", id)
+		}
 	}
 	if lp.Export == "" {
 		if lp.Error != nil {

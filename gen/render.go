@@ -27,7 +27,9 @@ type renderer struct {
 	tagIndexes map[*Method]*tagIndex // the contract's index of each write's tags
 }
 
-func render(f *File) ([]byte, error) {
+// render writes f as Go source, formatted through the cache in cacheDir
+// ("" for none).
+func render(f *File, cacheDir string) ([]byte, error) {
 	g := &renderer{f: f, local: f.Locals, cloneVar: f.CloneLocals}
 	jf := jen.NewFilePathName(f.Pkg.Path(), f.Pkg.Name())
 	if f.Build != "" {
@@ -51,13 +53,18 @@ func render(f *File) ([]byte, error) {
 	if f.CloneCodec != "" {
 		g.cloneCodec(jf)
 	}
-	// jennifer formats the file (go/format) once; that is the only
-	// formatting pass.
+	// jennifer writes the source, formatSource formats it (go/format,
+	// through the cache): the only formatting pass.
+	jf.NoFormat = true
 	var buf bytes.Buffer
 	if err := jf.Render(&buf); err != nil {
 		return nil, err
 	}
-	return groupImports(buf.Bytes()), nil
+	src, err := formatSource(cacheDir, buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("formatting the generated source: %v", err)
+	}
+	return groupImports(src), nil
 }
 
 // groupImports puts the standard library's imports apart from the others,

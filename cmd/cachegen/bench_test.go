@@ -14,7 +14,9 @@ import (
 // interfaces, as go generate does: what a user waits for, process start,
 // go list, type checking, rendering and writing included.
 //
-//	fresh: no generated files yet (every file written)
+//	cold:  no generated files, no format cache (a first run on a machine)
+//	fresh: no generated files yet (every file written), the format cache
+//	       warm
 //	again: the outputs are on disk and up to date (a rerun of go generate)
 //	check: -check on up-to-date outputs (what CI runs)
 //	edited: after an edit of a source file (go's build cache has nothing
@@ -32,9 +34,15 @@ func BenchmarkCLI200(b *testing.B) {
 	if err := genbench.WriteMany(dir, 200); err != nil {
 		b.Fatal(err)
 	}
+	cache := b.TempDir()
 	run := func(b *testing.B, args ...string) {
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "CACHEGEN_CACHE="+cache)
+		if len(args) > 0 && args[0] == "cold" {
+			cmd.Args = cmd.Args[:1]
+			cmd.Env = append(os.Environ(), "CACHEGEN_CACHE=off")
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("cachegen %v: %v\n%s", args, err, out)
 		}
@@ -48,6 +56,15 @@ func BenchmarkCLI200(b *testing.B) {
 		}
 	}
 	run(b) // warm the build cache for go list's export data
+	b.Run("cold", func(b *testing.B) {
+		defer genbench.ReportCPU(b)()
+		for b.Loop() {
+			b.StopTimer()
+			removeOutputs(b)
+			b.StartTimer()
+			run(b, "cold")
+		}
+	})
 	b.Run("fresh", func(b *testing.B) {
 		defer genbench.ReportCPU(b)()
 		for b.Loop() {

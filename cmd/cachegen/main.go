@@ -7,6 +7,10 @@
 //
 // With no packages it processes the package in the current directory, which
 // is what //go:generate go tool cachegen needs. See docs/annotations.md.
+//
+// Formatted outputs are kept in the user's cache directory (cachegen/format),
+// so a rerun that renders the same source skips go/format; CACHEGEN_CACHE
+// names another directory, or "off". Entries unused for a week are removed.
 package main
 
 import (
@@ -51,7 +55,7 @@ func main() {
 // run generates and returns the exit code. Warnings go to stderr as
 // "file:line:col: warning: ..." and do not change it, unless strict.
 func run(patterns []string, tags string, check, strict bool) int {
-	cfg := gen.Config{Patterns: patterns, Strict: strict, Warn: func(e gen.Error) {
+	cfg := gen.Config{Patterns: patterns, Strict: strict, FormatCache: gen.DefaultFormatCache(), Warn: func(e gen.Error) {
 		fmt.Fprintf(os.Stderr, "%s: warning: %s\n", positionString(e.Pos), e.Msg)
 	}}
 	if tags != "" {
