@@ -75,19 +75,7 @@ func BenchmarkGenerate200(b *testing.B) {
 		}
 	})
 	cache = ""
-	b.Run("edited", func(b *testing.B) {
-		defer genbench.ReportCPU(b)()
-		stamp := int(time.Now().UnixNano() % 1e9)
-		for b.Loop() {
-			b.StopTimer()
-			stamp++
-			if err := genbench.Touch(dir, stamp); err != nil {
-				b.Fatal(err)
-			}
-			b.StartTimer()
-			generate(b)
-		}
-	})
+	b.Run("edited", func(b *testing.B) { genbench.Edited(b, dir, func() { generate(b) }) })
 }
 
 // TestGenerate200Fast: 200 interfaces in under 0.5 s on a quiet machine,

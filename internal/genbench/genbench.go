@@ -83,3 +83,19 @@ func ReportCPU(b *testing.B) func() {
 		b.ReportMetric(float64(CPU()-start)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
 	}
 }
+
+// Edited runs run once per iteration, each after Touch (outside the timer),
+// and reports cpu-ms/op.
+func Edited(b *testing.B, dir string, run func()) {
+	defer ReportCPU(b)()
+	stamp := int(time.Now().UnixNano() % 1e9)
+	for b.Loop() {
+		b.StopTimer()
+		stamp++
+		if err := Touch(dir, stamp); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		run()
+	}
+}
