@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -21,6 +22,7 @@ type pending struct {
 	held     bool        // invalidations wait: the breaker is held open
 	leases   [][2]string // (lease, token) whose release failed
 	running  bool
+	rounds   atomic.Int64 // replay rounds that tried to deliver (tests)
 }
 
 func (p *pending) add(c *Cache, keys []Key, ids []uint64, counted bool) {
@@ -71,6 +73,7 @@ func (p *pending) replay(c *Cache) {
 		p.keys, p.ids, p.overflow, p.leases, p.count = nil, nil, false, nil, 0
 		p.mu.Unlock()
 		var err error
+		p.rounds.Add(1)
 		if len(keys)+len(ids) > 0 || overflow {
 			if overflow {
 				keys, ids = nil, []uint64{c.nsDep}
