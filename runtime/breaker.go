@@ -98,6 +98,16 @@ func (b *breaker) hold() {
 	}
 }
 
+// isHeld reports whether pending invalidations hold the breaker open.
+func (b *breaker) isHeld() bool {
+	if !b.open.Load() {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.held
+}
+
 func (b *breaker) release() {
 	b.mu.Lock()
 	b.held = false

@@ -158,6 +158,16 @@ func (c *Cache) pause(d time.Duration) bool {
 	}
 }
 
+// isClosed reports whether Close has been called.
+func (c *Cache) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Namespace returns the escaped key prefix of this Cache, colon included.
 func (c *Cache) Namespace() string { return c.ns }
 

@@ -70,6 +70,11 @@ func TestMain(m *testing.M) {
 		refreshChild(n) // a process of TestRefreshProcesses
 		return
 	}
+	if p := os.Getenv("CACHEGEN_RF_CHILD"); p != "" {
+		n, _ := strconv.Atoi(p)
+		rfChild(n) // a process of TestRefreshFaults
+		return
+	}
 	testenv.Main(m)
 }
 

@@ -395,6 +395,7 @@ type faultProxy struct {
 	ln     net.Listener
 	target string
 	mode   atomic.Int32
+	lag    atomic.Int64 // ns each chunk waits before it is forwarded, either way
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
@@ -483,6 +484,9 @@ func (p *faultProxy) pipe(dst, src net.Conn) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if d := p.lag.Load(); n > 0 && d > 0 {
+			time.Sleep(time.Duration(d))
+		}
 		if n > 0 && dst != nil && proxyMode(p.mode.Load()) == proxyPass {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				err = werr

@@ -76,7 +76,22 @@ func (c *Cache) invalidate(ctx context.Context, keys []Key, ids []uint64) (state
 func (c *Cache) invalidateCounted(ctx context.Context, keys []Key, ids []uint64, count bool) (stateReply, error) {
 	// The write it follows has happened: a caller that gives up must not
 	// leave the cache stale. The time budget still bounds the round.
-	rep, err := c.deliver(context.WithoutCancel(ctx), keys, ids, false)
+	ctx = context.WithoutCancel(ctx)
+	rep, err := c.deliver(ctx, keys, ids, viaCall)
+	if err == errBreakerOpen {
+		if c.pend.flowing.Load() {
+			// Held only for the queue, which the replay is getting through:
+			// this one goes at once, not behind it (pending). A failure
+			// stops the flow until a replay round gets through again.
+			if rep, err = c.deliver(ctx, keys, ids, viaFlow); err != nil {
+				c.pend.flowing.Store(false)
+			}
+		} else if !c.brk.isHeld() {
+			// The replay may have released the breaker since it refused
+			// this one: no need to queue (and hold it again) then.
+			rep, err = c.deliver(ctx, keys, ids, viaCall)
+		}
+	}
 	if err != nil {
 		c.pend.add(c, keys, ids, count)
 	} else if count {
@@ -85,9 +100,18 @@ func (c *Cache) invalidateCounted(ctx context.Context, keys []Key, ids []uint64,
 	return rep, err
 }
 
+// How deliver reaches Redis.
+type via uint8
+
+const (
+	viaCall   via = iota // call: through the breaker
+	viaReplay            // the replay: the breaker's probe, unsettled
+	viaFlow              // past the held breaker while the queue flows; settled
+)
+
 // deliver runs the invalidation script (and WAIT, when the state's master has
 // replicas) and records the bump in this process's mirror.
-func (c *Cache) deliver(ctx context.Context, keys []Key, ids []uint64, replay bool) (stateReply, error) {
+func (c *Cache) deliver(ctx context.Context, keys []Key, ids []uint64, how via) (stateReply, error) {
 	members := make([]string, len(ids))
 	for i, id := range ids {
 		members[i] = memberOf(id)
@@ -98,9 +122,13 @@ func (c *Cache) deliver(ctx context.Context, keys []Key, ids []uint64, replay bo
 	}
 	var rep stateReply
 	var err error
-	if replay {
+	switch how {
+	case viaReplay:
 		rep, err = replayCall(c, ctx, op)
-	} else {
+	case viaFlow:
+		rep, err = bounded(c, ctx, op)
+		c.settle(ctx, err)
+	default:
 		rep, err = call(c, ctx, op)
 	}
 	if rep.inc != 0 { // it ran, even if no replica has acknowledged it yet
