@@ -545,3 +545,40 @@ func TestSizesFromGoEnvFile(t *testing.T) {
 		t.Errorf("GOARCH in the environment did not win over the go env file: size %d", got)
 	}
 }
+
+// The trim removes cache entries unused for a week, nothing else: the
+// directory is whatever CACHEGEN_CACHE names, and may hold other files
+// (a repository's v1/ or db/, the marker's name taken by a file of its own).
+func TestFormatCacheTrimKeepsOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	key := strings.Repeat("ab", sha256.Size)
+	files := map[string]string{
+		"v1/users.go":      "package v1\n",
+		"ab/notes.txt":     "notes\n",
+		"ab/" + key:        "an old entry",
+		"cd/" + key:        "not where its key puts it",
+		"ab/" + key + ".x": "not an entry's name",
+		"trimmed":          "a file of the user's\n",
+	}
+	for name, content := range files {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(path), 0o777)
+		if err := os.WriteFile(path, []byte(content), 0o666); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(path, old, old)
+	}
+	trimFormatCache(dir)
+	for name, content := range files {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		switch {
+		case name == "ab/"+key:
+			if err == nil {
+				t.Errorf("%s: the old entry was not trimmed", name)
+			}
+		case err != nil || string(b) != content:
+			t.Errorf("%s: removed or changed by the trim: %v %q", name, err, b)
+		}
+	}
+}
