@@ -99,7 +99,7 @@ func loadPackages(cfg Config, flags, patterns []string, guess map[string]bool) (
 	var early chan exportList
 	if len(guess) > 0 {
 		early = make(chan exportList, 1)
-		go func() { early <- listExports(cfg.Dir, guessFlags(cfg.Dir, flags), guess) }()
+		go func() { early <- listExports(cfg.Dir, guessFlags(flags), guess) }()
 	}
 	listed, err := goList(cfg.Dir, flags, append([]string{rootFields, "--"}, patterns...)...)
 	if err != nil {
@@ -198,33 +198,27 @@ func listExports(dir string, flags []string, paths map[string]bool) exportList {
 }
 
 // guessFlags are the build flags for listing the guessed imports: the
-// guess reads every file in the directories, build-ignored ones too, and a
-// go list -mod=mod of an import nothing provides looks it up and adds it to
-// go.mod, so the guess is listed -mod=readonly unless the build reads a
-// vendor directory (where no go list changes go.mod). An import it cannot
-// read that way is listed again with the flags as they are.
-func guessFlags(dir string, flags []string) []string {
+// guess reads every file in the directories, build-ignored ones too, and
+// under -mod=mod a go list of an import nothing provides looks it up and
+// adds it to go.mod, so there the guess is listed -mod=readonly. An import
+// it cannot read that way is listed again with the flags as they are.
+func guessFlags(flags []string) []string {
+	goflags := os.Getenv("GOFLAGS")
+	if goflags == "" {
+		goflags = goEnvFile("GOFLAGS")
+	}
 	mode := ""
-	args := append(strings.Fields(os.Getenv("GOFLAGS")), flags...)
+	args := append(strings.Fields(goflags), flags...)
 	for i, f := range args {
-		f = strings.TrimPrefix(f, "-")
-		if v, ok := strings.CutPrefix(f, "-mod="); ok {
+		f = strings.TrimPrefix(strings.TrimPrefix(f, "-"), "-")
+		if v, ok := strings.CutPrefix(f, "mod="); ok {
 			mode = v
-		} else if v, ok := strings.CutPrefix(f, "mod="); ok {
-			mode = v
-		} else if (f == "mod" || f == "-mod") && i+1 < len(args) {
+		} else if f == "mod" && i+1 < len(args) {
 			mode = args[i+1]
 		}
 	}
-	switch mode {
-	case "vendor", "readonly":
+	if mode != "mod" {
 		return flags
-	case "":
-		if root, _ := findModule(dir); root != "" {
-			if fi, err := os.Stat(filepath.Join(root, "vendor")); err == nil && fi.IsDir() {
-				return flags // go's default with a vendor directory
-			}
-		}
 	}
 	return append(append([]string(nil), flags...), "-mod=readonly")
 }
