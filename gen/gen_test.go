@@ -582,3 +582,28 @@ func TestFormatCacheTrimKeepsOtherFiles(t *testing.T) {
 		}
 	}
 }
+
+// guessFlags reads -mod as the go command does: the build flags after
+// GOFLAGS, the last one winning, in any of its spellings.
+func TestGuessFlagsMod(t *testing.T) {
+	t.Setenv("GOENV", "off")
+	for _, c := range []struct {
+		goflags  string
+		flags    []string
+		readonly bool
+	}{
+		{"", nil, false},
+		{"-mod=mod", nil, true},
+		{"--mod=mod -tags=x", nil, true},
+		{"-mod=mod", []string{"-mod=vendor"}, false},
+		{"-mod=vendor", []string{"-mod", "mod", "-tags=x"}, true},
+		{"", []string{"-mod", "readonly"}, false},
+		{"-modfile=mod", nil, false},
+	} {
+		t.Setenv("GOFLAGS", c.goflags)
+		got := guessFlags(c.flags)
+		if readonly := len(got) > 0 && got[len(got)-1] == "-mod=readonly" && len(got) == len(c.flags)+1; readonly != c.readonly {
+			t.Errorf("GOFLAGS=%q flags %q: got %q", c.goflags, c.flags, got)
+		}
+	}
+}
