@@ -209,12 +209,17 @@ func guessFlags(flags []string) []string {
 	}
 	mode := ""
 	args := append(strings.Fields(goflags), flags...)
-	for i, f := range args {
-		f = strings.TrimPrefix(strings.TrimPrefix(f, "-"), "-")
+	for i := 0; i < len(args); i++ {
+		f, ok := strings.CutPrefix(args[i], "-")
+		if !ok {
+			continue // a value
+		}
+		f = strings.TrimPrefix(f, "-")
 		if v, ok := strings.CutPrefix(f, "mod="); ok {
 			mode = v
 		} else if f == "mod" && i+1 < len(args) {
 			mode = args[i+1]
+			i++
 		}
 	}
 	if mode != "mod" {
