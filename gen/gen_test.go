@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -365,5 +366,244 @@ func TestFormatCache(t *testing.T) {
 	os.WriteFile(file, nil, 0o666)
 	if outs, err := Generate(Config{Dir: dir, FormatCache: file}); err != nil || !bytes.Equal(outs[0].New, plain[0].New) {
 		t.Errorf("unusable cache: %v", err)
+	}
+}
+
+// A package named that reaches another package named only through one that
+// is not (a -> c -> b, a and b named): c must see the b checked from source,
+// or a type of b reached through c is a copy, not identical to b's own (here
+// b.Impl then fails b.Iface's constraint); and c may not compile at all
+// while b's outputs are overlaid (w uses b's generated constructor), which
+// go/packages answered by type-checking it from source.
+func TestNamedPackageThroughUnnamed(t *testing.T) {
+	dir := scratch(t, nil)
+	self := "github.com/cachegen/cachegen/testdata/" + filepath.Base(dir)
+	files := map[string]string{
+		"b/b.go": `package b
+
+import "context"
+
+type T struct{ ID int64 }
+
+type Iface interface{ M() T }
+
+type Impl struct{}
+
+func (Impl) M() T { return T{} }
+
+//cache:repo ttl=1m
+type Users interface {
+	//cache:get key="u:{id}"
+	Get(ctx context.Context, id int64) (*T, error)
+}
+`,
+		"c/c.go": "package c\n\nimport \"" + self + "/b\"\n\ntype Box[X b.Iface] struct{ V X }\n",
+		"w/w.go": "package w\n\nimport \"" + self + "/b\"\n\ntype Page struct{ Items []b.T }\n\nvar New = b.NewCachedUsers\n",
+		// Separate import declarations: c is imported before b.
+		"a/a.go": `package a
+
+import "context"
+
+import "` + self + `/c"
+
+import "` + self + `/w"
+
+import "` + self + `/b"
+
+//cache:repo ttl=1m
+type Repo interface {
+	//cache:get key="p:{id}"
+	Get(ctx context.Context, id int64) (*c.Box[b.Impl], error)
+	//cache:get key="w:{id}"
+	Page(ctx context.Context, id int64) (*w.Page, error)
+}
+`,
+	}
+	for name, src := range files {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o777)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Twice: before the outputs exist, and with them overlaid.
+	for run := range 2 {
+		outs, err := Generate(Config{Dir: dir, Patterns: []string{"./a", "./b"}})
+		if err != nil || len(outs) != 2 {
+			t.Fatalf("run %d: %v, %d outputs", run, err, len(outs))
+		}
+		if err := Write(outs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("go", "vet", "./...")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go vet: %v\n%s", err, out)
+	}
+}
+
+// An import that does not compile (a type error, a syntax error, an import
+// of its own missing) is type-checked from source, as go/packages did: the
+// interface generates as long as the types it uses are sound.
+func TestBrokenImportFromSource(t *testing.T) {
+	dir := scratch(t, nil)
+	self := "github.com/cachegen/cachegen/testdata/" + filepath.Base(dir)
+	files := map[string]string{
+		"typeerr/t.go":  "package typeerr\n\ntype T struct{ ID int64 }\n\nvar _ int = \"x\"\n",
+		"syntax/s.go":   "package syntax\n\ntype S struct{ ID int64 }\n\nfunc broken( {\n",
+		"missing/m.go":  "package missing\n\nimport \"example.com/nothere/x\"\n\ntype M struct{ ID int64 }\n\nvar _ x.Y\n",
+		"through/th.go": "package through\n\nimport \"" + self + "/typeerr\"\n\ntype Th struct{ T typeerr.T }\n",
+		"repo.go": `package scratch
+
+import (
+	"context"
+
+	"` + self + `/missing"
+	"` + self + `/syntax"
+	"` + self + `/through"
+	"` + self + `/typeerr"
+)
+
+//cache:repo ttl=1m
+type Repo interface {
+	//cache:get key="t:{id}"
+	T(ctx context.Context, id int64) (*typeerr.T, error)
+	//cache:get key="s:{id}"
+	S(ctx context.Context, id int64) (*syntax.S, error)
+	//cache:get key="m:{id}"
+	M(ctx context.Context, id int64) (*missing.M, error)
+	//cache:get key="th:{id}"
+	Th(ctx context.Context, id int64) (*through.Th, error)
+}
+`,
+	}
+	for name, src := range files {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o777)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outs, err := Generate(Config{Dir: dir})
+	if err != nil || len(outs) != 1 || !strings.Contains(string(outs[0].New), "func NewCachedRepo(") {
+		t.Fatalf("%v, %d outputs", err, len(outs))
+	}
+}
+
+// The imports guessed from every file in the directory (build-ignored ones
+// too) are listed for export data before go list says which files count:
+// with -mod=mod that listing must not add an ignored file's import to
+// go.mod (nor look it up on the network).
+func TestGuessedImportsLeaveGoModAlone(t *testing.T) {
+	dir := t.TempDir()
+	gomod := "module example.com/guess\n\ngo 1.26\n\nreplace example.com/extra => ./extra\n"
+	files := map[string]string{
+		"go.mod":         gomod,
+		"names.go":       strings.Replace(repoSrc, "package scratch", "package guess", 1),
+		"tool.go":        "//go:build ignore\n\npackage main\n\nimport \"example.com/extra\"\n\nfunc main() { extra.F() }\n",
+		"extra/go.mod":   "module example.com/extra\n\ngo 1.26\n",
+		"extra/extra.go": "package extra\n\nfunc F() {}\n",
+	}
+	for name, src := range files {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(name)), 0o777)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("GOFLAGS", "-mod=mod")
+	t.Setenv("GOWORK", "off")
+	outs, err := Generate(Config{Dir: dir})
+	if err != nil || len(outs) != 1 {
+		t.Fatalf("%v, %d outputs", err, len(outs))
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "go.mod")); string(b) != gomod {
+		t.Errorf("go.mod changed:\n%s", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "go.sum")); err == nil {
+		t.Error("go.sum written")
+	}
+}
+
+// The sizes of the target architecture are the go command's: GOARCH from
+// the environment, else from the go env file (go env -w), as the export
+// data is built.
+func TestSizesFromGoEnvFile(t *testing.T) {
+	arch, want := "386", int64(4)
+	if goruntime.GOARCH == "386" {
+		arch, want = "amd64", 8
+	}
+	env := filepath.Join(t.TempDir(), "env")
+	if err := os.WriteFile(env, []byte("GOARCH="+arch+"\n"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOENV", env)
+	t.Setenv("GOARCH", "")
+	if got := sizes().Sizeof(types.Typ[types.Uintptr]); got != want {
+		t.Errorf("uintptr size %d with GOARCH=%s in the go env file, want %d", got, arch, want)
+	}
+	t.Setenv("GOARCH", goruntime.GOARCH)
+	if got := sizes().Sizeof(types.Typ[types.Uintptr]); got != types.SizesFor("gc", goruntime.GOARCH).Sizeof(types.Typ[types.Uintptr]) {
+		t.Errorf("GOARCH in the environment did not win over the go env file: size %d", got)
+	}
+}
+
+// The trim removes cache entries unused for a week, nothing else: the
+// directory is whatever CACHEGEN_CACHE names, and may hold other files
+// (a repository's v1/ or db/, the marker's name taken by a file of its own).
+func TestFormatCacheTrimKeepsOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	key := strings.Repeat("ab", sha256.Size)
+	files := map[string]string{
+		"v1/users.go":      "package v1\n",
+		"ab/notes.txt":     "notes\n",
+		"ab/" + key:        "an old entry",
+		"cd/" + key:        "not where its key puts it",
+		"ab/" + key + ".x": "not an entry's name",
+		"trimmed":          "a file of the user's\n",
+	}
+	for name, content := range files {
+		path := filepath.Join(dir, filepath.FromSlash(name))
+		os.MkdirAll(filepath.Dir(path), 0o777)
+		if err := os.WriteFile(path, []byte(content), 0o666); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(path, old, old)
+	}
+	trimFormatCache(dir)
+	for name, content := range files {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		switch {
+		case name == "ab/"+key:
+			if err == nil {
+				t.Errorf("%s: the old entry was not trimmed", name)
+			}
+		case err != nil || string(b) != content:
+			t.Errorf("%s: removed or changed by the trim: %v %q", name, err, b)
+		}
+	}
+}
+
+// guessFlags reads -mod as the go command does: the build flags after
+// GOFLAGS, the last one winning, in any of its spellings.
+func TestGuessFlagsMod(t *testing.T) {
+	t.Setenv("GOENV", "off")
+	for _, c := range []struct {
+		goflags  string
+		flags    []string
+		readonly bool
+	}{
+		{"", nil, false},
+		{"-mod=mod", nil, true},
+		{"--mod=mod -tags=x", nil, true},
+		{"-mod=mod", []string{"-mod=vendor"}, false},
+		{"-mod=vendor", []string{"-mod", "mod", "-tags=x"}, true},
+		{"", []string{"-mod", "readonly"}, false},
+		{"-modfile=mod", nil, false},
+	} {
+		t.Setenv("GOFLAGS", c.goflags)
+		got := guessFlags(c.flags)
+		if readonly := len(got) > 0 && got[len(got)-1] == "-mod=readonly" && len(got) == len(c.flags)+1; readonly != c.readonly {
+			t.Errorf("GOFLAGS=%q flags %q: got %q", c.goflags, c.flags, got)
+		}
 	}
 }

@@ -53,13 +53,14 @@ type listedPackage struct {
 	IgnoredGoFiles    []string
 	IgnoredOtherFiles []string
 	Imports           []string
+	Deps              []string
 	ImportMap         map[string]string
 	Module            *packages.Module
 	Error             *struct{ Pos, Err string }
 }
 
 const (
-	rootFields   = "-json=ImportPath,Name,Dir,GoFiles,CgoFiles,CompiledGoFiles,IgnoredGoFiles,IgnoredOtherFiles,Imports,ImportMap,Module,Error"
+	rootFields   = "-json=ImportPath,Name,Dir,GoFiles,CgoFiles,CompiledGoFiles,IgnoredGoFiles,IgnoredOtherFiles,Imports,Deps,ImportMap,Module,Error"
 	exportFields = "-json=ImportPath,Export,Error"
 )
 
@@ -98,7 +99,7 @@ func loadPackages(cfg Config, flags, patterns []string, guess map[string]bool) (
 	var early chan exportList
 	if len(guess) > 0 {
 		early = make(chan exportList, 1)
-		go func() { early <- listExports(cfg.Dir, flags, guess) }()
+		go func() { early <- listExports(cfg.Dir, guessFlags(flags), guess) }()
 	}
 	listed, err := goList(cfg.Dir, flags, append([]string{rootFields, "--"}, patterns...)...)
 	if err != nil {
@@ -142,7 +143,10 @@ func loadPackages(cfg Config, flags, patterns []string, guess map[string]bool) (
 		}
 		missing := map[string]bool{}
 		for id := range need {
-			if exports.pkgs[id] == nil {
+			// A guess listed without export data is listed again with
+			// the build flags as they are (guessFlags may have changed
+			// -mod).
+			if lp := exports.pkgs[id]; lp == nil || lp.Export == "" {
 				missing[id] = true
 			}
 		}
@@ -159,7 +163,7 @@ func loadPackages(cfg Config, flags, patterns []string, guess map[string]bool) (
 		return nil, exports.err
 	}
 
-	tc := &typeChecker{dir: cfg.Dir, flags: flags, fset: fset, roots: roots, listed: map[string]*listedPackage{}, exports: exports.pkgs, imported: map[string]*types.Package{}, sizes: sizes()}
+	tc := &typeChecker{dir: cfg.Dir, flags: flags, fset: fset, roots: roots, listed: map[string]*listedPackage{}, exports: exports.pkgs, imported: map[string]*types.Package{}, fromSource: map[string]*packages.Package{}, sizes: sizes()}
 	for _, lp := range listed {
 		tc.listed[lp.ImportPath] = lp
 	}
@@ -191,6 +195,37 @@ func listExports(dir string, flags []string, paths map[string]bool) exportList {
 		out.pkgs[d.ImportPath] = d
 	}
 	return out
+}
+
+// guessFlags are the build flags for listing the guessed imports: the
+// guess reads every file in the directories, build-ignored ones too, and
+// under -mod=mod a go list of an import nothing provides looks it up and
+// adds it to go.mod, so there the guess is listed -mod=readonly. An import
+// it cannot read that way is listed again with the flags as they are.
+func guessFlags(flags []string) []string {
+	goflags := os.Getenv("GOFLAGS")
+	if goflags == "" {
+		goflags = goEnvFile("GOFLAGS")
+	}
+	mode := ""
+	args := append(strings.Fields(goflags), flags...)
+	for i := 0; i < len(args); i++ {
+		f, ok := strings.CutPrefix(args[i], "-")
+		if !ok {
+			continue // a value
+		}
+		f = strings.TrimPrefix(f, "-")
+		if v, ok := strings.CutPrefix(f, "mod="); ok {
+			mode = v
+		} else if f == "mod" && i+1 < len(args) {
+			mode = args[i+1]
+			i++
+		}
+	}
+	if mode != "mod" {
+		return flags
+	}
+	return append(append([]string(nil), flags...), "-mod=readonly")
 }
 
 // compileCgo fills in the CompiledGoFiles of the packages with cgo files
@@ -352,11 +387,15 @@ func parseErrors(err error) []packages.Error {
 	return []packages.Error{{Pos: "-", Msg: err.Error(), Kind: packages.ParseError}}
 }
 
-// sizes are the gc compiler's for the target architecture: GOARCH when go
-// generate (or the user) sets it, else this binary's, which go generate
-// built for the machine it runs on.
+// sizes are the gc compiler's for the target architecture, the go
+// command's GOARCH: the environment's when go generate (or the user) sets
+// it, else the go env file's (go env -w), else this binary's, which go
+// generate built for the machine it runs on.
 func sizes() types.Sizes {
 	arch := os.Getenv("GOARCH")
+	if arch == "" {
+		arch = goEnvFile("GOARCH")
+	}
 	if arch == "" {
 		arch = goruntime.GOARCH
 	}
@@ -364,6 +403,33 @@ func sizes() types.Sizes {
 		return s
 	}
 	return types.SizesFor("gc", goruntime.GOARCH)
+}
+
+// goEnvFile returns the value the go env file (GOENV, by default in the
+// user's config directory) sets for key, "" when none.
+func goEnvFile(key string) string {
+	file := os.Getenv("GOENV")
+	if file == "off" {
+		return ""
+	}
+	if file == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			return ""
+		}
+		file = filepath.Join(dir, "go", "env")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	value := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && k == key {
+			value = v // the last setting wins, as in the go command
+		}
+	}
+	return value
 }
 
 // typeChecker checks the packages named from source, and reads everything
@@ -379,6 +445,9 @@ type typeChecker struct {
 	checking map[string]bool
 	dir      string // for go list of imports not listed before
 	flags    []string
+	// fromSource are the imports checked from source because they have no
+	// export data (they do not compile), by path.
+	fromSource map[string]*packages.Package
 }
 
 // check type-checks p (listed as lp) after the packages named that it
@@ -394,6 +463,15 @@ func (tc *typeChecker) check(p *packages.Package, lp *listedPackage) {
 		return // an import cycle, which go list reports
 	}
 	tc.checking[p.ID] = true
+	// The packages named that p reaches through packages not named first:
+	// the export data of those mentions them, and must be read into the
+	// types checked from source, not into copies (go list's Deps are
+	// transitive).
+	for _, d := range lp.Deps {
+		if root := tc.roots[d]; root != nil && d != p.ID {
+			tc.check(root, tc.listed[d])
+		}
+	}
 	p.Types = types.NewPackage(p.PkgPath, p.Name)
 	p.TypesInfo = &types.Info{
 		Types:        map[ast.Expr]types.TypeAndValue{},
@@ -440,6 +518,11 @@ func (tc *typeChecker) importPackage(id string) (*types.Package, error) {
 	if id == "unsafe" {
 		return types.Unsafe, nil
 	}
+	if id == "C" {
+		// A cgo file read as it is (its package checked from source
+		// after cgo failed): nothing to list.
+		return nil, errors.New("cgo's output is not available")
+	}
 	if root := tc.roots[id]; root != nil {
 		// Another package named: checked from source first.
 		tc.check(root, tc.listed[id])
@@ -465,10 +548,17 @@ func (tc *typeChecker) importPackage(id string) (*types.Package, error) {
 		}
 	}
 	if lp.Export == "" {
+		err := errors.New("no export data file")
 		if lp.Error != nil {
-			return nil, errors.New(strings.TrimSpace(lp.Error.Err))
+			err = errors.New(strings.TrimSpace(lp.Error.Err))
 		}
-		return nil, errors.New("no export data file")
+		// It does not compile (an error of its own, or of a package it
+		// imports): type-check it from source, as go/packages did, so
+		// the types the interface uses may still be sound.
+		if p := tc.checkFromSource(id); p != nil {
+			return p, nil
+		}
+		return nil, err
 	}
 	f, err := os.Open(lp.Export)
 	if err != nil {
@@ -484,6 +574,48 @@ func (tc *typeChecker) importPackage(id string) (*types.Package, error) {
 		return nil, fmt.Errorf("reading %s: %v", lp.Export, err)
 	}
 	return pkg, nil
+}
+
+// checkFromSource lists, parses and type-checks an import that has no
+// export data, its own errors dropped (what is used of it is judged where it
+// is used). It returns nil when there is nothing to check: no files, or a
+// cycle.
+func (tc *typeChecker) checkFromSource(id string) *types.Package {
+	if p, ok := tc.fromSource[id]; ok {
+		if p == nil || p.Types == nil || !p.Types.Complete() {
+			return nil // being checked: an import cycle
+		}
+		return p.Types
+	}
+	tc.fromSource[id] = nil
+	listed, err := goList(tc.dir, tc.flags, rootFields, "--", id)
+	if err != nil || len(listed) != 1 || listed[0].ImportPath != id || len(listed[0].GoFiles)+len(listed[0].CgoFiles) == 0 {
+		return nil
+	}
+	lp := listed[0]
+	if compileCgo(tc.dir, tc.flags, listed) != nil {
+		lp.CompiledGoFiles = nil // cgo's rewrite failed: its Go files as they are
+	}
+	p := rootPackage(lp, tc.fset)
+	parseAll(tc.fset, []*packages.Package{p})
+	// Its imports not listed yet, in one go list.
+	missing := map[string]bool{}
+	for _, imp := range lp.Imports {
+		if to, ok := lp.ImportMap[imp]; ok {
+			imp = to
+		}
+		if tc.roots[imp] == nil && tc.exports[imp] == nil && imp != "unsafe" && imp != "C" {
+			missing[imp] = true
+		}
+	}
+	if len(missing) > 0 {
+		if more := listExports(tc.dir, tc.flags, missing); more.err == nil {
+			maps.Copy(tc.exports, more.pkgs)
+		}
+	}
+	tc.fromSource[id] = p
+	tc.check(p, lp)
+	return p.Types
 }
 
 type importerFunc func(path string) (*types.Package, error)

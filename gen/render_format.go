@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"go/format"
+	"io/fs"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"strings"
 	"time"
 )
 
@@ -100,16 +103,46 @@ func trimFormatCache(dir string) {
 	if fi, err := os.Stat(marker); err == nil && time.Since(fi.ModTime()) < formatCacheTrimEvery {
 		return
 	}
-	if err := os.WriteFile(marker, nil, 0o666); err != nil {
+	now := time.Now()
+	// Touched, never truncated: the name may be a file of the user's.
+	if err := os.Chtimes(marker, now, now); errors.Is(err, fs.ErrNotExist) {
+		f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
+		if err != nil {
+			return
+		}
+		f.Close()
+	} else if err != nil {
 		return
 	}
-	now := time.Now()
+	// Only what the cache writes: the directory may hold other files.
 	entries, _ := filepath.Glob(filepath.Join(dir, "??", "*"))
 	for _, e := range entries {
-		if fi, err := os.Stat(e); err == nil && now.Sub(fi.ModTime()) > formatCacheTrimAge {
+		if !isFormatCacheFile(e) {
+			continue
+		}
+		if fi, err := os.Lstat(e); err == nil && fi.Mode().IsRegular() && now.Sub(fi.ModTime()) > formatCacheTrimAge {
 			os.Remove(e)
 		}
 	}
+}
+
+// isFormatCacheFile reports whether path is named as an entry (its key, in
+// the directory of the key's first two digits) or a temporary file of one.
+func isFormatCacheFile(path string) bool {
+	name, sub := filepath.Base(path), filepath.Base(filepath.Dir(path))
+	if strings.HasPrefix(name, ".tmp-") {
+		return isHex(sub)
+	}
+	return len(name) == 2*sha256.Size && isHex(name) && name[:2] == sub
+}
+
+func isHex(s string) bool {
+	for _, c := range []byte(s) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // DefaultFormatCache is the cache directory the command uses: the
