@@ -180,10 +180,14 @@ func TestLoadDoesNotCompileThePackage(t *testing.T) {
 // cgo's for import "C", less the packages of the module the patterns name.
 func TestScanGuessesImports(t *testing.T) {
 	dir := scratch(t, map[string]string{
-		"a.go":      "package scratch\n\nimport (\n\t\"context\"\n\t\"unsafe\"\n\n\t\"github.com/cachegen/cachegen/annotations\"\n)\n",
-		"b.go":      "//go:build ignore\n\npackage scratch\n\n// #include <stdlib.h>\nimport \"C\"\n",
-		"a_test.go": "package scratch\n\nimport \"testing\"\n",
-		"long.go":   "package scratch\n\n/*" + strings.Repeat("x", 5000) + "*/\n\nimport \"net/http\"\n",
+		"a.go": "package scratch\n\nimport (\n\t\"context\"\n\t\"unsafe\"\n\n\t\"github.com/cachegen/cachegen/annotations\"\n)\n",
+		"b.go": "package scratch\n\n// #include <stdlib.h>\nimport \"C\"\n",
+		// Files the build leaves out: their imports are not guessed.
+		"tools.go":   "//go:build tools\n\npackage scratch\n\nimport _ \"golang.org/x/tools/cmd/stringer\"\n",
+		"x_plan9.go": "package scratch\n\nimport _ \"golang.org/x/sys/plan9\"\n",
+		"ignored.go": "//go:build ignore\n\npackage main\n\nimport _ \"flag\"\n",
+		"a_test.go":  "package scratch\n\nimport \"testing\"\n",
+		"long.go":    "package scratch\n\n/*" + strings.Repeat("x", 5000) + "*/\n\nimport \"net/http\"\n",
 	})
 	pkg := "github.com/cachegen/cachegen/testdata/" + filepath.Base(dir)
 	os.Mkdir(filepath.Join(dir, "sub"), 0o777)
@@ -199,6 +203,14 @@ func TestScanGuessesImports(t *testing.T) {
 		}
 		if got := strings.Join(slices.Sorted(maps.Keys(guess)), " "); got != want {
 			t.Errorf("%s: guessed %q, want %q", pattern, got, want)
+		}
+	}
+	// A file behind a tag counts when the build flags set it.
+	os.WriteFile(filepath.Join(dir, "sub", "it.go"), []byte("//go:build integration\n\npackage sub\n\nimport _ \"expvar\"\n"), 0o666)
+	for _, flags := range [][]string{nil, {"-tags=integration"}, {"-tags", "x,integration"}} {
+		_, guess, _ := scanOutputs(dir, []string{"./sub"}, flags...)
+		if guess["expvar"] != (len(flags) > 0) {
+			t.Errorf("flags %q: expvar guessed %v", flags, guess["expvar"])
 		}
 	}
 }
@@ -360,6 +372,27 @@ func TestFormatCache(t *testing.T) {
 	}
 	if outs, err := Generate(Config{Dir: dir, FormatCache: cache}); err != nil || !bytes.HasSuffix(outs[0].New, []byte("// planted\n")) {
 		t.Errorf("the entry was not used: %v", err)
+	}
+	// An entry that is not a regular file (here a link to an endless
+	// device) is a miss, not a hang.
+	if _, err := os.Stat("/dev/zero"); err == nil {
+		os.Remove(entries[0])
+		if err := os.Symlink("/dev/zero", entries[0]); err != nil {
+			t.Fatal(err)
+		}
+		if outs, err := Generate(Config{Dir: dir, FormatCache: cache}); err != nil || !bytes.Equal(outs[0].New, plain[0].New) {
+			t.Errorf("entry linked to /dev/zero: %v", err)
+		}
+	}
+	// A relative CACHEGEN_CACHE is no cache (go generate runs in each
+	// package's directory), as go does with GOCACHE.
+	t.Setenv("CACHEGEN_CACHE", "rel/dir")
+	if d := DefaultFormatCache(); d != "" {
+		t.Errorf("relative CACHEGEN_CACHE: cache %q", d)
+	}
+	t.Setenv("CACHEGEN_CACHE", cache)
+	if d := DefaultFormatCache(); d != cache {
+		t.Errorf("CACHEGEN_CACHE=%s: cache %q", cache, d)
 	}
 	// A cache path that cannot be a directory: generation goes on.
 	file := filepath.Join(t.TempDir(), "file")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/build"
 	"go/parser"
 	"go/token"
 	"io"
@@ -173,7 +174,7 @@ func Generate(cfg Config) ([]Output, error) {
 // The parser stands a bare package clause in for any output the overlay
 // missed.
 func load(cfg Config, patterns []string) ([]*packages.Package, map[string][]string, error) {
-	overlay, guess, scanned := scanOutputs(cfg.Dir, patterns)
+	overlay, guess, scanned := scanOutputs(cfg.Dir, patterns, cfg.BuildFlags...)
 	if !scanned {
 		var err error
 		if overlay, err = listOutputs(cfg, patterns); err != nil {
@@ -309,9 +310,10 @@ func listOutputs(cfg Config, patterns []string) (map[string][]byte, error) {
 // the patterns name (type-checked from source, never compiled). The guess
 // lets their go list run alongside the listing of the packages; whatever it
 // missed is listed after, whatever it added costs time, never correctness.
-func scanOutputs(dir string, patterns []string) (map[string][]byte, map[string]bool, bool) {
+func scanOutputs(dir string, patterns []string, buildFlags ...string) (map[string][]byte, map[string]bool, bool) {
 	overlay := map[string][]byte{}
 	imports := map[string]bool{}
+	bctx := buildContext(buildFlags)
 	add := func(path string) {
 		if !strings.HasSuffix(path, ".go") {
 			return
@@ -325,7 +327,13 @@ func scanOutputs(dir string, patterns []string) (map[string][]byte, map[string]b
 		f.Close()
 		head = head[:n]
 		if !isHeader(head) {
-			if !strings.HasSuffix(path, "_test.go") {
+			// Files the build excludes (a //go:build tools or ignore
+			// file, another GOOS's) would only cost export data nobody
+			// reads; a wrong verdict costs time, never correctness.
+			if strings.HasSuffix(path, "_test.go") {
+				return
+			}
+			if ok, err := bctx.MatchFile(filepath.Dir(path), filepath.Base(path)); err == nil && ok {
 				guessImports(path, head, n == len(head), imports)
 			}
 			return
@@ -403,6 +411,23 @@ func scanOutputs(dir string, patterns []string) (map[string][]byte, map[string]b
 		}
 	}
 	return overlay, imports, true
+}
+
+// buildContext is go/build's default (GOOS, GOARCH and CGO_ENABLED of the
+// environment) with the -tags of the build flags, for telling which files
+// the build will read.
+func buildContext(flags []string) build.Context {
+	ctx := build.Default
+	for i, f := range flags {
+		f = strings.TrimPrefix(f, "-")
+		f = strings.TrimPrefix(f, "-")
+		if v, ok := strings.CutPrefix(f, "tags="); ok {
+			ctx.BuildTags = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+		} else if f == "tags" && i+1 < len(flags) {
+			ctx.BuildTags = strings.FieldsFunc(flags[i+1], func(r rune) bool { return r == ',' || r == ' ' })
+		}
+	}
+	return ctx
 }
 
 // guessImports adds the imports of a source file, read from its head, or

@@ -49,7 +49,16 @@ func formatSource(dir string, src []byte) ([]byte, error) {
 	return out, nil
 }
 
+// formatCacheMaxEntry bounds what an entry may hold: a generated file is
+// far smaller.
+const formatCacheMaxEntry = 64 << 20
+
 func readFormatEntry(path string) ([]byte, bool) {
+	// Only a regular file is read: a FIFO or a link to a device in its
+	// place would hang the run or fill the memory.
+	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() || fi.Size() > formatCacheMaxEntry {
+		return nil, false
+	}
 	b, err := os.ReadFile(path)
 	if err != nil || len(b) < sha256.Size {
 		return nil, false
@@ -146,13 +155,18 @@ func isHex(s string) bool {
 }
 
 // DefaultFormatCache is the cache directory the command uses: the
-// CACHEGEN_CACHE environment variable ("off" for none), else cachegen's
-// directory in the user's cache directory ("" when there is none).
+// CACHEGEN_CACHE environment variable ("off" for none; a relative path is
+// none too, as go does with GOCACHE: go generate runs the command in each
+// package's directory), else cachegen's directory in the user's cache
+// directory ("" when there is none).
+//
+// Like go's build cache, the directory is trusted: whoever can write to it
+// can choose what the generator writes.
 func DefaultFormatCache() string {
-	switch v := os.Getenv("CACHEGEN_CACHE"); v {
-	case "off":
+	switch v := os.Getenv("CACHEGEN_CACHE"); {
+	case v == "off" || v != "" && !filepath.IsAbs(v):
 		return ""
-	case "":
+	case v == "":
 		dir, err := os.UserCacheDir()
 		if err != nil {
 			return ""
