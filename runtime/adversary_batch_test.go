@@ -435,8 +435,10 @@ func TestAdversaryBatchAbsentL1(t *testing.T) {
 	}
 	c.waitFills()
 	key3 := ks.Key(AppendInt(append(ks.AppendPrefix(nil), "score:"...), 3))
-	l1 := Lookup(ctx, ks, key3)                        // the L1 entry the fill made
-	l2 := ks.typed(lookup(ctx, &ks.core, key3, false)) // the Redis entry
+	l1 := Lookup(ctx, ks, key3) // the L1 entry the fill made
+	var l2 Read[score]          // the Redis entry
+	lookup(ctx, &ks.core, key3, false, &l2.read)
+	ks.typed(&l2)
 	if !l1.Hit || !l2.Hit || l1.Err != nil || l2.Err != nil || l1.Value != l2.Value {
 		t.Fatalf("id 3 from the L1: hit %v (%v, %v); from Redis: hit %v (%v, %v)", l1.Hit, l1.Value, l1.Err, l2.Hit, l2.Value, l2.Err)
 	}

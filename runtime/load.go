@@ -22,7 +22,7 @@ func loadRead[V any](ctx context.Context, rd read[V], l loader[V]) (V, error) {
 			refreshLater(rd.ks, ctx, rd.key, rd.inc, rd.clock, l)
 		}
 		verifyLater(rd, l)
-		return rd.Value, rd.Err
+		return rd.v, rd.Err
 	}
 	ks := rd.ks
 	c := ks.c

@@ -133,22 +133,23 @@ func localGet[V any](ks *keyspace[V], key Key) (v V, e *l1Entry[V], ok bool) {
 // start a reload (refresh=).
 func isDue(due int64) bool { return due != 0 && monoNow() >= due }
 
-// localRead is an L1 hit as a Read, counted. key may alias the caller's buffer.
-func localRead[V any](ks *keyspace[V], key Key) (read[V], bool) {
+// localRead is an L1 hit into rd (zero), counted; false when there was
+// none. key may alias the caller's buffer.
+func localRead[V any](ks *keyspace[V], key Key, rd *read[V]) bool {
 	v, e, ok := localGet(ks, key)
 	if !ok {
-		return read[V]{}, false
+		return false
 	}
 	ks.c.emit(EventLocalHit, ks.label, nil)
-	rd := read[V]{Value: v, Err: e.err, Hit: true, shared: true}
+	rd.v, rd.Err, rd.Hit, rd.shared = v, e.err, true, true
 	if isDue(e.due) { // the reload's lease carries the entry's own clock: older than any read's, so waiters judge it safely
 		rd.ks, rd.key, rd.inc, rd.clock = ks, e.key, e.inc, e.f
 		rd.reload, rd.Background = true, true
 	}
 	if ks.c.verify.sample() {
-		sampledL1(ks, &rd, key)
+		sampledL1(ks, rd, key)
 	}
-	return rd, true
+	return true
 }
 
 // localPut keeps v (which no caller is given: pass a copy, or hand callers

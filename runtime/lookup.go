@@ -9,8 +9,9 @@ import (
 // read is a Read as the protocol sees it, over V = *T (typed.go): Value is
 // nil for a negative hit.
 type read[V any] struct {
-	_          noEqual
-	Value      V
+	_ noEqual
+	v V // Read.Value; nil for a negative hit
+	// Err, Hit and Background are Read's (promoted): documented there.
 	Err        error
 	Hit        bool
 	Background bool
@@ -29,13 +30,13 @@ type read[V any] struct {
 
 // lookup is the hit path (Lookup). A local keyspace first asks the L1
 // (local.go) unless local is false (lookupBytes asked it already).
-func lookup[V any](ctx context.Context, ks *keyspace[V], key Key, local bool) (rd read[V]) {
+func lookup[V any](ctx context.Context, ks *keyspace[V], key Key, local bool, rd *read[V]) {
 	c := ks.c
 	var st l1Start
 	if ks.spec.Local > 0 {
 		if local {
-			if r, ok := localRead(ks, key); ok {
-				return r
+			if localRead(ks, key, rd) {
+				return
 			}
 		}
 		st = localStart(ks) // before Redis is asked: see localPut
@@ -57,7 +58,7 @@ func lookup[V any](ctx context.Context, ks *keyspace[V], key Key, local bool) (r
 		} else {
 			c.emit(EventFallback, ks.label, err)
 		}
-		return rd
+		return
 	}
 	rd.answered = true
 	inc, n, ok := parseClock(clock)
@@ -66,14 +67,14 @@ func lookup[V any](ctx context.Context, ks *keyspace[V], key Key, local bool) (r
 	}
 	if !found || !ok { // no state: no entry can be valid
 		c.emitTimed(EventMiss, ks.label, took)
-		return rd
+		return
 	}
 	// raw aliases the reply; nothing below keeps it past the decode.
 	e, ok := decodeEnvelope(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	if !ok {
 		hc.corrupt.Do(func() { corrupt(ks, ctx, key) })
 		c.emitTimed(EventMiss, ks.label, took)
-		return rd
+		return
 	}
 	valid, err := c.validate(ctx, inc, n, &ks.space, key, &e)
 	if err != nil || !valid {
@@ -81,18 +82,18 @@ func lookup[V any](ctx context.Context, ks *keyspace[V], key Key, local bool) (r
 			rd.answered, rd.inc, rd.clock = false, 0, 0
 		}
 		c.emitTimed(EventMiss, ks.label, took)
-		return rd
+		return
 	}
 	a := ageOf(ks, key, &e, c.cfg.now().UnixMilli())
 	if a == ageExpired { // past its TTL (and stale=): whatever Redis still holds
 		c.emitTimed(EventMiss, ks.label, took)
-		return rd
+		return
 	}
 	v, verr, ok := decode(ks, e)
 	if !ok {
 		hc.corrupt.Do(func() { corrupt(ks, ctx, key) })
 		c.emitTimed(EventMiss, ks.label, took)
-		return rd
+		return
 	}
 	if st.sgen != 0 && a != ageStale {
 		// The L1 keeps the decoded value; the caller gets a clone of it.
@@ -104,7 +105,7 @@ func lookup[V any](ctx context.Context, ks *keyspace[V], key Key, local bool) (r
 	} else {
 		c.emitTimed(EventHit, ks.label, took)
 	}
-	rd.Value, rd.Err, rd.Hit = v, verr, true
+	rd.v, rd.Err, rd.Hit = v, verr, true
 	if a != ageFresh {
 		if a == ageStale {
 			c.emit(EventStale, ks.label, nil)
@@ -112,9 +113,8 @@ func lookup[V any](ctx context.Context, ks *keyspace[V], key Key, local bool) (r
 		rd.reload, rd.Background = true, true
 	}
 	if c.verify.sample() {
-		sampledL2(&rd, raw)
+		sampledL2(rd, raw)
 	}
-	return rd
 }
 
 // hit reads the entry and the clock within the budget. It is call() unrolled
@@ -144,12 +144,10 @@ func (c *Cache) hit(ctx context.Context, key Key) (raw string, found bool, clock
 }
 
 // lookupBytes is LookupBytes: an L1 hit reads the key in place in b.
-func lookupBytes[V any](ctx context.Context, ks *keyspace[V], b []byte) read[V] {
+func lookupBytes[V any](ctx context.Context, ks *keyspace[V], b []byte, rd *read[V]) {
 	b = append(b, '}')
-	if ks.spec.Local > 0 {
-		if r, ok := localRead(ks, Key(unsafe.String(unsafe.SliceData(b), len(b)))); ok {
-			return r
-		}
+	if ks.spec.Local > 0 && localRead(ks, Key(unsafe.String(unsafe.SliceData(b), len(b))), rd) {
+		return
 	}
-	return lookup(ctx, ks, Key(b), false)
+	lookup(ctx, ks, Key(b), false, rd)
 }

@@ -84,32 +84,33 @@ func pointerSpec[T any](s Spec[T]) Spec[*T] {
 // Read is what Lookup found. On a hit, Value and Err are the method's results
 // (Err is the cached not-found error of a negative entry); on a miss, pass it
 // on to Load, which uses the clock it was read with.
+//
+// Its other fields are the protocol's read, embedded (one copy of the
+// state on the hit path, not two):
+//
+//	Err        error // the cached not-found error of a negative hit
+//	Hit        bool  // a hit: Value and Err are the method's results
+//	Background bool  // the hit wants its Loader (see below)
+//
+// Background marks a hit that wants its Loader for work after the caller
+// has the value: a refresh= or stale= reload is due, or WithVerify sampled
+// it. Pass the Read on to Load with the Loader: Load returns the hit at once
+// and starts that work. Generated code returns a hit without building its
+// Loader unless Background is set.
 type Read[T any] struct {
 	Value T
-	Err   error
-	Hit   bool
-	// Background marks a hit that wants its Loader for work after the
-	// caller has the value: a refresh= or stale= reload is due, or
-	// WithVerify sampled it. Pass the Read on to Load with the Loader: Load
-	// returns the hit at once and starts that work. Generated code returns
-	// a hit without building its Loader unless Background is set.
-	Background bool
-
-	rd read[*T]
+	read[*T]
 }
 
-// typed is r as the caller's Read: its own copy of the value.
-func (ks *Keyspace[T]) typed(r read[*T]) Read[T] {
-	rd := Read[T]{Err: r.Err, Hit: r.Hit, Background: r.Background}
-	if r.Value != nil {
-		rd.Value = *r.Value
-		if r.shared && ks.clone != nil {
+// typed fills rd.Value from the protocol's read: the caller's own copy.
+func (ks *Keyspace[T]) typed(rd *Read[T]) {
+	if p := rd.v; p != nil {
+		rd.Value = *p
+		if rd.shared && ks.clone != nil {
 			rd.Value = ks.clone(rd.Value)
 		}
-		r.Value = nil // Load needs the rest only
+		rd.v = nil // Load needs the rest only
 	}
-	rd.rd = r
-	return rd
 }
 
 // Lookup is the hit path. A local keyspace first asks the L1 (local.go).
@@ -119,16 +120,20 @@ func (ks *Keyspace[T]) typed(r read[*T]) Read[T] {
 // clock's and no marker it depends on moved past its fill seq, which the
 // process's mirror of the markers answers (docs/runtime.md). A miss — no
 // entry, a stale or corrupt one, Redis unavailable — returns Hit false.
-func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) Read[T] {
-	return ks.typed(lookup(ctx, &ks.core, key, true))
+func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) (rd Read[T]) {
+	lookup(ctx, &ks.core, key, true, &rd.read)
+	ks.typed(&rd)
+	return rd
 }
 
 // LookupBytes is Lookup for a key still in the caller's buffer (b, as
 // AppendPrefix and the Append* helpers built it, without the closing brace
 // Key adds): an L1 hit reads the key in place, so it allocates nothing for
 // it; the key string is made only when Redis must be asked.
-func LookupBytes[T any](ctx context.Context, ks *Keyspace[T], b []byte) Read[T] {
-	return ks.typed(lookupBytes(ctx, &ks.core, b))
+func LookupBytes[T any](ctx context.Context, ks *Keyspace[T], b []byte) (rd Read[T]) {
+	lookupBytes(ctx, &ks.core, b, &rd.read)
+	ks.typed(&rd)
+	return rd
 }
 
 // Load is the miss path (docs/runtime.md, "The miss path and the lease
@@ -142,11 +147,11 @@ func LookupBytes[T any](ctx context.Context, ks *Keyspace[T], b []byte) Read[T] 
 func Load[T any](ctx context.Context, rd Read[T], l Loader[T]) (T, error) {
 	if rd.Hit { // rd.Background: a reload is due, or WithVerify sampled it
 		if rd.Background {
-			_, _ = loadRead(ctx, rd.rd, loaderOf(l))
+			_, _ = loadRead(ctx, rd.read, loaderOf(l))
 		}
 		return rd.Value, rd.Err
 	}
-	v, err := loadRead(ctx, rd.rd, loaderOf(l))
+	v, err := loadRead(ctx, rd.read, loaderOf(l))
 	if v == nil {
 		var zero T
 		return zero, err

@@ -84,7 +84,7 @@ func sampledL2[V any](rd *read[V], raw string) {
 // sampledL1 marks an L1 hit for verification; key may alias the caller's
 // buffer. The value is the L1's own, which no caller is given (read.shared).
 func sampledL1[V any](ks *keyspace[V], rd *read[V], key Key) {
-	v := rd.Value
+	v := rd.v
 	rd.ks = ks
 	rd.chk = &check[V]{key: Key(strings.Clone(string(key))), fromL: true, v: v, err: rd.Err}
 	rd.Background = true
