@@ -35,7 +35,7 @@ type batchSource[K comparable, V any] interface {
 // getMany is GetMany over ids without repeats (len(ids) > 0): values go to
 // b.src.put. It returns the wait for its fills (Warm).
 func getMany[K comparable, V any](ctx context.Context, ks *keyspace[V], uniq []K, b batch[K, V]) ([]<-chan struct{}, error) {
-	br := lookupMany(ks, ctx, batchKeys(&ks.space, uniq, b.Key))
+	br := lookupMany(ctx, ks, batchKeys(&ks.space, uniq, b.Key))
 	var miss, due []int
 	for i := range br.reads {
 		switch r := &br.reads[i]; {
@@ -124,7 +124,7 @@ type batchRead[V any] struct {
 // lookupMany is Lookup for many keys: the L1 first (a local keyspace), then
 // every other key and the clock in one round trip (one per master on
 // Cluster), each entry judged against that clock by the hit rule.
-func lookupMany[V any](ks *keyspace[V], ctx context.Context, keys []Key) *batchRead[V] {
+func lookupMany[V any](ctx context.Context, ks *keyspace[V], keys []Key) *batchRead[V] {
 	c := ks.c
 	br := &batchRead[V]{ks: ks, keys: keys, reads: make([]slotRead[V], len(keys))}
 	ask := keys
@@ -187,7 +187,7 @@ func lookupMany[V any](ks *keyspace[V], ctx context.Context, keys []Key) *batchR
 		raw := mh.vals[j]
 		e, ok := decodeEnvelope(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 		if !ok {
-			corrupt(ks, ctx, key)
+			corrupt(ctx, ks, key)
 			c.emit(EventMiss, ks.label, nil)
 			continue
 		}
@@ -204,7 +204,7 @@ func lookupMany[V any](ks *keyspace[V], ctx context.Context, keys []Key) *batchR
 		}
 		v, vErr, ok := decode(ks, e)
 		if !ok {
-			corrupt(ks, ctx, key)
+			corrupt(ctx, ks, key)
 			c.emit(EventMiss, ks.label, nil)
 			continue
 		}
@@ -434,7 +434,7 @@ func loadOwned[K comparable, V any](ctx context.Context, br *batchRead[V], owned
 						fills, locals = append(fills, s.fill), append(locals, s.local)
 					}
 				}
-				done := fillBatchArgs(ks, ctx, fills, locals)
+				done := fillBatchArgs(ctx, ks, fills, locals)
 				pmu.Lock()
 				filled = append(filled, done)
 				pmu.Unlock()
@@ -490,7 +490,7 @@ func lookOwned[K comparable, V any](ctx context.Context, ks *keyspace[V], inc, n
 	// The fill seq of every lease taken: the clock read after them all.
 	finc, fn := laterClock(inc, n, r.clock)
 	var free []int // leases taken in the round that no load needs: freed in one more
-	defer func() { releaseMany(ks, ctx, leases, values, free) }()
+	defer func() { releaseMany(ctx, ks, leases, values, free) }()
 	for j, s := range look {
 		lr := r.res[j]
 		if r.errs[j] != nil {
@@ -501,7 +501,7 @@ func lookOwned[K comparable, V any](ctx context.Context, ks *keyspace[V], inc, n
 			continue
 		}
 		if lr.hasEntry { // filled since our lookup
-			res, ok, err := usable(ks, ctx, s.key, inc, n, lr.entry, false)
+			res, ok, err := usable(ctx, ks, s.key, inc, n, lr.entry, false)
 			if err == nil && ok {
 				if lr.taken {
 					free = append(free, j)
@@ -511,7 +511,7 @@ func lookOwned[K comparable, V any](ctx context.Context, ks *keyspace[V], inc, n
 			}
 		}
 		if lr.hasHandoff {
-			if res, ok, err := usable(ks, ctx, s.key, inc, n, lr.handoff, true); err == nil && ok {
+			if res, ok, err := usable(ctx, ks, s.key, inc, n, lr.handoff, true); err == nil && ok {
 				if lr.taken {
 					free = append(free, j)
 				}
@@ -670,7 +670,7 @@ func absentEntry[V any](ks *keyspace[V]) (stored, bool) {
 // fillBatch sends the batch's fills in one round, after its caller has its
 // values (as a single fill does); this process's lookups of those keys wait
 // for them. The channel closes when the fills are done.
-func fillBatchArgs[V any](ks *keyspace[V], ctx context.Context, fills []*fillArgs, locals []func()) <-chan struct{} {
+func fillBatchArgs[V any](ctx context.Context, ks *keyspace[V], fills []*fillArgs, locals []func()) <-chan struct{} {
 	c := ks.c
 	done := make(chan struct{})
 	if len(fills) == 0 {
@@ -756,7 +756,7 @@ func invalidateKeys(ctx context.Context, c *Cache, keys []Key) error {
 
 // releaseMany frees the leases at idx (tokens in values) in one pipeline; a
 // release that fails is replayed like a single one.
-func releaseMany[V any](ks *keyspace[V], ctx context.Context, leases, values []string, idx []int) {
+func releaseMany[V any](ctx context.Context, ks *keyspace[V], leases, values []string, idx []int) {
 	c := ks.c
 	switch len(idx) {
 	case 0:

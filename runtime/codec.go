@@ -268,7 +268,7 @@ func ErrorType[E error]() *NotFoundType {
 }
 
 // corrupt deletes an entry that failed to decode, so it costs one miss.
-func corrupt[V any](ks *keyspace[V], ctx context.Context, key Key) {
+func corrupt[V any](ctx context.Context, ks *keyspace[V], key Key) {
 	c := ks.c
 	c.emit(EventCorrupt, ks.label, nil)
 	if n, ok := c.allowLog(logCorrupt); ok {

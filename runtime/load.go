@@ -19,7 +19,7 @@ import (
 func loadRead[V any](ctx context.Context, rd read[V], l loader[V]) (V, error) {
 	if rd.Hit { // rd.Background: a reload is due, or WithVerify sampled it
 		if rd.reload {
-			refreshLater(rd.ks, ctx, rd.key, rd.inc, rd.clock, l)
+			refreshLater(ctx, rd.ks, rd.key, rd.inc, rd.clock, l)
 		}
 		verifyLater(rd, l)
 		return rd.v, rd.Err
@@ -38,9 +38,9 @@ func loadRead[V any](ctx context.Context, rd read[V], l loader[V]) (V, error) {
 		}
 		if inc == 0 || !c.healthy() {
 			seal()
-			return loadOnly(ks, fctx, l), nil
+			return loadOnly(fctx, ks, l), nil
 		}
-		return loadShared(ks, fctx, rd.key, inc, n, l, seal), nil
+		return loadShared(fctx, ks, rd.key, inc, n, l, seal), nil
 	})
 	if err != nil { // this caller's context ended
 		var zero V
@@ -137,7 +137,7 @@ func fromRedis[V any](e envelope) *loaded[V] {
 // without filling. (inc, n) is the clock the flight's callers read.
 // Callers without a clock (seal is not a no-op) share the flight only until
 // its source call starts: a later one may have begun after a write.
-func loadShared[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uint64, l loader[V], seal func()) *loaded[V] {
+func loadShared[V any](ctx context.Context, ks *keyspace[V], key Key, inc, n uint64, l loader[V], seal func()) *loaded[V] {
 	c := ks.c
 	lease := leaseKeyOf(key)
 	// The lease's value: our token and the clock our read began at, so that a
@@ -155,15 +155,15 @@ func loadShared[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uin
 		})
 		if err != nil {
 			seal()
-			return loadOnly(ks, ctx, l)
+			return loadOnly(ctx, ks, l)
 		}
 		var found *loaded[V]
 		if r.hasEntry && entryOK { // filled since our lookup: take it if it is valid for our read
-			res, ok, err := usable(ks, ctx, key, inc, n, r.entry, false)
+			res, ok, err := usable(ctx, ks, key, inc, n, r.entry, false)
 			if err != nil {
 				releaseIf(ks, r.taken, lease, value)
 				seal()
-				return loadOnly(ks, ctx, l)
+				return loadOnly(ctx, ks, l)
 			}
 			if ok {
 				found = res
@@ -172,9 +172,9 @@ func loadShared[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uin
 			}
 		}
 		if found == nil && r.hasHandoff && handoffOK { // a fill that an invalidation rejected
-			if res, ok := vettedHandoff(ks, ctx, inc, vetted, known, r.handoff); ok {
+			if res, ok := vettedHandoff(ctx, ks, inc, vetted, known, r.handoff); ok {
 				found = res
-			} else if res, ok, err := usable(ks, ctx, key, inc, n, r.handoff, true); err == nil && ok {
+			} else if res, ok, err := usable(ctx, ks, key, inc, n, r.handoff, true); err == nil && ok {
 				found = res
 			} else {
 				handoffOK = false
@@ -190,7 +190,7 @@ func loadShared[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uin
 			// this load's result too (a hand-off, if its fill is rejected).
 			finc, fn := laterClock(inc, n, r.clock)
 			seal()
-			return loadAndFill(ks, ctx, key, lease, value, finc, fn, l)
+			return loadAndFill(ctx, ks, key, lease, value, finc, fn, l)
 		}
 		// Busy. If a marker we know was bumped after the holder's load began,
 		// its result cannot answer us: waiting would only queue us behind
@@ -201,7 +201,7 @@ func loadShared[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uin
 		lf, outdated := c.outdates(ctx, inc, n, r.holder, known)
 		if outdated {
 			seal()
-			return loadOnly(ks, ctx, l)
+			return loadOnly(ctx, ks, l)
 		}
 		vetted = lf
 		if !waited {
@@ -212,11 +212,11 @@ func loadShared[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uin
 		if left <= 0 {
 			c.emit(EventLeaseTimeout, ks.label, nil)
 			seal()
-			return loadOnly(ks, ctx, l)
+			return loadOnly(ctx, ks, l)
 		}
 		if !sleep(ctx, min(wait, left)) {
 			seal()
-			return loadOnly(ks, ctx, l)
+			return loadOnly(ctx, ks, l)
 		}
 		wait = min(2*wait, pollCap(ks))
 		entryOK, handoffOK = true, true // a new look may find new values
@@ -260,7 +260,7 @@ func (c *Cache) outdates(ctx context.Context, inc, n uint64, leaseVal string, id
 // vettedHandoff takes the hand-off of a holder whose load we vetted while
 // waiting (no marker known before the load had moved between its clock and
 // our read): only the markers taken from the result remain to be checked.
-func vettedHandoff[V any](ks *keyspace[V], ctx context.Context, inc, vetted uint64, known []uint64, raw string) (*loaded[V], bool) {
+func vettedHandoff[V any](ctx context.Context, ks *keyspace[V], inc, vetted uint64, known []uint64, raw string) (*loaded[V], bool) {
 	if vetted == 0 {
 		return nil, false
 	}
@@ -289,14 +289,14 @@ func vettedHandoff[V any](ks *keyspace[V], ctx context.Context, inc, vetted uint
 // rule; a hand-off must come from a load that read the clock at or after n —
 // every write that returned before our read began was then already visible
 // to that load.
-func usable[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uint64, raw string, handoff bool) (*loaded[V], bool, error) {
+func usable[V any](ctx context.Context, ks *keyspace[V], key Key, inc, n uint64, raw string, handoff bool) (*loaded[V], bool, error) {
 	e, ok := decodeEnvelope([]byte(raw))
 	if ok {
 		if _, _, ok = decode(ks, e); !ok && !handoff {
-			corrupt(ks, ctx, key)
+			corrupt(ctx, ks, key)
 		}
 	} else if !handoff {
-		corrupt(ks, ctx, key)
+		corrupt(ctx, ks, key)
 	}
 	if !ok || ageOf(ks, key, &e, ks.c.cfg.now().UnixMilli()) == ageExpired {
 		return nil, false, nil
@@ -323,8 +323,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // loadOnly calls the source and stores nothing.
-func loadOnly[V any](ks *keyspace[V], ctx context.Context, l loader[V]) *loaded[V] {
-	v, err := callSource(ks, ctx, l)
+func loadOnly[V any](ctx context.Context, ks *keyspace[V], l loader[V]) *loaded[V] {
+	v, err := callSource(ctx, ks, l)
 	return unencoded(ks, v, err)
 }
 
@@ -339,7 +339,7 @@ func pollCap[V any](ks *keyspace[V]) time.Duration {
 	return max(ks.c.cfg.pollMin, min(d, ks.c.cfg.pollMax))
 }
 
-func callSource[V any](ks *keyspace[V], ctx context.Context, l loader[V]) (V, error) {
+func callSource[V any](ctx context.Context, ks *keyspace[V], l loader[V]) (V, error) {
 	start := time.Now()
 	defer func() {
 		d := int64(time.Since(start))
@@ -356,7 +356,7 @@ func callSource[V any](ks *keyspace[V], ctx context.Context, l loader[V]) (V, er
 
 // loadAndFill calls the source as the leaseholder and stores what it returned
 // under fill seq n, if the lease is still ours and no marker moved past n.
-func loadAndFill[V any](ks *keyspace[V], ctx context.Context, key Key, lease, token string, inc, n uint64, l loader[V]) *loaded[V] {
+func loadAndFill[V any](ctx context.Context, ks *keyspace[V], key Key, lease, token string, inc, n uint64, l loader[V]) *loaded[V] {
 	c := ks.c
 	settled := false
 	defer func() {
@@ -364,7 +364,7 @@ func loadAndFill[V any](ks *keyspace[V], ctx context.Context, key Key, lease, to
 			release(ks, lease, token)
 		}
 	}()
-	v, err := callSource(ks, ctx, l)
+	v, err := callSource(ctx, ks, l)
 	s, ok := entry(ks, v, err, l.ResultTags)
 	if !ok {
 		return unencoded(ks, v, err)
@@ -407,7 +407,7 @@ func loadAndFill[V any](ks *keyspace[V], ctx context.Context, key Key, lease, to
 	c.background(func() {
 		defer c.fills.Done()
 		defer done()
-		if fill(ks, fctx, lease, token, f) && local != nil {
+		if fill(fctx, ks, lease, token, f) && local != nil {
 			local()
 		}
 	})
@@ -420,7 +420,7 @@ type filled struct{ stored, stale bool }
 
 // fill stores a loaded entry (see fillOn) and records the outcome: true when
 // it was stored and no invalidation raced it.
-func fill[V any](ks *keyspace[V], ctx context.Context, lease, token string, f *fillArgs) bool {
+func fill[V any](ctx context.Context, ks *keyspace[V], lease, token string, f *fillArgs) bool {
 	c := ks.c
 	r, err := call(c, ctx, func(ctx context.Context) (filled, error) {
 		stored, stale, err := c.remote.fill(ctx, f)

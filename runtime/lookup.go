@@ -72,7 +72,7 @@ func lookup[V any](ctx context.Context, ks *keyspace[V], key Key, local bool, rd
 	// raw aliases the reply; nothing below keeps it past the decode.
 	e, ok := decodeEnvelope(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	if !ok {
-		hc.corrupt.Do(func() { corrupt(ks, ctx, key) })
+		hc.corrupt.Do(func() { corrupt(ctx, ks, key) })
 		c.emitTimed(EventMiss, ks.label, took)
 		return
 	}
@@ -91,7 +91,7 @@ func lookup[V any](ctx context.Context, ks *keyspace[V], key Key, local bool, rd
 	}
 	v, verr, ok := decode(ks, e)
 	if !ok {
-		hc.corrupt.Do(func() { corrupt(ks, ctx, key) })
+		hc.corrupt.Do(func() { corrupt(ctx, ks, key) })
 		c.emitTimed(EventMiss, ks.label, took)
 		return
 	}

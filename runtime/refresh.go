@@ -152,7 +152,7 @@ func (r *refresher) drop(key Key, retry int64) {
 // refreshLater starts the background reload of key, read at clock (inc, n)
 // — unless one runs already in this process or the limit is reached. It
 // runs under ctx's values, not its cancellation, bounded by the lease TTL.
-func refreshLater[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uint64, l loader[V]) {
+func refreshLater[V any](ctx context.Context, ks *keyspace[V], key Key, inc, n uint64, l loader[V]) {
 	c := ks.c
 	if l.Load == nil || inc == 0 || !c.healthy() || !c.refresh.begin(c.cfg.refreshParallel) {
 		return
@@ -168,7 +168,7 @@ func refreshLater[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n u
 		defer func() { c.refresh.drop(key, retry) }()
 		ctx, cancel := context.WithTimeout(rctx, c.cfg.leaseTTL)
 		defer cancel()
-		retry = reload(ks, ctx, key, inc, n, l)
+		retry = reload(ctx, ks, key, inc, n, l)
 	})
 }
 
@@ -188,7 +188,7 @@ func retryFailed[V any](ks *keyspace[V]) int64 { return monoNow() + int64(ks.c.c
 // panic: there is no caller to re-panic in) is counted and logged, and the
 // old entry is left to be served until its bound. It returns the monoNow
 // before which this process is not to reload key again (0: at any time).
-func reload[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uint64, l loader[V]) (retry int64) {
+func reload[V any](ctx context.Context, ks *keyspace[V], key Key, inc, n uint64, l loader[V]) (retry int64) {
 	c := ks.c
 	lease := leaseKeyOf(key)
 	value := c.leaseValue(inc, n)
@@ -214,7 +214,7 @@ func reload[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uint64,
 			retry = retryFailed(ks)
 		}
 	}()
-	res := loadAndFill(ks, ctx, key, lease, value, finc, fn, l)
+	res := loadAndFill(ctx, ks, key, lease, value, finc, fn, l)
 	switch {
 	case res.err != nil && !absentResult(ks, res.v, res.err):
 		refreshFailed(ks, res.err)
@@ -225,13 +225,13 @@ func reload[V any](ks *keyspace[V], ctx context.Context, key Key, inc, n uint64,
 		// old entry is not what the source holds any more, and left in
 		// place it would be served, and reloaded on every hit, until its
 		// bound. Deleting an entry is always safe: a miss.
-		dropEntries(ks, ctx, []Key{key})
+		dropEntries(ctx, ks, []Key{key})
 	}
 	return 0
 }
 
 // dropEntries deletes the entries of keys (and this process's L1 entries).
-func dropEntries[V any](ks *keyspace[V], ctx context.Context, keys []Key) {
+func dropEntries[V any](ctx context.Context, ks *keyspace[V], keys []Key) {
 	c := ks.c
 	for _, k := range keys {
 		localDrop(ks, k)
@@ -358,7 +358,7 @@ func reloadMany[K comparable, V any](ctx context.Context, ks *keyspace[V], slots
 			load, at = append(load, s), append(at, j)
 		}
 	}
-	releaseMany(ks, ctx, leases, values, free)
+	releaseMany(ctx, ks, leases, values, free)
 	for lo := 0; lo < len(load); lo += c.cfg.batchChunk {
 		hi := min(lo+c.cfg.batchChunk, len(load))
 		if !reloadChunk(ctx, ks, load[lo:hi], b) {
@@ -371,7 +371,7 @@ func reloadMany[K comparable, V any](ctx context.Context, ks *keyspace[V], slots
 					rest = append(rest, at[k])
 				}
 			}
-			releaseMany(ks, ctx, leases, values, rest)
+			releaseMany(ctx, ks, leases, values, rest)
 			return
 		}
 	}
@@ -410,9 +410,9 @@ func reloadChunk[K comparable, V any](ctx context.Context, ks *keyspace[V], part
 			drop = append(drop, s.key) // an answer that is not stored: see reload
 		}
 	}
-	fillBatchArgs(ks, ctx, fills, locals)
+	fillBatchArgs(ctx, ks, fills, locals)
 	if len(drop) > 0 {
-		dropEntries(ks, ctx, drop)
+		dropEntries(ctx, ks, drop)
 	}
 	return true
 }

@@ -100,7 +100,7 @@ func verifyLater[V any](rd read[V], l loader[V]) {
 	c := ks.c
 	c.verify.once.Do(func() { c.startVerifiers() })
 	select {
-	case c.verify.queue <- func(ctx context.Context) { verify(ks, ctx, chk, l.Load) }:
+	case c.verify.queue <- func(ctx context.Context) { verify(ctx, ks, chk, l.Load) }:
 	default:
 		c.verify.dropped.Add(1)
 	}
@@ -137,13 +137,13 @@ func (v *verifier) run(job func(context.Context)) {
 // re-checks a mismatch after the verify delay: it is reported only if the
 // cache still serves the same value and the source still holds the same
 // different one — a write racing the check changes one of them.
-func verify[V any](ks *keyspace[V], ctx context.Context, chk *check[V], load func(context.Context) (V, error)) {
+func verify[V any](ctx context.Context, ks *keyspace[V], chk *check[V], load func(context.Context) (V, error)) {
 	c := ks.c
 	cached, ok := canonCached(ks, chk)
 	if !ok {
 		return
 	}
-	s1, ok := canonSource(ks, ctx, load)
+	s1, ok := canonSource(ctx, ks, load)
 	if !ok {
 		return
 	}
@@ -161,18 +161,18 @@ func verify[V any](ks *keyspace[V], ctx context.Context, chk *check[V], load fun
 		if !c.pause(c.cfg.verifyDelay) {
 			return
 		}
-		c.verify.run(func(ctx context.Context) { recheck(ks, ctx, chk, load, cached, s1) })
+		c.verify.run(func(ctx context.Context) { recheck(ctx, ks, chk, load, cached, s1) })
 	})
 }
 
 // recheck is verify's second look, after the delay.
-func recheck[V any](ks *keyspace[V], ctx context.Context, chk *check[V], load func(context.Context) (V, error), cached, s1 []byte) {
+func recheck[V any](ctx context.Context, ks *keyspace[V], chk *check[V], load func(context.Context) (V, error), cached, s1 []byte) {
 	c := ks.c
-	now, served := peek(ks, ctx, chk.key) // the cache first, then the source: see docs/observability.md
+	now, served := peek(ctx, ks, chk.key) // the cache first, then the source: see docs/observability.md
 	if !served || !bytes.Equal(now, cached) {
 		return // invalidated or replaced since: a write raced the check
 	}
-	s2, ok := canonSource(ks, ctx, load)
+	s2, ok := canonSource(ctx, ks, load)
 	if !ok || !bytes.Equal(s2, s1) {
 		return // the source changed again: a write in progress
 	}
@@ -225,7 +225,7 @@ func canonCached[V any](ks *keyspace[V], chk *check[V]) ([]byte, bool) {
 	return canonical(ks, v, err)
 }
 
-func canonSource[V any](ks *keyspace[V], ctx context.Context, load func(context.Context) (V, error)) ([]byte, bool) {
+func canonSource[V any](ctx context.Context, ks *keyspace[V], load func(context.Context) (V, error)) ([]byte, bool) {
 	ks.c.verify.calls.Add(1)
 	v, err := load(ctx)
 	if ctx.Err() != nil {
@@ -236,7 +236,7 @@ func canonSource[V any](ks *keyspace[V], ctx context.Context, load func(context.
 
 // peek is what a read of key would be served now — the L1, then Redis —
 // without counting it or sampling it. served is false for a miss.
-func peek[V any](ks *keyspace[V], ctx context.Context, key Key) ([]byte, bool) {
+func peek[V any](ctx context.Context, ks *keyspace[V], key Key) ([]byte, bool) {
 	c := ks.c
 	if ks.spec.Local > 0 {
 		if v, e, ok := localGet(ks, key); ok {
