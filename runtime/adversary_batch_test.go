@@ -348,9 +348,9 @@ func TestAdversaryBatchWriteAtEveryPhase(t *testing.T) {
 					case "group":
 						err = wc.Invalidate(ctx, Invalidation{Groups: []Group{wks.Group()}})
 					case "all":
-						err = wks.repo.InvalidateAll(ctx)
+						err = wks.core.repo.InvalidateAll(ctx)
 					case "pattern":
-						_, err = wks.repo.DeletePattern(ctx, "user:*")
+						_, err = wks.core.repo.DeletePattern(ctx, "user:*")
 					case "put":
 						Put(ctx, wks, userKey(wks, 3), &user{ID: 3, Name: "new"}, []string{"user:3"}, Invalidation{})
 						Put(ctx, wks, userKey(wks, 7), &user{ID: 7, Name: "new"}, []string{"user:7"}, Invalidation{})
@@ -423,7 +423,7 @@ func TestAdversaryBatchAbsentL1(t *testing.T) {
 	if _, err := c.ensureState(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the L1's subscription", func() bool { return ks.localStart().sgen != 0 })
+	waitFor(t, 5*time.Second, "the L1's subscription", func() bool { return localStart(&ks.core).sgen != 0 })
 	b := Batch[int64, score]{
 		Key: func(b []byte, id int64) []byte { return AppendInt(append(b, "score:"...), id) },
 		Load: func(_ context.Context, ids []int64) (map[int64]score, error) {
@@ -435,8 +435,10 @@ func TestAdversaryBatchAbsentL1(t *testing.T) {
 	}
 	c.waitFills()
 	key3 := ks.Key(AppendInt(append(ks.AppendPrefix(nil), "score:"...), 3))
-	l1 := Lookup(ctx, ks, key3)        // the L1 entry the fill made
-	l2 := lookup(ctx, ks, key3, false) // the Redis entry
+	l1 := Lookup(ctx, ks, key3) // the L1 entry the fill made
+	var l2 Read[score]          // the Redis entry
+	lookup(ctx, &ks.core, key3, false, &l2.read)
+	ks.typed(&l2)
 	if !l1.Hit || !l2.Hit || l1.Err != nil || l2.Err != nil || l1.Value != l2.Value {
 		t.Fatalf("id 3 from the L1: hit %v (%v, %v); from Redis: hit %v (%v, %v)", l1.Hit, l1.Value, l1.Err, l2.Hit, l2.Value, l2.Err)
 	}

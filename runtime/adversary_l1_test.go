@@ -167,7 +167,7 @@ func TestAdversaryL1DeletePatternMissesL1(t *testing.T) {
 			if who == "own process" {
 				wks = aks
 			}
-			if _, err := wks.repo.DeletePattern(ctx, "user:*"); err != nil {
+			if _, err := wks.core.repo.DeletePattern(ctx, "user:*"); err != nil {
 				t.Fatal(err)
 			}
 			last, n := staleFor(t, aks, src, 1, want, time.Now(), 2*a.cfg.localBound)
@@ -217,7 +217,7 @@ func TestAdversaryL1DeletePatternAfterRestartEmpty(t *testing.T) {
 	warmL1(t, a, aks, src, id)
 	testenv.RestartNodeEmpty(t, addrs, node)
 	want := src.write(id)
-	if _, err := bks.repo.DeletePattern(ctx, "user:*"); err != nil {
+	if _, err := bks.core.repo.DeletePattern(ctx, "user:*"); err != nil {
 		t.Fatal(err)
 	}
 	last, n := staleFor(t, aks, src, id, want, time.Now(), 2*a.cfg.localBound)

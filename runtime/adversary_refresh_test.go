@@ -127,7 +127,7 @@ func TestAdvLocalDueAfterOtherProcessRefreshed(t *testing.T) {
 	}
 	time.Sleep(700 * time.Millisecond) // past the refresh point (200–1100 ms)... make sure:
 	for time.Now().Before(time.Now().Add(time.Second)) {
-		if _, e, ok := ks1.localGet(userKey(ks1, 1)); ok && e.isDue() {
+		if _, e, ok := localGet(&ks1.core, userKey(ks1, 1)); ok && isDue(e.due) {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)

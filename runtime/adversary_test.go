@@ -90,7 +90,7 @@ func TestAdversaryDeletePatternLostFill(t *testing.T) {
 
 			v := src.write() // the write commits v2 ...
 			// ... and evicts by pattern in process B.
-			if _, err := ksB.repo.DeletePattern(ctx, "user:*"); err != nil {
+			if _, err := ksB.core.repo.DeletePattern(ctx, "user:*"); err != nil {
 				t.Fatal(err)
 			}
 			close(src.release)
@@ -308,7 +308,7 @@ func TestAdversaryDeletePatternNotReplayed(t *testing.T) {
 
 	v := src.write()
 	p.set(proxyRefuse)
-	if _, err := ks.repo.DeletePattern(ctx, "user:*"); err == nil {
+	if _, err := ks.core.repo.DeletePattern(ctx, "user:*"); err == nil {
 		t.Fatal("DeletePattern succeeded with Redis unreachable")
 	}
 	p.set(proxyPass)

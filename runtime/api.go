@@ -12,3 +12,10 @@ type Loader[T any] struct {
 	// ({result.Field}); ok=false (a nil hop) means the result is not stored.
 	ResultTags func(v T) (tags []string, ok bool)
 }
+
+// loader is a Loader as the protocol sees it: over V = *T (typed.go).
+type loader[V any] struct {
+	Load       func(ctx context.Context) (V, error)
+	Tags       []string
+	ResultTags func(v V) (tags []string, ok bool)
+}

@@ -13,47 +13,36 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Batch is what generated code hands to GetMany for a batch read: a get
-// whose key template names a slice parameter. Its entries are those of the
-// single get of the same template (docs/runtime.md, "Batch reads").
-type Batch[K comparable, T any] struct {
-	// Key appends id's part of the key (the template's literals and the
-	// id) after the keyspace's prefix.
-	Key func(b []byte, id K) []byte
-	// Load calls the wrapped repository with the ids the cache could not
-	// answer; an id it leaves out of the map (or maps to nil) is not found.
-	Load func(ctx context.Context, ids []K) (map[K]T, error)
-	// Tags, when set, are an id's tags known before the load.
+// batch is a Batch as the protocol sees it, over V = *T (typed.go).
+type batch[K comparable, V any] struct {
+	Key  func(b []byte, id K) []byte
 	Tags func(id K) []string
-	// ResultTags, when set, returns the tags taken from a positive result.
-	ResultTags func(v T) (tags []string, ok bool)
+	src  batchSource[K, V]
 }
 
-// GetMany reads ids through the cache: one round trip for the lookups, one
-// source call (per chunk) for every id the cache could not answer, one
-// round trip for the fills, off the caller's path. Ids the source did not
-// return are cached negatively and left out of the map. An empty input
-// returns an empty map; an error of the source fails the whole call.
-func GetMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b Batch[K, T]) (map[K]T, error) {
-	out, _, err := getMany(ctx, ks, ids, b)
-	return out, err
+// batchSource is the typed layer's side of a batch read (typed.go).
+type batchSource[K comparable, V any] interface {
+	// load calls the source (Batch.Load) with ids; got[j] is the value of
+	// ids[j], nil when the source did not return it.
+	load(ctx context.Context, ids []K, got []V) error
+	// resultTags is Batch.ResultTags over V; nil without.
+	resultTags() func(v V) ([]string, bool)
+	// put adds an id's value to the caller's map; shared, it is the L1's
+	// own value, which the caller gets a clone of.
+	put(id K, v V, shared bool)
 }
 
-// getMany is GetMany that also returns the wait for its fills (Warm).
-func getMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b Batch[K, T]) (map[K]T, []<-chan struct{}, error) {
-	if len(ids) == 0 {
-		return map[K]T{}, nil, nil
-	}
-	uniq := uniqueIDs(ids)
-	br := ks.lookupMany(ctx, batchKeys(ks, uniq, b.Key))
-	out := make(map[K]T, len(uniq))
+// getMany is GetMany over ids without repeats (len(ids) > 0): values go to
+// b.src.put. It returns the wait for its fills (Warm).
+func getMany[K comparable, V any](ctx context.Context, ks *keyspace[V], uniq []K, b batch[K, V]) ([]<-chan struct{}, error) {
+	br := lookupMany(ctx, ks, batchKeys(&ks.space, uniq, b.Key))
 	var miss, due []int
 	for i := range br.reads {
 		switch r := &br.reads[i]; {
 		case !r.hit:
 			miss = append(miss, i)
 		case !r.neg:
-			out[uniq[i]] = r.v
+			b.src.put(uniq[i], r.v, r.shared)
 		}
 		if br.reads[i].due {
 			due = append(due, i)
@@ -63,13 +52,9 @@ func getMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K,
 		refreshManyLater(ctx, ks, uniq, br, due, b)
 	}
 	if len(miss) == 0 {
-		return out, nil, nil
+		return nil, nil
 	}
-	filled, err := loadMany(ctx, br, uniq, miss, b, out)
-	if err != nil {
-		return nil, filled, err
-	}
-	return out, filled, nil
+	return loadMany(ctx, br, uniq, miss, b)
 }
 
 // uniqueIDs drops repeated ids, keeping the first occurrence's order.
@@ -90,11 +75,11 @@ func uniqueIDs[K comparable](ids []K) []K {
 
 // batchKeys spells every id's key into one buffer: one allocation for all.
 // An id whose key cannot be spelled gets "".
-func batchKeys[K comparable, T any](ks *Keyspace[T], ids []K, key func([]byte, K) []byte) []Key {
+func batchKeys[K comparable](ks *space, ids []K, key func([]byte, K) []byte) []Key {
 	ends := make([]int, len(ids))
 	buf := make([]byte, 0, len(ids)*(len(ks.prefix)+24))
 	for i, id := range ids {
-		nb := key(ks.AppendPrefix(buf), id)
+		nb := key(append(buf, ks.prefix...), id)
 		if nb == nil { // the id has no key (a nil pointer, a MarshalText error): it bypasses the cache
 			ends[i] = -1
 			continue
@@ -115,9 +100,11 @@ func batchKeys[K comparable, T any](ks *Keyspace[T], ids []K, key func([]byte, K
 }
 
 // slotRead is what the batch lookup found for one key.
-type slotRead[T any] struct {
-	v        T
+type slotRead[V any] struct {
+	_        noEqual
+	v        V
 	hit      bool
+	shared   bool   // v is the L1's own (read.shared)
 	neg      bool   // a negative entry: absent from the map
 	answered bool   // Redis answered for this key
 	due      bool   // a hit whose reload is due (refresh=, stale=)
@@ -125,10 +112,11 @@ type slotRead[T any] struct {
 }
 
 // batchRead is a batch lookup: every key read with one clock.
-type batchRead[T any] struct {
-	ks     *Keyspace[T]
+type batchRead[V any] struct {
+	_      noEqual
+	ks     *keyspace[V]
 	keys   []Key
-	reads  []slotRead[T]
+	reads  []slotRead[V]
 	inc, n uint64 // the clock (0: none)
 	st     l1Start
 }
@@ -136,9 +124,9 @@ type batchRead[T any] struct {
 // lookupMany is Lookup for many keys: the L1 first (a local keyspace), then
 // every other key and the clock in one round trip (one per master on
 // Cluster), each entry judged against that clock by the hit rule.
-func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T] {
+func lookupMany[V any](ctx context.Context, ks *keyspace[V], keys []Key) *batchRead[V] {
 	c := ks.c
-	br := &batchRead[T]{ks: ks, keys: keys, reads: make([]slotRead[T], len(keys))}
+	br := &batchRead[V]{ks: ks, keys: keys, reads: make([]slotRead[V], len(keys))}
 	ask := keys
 	var at []int // ask[j] is keys[at[j]]; nil: ask is keys
 	if ks.spec.Local > 0 || slices.Contains(keys, "") {
@@ -152,8 +140,8 @@ func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T]
 				ask, at = append(ask, k), append(at, i)
 				continue
 			}
-			if v, e, ok := ks.localGet(k); ok {
-				br.reads[i] = slotRead[T]{v: v, hit: true, neg: e.neg, answered: true, due: e.isDue(), dinc: e.inc, dn: e.f}
+			if v, e, ok := localGet(ks, k); ok {
+				br.reads[i] = slotRead[V]{v: v, hit: true, shared: true, neg: e.neg, answered: true, due: isDue(e.due), dinc: e.inc, dn: e.f}
 				c.emit(EventLocalHit, ks.label, nil)
 				continue
 			}
@@ -162,7 +150,7 @@ func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T]
 		if len(ask) == 0 {
 			return br
 		}
-		br.st = ks.localStart() // before Redis is asked: see localPut
+		br.st = localStart(ks) // before Redis is asked: see localPut
 	}
 	c.hits.awaitFills(ctx, c, ask)
 	mh, err := call(c, ctx, func(ctx context.Context) (manyHit, error) { return c.remote.hitMany(ctx, ask) })
@@ -199,7 +187,7 @@ func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T]
 		raw := mh.vals[j]
 		e, ok := decodeEnvelope(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 		if !ok {
-			ks.corrupt(ctx, key)
+			corrupt(ctx, ks, key)
 			c.emit(EventMiss, ks.label, nil)
 			continue
 		}
@@ -209,24 +197,22 @@ func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T]
 			c.emit(EventMiss, ks.label, nil)
 			continue
 		}
-		a := ks.ageOf(key, &e, now)
+		a := ageOf(ks, key, &e, now)
 		if a == ageExpired {
 			c.emit(EventMiss, ks.label, nil)
 			continue
 		}
-		v, vErr, ok := ks.decode(e)
+		v, vErr, ok := decode(ks, e)
 		if !ok {
-			ks.corrupt(ctx, key)
+			corrupt(ctx, ks, key)
 			c.emit(EventMiss, ks.label, nil)
 			continue
 		}
 		if br.st.sgen != 0 && a != ageStale {
-			kept := v
-			if ks.spec.Clone != nil {
-				kept = ks.spec.Clone(v)
-			}
-			// The key shares the batch's buffer: the L1 keeps its own.
-			ks.localPut(Key(strings.Clone(string(key))), br.st, &e, kept, vErr, ks.localLeft(&e))
+			// The key shares the batch's buffer: the L1 keeps its own. It
+			// keeps the decoded value; the caller gets a clone of it.
+			localPut(ks, Key(strings.Clone(string(key))), br.st, &e, v, vErr, localLeft(ks, &e))
+			r.shared = true
 		}
 		r.hit, r.v = true, v
 		if a != ageFresh {
@@ -245,7 +231,8 @@ func (ks *Keyspace[T]) lookupMany(ctx context.Context, keys []Key) *batchRead[T]
 }
 
 // batchSlot is one missed id of a batch.
-type batchSlot[K comparable, T any] struct {
+type batchSlot[K comparable, V any] struct {
+	_   noEqual
 	i   int // index into the batch's ids and keys
 	id  K
 	key Key
@@ -256,7 +243,7 @@ type batchSlot[K comparable, T any] struct {
 	tags         []string // known before the load
 	lease, token string   // a lease this batch holds for the key
 	finc, fn     uint64   // its fill clock
-	res          *loaded[T]
+	res          *loaded[V]
 	fill         *fillArgs
 	local        func() // what the L1 keeps once the fill lands
 }
@@ -265,8 +252,8 @@ type batchSlot[K comparable, T any] struct {
 // caller in this process already loads it), one look round for the owned
 // ones, one source call for every id the batch must load, and the fills in
 // the background (the returned channel closes when they are done). Results
-// go into out.
-func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []K, miss []int, b Batch[K, T], out map[K]T) ([]<-chan struct{}, error) {
+// go to b.src.put.
+func loadMany[K comparable, V any](ctx context.Context, br *batchRead[V], ids []K, miss []int, b batch[K, V]) ([]<-chan struct{}, error) {
 	ks := br.ks
 	c := ks.c
 	// The load runs under its own context, cancelled when every caller of
@@ -274,8 +261,8 @@ func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []
 	bctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var live atomic.Int64
-	slots := make([]batchSlot[K, T], len(miss))
-	var owned, joined []*batchSlot[K, T]
+	slots := make([]batchSlot[K, V], len(miss))
+	var owned, joined []*batchSlot[K, V]
 	for j, i := range miss {
 		s := &slots[j]
 		s.i, s.id, s.key = i, ids[i], br.keys[i]
@@ -322,16 +309,16 @@ func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []
 		filled = loadOwned(bctx, br, owned, b)
 	}
 	var firstErr error
-	take := func(s *batchSlot[K, T], res *loaded[T]) {
-		v, err := res.take(ks)
+	take := func(s *batchSlot[K, V], res *loaded[V]) {
+		v, err := takeLoaded(res, ks)
 		switch {
-		case res.negative(ks, v, err):
+		case negativeLoaded(res, ks, v, err):
 		case err != nil:
 			if firstErr == nil {
 				firstErr = err
 			}
 		default:
-			out[s.id] = v
+			b.src.put(s.id, v, false)
 		}
 	}
 	for _, s := range owned {
@@ -345,7 +332,7 @@ func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []
 			}
 			return filled, err
 		}
-		take(s, val.(*loaded[T]))
+		take(s, val.(*loaded[V]))
 	}
 	if err := ctx.Err(); err != nil {
 		return filled, err
@@ -356,7 +343,7 @@ func loadMany[K comparable, T any](ctx context.Context, br *batchRead[T], ids []
 // loadOwned loads the flights the batch owns and ends them. A panic of the
 // source ends them with the panic (re-panicked in every caller that joined
 // them, and in this one) and releases the batch's leases.
-func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned []*batchSlot[K, T], b Batch[K, T]) (filled []<-chan struct{}) {
+func loadOwned[K comparable, V any](ctx context.Context, br *batchRead[V], owned []*batchSlot[K, V], b batch[K, V]) (filled []<-chan struct{}) {
 	ks := br.ks
 	c := ks.c
 	defer func() {
@@ -369,7 +356,7 @@ func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned
 			}
 			for _, s := range owned { // no fill was sent: free every lease now
 				if s.lease != "" {
-					ks.release(s.lease, s.token)
+					release(ks, s.lease, s.token)
 				}
 			}
 		}
@@ -395,7 +382,7 @@ func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned
 			}
 		}
 	}
-	var look, load []*batchSlot[K, T]
+	var look, load []*batchSlot[K, V]
 	for _, s := range owned {
 		if inc == 0 || !healthy || !br.reads[s.i].answered {
 			load = append(load, s) // no clock, or Redis failing: no lease, no fill
@@ -403,9 +390,9 @@ func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned
 			look = append(look, s)
 		}
 	}
-	var waits []*batchSlot[K, T]
+	var waits []*batchSlot[K, V]
 	if len(look) > 0 {
-		var more []*batchSlot[K, T]
+		var more []*batchSlot[K, V]
 		more, waits = lookOwned(ctx, ks, inc, n, look, b, true)
 		load = append(load, more...)
 	}
@@ -430,7 +417,7 @@ func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned
 	// process may be waiting for these very leases while this batch waits
 	// for its own.
 	sem := make(chan struct{}, c.cfg.batchParallel)
-	loadAll := func(load []*batchSlot[K, T]) {
+	loadAll := func(load []*batchSlot[K, V]) {
 		chunk := c.cfg.batchChunk
 		for lo := 0; lo < len(load); lo += chunk {
 			part := load[lo:min(lo+chunk, len(load))]
@@ -447,7 +434,7 @@ func loadOwned[K comparable, T any](ctx context.Context, br *batchRead[T], owned
 						fills, locals = append(fills, s.fill), append(locals, s.local)
 					}
 				}
-				done := ks.fillBatchArgs(ctx, fills, locals)
+				done := fillBatchArgs(ctx, ks, fills, locals)
 				pmu.Lock()
 				filled = append(filled, done)
 				pmu.Unlock()
@@ -484,7 +471,7 @@ func unwrapPanic(p any) any {
 // pipeline. It settles the keys an entry or a hand-off answers and returns
 // the ones to load (leaseholders, and keys whose holder cannot answer us)
 // and the ones to wait for.
-func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n uint64, look []*batchSlot[K, T], b Batch[K, T], first bool) (load, waits []*batchSlot[K, T]) {
+func lookOwned[K comparable, V any](ctx context.Context, ks *keyspace[V], inc, n uint64, look []*batchSlot[K, V], b batch[K, V], first bool) (load, waits []*batchSlot[K, V]) {
 	c := ks.c
 	keys := make([]Key, len(look))
 	leases := make([]string, len(look))
@@ -503,7 +490,7 @@ func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n
 	// The fill seq of every lease taken: the clock read after them all.
 	finc, fn := laterClock(inc, n, r.clock)
 	var free []int // leases taken in the round that no load needs: freed in one more
-	defer func() { ks.releaseMany(ctx, leases, values, free) }()
+	defer func() { releaseMany(ctx, ks, leases, values, free) }()
 	for j, s := range look {
 		lr := r.res[j]
 		if r.errs[j] != nil {
@@ -514,7 +501,7 @@ func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n
 			continue
 		}
 		if lr.hasEntry { // filled since our lookup
-			res, ok, err := ks.usable(ctx, s.key, inc, n, lr.entry, false)
+			res, ok, err := usable(ctx, ks, s.key, inc, n, lr.entry, false)
 			if err == nil && ok {
 				if lr.taken {
 					free = append(free, j)
@@ -524,7 +511,7 @@ func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n
 			}
 		}
 		if lr.hasHandoff {
-			if res, ok, err := ks.usable(ctx, s.key, inc, n, lr.handoff, true); err == nil && ok {
+			if res, ok, err := usable(ctx, ks, s.key, inc, n, lr.handoff, true); err == nil && ok {
 				if lr.taken {
 					free = append(free, j)
 				}
@@ -558,7 +545,7 @@ func lookOwned[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n
 // then loads it with a fill), or a known marker moved past its holder's
 // clock, or the lease wait ends (then it loads it without a fill). It
 // returns the keys to load.
-func waitMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n uint64, waits []*batchSlot[K, T], b Batch[K, T]) (load []*batchSlot[K, T]) {
+func waitMany[K comparable, V any](ctx context.Context, ks *keyspace[V], inc, n uint64, waits []*batchSlot[K, V], b batch[K, V]) (load []*batchSlot[K, V]) {
 	c := ks.c
 	deadline := c.cfg.now().Add(c.cfg.leaseWait)
 	wait := c.cfg.pollMin
@@ -573,7 +560,7 @@ func waitMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n 
 		if !sleep(ctx, min(wait, left)) {
 			return append(load, waits...)
 		}
-		wait = min(2*wait, ks.pollCap())
+		wait = min(2*wait, pollCap(ks))
 		more, still := lookOwned(ctx, ks, inc, n, waits, b, false)
 		load, waits = append(load, more...), still
 	}
@@ -583,46 +570,51 @@ func waitMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], inc, n 
 // absentErr is what an id the source did not return stands for: the
 // keyspace's not-found error, else a nil (or zero) result; the batch itself
 // knows it by the result's absent mark.
-func (ks *Keyspace[T]) absentErr() error { return ks.spec.NotFound }
+func absentErr[V any](ks *keyspace[V]) error { return ks.spec.NotFound }
 
 // loadChunk calls the source once for part and settles each id: its result,
 // and the fill of an id whose lease the batch holds.
-func loadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part []*batchSlot[K, T], b Batch[K, T]) {
+func loadChunk[K comparable, V any](ctx context.Context, ks *keyspace[V], part []*batchSlot[K, V], b batch[K, V]) {
 	ids := make([]K, len(part))
 	for j, s := range part {
 		ids[j] = s.id
 	}
+	got := make([]V, len(part))
 	start := time.Now()
-	m, err := b.Load(ctx, ids)
-	ks.counted(err, time.Since(start))
-	for _, s := range part {
-		var zero T
+	err := b.src.load(ctx, ids, got)
+	counted(ks, err, time.Since(start))
+	var resultTags func(V) ([]string, bool)
+	if err == nil {
+		resultTags = b.src.resultTags()
+	}
+	for j, s := range part {
+		var zero V
 		if err != nil {
 			if s.lease != "" {
-				ks.release(s.lease, s.token)
+				release(ks, s.lease, s.token)
 				s.lease = ""
 			}
-			s.res = ks.unencoded(zero, err)
+			s.res = unencoded(ks, zero, err)
 			continue
 		}
-		v, found := m[s.id]
-		absent := !found || ks.absentResult(v, nil)
+		v := got[j]
+		absent := absentResult(ks, v, nil) // not returned (nil), or a nil value
 		var verr error
 		if absent {
-			v, verr = zero, ks.absentErr()
+			v, verr = zero, absentErr(ks)
 		}
-		s.res = ks.settleSlot(s.key, s.lease, s.token, s.finc, s.fn, s.tags, v, verr, absent, b.ResultTags, &s.fill, &s.local)
+		s.res = settleSlot(ks, s.key, s.lease, s.token, s.finc, s.fn, s.tags, v, verr, absent, resultTags, &s.fill, &s.local)
 	}
 }
 
 // settleSlot turns one loaded id into its flight's result and, when the
 // batch holds its lease, the fill to send (nil when nothing may be stored:
 // the lease is released then).
-func (ks *Keyspace[T]) settleSlot(key Key, lease, token string, finc, fn uint64, tags []string, v T, verr error, absent bool,
-	resultTags func(T) ([]string, bool), fill **fillArgs, local *func()) *loaded[T] {
+func settleSlot[V any](ks *keyspace[V], key Key, lease, token string, finc, fn uint64, tags []string, v V, verr error, absent bool,
+	resultTags func(V) ([]string, bool), fill **fillArgs, local *func()) *loaded[V] {
 	c := ks.c
-	plain := func() *loaded[T] {
-		res := ks.unencoded(v, verr)
+	plain := func() *loaded[V] {
+		res := unencoded(ks, v, verr)
 		res.absent = absent
 		return res
 	}
@@ -632,9 +624,9 @@ func (ks *Keyspace[T]) settleSlot(key Key, lease, token string, finc, fn uint64,
 	var st stored
 	var ok bool
 	if absent {
-		st, ok = ks.absentEntry()
+		st, ok = absentEntry(ks)
 	} else {
-		st, ok = ks.entry(v, nil, resultTags)
+		st, ok = entry(ks, v, nil, resultTags)
 	}
 	ids := ks.repo.tagIDs(make([]uint64, 0, len(tags)+len(st.tags)), tags, st.tags)
 	if ok && len(ids) > maxTags {
@@ -642,11 +634,11 @@ func (ks *Keyspace[T]) settleSlot(key Key, lease, token string, finc, fn uint64,
 		ok = false
 	}
 	if !ok {
-		ks.release(lease, token)
+		release(ks, lease, token)
 		return plain()
 	}
-	res := &loaded[T]{v: v, err: verr, absent: absent}
-	env := ks.seal(st, finc, fn, ids)
+	res := &loaded[V]{v: v, err: verr, absent: absent}
+	env := seal(ks, st, finc, fn, ids)
 	res.env, res.encoded = decodeEnvelope(env)
 	members := make([]string, 0, 4+len(ids))
 	members = append(members, ks.depMem[:]...)
@@ -656,29 +648,29 @@ func (ks *Keyspace[T]) settleSlot(key Key, lease, token string, finc, fn uint64,
 	}
 	*fill = &fillArgs{key: key, lease: lease, token: token, env: env, ttl: st.life, seq: fn,
 		members: members, handoff: c.handoffTTL()}
-	if l1 := ks.localStart(); l1.sgen != 0 {
+	if l1 := localStart(ks); l1.sgen != 0 {
 		kept := v
 		if ks.spec.Clone != nil {
 			kept = ks.spec.Clone(v)
 		}
 		e, k := res.env, Key(strings.Clone(string(key)))
-		*local = func() { ks.localPut(k, l1, &e, kept, verr, ks.localLeft(&e)) }
+		*local = func() { localPut(ks, k, l1, &e, kept, verr, localLeft(ks, &e)) }
 	}
 	return res
 }
 
 // absentEntry is the negative entry of an id the source did not return.
-func (ks *Keyspace[T]) absentEntry() (stored, bool) {
+func absentEntry[V any](ks *keyspace[V]) (stored, bool) {
 	if ks.spec.Negative <= 0 {
 		return stored{}, false
 	}
-	return ks.negativeEntry(ks.spec.NotFound), true
+	return negativeEntry(ks, ks.spec.NotFound), true
 }
 
 // fillBatch sends the batch's fills in one round, after its caller has its
 // values (as a single fill does); this process's lookups of those keys wait
 // for them. The channel closes when the fills are done.
-func (ks *Keyspace[T]) fillBatchArgs(ctx context.Context, fills []*fillArgs, locals []func()) <-chan struct{} {
+func fillBatchArgs[V any](ctx context.Context, ks *keyspace[V], fills []*fillArgs, locals []func()) <-chan struct{} {
 	c := ks.c
 	done := make(chan struct{})
 	if len(fills) == 0 {
@@ -702,7 +694,7 @@ func (ks *Keyspace[T]) fillBatchArgs(ctx context.Context, fills []*fillArgs, loc
 		outs, _ := call(c, fctx, func(ctx context.Context) ([]fillOutcome, error) { return c.remote.fillMany(ctx, fills) })
 		if outs == nil { // the round failed (counted by call): free the leases now
 			for _, f := range fills {
-				ks.release(f.lease, f.token)
+				release(ks, f.lease, f.token)
 			}
 			return
 		}
@@ -711,7 +703,7 @@ func (ks *Keyspace[T]) fillBatchArgs(ctx context.Context, fills []*fillArgs, loc
 			f := fills[i]
 			switch {
 			case o.err != nil:
-				ks.release(f.lease, f.token)
+				release(ks, f.lease, f.token)
 			case o.stale && o.stored: // an invalidation raced this id's load
 				stale = append(stale, f)
 				c.emit(EventFillRejected, ks.label, nil)
@@ -733,7 +725,7 @@ func (ks *Keyspace[T]) fillBatchArgs(ctx context.Context, fills []*fillArgs, loc
 
 // sealClockless closes the flights of keys read without a clock before the
 // source call starts: a caller that begins later may follow a write.
-func sealClockless[K comparable, T any](c *Cache, owned []*batchSlot[K, T]) {
+func sealClockless[K comparable, V any](c *Cache, owned []*batchSlot[K, V]) {
 	for _, s := range owned {
 		if s.f != nil && s.fk.inc == 0 {
 			c.flights.close(s.fk, s.f)
@@ -752,25 +744,25 @@ func (c *Cache) leaseValue(inc, n uint64) string {
 	return string(vb)
 }
 
-// InvalidateMany drops the entries of ids (a batch read's
-// Invalidate<Method>): one invalidation for all of them.
-func InvalidateMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b Batch[K, T]) error {
-	keys := slices.DeleteFunc(batchKeys(ks, uniqueIDs(ids), b.Key), func(k Key) bool { return k == "" })
+// invalidateKeys drops the entries of keys (InvalidateMany): one
+// invalidation for all of them.
+func invalidateKeys(ctx context.Context, c *Cache, keys []Key) error {
+	keys = slices.DeleteFunc(keys, func(k Key) bool { return k == "" })
 	if len(keys) == 0 {
 		return nil
 	}
-	return ks.c.Invalidate(ctx, Invalidation{Keys: keys})
+	return c.Invalidate(ctx, Invalidation{Keys: keys})
 }
 
 // releaseMany frees the leases at idx (tokens in values) in one pipeline; a
 // release that fails is replayed like a single one.
-func (ks *Keyspace[T]) releaseMany(ctx context.Context, leases, values []string, idx []int) {
+func releaseMany[V any](ctx context.Context, ks *keyspace[V], leases, values []string, idx []int) {
 	c := ks.c
 	switch len(idx) {
 	case 0:
 		return
 	case 1:
-		ks.release(leases[idx[0]], values[idx[0]])
+		release(ks, leases[idx[0]], values[idx[0]])
 		return
 	}
 	cmds := make([]*redis.Cmd, len(idx))
@@ -788,7 +780,7 @@ func (ks *Keyspace[T]) releaseMany(ctx context.Context, leases, values []string,
 	})
 	for k, j := range idx {
 		if err != nil || cmds[k] == nil || (cmds[k].Err() != nil && !isNil(cmds[k].Err())) {
-			ks.release(leases[j], values[j]) // NOSCRIPT, a failed round: one by one (replayed if need be)
+			release(ks, leases[j], values[j]) // NOSCRIPT, a failed round: one by one (replayed if need be)
 		}
 	}
 }

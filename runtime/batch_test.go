@@ -296,7 +296,7 @@ func TestBatchSharesInvalidation(t *testing.T) {
 			t.Fatalf("source calls %v, want one with [2 3]", calls)
 		}
 		c.waitFills()
-		if err := ks.repo.InvalidateAll(ctx); err != nil {
+		if err := ks.core.repo.InvalidateAll(ctx); err != nil {
 			t.Fatal(err)
 		}
 		src.reset()

@@ -337,3 +337,41 @@ func BenchmarkEnvelopeDecode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkHitValue: an L2 hit of non-pointer results — a struct value, a
+// slice, a map — which the protocol handles as a *T (typed.go): the decode
+// allocates the T it fills as before, and the caller gets a copy of it.
+func BenchmarkHitValue(b *testing.B) {
+	rdb := benchClient(b, true)
+	c := newTestCache(b, rdb)
+	ctx := context.Background()
+	r := c.Repo("hitvalue", 1)
+	one := NewKeyspace(r, Spec[user]{Template: "u:{}", Schema: "u", TTL: time.Hour})
+	list := NewKeyspace(r, Spec[[]user]{Template: "l:{}", Schema: "l", TTL: time.Hour, IsNil: func(v []user) bool { return v == nil }})
+	index := NewKeyspace(r, Spec[map[string]user]{Template: "m:{}", Schema: "m", TTL: time.Hour, IsNil: func(v map[string]user) bool { return v == nil }})
+	u := *benchUser
+	run := func(name string, hit func() bool) {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !hit() {
+					b.Fatal("not a hit")
+				}
+			}
+		})
+	}
+	k1 := one.Key(append(one.AppendPrefix(nil), "u:1"...))
+	k2 := list.Key(append(list.AppendPrefix(nil), "l:1"...))
+	k3 := index.Key(append(index.AppendPrefix(nil), "m:1"...))
+	for range 2 {
+		_, _ = loadVia(ctx, one, k1, Loader[user]{Load: func(context.Context) (user, error) { return u, nil }})
+		_, _ = loadVia(ctx, list, k2, Loader[[]user]{Load: func(context.Context) ([]user, error) { return []user{u, u}, nil }})
+		_, _ = loadVia(ctx, index, k3, Loader[map[string]user]{Load: func(context.Context) (map[string]user, error) {
+			return map[string]user{"a": u}, nil
+		}})
+		c.waitFills()
+	}
+	run("struct", func() bool { rd := Lookup(ctx, one, k1); return rd.Hit && rd.Value.ID == u.ID })
+	run("slice", func() bool { rd := Lookup(ctx, list, k2); return rd.Hit && len(rd.Value) == 2 })
+	run("map", func() bool { rd := Lookup(ctx, index, k3); return rd.Hit && len(rd.Value) == 1 })
+}

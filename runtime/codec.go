@@ -10,7 +10,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// The only T-dependent encoding code: what to store for a source result, and
+// The only result-dependent encoding code (over V = *T, typed.go): what to store for a source result, and
 // how an entry turns back into the method's results.
 
 // stored is what a source result becomes in Redis: ok=false when nothing may
@@ -25,7 +25,7 @@ type stored struct {
 }
 
 // negativeEntry is what a not-found (err non-nil) or nil result is stored as.
-func (ks *Keyspace[T]) negativeEntry(err error) stored {
+func negativeEntry[V any](ks *keyspace[V], err error) stored {
 	sp := &ks.spec
 	ttl := sp.Jitter.ttl(sp.Negative, ks.c.cfg.maxTTL, ks.c.cfg.rand())
 	if err != nil {
@@ -37,30 +37,30 @@ func (ks *Keyspace[T]) negativeEntry(err error) stored {
 // seal builds the envelope of s for a fill (or a put) at fill seq (inc, n),
 // taking the store time now: before the SET runs, so the envelope never
 // promises more than Redis keeps.
-func (ks *Keyspace[T]) seal(s stored, inc, n uint64, ids []uint64) []byte {
+func seal[V any](ks *keyspace[V], s stored, inc, n uint64, ids []uint64) []byte {
 	now := ks.c.cfg.now()
 	return appendEnvelope(nil, s.flags, now.UnixMilli(), now.Add(s.ttl).UnixMilli(), inc, n, ids, s.payload)
 }
 
-func (ks *Keyspace[T]) entry(v T, err error, resultTags func(T) ([]string, bool)) (s stored, ok bool) {
+func entry[V any](ks *keyspace[V], v V, err error, resultTags func(V) ([]string, bool)) (s stored, ok bool) {
 	c, sp := ks.c, &ks.spec
 	switch {
 	case err != nil:
-		if sp.Negative > 0 && ks.isNotFound(err) {
-			return ks.notFoundEntry(err)
+		if sp.Negative > 0 && isNotFound(ks, err) {
+			return notFoundEntry(ks, err)
 		}
 		return s, false
 	case sp.IsNil != nil && sp.IsNil(v):
 		if sp.Negative <= 0 {
 			return s, false // negative=0: a nil result is not cached at all
 		}
-		return ks.negativeEntry(nil), true
+		return negativeEntry(ks, nil), true
 	case resultTags != nil:
 		if s.tags, ok = resultTags(v); !ok {
 			return s, false
 		}
 	}
-	flags, payload, merr := ks.encode(v)
+	flags, payload, merr := encode(ks, v)
 	if merr != nil {
 		if n, ok := c.allowLog(logEncode); ok {
 			c.cfg.logger.Error("cachegen: cannot encode result; not cached", "keyspace", ks.label, "err", merr, "suppressed", n)
@@ -78,10 +78,10 @@ func (ks *Keyspace[T]) entry(v T, err error, resultTags func(T) ([]string, bool)
 // (flagZones) when its times are not all in UTC — unless they are all in
 // time.Local (flagLocal), the zone msgpack decodes into: what a database
 // driver returns, read back without a walk over the value on every hit.
-func (ks *Keyspace[T]) encode(v T) (flags byte, payload []byte, err error) {
+func encode[V any](ks *keyspace[V], v V) (flags byte, payload []byte, err error) {
 	var table []byte
 	if ks.zones != nil {
-		rv := reflect.ValueOf(&v).Elem()
+		rv := reflect.ValueOf(v).Elem()
 		switch {
 		case allLocal(ks.zones, rv):
 			flags |= flagLocal
@@ -92,7 +92,7 @@ func (ks *Keyspace[T]) encode(v T) (flags byte, payload []byte, err error) {
 			}
 		}
 	}
-	payload, err = msgpack.Marshal(&v)        // addressable: encoders with pointer receivers run
+	payload, err = msgpack.Marshal(v)         // *T, addressable: encoders with pointer receivers run
 	if err == nil && !validMsgpack(payload) { // e.g. nested deeper than reads accept
 		err = errors.New("encoding fails the bounded decoder's checks")
 	}
@@ -104,7 +104,7 @@ func (ks *Keyspace[T]) encode(v T) (flags byte, payload []byte, err error) {
 
 // isNotFound reports whether err is the keyspace's not-found result: the
 // predicate, else errors.Is the sentinel, else errors.As the error type.
-func (ks *Keyspace[T]) isNotFound(err error) bool {
+func isNotFound[V any](ks *keyspace[V], err error) bool {
 	sp := &ks.spec
 	switch {
 	case err == nil:
@@ -122,7 +122,7 @@ func (ks *Keyspace[T]) isNotFound(err error) bool {
 // notFoundEntry is what a not-found error becomes: its text and, with an
 // error type, its encoded fields. It is stored only if the error a hit
 // would return passes the keyspace's test again.
-func (ks *Keyspace[T]) notFoundEntry(err error) (stored, bool) {
+func notFoundEntry[V any](ks *keyspace[V], err error) (stored, bool) {
 	text := err.Error()
 	s := stored{flags: flagNotFound, payload: []byte(text)}
 	var val []byte
@@ -134,7 +134,7 @@ func (ks *Keyspace[T]) notFoundEntry(err error) (stored, bool) {
 			s.payload = append(s.payload, b...)
 		}
 	}
-	if hit, ok := ks.notFoundErr(text, val); !ok || !ks.isNotFound(hit) {
+	if hit, ok := notFoundErr(ks, text, val); !ok || !isNotFound(ks, hit) {
 		c := ks.c
 		if n, ok := c.allowLog(logEncode); ok {
 			c.cfg.logger.Error("cachegen: a cached not-found would not pass the keyspace's notfound test again (a predicate that wants more than the error's text and fields?); not cached",
@@ -149,7 +149,7 @@ func (ks *Keyspace[T]) notFoundEntry(err error) (stored, bool) {
 
 // notFoundErr is the error a not-found hit returns; ok is false when val
 // does not decode.
-func (ks *Keyspace[T]) notFoundErr(text string, val []byte) (error, bool) {
+func notFoundErr[V any](ks *keyspace[V], text string, val []byte) (error, bool) {
 	e := &notFoundError{msg: text}
 	if val != nil {
 		as := ks.spec.NotFoundAs
@@ -169,17 +169,17 @@ func (ks *Keyspace[T]) notFoundErr(text string, val []byte) (error, bool) {
 }
 
 // negativeOn reports whether the keyspace caches not-found errors at all.
-func (ks *Keyspace[T]) negativeOn() bool {
+func negativeOn[V any](ks *keyspace[V]) bool {
 	sp := &ks.spec
 	return sp.NotFound != nil || sp.NotFoundAs != nil || sp.NotFoundIf != nil
 }
 
 // decode turns an entry into the method's results; ok is false when the
-// payload is not a valid encoding of T.
-func (ks *Keyspace[T]) decode(e envelope) (v T, err error, ok bool) {
+// payload is not a valid encoding of a T; v is nil for a negative entry.
+func decode[V any](ks *keyspace[V], e envelope) (v V, err error, ok bool) {
 	switch {
 	case e.flags&flagNotFound != 0:
-		if !ks.negativeOn() {
+		if !negativeOn(ks) {
 			return v, nil, false
 		}
 		text, val := e.payload, []byte(nil)
@@ -190,7 +190,7 @@ func (ks *Keyspace[T]) decode(e envelope) (v T, err error, ok bool) {
 			}
 			text, val = e.payload[k:k+int(n)], e.payload[k+int(n):]
 		}
-		nf, ok := ks.notFoundErr(string(text), val)
+		nf, ok := notFoundErr(ks, string(text), val)
 		return v, nf, ok
 	case e.flags&flagNil != 0:
 		return v, nil, true
@@ -207,11 +207,12 @@ func (ks *Keyspace[T]) decode(e envelope) (v T, err error, ok bool) {
 	if !validMsgpack(p) {
 		return v, nil, false
 	}
-	var zero T
-	if msgpack.Unmarshal(p, &v) != nil {
+	var zero V
+	v = ks.alloc()
+	if msgpack.Unmarshal(p, v) != nil {
 		return zero, nil, false
 	}
-	if ks.zones != nil && e.flags&flagLocal == 0 && !applyZones(table, ks.zones, reflect.ValueOf(&v).Elem()) {
+	if ks.zones != nil && e.flags&flagLocal == 0 && !applyZones(table, ks.zones, reflect.ValueOf(v).Elem()) {
 		return zero, nil, false
 	}
 	return v, nil, true
@@ -267,7 +268,7 @@ func ErrorType[E error]() *NotFoundType {
 }
 
 // corrupt deletes an entry that failed to decode, so it costs one miss.
-func (ks *Keyspace[T]) corrupt(ctx context.Context, key Key) {
+func corrupt[V any](ctx context.Context, ks *keyspace[V], key Key) {
 	c := ks.c
 	c.emit(EventCorrupt, ks.label, nil)
 	if n, ok := c.allowLog(logCorrupt); ok {

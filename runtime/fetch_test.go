@@ -44,10 +44,14 @@ func (f *fakeUsers) get(ctx context.Context, id int64) (*user, error) {
 }
 
 func userSpace(c *Cache) *Keyspace[*user] {
-	return NewKeyspace(c.Repo("users", 1), Spec[*user]{
+	return NewKeyspace(c.Repo("users", 1), userSpec())
+}
+
+func userSpec() Spec[*user] {
+	return Spec[*user]{
 		Template: "user:{}", Schema: "s1", TTL: time.Minute, Negative: 10 * time.Second,
 		Jitter: Percent(10), NotFound: errNotFound, IsNil: func(u *user) bool { return u == nil },
-	})
+	}
 }
 
 func userKey(ks *Keyspace[*user], id int64) Key {
@@ -121,11 +125,11 @@ func TestDeletePattern(t *testing.T) {
 			Put(ctx, ks, key(s), s, nil, Invalidation{})
 		}
 		// "a*" as a value matches only the key whose slug is literally "a*".
-		n, err := ks.repo.DeletePattern(ctx, "post:"+string(AppendString(nil, "a*")))
+		n, err := ks.core.repo.DeletePattern(ctx, "post:"+string(AppendString(nil, "a*")))
 		if err != nil || n != 1 {
 			t.Fatalf("deleted %d, %v; want exactly the key of slug a*", n, err)
 		}
-		n, err = ks.repo.DeletePattern(ctx, "post:c*")
+		n, err = ks.core.repo.DeletePattern(ctx, "post:c*")
 		if err != nil || n != 50 {
 			t.Fatalf("deleted %d, %v; want 50", n, err)
 		}

@@ -60,7 +60,7 @@ var invalidations = []struct {
 		return c.Invalidate(ctx, Invalidation{Groups: []Group{ks.Group()}})
 	}},
 	{"repo", func(ctx context.Context, c *Cache, ks *Keyspace[*user], key Key, _ *versioned) error {
-		return ks.repo.InvalidateAll(ctx)
+		return ks.core.repo.InvalidateAll(ctx)
 	}},
 	{"put", func(ctx context.Context, c *Cache, ks *Keyspace[*user], key Key, src *versioned) error {
 		// Write-through: store the row as written (tags as getRow's entry has them).
@@ -169,7 +169,7 @@ func TestRandomInterleavings(t *testing.T) {
 				ctx := context.Background()
 				// One repository per worker keeps the rows apart; tags are
 				// shared on purpose, so workers also invalidate each other.
-				ks := NewKeyspace(c.Repo(fmt.Sprint("w", w), 1), userSpace(c).spec)
+				ks := NewKeyspace(c.Repo(fmt.Sprint("w", w), 1), userSpec())
 				src := &versioned{hook: func(int64) { time.Sleep(time.Duration(rand.IntN(1500)) * time.Microsecond) }}
 				for done.Add(1) <= rounds {
 					var rg sync.WaitGroup

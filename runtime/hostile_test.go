@@ -43,7 +43,7 @@ func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
 
 // sealed wraps payload in an envelope with a correct CRC, as a fill would.
 func sealed(ks *Keyspace[*user], flags byte, payload []byte) []byte {
-	st := currentState(ks.c)
+	st := currentState(ks.core.c)
 	return appendEnvelope(nil, flags, time.Now().UnixMilli(), time.Now().Add(time.Hour).UnixMilli(), st.inc, st.seq, []uint64{markerID(markTag, "user:1")}, payload)
 }
 
@@ -672,7 +672,7 @@ func roundTrip[T any](t *testing.T, ks *Keyspace[T], e envelope) {
 	}
 	switch {
 	case e.flags&flagNotFound != 0:
-		if ks.spec.NotFound == nil || err == nil || err.Error() != string(e.payload) {
+		if ks.core.spec.NotFound == nil || err == nil || err.Error() != string(e.payload) {
 			t.Fatalf("not-found entry decoded as (%v, %v)", v, err)
 		}
 		return

@@ -136,11 +136,13 @@ type Spec[T any] struct {
 	Method string
 }
 
-// Keyspace is the runtime form of a Spec.
-type Keyspace[T any] struct {
+// keyspace is a Keyspace as the protocol sees it: over V = *T, so that the
+// protocol's code is compiled once for every result type (typed.go).
+type keyspace[V any] struct {
 	space
-	spec  Spec[T]
+	spec  Spec[V]  // the Spec over *T: IsNil is set (a nil *T is a nil result), Clone as given
 	zones timeWalk // finds the times of a T (zones.go); nil when a T holds none
+	alloc func() V // new(T)
 }
 
 // space is the type-independent part of a Keyspace.
@@ -156,21 +158,12 @@ type space struct {
 	loadAvg atomic.Int64 // moving average of source calls, ns (paces waiters)
 }
 
-// NewKeyspace registers a key template of r. Generated code calls it once per
-// get method, in the repository constructor.
-func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
-	if spec.Shape != "" {
-		if got := SchemaOf[T](); got != spec.Shape {
-			r.c.cfg.logger.Warn("cachegen: the generated file is stale: the result type changed after it was generated; run go generate (entries of the old type are left alone)",
-				"repo", r.name, "template", spec.Template, "type", reflect.TypeFor[T]().String())
-			spec.Schema += "/" + got
-		}
-	}
+// init registers a key template of r (NewKeyspace, after the shape check).
+func initKeyspace[V any](ks *keyspace[V], r *Repo, spec Spec[V], zones timeWalk, alloc func() V) {
 	if !(spec.Refresh > 0 && spec.Refresh < 1) { // NaN too
 		spec.Refresh = 0
 	}
 	spec.Stale = max(spec.Stale, 0)
-	zones := timeWalkOf(reflect.TypeFor[T]())
 	schema := spec.Schema
 	if zones != nil {
 		// Entries written before times kept their zones live elsewhere.
@@ -178,7 +171,7 @@ func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
 	}
 	h := sha256.Sum256([]byte(spec.Template + "\x00" + schema))
 	id := base64.RawURLEncoding.EncodeToString(h[:ksidBytes])
-	ks := &Keyspace[T]{spec: spec, zones: zones}
+	ks.spec, ks.zones, ks.alloc = spec, zones, alloc
 	ks.c, ks.repo = r.c, r
 	ks.prefix = r.c.ns + "e:{" + r.name + ":" + id + ":"
 	ks.group = markerID(markGroup, r.name+":"+id)
@@ -193,22 +186,15 @@ func NewKeyspace[T any](r *Repo, spec Spec[T]) *Keyspace[T] {
 	if spec.Local > 0 {
 		r.c.localOn()
 	}
-	return ks
 }
 
-// AppendPrefix appends the key prefix of this keyspace to b; generated code then
-// appends the template's literals and Append* values, and finishes with Key.
-func (s *space) AppendPrefix(b []byte) []byte { return append(b, s.prefix...) }
+// noEqual makes a struct incomparable: the compiler writes an equality
+// function for every comparable struct type a program has a descriptor of,
+// and for a type of the protocol, that is one for every result type.
+type noEqual [0]func()
 
-// Key finishes a key started with AppendPrefix.
-func (s *space) Key(b []byte) Key { return Key(append(b, '}')) }
-
-// Group returns the pattern group of this keyspace, for Invalidation.Groups.
-func (s *space) Group() Group { return Group(s.group) }
-
-// Bypass counts a call that went straight to the source (a nil pointer in a
-// key placeholder, a MarshalText error).
-func (s *space) Bypass() { s.c.emit(EventBypass, s.label, nil) }
+// space has no methods: keyspace[V] embeds it, and a method of an
+// embedded field is compiled again (a wrapper) for every result type.
 
 // tagIDs returns the marker ids of tags in the tag namespace ns ("": the
 // Cache's, shared by every repository).

@@ -45,11 +45,11 @@ func TestStaleGeneratedShape(t *testing.T) {
 	type V struct{ A int }
 	plain := NewKeyspace(r, Spec[V]{Template: "a:{}", Schema: "s", TTL: time.Minute})
 	fresh := NewKeyspace(r, Spec[V]{Template: "a:{}", Schema: "s", Shape: SchemaOf[V](), TTL: time.Minute})
-	if strings.Contains(logs.String(), "stale") || fresh.prefix != plain.prefix {
+	if strings.Contains(logs.String(), "stale") || fresh.core.prefix != plain.core.prefix {
 		t.Fatalf("a matching shape changed the keyspace or logged:\n%s", logs.String())
 	}
 	stale := NewKeyspace(r, Spec[V]{Template: "a:{}", Schema: "s", Shape: "0123456789abcdef", TTL: time.Minute})
-	if !strings.Contains(logs.String(), "stale") || stale.prefix == plain.prefix {
-		t.Fatalf("a stale shape: prefix %q (plain %q), logs:\n%s", stale.prefix, plain.prefix, logs.String())
+	if !strings.Contains(logs.String(), "stale") || stale.core.prefix == plain.core.prefix {
+		t.Fatalf("a stale shape: prefix %q (plain %q), logs:\n%s", stale.core.prefix, plain.core.prefix, logs.String())
 	}
 }

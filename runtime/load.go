@@ -8,21 +8,21 @@ import (
 	"time"
 )
 
-// Load is the miss path (docs/runtime.md, "The miss path and the lease
-// protocol"). Concurrent callers in this process that read the same clock
+// loadRead is Load: the miss path (docs/runtime.md, "The miss path and the
+// lease protocol"). Concurrent callers in this process that read the same clock
 // share one load; across processes a Redis lease lets one caller load while
 // the others wait, bounded by the lease wait, for its value — or for its
 // hand-off when an invalidation rejected its fill. The fill is conditional:
 // it is dropped when the lease was lost or any marker of the entry (its key,
 // tags, group, repository, the namespace) moved after the clock rd was read
 // with. Redis trouble never fails the call: the source's answer is returned.
-func Load[T any](ctx context.Context, rd Read[T], l Loader[T]) (T, error) {
+func loadRead[V any](ctx context.Context, rd read[V], l loader[V]) (V, error) {
 	if rd.Hit { // rd.Background: a reload is due, or WithVerify sampled it
 		if rd.reload {
-			rd.ks.refreshLater(ctx, rd.key, rd.inc, rd.clock, l)
+			refreshLater(ctx, rd.ks, rd.key, rd.inc, rd.clock, l)
 		}
-		rd.verifyLater(l)
-		return rd.Value, rd.Err
+		verifyLater(rd, l)
+		return rd.v, rd.Err
 	}
 	ks := rd.ks
 	c := ks.c
@@ -38,20 +38,20 @@ func Load[T any](ctx context.Context, rd Read[T], l Loader[T]) (T, error) {
 		}
 		if inc == 0 || !c.healthy() {
 			seal()
-			return ks.loadOnly(fctx, l), nil
+			return loadOnly(fctx, ks, l), nil
 		}
-		return ks.loadShared(fctx, rd.key, inc, n, l, seal), nil
+		return loadShared(fctx, ks, rd.key, inc, n, l, seal), nil
 	})
 	if err != nil { // this caller's context ended
-		var zero T
+		var zero V
 		return zero, err
 	}
-	v, err := res.(*loaded[T]).take(ks)
-	if err != nil && ks.isNotFound(err) {
+	v, err := takeLoaded(res.(*loaded[V]), ks)
+	if err != nil && isNotFound(ks, err) {
 		// What the source returned beside its not-found error is not what a
 		// hit of the cached not-found gives back (zero values): a miss
 		// returns those too, so a hit equals its miss.
-		var zero T
+		var zero V
 		return zero, err
 	}
 	return v, err
@@ -67,41 +67,44 @@ func (c *Cache) healthy() bool {
 // loaded is the result of one shared load. The first caller takes the value
 // the source returned; the others decode their own copy from the encoded
 // payload, so no two callers share (and race on) one pointer.
-type loaded[T any] struct {
-	v       T
+type loaded[V any] struct {
+	_       noEqual
+	v       V
 	err     error
 	env     envelope
 	encoded bool
-	orig    T // a copy of v nobody is given, to clone for the others
+	orig    V // a copy of v nobody is given, to clone for the others
 	hasOrig bool
 	absent  bool // a batch load's id the source did not return
 	taken   atomic.Bool
 }
 
-// negative reports a result a batch read leaves out of its map: an id the
+// negativeLoaded reports a result a batch read leaves out of its map: an id the
 // source did not return, a nil result, the keyspace's not-found error, a
 // negative entry.
-func (r *loaded[T]) negative(ks *Keyspace[T], v T, err error) bool {
+func negativeLoaded[V any](r *loaded[V], ks *keyspace[V], v V, err error) bool {
 	if r.absent || (r.encoded && r.env.flags&(flagNil|flagNotFound) != 0) {
 		return true
 	}
-	return ks.absentResult(v, err)
+	return absentResult(ks, v, err)
 }
 
 // absentResult reports a method result that stands for "not found".
-func (ks *Keyspace[T]) absentResult(v T, err error) bool {
+func absentResult[V any](ks *keyspace[V], v V, err error) bool {
 	if err != nil {
-		return ks.isNotFound(err)
+		return isNotFound(ks, err)
 	}
 	return ks.spec.IsNil != nil && ks.spec.IsNil(v)
 }
 
-func (r *loaded[T]) take(ks *Keyspace[T]) (T, error) {
+// takeLoaded is a caller's share of r: the value itself for the first, a
+// copy for the others.
+func takeLoaded[V any](r *loaded[V], ks *keyspace[V]) (V, error) {
 	if r.taken.CompareAndSwap(false, true) {
 		return r.v, r.err
 	}
 	if r.encoded {
-		if v, err, ok := ks.decode(r.env); ok {
+		if v, err, ok := decode(ks, r.env); ok {
 			return v, err
 		}
 	}
@@ -114,8 +117,8 @@ func (r *loaded[T]) take(ks *Keyspace[T]) (T, error) {
 // unencoded is a load's result with no encoding to decode copies from (Redis
 // failing, nothing cacheable): other callers of the flight get clones of a
 // copy taken before anyone has the value.
-func (ks *Keyspace[T]) unencoded(v T, err error) *loaded[T] {
-	r := &loaded[T]{v: v, err: err}
+func unencoded[V any](ks *keyspace[V], v V, err error) *loaded[V] {
+	r := &loaded[V]{v: v, err: err}
 	if ks.spec.Clone != nil {
 		r.orig, r.hasOrig = ks.spec.Clone(v), true
 	}
@@ -123,8 +126,8 @@ func (ks *Keyspace[T]) unencoded(v T, err error) *loaded[T] {
 }
 
 // fromRedis wraps an envelope read from Redis: every caller decodes its own copy.
-func fromRedis[T any](e envelope) *loaded[T] {
-	res := &loaded[T]{env: e, encoded: true}
+func fromRedis[V any](e envelope) *loaded[V] {
+	res := &loaded[V]{env: e, encoded: true}
 	res.taken.Store(true)
 	return res
 }
@@ -134,7 +137,7 @@ func fromRedis[T any](e envelope) *loaded[T] {
 // without filling. (inc, n) is the clock the flight's callers read.
 // Callers without a clock (seal is not a no-op) share the flight only until
 // its source call starts: a later one may have begun after a write.
-func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l Loader[T], seal func()) *loaded[T] {
+func loadShared[V any](ctx context.Context, ks *keyspace[V], key Key, inc, n uint64, l loader[V], seal func()) *loaded[V] {
 	c := ks.c
 	lease := leaseKeyOf(key)
 	// The lease's value: our token and the clock our read began at, so that a
@@ -152,15 +155,15 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		})
 		if err != nil {
 			seal()
-			return ks.loadOnly(ctx, l)
+			return loadOnly(ctx, ks, l)
 		}
-		var found *loaded[T]
+		var found *loaded[V]
 		if r.hasEntry && entryOK { // filled since our lookup: take it if it is valid for our read
-			res, ok, err := ks.usable(ctx, key, inc, n, r.entry, false)
+			res, ok, err := usable(ctx, ks, key, inc, n, r.entry, false)
 			if err != nil {
-				ks.releaseIf(r.taken, lease, value)
+				releaseIf(ks, r.taken, lease, value)
 				seal()
-				return ks.loadOnly(ctx, l)
+				return loadOnly(ctx, ks, l)
 			}
 			if ok {
 				found = res
@@ -169,16 +172,16 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			}
 		}
 		if found == nil && r.hasHandoff && handoffOK { // a fill that an invalidation rejected
-			if res, ok := ks.vettedHandoff(ctx, inc, vetted, known, r.handoff); ok {
+			if res, ok := vettedHandoff(ctx, ks, inc, vetted, known, r.handoff); ok {
 				found = res
-			} else if res, ok, err := ks.usable(ctx, key, inc, n, r.handoff, true); err == nil && ok {
+			} else if res, ok, err := usable(ctx, ks, key, inc, n, r.handoff, true); err == nil && ok {
 				found = res
 			} else {
 				handoffOK = false
 			}
 		}
 		if found != nil {
-			ks.releaseIf(r.taken, lease, value)
+			releaseIf(ks, r.taken, lease, value)
 			return found
 		}
 		if r.taken {
@@ -187,7 +190,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 			// this load's result too (a hand-off, if its fill is rejected).
 			finc, fn := laterClock(inc, n, r.clock)
 			seal()
-			return ks.loadAndFill(ctx, key, lease, value, finc, fn, l)
+			return loadAndFill(ctx, ks, key, lease, value, finc, fn, l)
 		}
 		// Busy. If a marker we know was bumped after the holder's load began,
 		// its result cannot answer us: waiting would only queue us behind
@@ -198,7 +201,7 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		lf, outdated := c.outdates(ctx, inc, n, r.holder, known)
 		if outdated {
 			seal()
-			return ks.loadOnly(ctx, l)
+			return loadOnly(ctx, ks, l)
 		}
 		vetted = lf
 		if !waited {
@@ -209,21 +212,21 @@ func (ks *Keyspace[T]) loadShared(ctx context.Context, key Key, inc, n uint64, l
 		if left <= 0 {
 			c.emit(EventLeaseTimeout, ks.label, nil)
 			seal()
-			return ks.loadOnly(ctx, l)
+			return loadOnly(ctx, ks, l)
 		}
 		if !sleep(ctx, min(wait, left)) {
 			seal()
-			return ks.loadOnly(ctx, l)
+			return loadOnly(ctx, ks, l)
 		}
-		wait = min(2*wait, ks.pollCap())
+		wait = min(2*wait, pollCap(ks))
 		entryOK, handoffOK = true, true // a new look may find new values
 	}
 }
 
 // releaseIf frees the lease a look took when its result was not needed.
-func (ks *Keyspace[T]) releaseIf(taken bool, lease, value string) {
+func releaseIf[V any](ks *keyspace[V], taken bool, lease, value string) {
 	if taken {
-		ks.release(lease, value)
+		release(ks, lease, value)
 	}
 }
 
@@ -257,15 +260,15 @@ func (c *Cache) outdates(ctx context.Context, inc, n uint64, leaseVal string, id
 // vettedHandoff takes the hand-off of a holder whose load we vetted while
 // waiting (no marker known before the load had moved between its clock and
 // our read): only the markers taken from the result remain to be checked.
-func (ks *Keyspace[T]) vettedHandoff(ctx context.Context, inc, vetted uint64, known []uint64, raw string) (*loaded[T], bool) {
+func vettedHandoff[V any](ctx context.Context, ks *keyspace[V], inc, vetted uint64, known []uint64, raw string) (*loaded[V], bool) {
 	if vetted == 0 {
 		return nil, false
 	}
 	e, ok := decodeEnvelope([]byte(raw))
-	if !ok || e.inc != inc || e.seq != vetted || ks.expired(&e, ks.c.cfg.now().UnixMilli()) {
+	if !ok || e.inc != inc || e.seq != vetted || expired(ks, &e, ks.c.cfg.now().UnixMilli()) {
 		return nil, false
 	}
-	if _, _, ok := ks.decode(e); !ok {
+	if _, _, ok := decode(ks, e); !ok {
 		return nil, false
 	}
 	var rest []uint64
@@ -277,7 +280,7 @@ func (ks *Keyspace[T]) vettedHandoff(ctx context.Context, inc, vetted uint64, kn
 	if ks.c.movedSince(ctx, inc, e.seq, rest) {
 		return nil, false
 	}
-	return fromRedis[T](e), true
+	return fromRedis[V](e), true
 }
 
 // usable decides whether an entry (or a hand-off) found while waiting may
@@ -286,26 +289,26 @@ func (ks *Keyspace[T]) vettedHandoff(ctx context.Context, inc, vetted uint64, kn
 // rule; a hand-off must come from a load that read the clock at or after n —
 // every write that returned before our read began was then already visible
 // to that load.
-func (ks *Keyspace[T]) usable(ctx context.Context, key Key, inc, n uint64, raw string, handoff bool) (*loaded[T], bool, error) {
+func usable[V any](ctx context.Context, ks *keyspace[V], key Key, inc, n uint64, raw string, handoff bool) (*loaded[V], bool, error) {
 	e, ok := decodeEnvelope([]byte(raw))
 	if ok {
-		if _, _, ok = ks.decode(e); !ok && !handoff {
-			ks.corrupt(ctx, key)
+		if _, _, ok = decode(ks, e); !ok && !handoff {
+			corrupt(ctx, ks, key)
 		}
 	} else if !handoff {
-		ks.corrupt(ctx, key)
+		corrupt(ctx, ks, key)
 	}
-	if !ok || ks.ageOf(key, &e, ks.c.cfg.now().UnixMilli()) == ageExpired {
+	if !ok || ageOf(ks, key, &e, ks.c.cfg.now().UnixMilli()) == ageExpired {
 		return nil, false, nil
 	}
 	if handoff && e.inc == inc && e.seq >= n {
-		return fromRedis[T](e), true, nil // the load began after our read did
+		return fromRedis[V](e), true, nil // the load began after our read did
 	}
 	valid, err := ks.c.validate(ctx, inc, n, &ks.space, key, &e)
 	if err != nil || !valid {
 		return nil, false, err
 	}
-	return fromRedis[T](e), true, nil
+	return fromRedis[V](e), true, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -320,15 +323,15 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // loadOnly calls the source and stores nothing.
-func (ks *Keyspace[T]) loadOnly(ctx context.Context, l Loader[T]) *loaded[T] {
-	v, err := ks.callSource(ctx, l)
-	return ks.unencoded(v, err)
+func loadOnly[V any](ctx context.Context, ks *keyspace[V], l loader[V]) *loaded[V] {
+	v, err := callSource(ctx, ks, l)
+	return unencoded(ks, v, err)
 }
 
 // pollCap is the longest wait between two looks: the configured bound, or a
 // quarter of the loads this keyspace has seen (a moving average), whichever
 // is less, so a waiter notices a value soon after a typical load ends.
-func (ks *Keyspace[T]) pollCap() time.Duration {
+func pollCap[V any](ks *keyspace[V]) time.Duration {
 	d := time.Duration(ks.loadAvg.Load()) / 4
 	if d <= 0 {
 		return ks.c.cfg.pollMax
@@ -336,7 +339,7 @@ func (ks *Keyspace[T]) pollCap() time.Duration {
 	return max(ks.c.cfg.pollMin, min(d, ks.c.cfg.pollMax))
 }
 
-func (ks *Keyspace[T]) callSource(ctx context.Context, l Loader[T]) (T, error) {
+func callSource[V any](ctx context.Context, ks *keyspace[V], l loader[V]) (V, error) {
 	start := time.Now()
 	defer func() {
 		d := int64(time.Since(start))
@@ -347,34 +350,34 @@ func (ks *Keyspace[T]) callSource(ctx context.Context, l Loader[T]) (T, error) {
 		}
 	}()
 	v, err := l.Load(ctx)
-	ks.counted(err, time.Since(start))
+	counted(ks, err, time.Since(start))
 	return v, err
 }
 
 // loadAndFill calls the source as the leaseholder and stores what it returned
 // under fill seq n, if the lease is still ours and no marker moved past n.
-func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token string, inc, n uint64, l Loader[T]) *loaded[T] {
+func loadAndFill[V any](ctx context.Context, ks *keyspace[V], key Key, lease, token string, inc, n uint64, l loader[V]) *loaded[V] {
 	c := ks.c
 	settled := false
 	defer func() {
 		if !settled { // source error, nothing to store, or a panic: free the lease now
-			ks.release(lease, token)
+			release(ks, lease, token)
 		}
 	}()
-	v, err := ks.callSource(ctx, l)
-	s, ok := ks.entry(v, err, l.ResultTags)
+	v, err := callSource(ctx, ks, l)
+	s, ok := entry(ks, v, err, l.ResultTags)
 	if !ok {
-		return ks.unencoded(v, err)
+		return unencoded(ks, v, err)
 	}
 	ids := ks.repo.tagIDs(make([]uint64, 0, len(l.Tags)+len(s.tags)), l.Tags, s.tags)
 	if len(ids) > maxTags {
 		if n, ok := c.allowLog(logTags); ok {
 			c.cfg.logger.Error("cachegen: more than 255 tags; not cached", "keyspace", ks.label, "suppressed", n)
 		}
-		return ks.unencoded(v, err)
+		return unencoded(ks, v, err)
 	}
-	res := &loaded[T]{v: v, err: err}
-	env := ks.seal(s, inc, n, ids)
+	res := &loaded[V]{v: v, err: err}
+	env := seal(ks, s, inc, n, ids)
 	res.env, res.encoded = decodeEnvelope(env)
 	settled = true
 	members := make([]string, 0, 4+len(ids))
@@ -386,13 +389,13 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	f := &fillArgs{key: key, lease: lease, token: token, env: env, ttl: s.life, seq: n,
 		members: members, handoff: c.handoffTTL()}
 	var local func() // what the L1 keeps if the fill lands: its own copy, taken now
-	if st := ks.localStart(); st.sgen != 0 {
+	if st := localStart(ks); st.sgen != 0 {
 		kept := v
 		if ks.spec.Clone != nil {
 			kept = ks.spec.Clone(v)
 		}
 		e := res.env
-		local = func() { ks.localPut(key, st, &e, kept, err, ks.localLeft(&e)) }
+		local = func() { localPut(ks, key, st, &e, kept, err, localLeft(ks, &e)) }
 	}
 	// The caller has its value: the fill (one more round trip) runs off its
 	// path — a quarter of a cold read. It is conditional anyway, so when it
@@ -404,25 +407,28 @@ func (ks *Keyspace[T]) loadAndFill(ctx context.Context, key Key, lease, token st
 	c.background(func() {
 		defer c.fills.Done()
 		defer done()
-		if ks.fill(fctx, lease, token, f) && local != nil {
+		if fill(fctx, ks, lease, token, f) && local != nil {
 			local()
 		}
 	})
 	return res
 }
 
+// filled is what a fill round found: a local type of the generic fill would
+// be a type of its own (and compiled again) for every result type.
+type filled struct{ stored, stale bool }
+
 // fill stores a loaded entry (see fillOn) and records the outcome: true when
 // it was stored and no invalidation raced it.
-func (ks *Keyspace[T]) fill(ctx context.Context, lease, token string, f *fillArgs) bool {
+func fill[V any](ctx context.Context, ks *keyspace[V], lease, token string, f *fillArgs) bool {
 	c := ks.c
-	type filled struct{ stored, stale bool }
 	r, err := call(c, ctx, func(ctx context.Context) (filled, error) {
 		stored, stale, err := c.remote.fill(ctx, f)
 		return filled{stored, stale}, err
 	})
 	switch {
 	case err != nil:
-		ks.release(lease, token)
+		release(ks, lease, token)
 	case r.stale && r.stored: // an invalidation raced the load: drop it, keep it for waiters it can answer
 		_, _ = call(c, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, c.remote.unfill(ctx, f) })
 		c.emit(EventFillRejected, ks.label, nil)
@@ -443,7 +449,7 @@ func (c *Cache) handoffTTL() time.Duration {
 
 // release frees a lease we hold, on a context of its own: it must happen even
 // when the load's context was cancelled.
-func (ks *Keyspace[T]) release(lease, token string) {
+func release[V any](ks *keyspace[V], lease, token string) {
 	c := ks.c
 	_, err := call(c, context.Background(), func(ctx context.Context) (int64, error) {
 		return releaseScript.run(ctx, c.rdb, []string{lease, lease}, token).Int64()

@@ -28,16 +28,17 @@ type l1 struct {
 // evict); whether an entry may be served is decided on the precise time.
 const l1Resolution = 10 * time.Millisecond
 
-// l1Item is what the store holds: an *l1Entry[T] of the key's keyspace.
+// l1Item is what the store holds: an *l1Entry[V] of the key's keyspace.
 type l1Item interface {
 	lifetime() time.Duration
 	weight() uint32
 }
 
 // l1Entry is one value with what its Redis entry depended on.
-type l1Entry[T any] struct {
+type l1Entry[V any] struct {
+	_        noEqual
 	key      Key // two keys of one hash only ever evict each other
-	v        T
+	v        V
 	err      error    // a cached not-found
 	neg      bool     // a negative entry (nil or not-found): absent from a batch read
 	inc, f   uint64   // the Redis entry's incarnation and fill seq
@@ -51,8 +52,8 @@ type l1Entry[T any] struct {
 	size     uint32
 }
 
-func (e *l1Entry[T]) lifetime() time.Duration { return e.life }
-func (e *l1Entry[T]) weight() uint32          { return e.size }
+func (e *l1Entry[V]) lifetime() time.Duration { return e.life }
+func (e *l1Entry[V]) weight() uint32          { return e.size }
 
 // localOn returns the L1, creating it (and starting its subscription) on the
 // first local keyspace.
@@ -83,7 +84,7 @@ func (c *Cache) localOn() *l1 {
 // and the mirror's generation.
 type l1Start struct{ sgen, mgen uint64 }
 
-func (ks *Keyspace[T]) localStart() l1Start {
+func localStart[V any](ks *keyspace[V]) l1Start {
 	l := ks.c.l1.Load()
 	if l == nil || ks.spec.Local <= 0 {
 		return l1Start{}
@@ -91,10 +92,10 @@ func (ks *Keyspace[T]) localStart() l1Start {
 	return l1Start{sgen: l.sub.liveGen(), mgen: ks.c.mirror.gen.Load()}
 }
 
-// localGet serves key from the L1 when its entry is still valid; the caller
-// gets its own copy. e is the entry it came from (for its error, negative
+// localGet serves key from the L1 when its entry is still valid: v is the
+// L1's own value, which the typed layer clones for the caller (read.shared). e is the entry it came from (for its error, negative
 // mark and refresh point), ok false when there was none to serve.
-func (ks *Keyspace[T]) localGet(key Key) (v T, e *l1Entry[T], ok bool) {
+func localGet[V any](ks *keyspace[V], key Key) (v V, e *l1Entry[V], ok bool) {
 	l := ks.c.l1.Load()
 	if l == nil || ks.c.brk.open.Load() {
 		// An open breaker may hold an invalidation of ours that Redis has
@@ -106,7 +107,7 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, e *l1Entry[T], ok bool) {
 	if !found {
 		return v, nil, false
 	}
-	e, isT := it.(*l1Entry[T])
+	e, isT := it.(*l1Entry[V])
 	if !isT || e.key != key || e.sgen == 0 || l.sub.liveGen() != e.sgen {
 		return v, nil, false
 	}
@@ -125,38 +126,37 @@ func (ks *Keyspace[T]) localGet(key Key) (v T, e *l1Entry[T], ok bool) {
 		}
 		e.checked.Store(ver)
 	}
-	v = e.v
-	if ks.spec.Clone != nil {
-		v = ks.spec.Clone(v)
-	}
-	return v, e, true
+	return e.v, e, true
 }
 
-// isDue reports whether a hit of e is to start a reload (refresh=).
-func (e *l1Entry[T]) isDue() bool { return e.due != 0 && monoNow() >= e.due }
+// isDue reports whether a hit of an entry due then (l1Entry.due) is to
+// start a reload (refresh=).
+func isDue(due int64) bool { return due != 0 && monoNow() >= due }
 
-// localRead is an L1 hit as a Read, counted. key may alias the caller's buffer.
-func (ks *Keyspace[T]) localRead(key Key) (Read[T], bool) {
-	v, e, ok := ks.localGet(key)
+// localRead is an L1 hit into rd (zero), counted; false when there was
+// none. key may alias the caller's buffer.
+func localRead[V any](ks *keyspace[V], key Key, rd *read[V]) bool {
+	v, e, ok := localGet(ks, key)
 	if !ok {
-		return Read[T]{}, false
+		return false
 	}
 	ks.c.emit(EventLocalHit, ks.label, nil)
-	rd := Read[T]{Value: v, Err: e.err, Hit: true}
-	if e.isDue() { // the reload's lease carries the entry's own clock: older than any read's, so waiters judge it safely
+	rd.v, rd.Err, rd.Hit, rd.shared = v, e.err, true, true
+	if isDue(e.due) { // the reload's lease carries the entry's own clock: older than any read's, so waiters judge it safely
 		rd.ks, rd.key, rd.inc, rd.clock = ks, e.key, e.inc, e.f
 		rd.reload, rd.Background = true, true
 	}
 	if ks.c.verify.sample() {
-		ks.sampledL1(&rd, key)
+		sampledL1(ks, rd, key)
 	}
-	return rd, true
+	return true
 }
 
-// localPut keeps v (which the caller no longer uses: pass a copy) for key,
+// localPut keeps v (which no caller is given: pass a copy, or hand callers
+// clones, read.shared) for key,
 // when the read that produced it began with the subscription live (st) and
 // nothing was reset since. env is the Redis entry; left is how long it lives.
-func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err error, left time.Duration) {
+func localPut[V any](ks *keyspace[V], key Key, st l1Start, env *envelope, v V, err error, left time.Duration) {
 	l := ks.c.l1.Load()
 	if l == nil || st.sgen == 0 || l.sub.liveGen() != st.sgen {
 		return
@@ -173,9 +173,9 @@ func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err err
 		ids = append(ids, env.tagAt(i))
 	}
 	now := monoNow()
-	e := &l1Entry[T]{key: key, v: v, err: err, neg: env.flags&(flagNil|flagNotFound) != 0, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
+	e := &l1Entry[V]{key: key, v: v, err: err, neg: env.flags&(flagNil|flagNotFound) != 0, inc: env.inc, f: env.seq, ids: ids, sgen: st.sgen, mgen: st.mgen,
 		life: life, deadline: now + int64(life), size: uint32(min(len(key)+len(env.payload)+64+8*len(ids), 1<<30))}
-	if r, ok := ks.refreshPoint(key, env); ok {
+	if r, ok := refreshPoint(ks, key, env); ok {
 		e.due = max(now+int64(time.UnixMilli(r).Sub(ks.c.cfg.now())), 1)
 	}
 	e.checked.Store(^uint64(0)) // judged on its first read
@@ -198,7 +198,7 @@ func (ks *Keyspace[T]) localPut(key Key, st l1Start, env *envelope, v T, err err
 // localLeft is how long an entry read from Redis still lives, at the least:
 // its envelope carries when its TTL ends, counted from before the SET ran
 // (whatever ttl= the process that stored it had).
-func (ks *Keyspace[T]) localLeft(env *envelope) time.Duration {
+func localLeft[V any](ks *keyspace[V], env *envelope) time.Duration {
 	return time.UnixMilli(env.expiresAt).Sub(ks.c.cfg.now())
 }
 

@@ -92,7 +92,7 @@ func TestLocalServesAndSeesEveryInvalidation(t *testing.T) {
 				case "group":
 					err2 = writer.Invalidate(ctx, Invalidation{Groups: []Group{wks.Group()}})
 				case "repo":
-					err2 = wks.repo.InvalidateAll(ctx)
+					err2 = wks.core.repo.InvalidateAll(ctx)
 				case "namespace":
 					err2 = writer.InvalidateNamespace(ctx)
 				}

@@ -6,50 +6,40 @@ import (
 	"unsafe"
 )
 
-// Read is what Lookup found. On a hit, Value and Err are the method's results
-// (Err is the cached not-found error of a negative entry); on a miss, pass it
-// on to Load, which uses the clock it was read with.
-type Read[T any] struct {
-	Value T
-	Err   error
-	Hit   bool
-	// Background marks a hit that wants its Loader for work after the
-	// caller has the value: a refresh= or stale= reload is due, or
-	// WithVerify sampled it. Pass the Read on to Load with the Loader: Load
-	// returns the hit at once and starts that work. Generated code returns
-	// a hit without building its Loader unless Background is set.
+// read is a Read as the protocol sees it, over V = *T (typed.go): Value is
+// nil for a negative hit.
+type read[V any] struct {
+	_ noEqual
+	v V // Read.Value; nil for a negative hit
+	// Err, Hit and Background are Read's (promoted): documented there.
+	Err        error
+	Hit        bool
 	Background bool
+	// shared marks a Value the L1 keeps: the typed layer hands out a
+	// clone of it (Spec.Clone), never the L1's own.
+	shared bool
 
-	ks       *Keyspace[T]
+	ks       *keyspace[V]
 	key      Key
 	answered bool   // Redis answered the lookup
 	inc      uint64 // the clock read with the entry; 0 when there was none
 	clock    uint64
-	chk      *check[T] // what a sampled hit served (verify.go)
+	chk      *check[V] // what a sampled hit served (verify.go)
 	reload   bool      // a reload of the entry is due (refresh.go)
 }
 
-// Lookup is the hit path. A local keyspace first asks the L1 (local.go).
-// Then: one MGET of the entry and the invalidation clock on
-// a single node, one parallel round (entry ∥ clock) on Cluster, no script and
-// no per-tag work in Redis. The entry is served if its incarnation is the
-// clock's and no marker it depends on moved past its fill seq, which the
-// process's mirror of the markers answers (docs/runtime.md). A miss — no
-// entry, a stale or corrupt one, Redis unavailable — returns Hit false.
-func Lookup[T any](ctx context.Context, ks *Keyspace[T], key Key) Read[T] {
-	return lookup(ctx, ks, key, true)
-}
-
-func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (rd Read[T]) {
+// lookup is the hit path (Lookup). A local keyspace first asks the L1
+// (local.go) unless local is false (lookupBytes asked it already).
+func lookup[V any](ctx context.Context, ks *keyspace[V], key Key, local bool, rd *read[V]) {
 	c := ks.c
 	var st l1Start
 	if ks.spec.Local > 0 {
 		if local {
-			if r, ok := ks.localRead(key); ok {
-				return r
+			if localRead(ks, key, rd) {
+				return
 			}
 		}
-		st = ks.localStart() // before Redis is asked: see localPut
+		st = localStart(ks) // before Redis is asked: see localPut
 	}
 	rd.ks, rd.key = ks, key
 	var t0 time.Time
@@ -68,7 +58,7 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 		} else {
 			c.emit(EventFallback, ks.label, err)
 		}
-		return rd
+		return
 	}
 	rd.answered = true
 	inc, n, ok := parseClock(clock)
@@ -77,14 +67,14 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 	}
 	if !found || !ok { // no state: no entry can be valid
 		c.emitTimed(EventMiss, ks.label, took)
-		return rd
+		return
 	}
 	// raw aliases the reply; nothing below keeps it past the decode.
 	e, ok := decodeEnvelope(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 	if !ok {
-		hc.corrupt.Do(func() { ks.corrupt(ctx, key) })
+		hc.corrupt.Do(func() { corrupt(ctx, ks, key) })
 		c.emitTimed(EventMiss, ks.label, took)
-		return rd
+		return
 	}
 	valid, err := c.validate(ctx, inc, n, &ks.space, key, &e)
 	if err != nil || !valid {
@@ -92,32 +82,30 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 			rd.answered, rd.inc, rd.clock = false, 0, 0
 		}
 		c.emitTimed(EventMiss, ks.label, took)
-		return rd
+		return
 	}
-	a := ks.ageOf(key, &e, c.cfg.now().UnixMilli())
+	a := ageOf(ks, key, &e, c.cfg.now().UnixMilli())
 	if a == ageExpired { // past its TTL (and stale=): whatever Redis still holds
 		c.emitTimed(EventMiss, ks.label, took)
-		return rd
+		return
 	}
-	v, verr, ok := ks.decode(e)
+	v, verr, ok := decode(ks, e)
 	if !ok {
-		hc.corrupt.Do(func() { ks.corrupt(ctx, key) })
+		hc.corrupt.Do(func() { corrupt(ctx, ks, key) })
 		c.emitTimed(EventMiss, ks.label, took)
-		return rd
+		return
 	}
 	if st.sgen != 0 && a != ageStale {
-		kept := v
-		if ks.spec.Clone != nil {
-			kept = ks.spec.Clone(v)
-		}
-		ks.localPut(key, st, &e, kept, verr, ks.localLeft(&e))
+		// The L1 keeps the decoded value; the caller gets a clone of it.
+		localPut(ks, key, st, &e, v, verr, localLeft(ks, &e))
+		rd.shared = true
 	}
 	if e.flags&(flagNil|flagNotFound) != 0 {
 		c.emitTimed(EventNegativeHit, ks.label, took)
 	} else {
 		c.emitTimed(EventHit, ks.label, took)
 	}
-	rd.Value, rd.Err, rd.Hit = v, verr, true
+	rd.v, rd.Err, rd.Hit = v, verr, true
 	if a != ageFresh {
 		if a == ageStale {
 			c.emit(EventStale, ks.label, nil)
@@ -125,9 +113,8 @@ func lookup[T any](ctx context.Context, ks *Keyspace[T], key Key, local bool) (r
 		rd.reload, rd.Background = true, true
 	}
 	if c.verify.sample() {
-		rd.sampledL2(raw)
+		sampledL2(rd, raw)
 	}
-	return rd
 }
 
 // hit reads the entry and the clock within the budget. It is call() unrolled
@@ -156,16 +143,11 @@ func (c *Cache) hit(ctx context.Context, key Key) (raw string, found bool, clock
 	return raw, found, clock, err
 }
 
-// LookupBytes is Lookup for a key still in the caller's buffer (b, as
-// AppendPrefix and the Append* helpers built it, without the closing brace
-// Key adds): an L1 hit reads the key in place, so it allocates nothing for
-// it; the key string is made only when Redis must be asked.
-func LookupBytes[T any](ctx context.Context, ks *Keyspace[T], b []byte) Read[T] {
+// lookupBytes is LookupBytes: an L1 hit reads the key in place in b.
+func lookupBytes[V any](ctx context.Context, ks *keyspace[V], b []byte, rd *read[V]) {
 	b = append(b, '}')
-	if ks.spec.Local > 0 {
-		if r, ok := ks.localRead(Key(unsafe.String(unsafe.SliceData(b), len(b)))); ok {
-			return r
-		}
+	if ks.spec.Local > 0 && localRead(ks, Key(unsafe.String(unsafe.SliceData(b), len(b))), rd) {
+		return
 	}
-	return lookup(ctx, ks, Key(b), false)
+	lookup(ctx, ks, Key(b), false, rd)
 }

@@ -25,9 +25,9 @@ const (
 )
 
 // ageOf judges e (read for key) at now, Unix ms of this process's clock.
-func (ks *Keyspace[T]) ageOf(key Key, e *envelope, now int64) age {
+func ageOf[V any](ks *keyspace[V], key Key, e *envelope, now int64) age {
 	if now >= e.expiresAt {
-		if ks.expired(e, now) {
+		if expired(ks, e, now) {
 			return ageExpired
 		}
 		return ageStale
@@ -35,7 +35,7 @@ func (ks *Keyspace[T]) ageOf(key Key, e *envelope, now int64) age {
 	if p := ks.spec.Refresh; p > 0 {
 		// Before the window no hash is needed: the common case of a hit.
 		if now >= e.storedAt+int64(float64(e.expiresAt-e.storedAt)*p) {
-			if r, _ := ks.refreshPoint(key, e); now >= r {
+			if r, _ := refreshPoint(ks, key, e); now >= r {
 				return ageDue
 			}
 		}
@@ -45,7 +45,7 @@ func (ks *Keyspace[T]) ageOf(key Key, e *envelope, now int64) age {
 
 // refreshPoint is when a hit of e starts a reload (Unix ms): p of the way
 // through its TTL, plus its spread over the first half of the rest.
-func (ks *Keyspace[T]) refreshPoint(key Key, e *envelope) (int64, bool) {
+func refreshPoint[V any](ks *keyspace[V], key Key, e *envelope) (int64, bool) {
 	p := ks.spec.Refresh
 	if p <= 0 {
 		return 0, false
@@ -55,7 +55,7 @@ func (ks *Keyspace[T]) refreshPoint(key Key, e *envelope) (int64, bool) {
 }
 
 // expired reports an entry past its TTL and, for a positive one, past stale=.
-func (ks *Keyspace[T]) expired(e *envelope, now int64) bool {
+func expired[V any](ks *keyspace[V], e *envelope, now int64) bool {
 	if now < e.expiresAt {
 		return false
 	}
@@ -152,7 +152,7 @@ func (r *refresher) drop(key Key, retry int64) {
 // refreshLater starts the background reload of key, read at clock (inc, n)
 // — unless one runs already in this process or the limit is reached. It
 // runs under ctx's values, not its cancellation, bounded by the lease TTL.
-func (ks *Keyspace[T]) refreshLater(ctx context.Context, key Key, inc, n uint64, l Loader[T]) {
+func refreshLater[V any](ctx context.Context, ks *keyspace[V], key Key, inc, n uint64, l loader[V]) {
 	c := ks.c
 	if l.Load == nil || inc == 0 || !c.healthy() || !c.refresh.begin(c.cfg.refreshParallel) {
 		return
@@ -168,19 +168,19 @@ func (ks *Keyspace[T]) refreshLater(ctx context.Context, key Key, inc, n uint64,
 		defer func() { c.refresh.drop(key, retry) }()
 		ctx, cancel := context.WithTimeout(rctx, c.cfg.leaseTTL)
 		defer cancel()
-		retry = ks.reload(ctx, key, inc, n, l)
+		retry = reload(ctx, ks, key, inc, n, l)
 	})
 }
 
 // retryBusy is when a key whose lease another caller holds may be reloaded
 // again by this process: one poll later.
-func (ks *Keyspace[T]) retryBusy() int64 { return monoNow() + int64(ks.pollCap()) }
+func retryBusy[V any](ks *keyspace[V]) int64 { return monoNow() + int64(pollCap(ks)) }
 
 // retryFailed is when a key whose reload failed (the source's error or
 // panic, Redis failing) may be reloaded again by this process: not before
 // the longest poll, whatever the loads' average — a source failing fast
 // must not get one reload per hit while the old value is served.
-func (ks *Keyspace[T]) retryFailed() int64 { return monoNow() + int64(ks.c.cfg.pollMax) }
+func retryFailed[V any](ks *keyspace[V]) int64 { return monoNow() + int64(ks.c.cfg.pollMax) }
 
 // reload is one refresh of key: a look round; if the lease is ours and the
 // entry still needs it, the source call and a fill exactly like a miss's. It
@@ -188,7 +188,7 @@ func (ks *Keyspace[T]) retryFailed() int64 { return monoNow() + int64(ks.c.cfg.p
 // panic: there is no caller to re-panic in) is counted and logged, and the
 // old entry is left to be served until its bound. It returns the monoNow
 // before which this process is not to reload key again (0: at any time).
-func (ks *Keyspace[T]) reload(ctx context.Context, key Key, inc, n uint64, l Loader[T]) (retry int64) {
+func reload[V any](ctx context.Context, ks *keyspace[V], key Key, inc, n uint64, l loader[V]) (retry int64) {
 	c := ks.c
 	lease := leaseKeyOf(key)
 	value := c.leaseValue(inc, n)
@@ -196,45 +196,45 @@ func (ks *Keyspace[T]) reload(ctx context.Context, key Key, inc, n uint64, l Loa
 		return c.remote.look(ctx, key, lease, value)
 	})
 	if err != nil {
-		return ks.retryFailed()
+		return retryFailed(ks)
 	}
 	if !r.taken {
-		return ks.retryBusy()
+		return retryBusy(ks)
 	}
-	if r.hasEntry && !ks.needsReload(key, r.entry) { // another reload filled it
-		ks.release(lease, value)
-		ks.localDrop(key) // an L1 entry of ours still due would ask again on every hit
+	if r.hasEntry && !needsReload(ks, key, r.entry) { // another reload filled it
+		release(ks, lease, value)
+		localDrop(ks, key) // an L1 entry of ours still due would ask again on every hit
 		return 0
 	}
 	finc, fn := laterClock(inc, n, r.clock)
 	c.emit(EventRefresh, ks.label, nil)
 	defer func() {
 		if p := recover(); p != nil {
-			ks.refreshFailed(loaderPanic(p))
-			retry = ks.retryFailed()
+			refreshFailed(ks, loaderPanic(p))
+			retry = retryFailed(ks)
 		}
 	}()
-	res := ks.loadAndFill(ctx, key, lease, value, finc, fn, l)
+	res := loadAndFill(ctx, ks, key, lease, value, finc, fn, l)
 	switch {
-	case res.err != nil && !ks.absentResult(res.v, res.err):
-		ks.refreshFailed(res.err)
-		return ks.retryFailed()
+	case res.err != nil && !absentResult(ks, res.v, res.err):
+		refreshFailed(ks, res.err)
+		return retryFailed(ks)
 	case !res.encoded:
 		// The source answered with what is not stored (not found or nil
 		// with negative=0, a value that cannot be encoded or tagged): the
 		// old entry is not what the source holds any more, and left in
 		// place it would be served, and reloaded on every hit, until its
 		// bound. Deleting an entry is always safe: a miss.
-		ks.dropEntries(ctx, []Key{key})
+		dropEntries(ctx, ks, []Key{key})
 	}
 	return 0
 }
 
 // dropEntries deletes the entries of keys (and this process's L1 entries).
-func (ks *Keyspace[T]) dropEntries(ctx context.Context, keys []Key) {
+func dropEntries[V any](ctx context.Context, ks *keyspace[V], keys []Key) {
 	c := ks.c
 	for _, k := range keys {
-		ks.localDrop(k)
+		localDrop(ks, k)
 	}
 	_, _ = call(c, context.WithoutCancel(ctx), func(ctx context.Context) (struct{}, error) {
 		_, err := c.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -248,7 +248,7 @@ func (ks *Keyspace[T]) dropEntries(ctx context.Context, keys []Key) {
 }
 
 // localDrop removes key's L1 entry, if any: the next read asks Redis.
-func (ks *Keyspace[T]) localDrop(key Key) {
+func localDrop[V any](ks *keyspace[V], key Key) {
 	if l := ks.c.l1.Load(); l != nil && ks.spec.Local > 0 {
 		l.store.Invalidate(maphash.String(l.seed, string(key)))
 	}
@@ -256,13 +256,13 @@ func (ks *Keyspace[T]) localDrop(key Key) {
 
 // needsReload reports whether an entry found by a reload's look is still
 // one to reload: not a newer fresh one another process has filled since.
-func (ks *Keyspace[T]) needsReload(key Key, raw string) bool {
+func needsReload[V any](ks *keyspace[V], key Key, raw string) bool {
 	e, ok := decodeEnvelope([]byte(raw))
-	return !ok || ks.ageOf(key, &e, ks.c.cfg.now().UnixMilli()) != ageFresh
+	return !ok || ageOf(ks, key, &e, ks.c.cfg.now().UnixMilli()) != ageFresh
 }
 
 // refreshFailed counts and logs a reload that failed; the old entry stays.
-func (ks *Keyspace[T]) refreshFailed(err error) {
+func refreshFailed[V any](ks *keyspace[V], err error) {
 	c := ks.c
 	c.emit(EventRefreshError, ks.label, err)
 	if n, ok := c.allowLog(logRefresh); ok {
@@ -282,17 +282,17 @@ func laterClock(inc, n uint64, clock string) (uint64, uint64) {
 // refreshManyLater starts the background reload of a batch's due ids (the
 // indexes due of br): one look round, one source call per chunk, one fill
 // round — the batch protocol without waiting for busy keys.
-func refreshManyLater[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, br *batchRead[T], due []int, b Batch[K, T]) {
+func refreshManyLater[K comparable, V any](ctx context.Context, ks *keyspace[V], ids []K, br *batchRead[V], due []int, b batch[K, V]) {
 	c := ks.c
 	if !c.healthy() || !c.refresh.begin(c.cfg.refreshParallel) {
 		return
 	}
-	var slots []*batchSlot[K, T]
+	var slots []*batchSlot[K, V]
 	for _, i := range due {
 		key := Key(strings.Clone(string(br.keys[i]))) // not the batch's buffer: the refresher may keep it
 		if c.refresh.take(key) {
 			r := &br.reads[i]
-			slots = append(slots, &batchSlot[K, T]{i: i, id: ids[i], key: key, finc: r.dinc, fn: r.dn})
+			slots = append(slots, &batchSlot[K, V]{i: i, id: ids[i], key: key, finc: r.dinc, fn: r.dn})
 		}
 	}
 	if len(slots) == 0 {
@@ -316,7 +316,7 @@ func refreshManyLater[K comparable, T any](ctx context.Context, ks *Keyspace[T],
 
 // reloadMany is reload for many keys: the slots' (finc, fn) are the clocks
 // their reads began at. It marks in retry the keys whose lease was busy.
-func reloadMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], slots []*batchSlot[K, T], b Batch[K, T], retry []int64) {
+func reloadMany[K comparable, V any](ctx context.Context, ks *keyspace[V], slots []*batchSlot[K, V], b batch[K, V], retry []int64) {
 	c := ks.c
 	keys := make([]Key, len(slots))
 	leases := make([]string, len(slots))
@@ -326,16 +326,16 @@ func reloadMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], slots
 	}
 	r, ok := c.lookRound(ctx, keys, leases, values)
 	if !ok {
-		failed := ks.retryFailed()
+		failed := retryFailed(ks)
 		for j := range retry {
 			retry[j] = failed
 		}
 		return // a lease it may have taken expires
 	}
-	var load []*batchSlot[K, T]
+	var load []*batchSlot[K, V]
 	var at []int // load[k] is slots[at[k]]
 	var free []int
-	later, failed := ks.retryBusy(), ks.retryFailed()
+	later, failed := retryBusy(ks), retryFailed(ks)
 	for j, s := range slots {
 		lr := r.res[j]
 		switch {
@@ -346,9 +346,9 @@ func reloadMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], slots
 			}
 		case !lr.taken:
 			retry[j] = later
-		case lr.hasEntry && !ks.needsReload(s.key, lr.entry):
+		case lr.hasEntry && !needsReload(ks, s.key, lr.entry):
 			free = append(free, j)
-			ks.localDrop(s.key) // see reload
+			localDrop(ks, s.key) // see reload
 		default:
 			s.lease, s.token = leases[j], values[j]
 			s.finc, s.fn = laterClock(s.finc, s.fn, r.clock)
@@ -358,7 +358,7 @@ func reloadMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], slots
 			load, at = append(load, s), append(at, j)
 		}
 	}
-	ks.releaseMany(ctx, leases, values, free)
+	releaseMany(ctx, ks, leases, values, free)
 	for lo := 0; lo < len(load); lo += c.cfg.batchChunk {
 		hi := min(lo+c.cfg.batchChunk, len(load))
 		if !reloadChunk(ctx, ks, load[lo:hi], b) {
@@ -371,7 +371,7 @@ func reloadMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], slots
 					rest = append(rest, at[k])
 				}
 			}
-			ks.releaseMany(ctx, leases, values, rest)
+			releaseMany(ctx, ks, leases, values, rest)
 			return
 		}
 	}
@@ -379,7 +379,7 @@ func reloadMany[K comparable, T any](ctx context.Context, ks *Keyspace[T], slots
 
 // reloadChunk is one source call of a batch reload and its fills; false
 // when the source failed (counted and logged; the old entries stay).
-func reloadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part []*batchSlot[K, T], b Batch[K, T]) (ok bool) {
+func reloadChunk[K comparable, V any](ctx context.Context, ks *keyspace[V], part []*batchSlot[K, V], b batch[K, V]) (ok bool) {
 	c := ks.c
 	for range part {
 		c.emit(EventRefresh, ks.label, nil)
@@ -388,10 +388,10 @@ func reloadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part
 		if p := recover(); p != nil { // before any fill: every lease is still held
 			for _, s := range part {
 				if s.lease != "" {
-					ks.release(s.lease, s.token)
+					release(ks, s.lease, s.token)
 				}
 			}
-			ks.refreshFailed(loaderPanic(p))
+			refreshFailed(ks, loaderPanic(p))
 			ok = false
 		}
 	}()
@@ -400,8 +400,8 @@ func reloadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part
 	var locals []func()
 	var drop []Key
 	for _, s := range part {
-		if s.res != nil && s.res.err != nil && !s.res.absent && !ks.absentResult(s.res.v, s.res.err) {
-			ks.refreshFailed(s.res.err) // the whole call failed: loadChunk freed the leases
+		if s.res != nil && s.res.err != nil && !s.res.absent && !absentResult(ks, s.res.v, s.res.err) {
+			refreshFailed(ks, s.res.err) // the whole call failed: loadChunk freed the leases
 			return false
 		}
 		if s.fill != nil {
@@ -410,9 +410,9 @@ func reloadChunk[K comparable, T any](ctx context.Context, ks *Keyspace[T], part
 			drop = append(drop, s.key) // an answer that is not stored: see reload
 		}
 	}
-	ks.fillBatchArgs(ctx, fills, locals)
+	fillBatchArgs(ctx, ks, fills, locals)
 	if len(drop) > 0 {
-		ks.dropEntries(ctx, drop)
+		dropEntries(ctx, ks, drop)
 	}
 	return true
 }

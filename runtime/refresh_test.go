@@ -141,7 +141,7 @@ func TestRefreshSpread(t *testing.T) {
 	e := envelope{storedAt: storedAt, expiresAt: storedAt + 10_000}
 	var buckets [4]int
 	for i := range n {
-		r, ok := ks.refreshPoint(userKey(ks, int64(i)), &e)
+		r, ok := refreshPoint(&ks.core, userKey(ks, int64(i)), &e)
 		if !ok {
 			t.Fatal("no refresh point")
 		}
@@ -150,7 +150,7 @@ func TestRefreshSpread(t *testing.T) {
 			t.Fatalf("refresh point at %d ms of a 10 s TTL, want [6000, 8000)", off)
 		}
 		buckets[(off-6000)/500]++
-		if again, _ := ks.refreshPoint(userKey(ks, int64(i)), &e); again != r {
+		if again, _ := refreshPoint(&ks.core, userKey(ks, int64(i)), &e); again != r {
 			t.Fatal("refresh point not deterministic")
 		}
 	}
@@ -160,14 +160,14 @@ func TestRefreshSpread(t *testing.T) {
 		}
 	}
 	other := freshSpace(New(nil, WithLogger(quietLogger())), 10*time.Second, 0.6, 0)
-	if a, _ := ks.refreshPoint(userKey(ks, 7), &e); a != func() int64 { b, _ := other.refreshPoint(userKey(other, 7), &e); return b }() {
+	if a, _ := refreshPoint(&ks.core, userKey(ks, 7), &e); a != func() int64 { b, _ := refreshPoint(&other.core, userKey(other, 7), &e); return b }() {
 		t.Fatal("two Caches compute different refresh points for one entry")
 	}
 	for _, at := range []struct {
 		now  int64
 		want age
 	}{{storedAt, ageFresh}, {storedAt + 5999, ageFresh}, {storedAt + 8000, ageDue}, {storedAt + 10_000, ageExpired}} {
-		if got := ks.ageOf(userKey(ks, 1), &e, at.now); got != at.want {
+		if got := ageOf(&ks.core, userKey(ks, 1), &e, at.now); got != at.want {
 			t.Fatalf("age at +%d ms: %d, want %d", at.now-storedAt, got, at.want)
 		}
 	}

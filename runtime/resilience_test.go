@@ -164,9 +164,9 @@ type reader struct {
 func readPass(ctx context.Context, st *staleCount, src *table, rows int64, readers ...reader) []uint64 {
 	var hits []uint64
 	for _, r := range readers {
-		before := r.ks.c.Stats().Get(EventHit)
+		before := r.ks.core.c.Stats().Get(EventHit)
 		eachID(rows, func(id int64) { st.check(ctx, r.ks, src, id, src.version(id), r.who) })
-		hits = append(hits, r.ks.c.Stats().Get(EventHit)-before)
+		hits = append(hits, r.ks.core.c.Stats().Get(EventHit)-before)
 	}
 	return hits
 }
@@ -524,9 +524,9 @@ func TestClusterRestartEmpty(t *testing.T) {
 		// per cooldown (1s): reads bring it back.
 		recovered := time.Now()
 		for _, r := range readers {
-			for id := int64(0); !r.ks.c.healthy(); id = (id + 1) % rows {
+			for id := int64(0); !r.ks.core.c.healthy(); id = (id + 1) % rows {
 				if time.Since(recovered) > 5*time.Second {
-					t.Fatalf("restart of %s: %s's breaker still open 5s after the cluster recovered: %v", addr, r.who, r.ks.c.Stats())
+					t.Fatalf("restart of %s: %s's breaker still open 5s after the cluster recovered: %v", addr, r.who, r.ks.core.c.Stats())
 				}
 				st.check(ctx, r.ks, src, id, src.version(id), r.who+", recovering")
 				time.Sleep(5 * time.Millisecond)
@@ -644,7 +644,7 @@ func TestFailover(t *testing.T) {
 		first := readPass(ctx, &st, src, rows, readers...)
 		waitFor(t, 5*time.Second, "the breakers to close", func() bool {
 			for _, r := range readers {
-				if !r.ks.c.healthy() {
+				if !r.ks.core.c.healthy() {
 					_, _ = readRow(ctx, r.ks, src, 0)
 					return false
 				}
@@ -807,7 +807,7 @@ func TestFailover(t *testing.T) {
 		readers := []reader{{"writer", wks}, {"other", oks}}
 		waitFor(t, 10*time.Second, "the breakers to close after the failover", func() bool {
 			for _, r := range readers {
-				if !r.ks.c.healthy() {
+				if !r.ks.core.c.healthy() {
 					st.check(ctx, r.ks, src, 0, done[0].Load(), r.who+", recovering")
 					return false
 				}
@@ -906,7 +906,7 @@ func TestClusterReshard(t *testing.T) {
 	}
 	var st staleCount
 	readPass(ctx, &st, src, rows, reader{"p0", spaces[0]}, reader{"p1", spaces[1]}, reader{"p2", spaces[2]})
-	clock := spaces[0].c.state.clock
+	clock := spaces[0].core.c.state.clock
 	stateSlot := int(admin.ClusterKeySlot(ctx, clock).Val())
 
 	stop := make(chan struct{})
@@ -928,7 +928,7 @@ func TestClusterReshard(t *testing.T) {
 					id := r.Int64N(rows)
 					if g == 0 { // one writer per process
 						start := time.Now().UnixNano()
-						err := writeRow(ctx, ks.c, ks, src, done, id, i)
+						err := writeRow(ctx, ks.core.c, ks, src, done, id, i)
 						from, to := splitFrom.Load(), splitTo.Load()
 						split := from != 0 && time.Now().UnixNano() >= from && (to == 0 || start <= to)
 						switch {
@@ -941,7 +941,7 @@ func TestClusterReshard(t *testing.T) {
 							// reports the invalidation as undelivered. Safe
 							// (replayed, breaker held); counted and logged.
 							spuriousErrs.Add(1)
-						case split || errors.Is(err, errBreakerOpen) && replayPending(ks.c):
+						case split || errors.Is(err, errBreakerOpen) && replayPending(ks.core.c):
 							// Begun while the state's slot was split (TRYAGAIN
 							// until it is whole: go-redis backs off, the
 							// budget may run out), or refused by the breaker
@@ -1009,7 +1009,7 @@ func TestClusterReshard(t *testing.T) {
 		if round == 1 {
 			how = "split"
 			splitFrom.Store(time.Now().UnixNano())
-			migrateSplit(t, stateFrom, stateTo, stateSlot, []string{clock, spaces[0].c.state.marks}, 300*time.Millisecond)
+			migrateSplit(t, stateFrom, stateTo, stateSlot, []string{clock, spaces[0].core.c.state.marks}, 300*time.Millisecond)
 			splitTo.Store(time.Now().UnixNano())
 		} else {
 			testenv.MigrateSlots(t, stateFrom, stateTo, stateSlot)
@@ -1027,7 +1027,7 @@ func TestClusterReshard(t *testing.T) {
 	// Every invalidation held back is replayed; then every process reads
 	// every row at its last version.
 	for p, ks := range spaces {
-		waitFor(t, 10*time.Second, fmt.Sprintf("p%d's replays", p), func() bool { return !replayPending(ks.c) })
+		waitFor(t, 10*time.Second, fmt.Sprintf("p%d's replays", p), func() bool { return !replayPending(ks.core.c) })
 	}
 	readPass(ctx, &st, src, rows, reader{"p0", spaces[0]}, reader{"p1", spaces[1]}, reader{"p2", spaces[2]})
 	st.verify(t, "reshard")
@@ -1036,8 +1036,8 @@ func TestClusterReshard(t *testing.T) {
 	}
 	var hits, redisErrs uint64
 	for _, ks := range spaces {
-		hits += ks.c.Stats().Get(EventHit)
-		redisErrs += ks.c.Stats().Get(EventRedisError)
+		hits += ks.core.c.Stats().Get(EventHit)
+		redisErrs += ks.core.c.Stats().Get(EventRedisError)
 	}
 	// What the masters answered with: the redirections go-redis followed.
 	redirects := map[string]int64{}

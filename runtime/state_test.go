@@ -266,7 +266,7 @@ func TestChurnLiveness(t *testing.T) {
 				case <-time.After(20 * time.Millisecond):
 				}
 				src.write(0)
-				_ = invalidateRow(ctx, caches[0].c, caches[0], 0, 1)
+				_ = invalidateRow(ctx, caches[0].core.c, caches[0], 0, 1)
 			}
 		}()
 		var mu sync.Mutex

@@ -333,11 +333,11 @@ func itoa10(i int) string { return string(AppendInt(nil, int64(i))) }
 // counted records one source call of the keyspace: EventLoad, its
 // duration, and EventLoadError when it failed (the not-found sentinel is an
 // answer, not a failure).
-func (ks *Keyspace[T]) counted(err error, d time.Duration) {
+func counted[V any](ks *keyspace[V], err error, d time.Duration) {
 	l := ks.label
 	l.n[EventLoad].Add(1)
 	l.load.observe(d)
-	failed := err != nil && !ks.isNotFound(err)
+	failed := err != nil && !isNotFound(ks, err)
 	if failed {
 		l.n[EventLoadError].Add(1)
 	}

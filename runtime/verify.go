@@ -66,35 +66,33 @@ func (v *verifier) sample() bool {
 
 // check is what a sampled hit served: the Redis entry it decoded (raw), or
 // the L1's value (a copy nobody else holds).
-type check[T any] struct {
+type check[V any] struct {
+	_     noEqual
 	key   Key
 	raw   string
 	fromL bool
-	v     T
+	v     V
 	err   error
 }
 
 // sampledL2 marks a hit decoded from raw for verification.
-func (rd *Read[T]) sampledL2(raw string) {
-	rd.chk = &check[T]{key: rd.key, raw: raw}
+func sampledL2[V any](rd *read[V], raw string) {
+	rd.chk = &check[V]{key: rd.key, raw: raw}
 	rd.Background = true
 }
 
 // sampledL1 marks an L1 hit for verification; key may alias the caller's
-// buffer, v is the caller's value (copied here: the caller may change it).
-func (ks *Keyspace[T]) sampledL1(rd *Read[T], key Key) {
-	v := rd.Value
-	if ks.spec.Clone != nil {
-		v = ks.spec.Clone(v)
-	}
+// buffer. The value is the L1's own, which no caller is given (read.shared).
+func sampledL1[V any](ks *keyspace[V], rd *read[V], key Key) {
+	v := rd.v
 	rd.ks = ks
-	rd.chk = &check[T]{key: Key(strings.Clone(string(key))), fromL: true, v: v, err: rd.Err}
+	rd.chk = &check[V]{key: Key(strings.Clone(string(key))), fromL: true, v: v, err: rd.Err}
 	rd.Background = true
 }
 
 // verifyLater queues the verification of a sampled hit with the loader that
 // calls its source.
-func (rd Read[T]) verifyLater(l Loader[T]) {
+func verifyLater[V any](rd read[V], l loader[V]) {
 	if rd.chk == nil || rd.ks == nil || l.Load == nil {
 		return
 	}
@@ -102,7 +100,7 @@ func (rd Read[T]) verifyLater(l Loader[T]) {
 	c := ks.c
 	c.verify.once.Do(func() { c.startVerifiers() })
 	select {
-	case c.verify.queue <- func(ctx context.Context) { ks.verify(ctx, chk, l.Load) }:
+	case c.verify.queue <- func(ctx context.Context) { verify(ctx, ks, chk, l.Load) }:
 	default:
 		c.verify.dropped.Add(1)
 	}
@@ -139,13 +137,13 @@ func (v *verifier) run(job func(context.Context)) {
 // re-checks a mismatch after the verify delay: it is reported only if the
 // cache still serves the same value and the source still holds the same
 // different one — a write racing the check changes one of them.
-func (ks *Keyspace[T]) verify(ctx context.Context, chk *check[T], load func(context.Context) (T, error)) {
+func verify[V any](ctx context.Context, ks *keyspace[V], chk *check[V], load func(context.Context) (V, error)) {
 	c := ks.c
-	cached, ok := ks.canonCached(chk)
+	cached, ok := canonCached(ks, chk)
 	if !ok {
 		return
 	}
-	s1, ok := ks.canonSource(ctx, load)
+	s1, ok := canonSource(ctx, ks, load)
 	if !ok {
 		return
 	}
@@ -163,18 +161,18 @@ func (ks *Keyspace[T]) verify(ctx context.Context, chk *check[T], load func(cont
 		if !c.pause(c.cfg.verifyDelay) {
 			return
 		}
-		c.verify.run(func(ctx context.Context) { ks.recheck(ctx, chk, load, cached, s1) })
+		c.verify.run(func(ctx context.Context) { recheck(ctx, ks, chk, load, cached, s1) })
 	})
 }
 
 // recheck is verify's second look, after the delay.
-func (ks *Keyspace[T]) recheck(ctx context.Context, chk *check[T], load func(context.Context) (T, error), cached, s1 []byte) {
+func recheck[V any](ctx context.Context, ks *keyspace[V], chk *check[V], load func(context.Context) (V, error), cached, s1 []byte) {
 	c := ks.c
-	now, served := ks.peek(ctx, chk.key) // the cache first, then the source: see docs/observability.md
+	now, served := peek(ctx, ks, chk.key) // the cache first, then the source: see docs/observability.md
 	if !served || !bytes.Equal(now, cached) {
 		return // invalidated or replaced since: a write raced the check
 	}
-	s2, ok := ks.canonSource(ctx, load)
+	s2, ok := canonSource(ctx, ks, load)
 	if !ok || !bytes.Equal(s2, s1) {
 		return // the source changed again: a write in progress
 	}
@@ -187,11 +185,11 @@ func (ks *Keyspace[T]) recheck(ctx context.Context, chk *check[T], load func(con
 
 // canonical is a result's encoding for comparison: a flag byte, then for a
 // value its msgpack with map keys sorted (map order would differ otherwise).
-func (ks *Keyspace[T]) canonical(v T, err error) ([]byte, bool) {
+func canonical[V any](ks *keyspace[V], v V, err error) ([]byte, bool) {
 	sp := &ks.spec
 	switch {
 	case err != nil:
-		if ks.isNotFound(err) {
+		if isNotFound(ks, err) {
 			return []byte{flagNotFound}, true
 		}
 		return nil, false // an error is never cached: nothing to compare
@@ -201,48 +199,48 @@ func (ks *Keyspace[T]) canonical(v T, err error) ([]byte, bool) {
 	var buf bytes.Buffer
 	buf.WriteByte(0)
 	if ks.zones != nil { // the same instant in another zone is another value
-		table, _ := appendZones(nil, ks.zones, reflect.ValueOf(&v).Elem())
+		table, _ := appendZones(nil, ks.zones, reflect.ValueOf(v).Elem())
 		buf.Write(table)
 	}
 	enc := msgpack.NewEncoder(&buf)
 	enc.SetSortMapKeys(true)
-	if enc.Encode(&v) != nil {
+	if enc.Encode(v) != nil { // *T
 		return nil, false
 	}
 	return buf.Bytes(), true
 }
 
-func (ks *Keyspace[T]) canonCached(chk *check[T]) ([]byte, bool) {
+func canonCached[V any](ks *keyspace[V], chk *check[V]) ([]byte, bool) {
 	if chk.fromL {
-		return ks.canonical(chk.v, chk.err)
+		return canonical(ks, chk.v, chk.err)
 	}
 	e, ok := decodeEnvelope([]byte(chk.raw))
 	if !ok {
 		return nil, false
 	}
-	v, err, ok := ks.decode(e)
+	v, err, ok := decode(ks, e)
 	if !ok {
 		return nil, false
 	}
-	return ks.canonical(v, err)
+	return canonical(ks, v, err)
 }
 
-func (ks *Keyspace[T]) canonSource(ctx context.Context, load func(context.Context) (T, error)) ([]byte, bool) {
+func canonSource[V any](ctx context.Context, ks *keyspace[V], load func(context.Context) (V, error)) ([]byte, bool) {
 	ks.c.verify.calls.Add(1)
 	v, err := load(ctx)
 	if ctx.Err() != nil {
 		return nil, false
 	}
-	return ks.canonical(v, err)
+	return canonical(ks, v, err)
 }
 
 // peek is what a read of key would be served now — the L1, then Redis —
 // without counting it or sampling it. served is false for a miss.
-func (ks *Keyspace[T]) peek(ctx context.Context, key Key) ([]byte, bool) {
+func peek[V any](ctx context.Context, ks *keyspace[V], key Key) ([]byte, bool) {
 	c := ks.c
 	if ks.spec.Local > 0 {
-		if v, e, ok := ks.localGet(key); ok {
-			return ks.canonical(v, e.err)
+		if v, e, ok := localGet(ks, key); ok {
+			return canonical(ks, v, e.err)
 		}
 	}
 	hc := c.hits.do(ctx, c, key)
@@ -257,12 +255,12 @@ func (ks *Keyspace[T]) peek(ctx context.Context, key Key) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	if valid, err := c.validate(ctx, inc, n, &ks.space, key, &e); err != nil || !valid || ks.expired(&e, c.cfg.now().UnixMilli()) {
+	if valid, err := c.validate(ctx, inc, n, &ks.space, key, &e); err != nil || !valid || expired(ks, &e, c.cfg.now().UnixMilli()) {
 		return nil, false
 	}
-	v, err, ok := ks.decode(e)
+	v, err, ok := decode(ks, e)
 	if !ok {
 		return nil, false
 	}
-	return ks.canonical(v, err)
+	return canonical(ks, v, err)
 }

@@ -52,7 +52,7 @@ func readV(ctx context.Context, ks *Keyspace[*user], src *rows, id int64) (*user
 // writeV is an evict directive: the source, then the invalidation.
 func writeV(ctx context.Context, ks *Keyspace[*user], src *rows, id int64, name string) {
 	src.set(id, name)
-	_ = ks.c.Invalidate(ctx, Invalidation{Keys: []Key{userKey(ks, id)}})
+	_ = ks.core.c.Invalidate(ctx, Invalidation{Keys: []Key{userKey(ks, id)}})
 }
 
 func withVerifyDelay(d time.Duration) Option { return func(c *config) { c.verifyDelay = d } }

@@ -35,12 +35,8 @@ func WarmProgress(f func(done, total int)) WarmOption {
 	return func(w *warmConfig) { w.progress = f }
 }
 
-// Warm loads ids into the cache through the batch protocol, a chunk at a
-// time: ids already cached cost a lookup, and instances warming the same ids
-// at once share leases instead of loading them twice. It returns when every
-// chunk's fills are done, or at the first error of the source (or ctx).
-// Generated code calls it from Warm<Method>.
-func Warm[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b Batch[K, T], opts ...WarmOption) error {
+// warm is Warm; the values read go to b.src.put (which drops them).
+func warm[K comparable, V any](ctx context.Context, ks *keyspace[V], ids []K, b batch[K, V], opts ...WarmOption) error {
 	w := warmConfig{chunk: ks.c.cfg.batchChunk}
 	for _, o := range opts {
 		o(&w)
@@ -57,7 +53,7 @@ func Warm[K comparable, T any](ctx context.Context, ks *Keyspace[T], ids []K, b 
 				return err
 			}
 		}
-		_, filled, err := getMany(ctx, ks, part, b)
+		filled, err := getMany(ctx, ks, part, b)
 		for _, done := range filled {
 			select {
 			case <-done:

@@ -99,3 +99,55 @@ func Edited(b *testing.B, dir string, run func()) {
 		run()
 	}
 }
+
+// WriteValues writes a package "values" of n repository interfaces into dir,
+// in files of PerFile, whose results are all non-pointer types of their own
+// (a struct value, a slice of it, a map of it), each repository with its own
+// struct: n distinct result types of each kind. The runtime's generic code
+// would be instantiated once per such type (its GC shape) if its protocol
+// were generic over the result; this package is what the cost of compiling
+// generated code is measured on (TestInstantiationsIndependentOfTypes,
+// docs/runtime.md "Code layout").
+func WriteValues(dir string, n int) error {
+	var b strings.Builder
+	flush := func(file int) error {
+		return os.WriteFile(filepath.Join(dir, fmt.Sprintf("v%d.go", file)), []byte(b.String()), 0o666)
+	}
+	for i := 0; i < n; i++ {
+		if i%PerFile == 0 {
+			if i > 0 {
+				if err := flush(i/PerFile - 1); err != nil {
+					return err
+				}
+			}
+			b.Reset()
+			b.WriteString("package values\n\nimport (\n\t\"context\"\n\t\"errors\"\n\t\"time\"\n)\n\n")
+			fmt.Fprintf(&b, "var errNotFound%d = errors.New(\"not found\")\n\n", i/PerFile)
+		}
+		fmt.Fprintf(&b, `type V%[1]d struct {
+	ID   int64
+	Name string
+	Tags []string
+	At   time.Time
+}
+
+//cache:repo prefix=v%[1]d ttl=1m negative=5s notfound=errNotFound%[2]d
+type VR%[1]d interface {
+	//cache:get key="v:{id}" tags="name:{result.Name}"
+	Get(ctx context.Context, id int64) (V%[1]d, error)
+	//cache:get key="v:{ids}" tags="name:{result.Name}"
+	GetMany(ctx context.Context, ids []int64) (map[int64]V%[1]d, error)
+	//cache:get key="l:{name}:{page}" tags="list" local=10s refresh=80
+	List(ctx context.Context, name string, page int) ([]V%[1]d, error)
+	//cache:get key="m:{id}" stale=1m
+	Index(ctx context.Context, id int64) (map[string]V%[1]d, error)
+	//cache:put key="v:{result.ID}" tags="list"
+	Save(ctx context.Context, v V%[1]d) (V%[1]d, error)
+	//cache:evict keys="v:{id}" patterns="l:*"
+	Delete(ctx context.Context, id int64) error
+}
+
+`, i, i/PerFile)
+	}
+	return flush((n - 1) / PerFile)
+}
