@@ -17,6 +17,17 @@ import (
 	"time"
 )
 
+// goVet fails the test unless go vet ./... passes in dir: the generated
+// code compiles, and so does the code that uses it.
+func goVet(t *testing.T, dir string) {
+	t.Helper()
+	cmd := exec.Command("go", "vet", "./...")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go vet: %v\n%s", err, out)
+	}
+}
+
 // scratch makes a package directory inside the module, so it can import the
 // runtime, and removes it after the test.
 func scratch(t *testing.T, files map[string]string) string {
@@ -321,11 +332,7 @@ var _ model.Users = model.NewCachedUsers(nil, nil)
 		}
 	}
 	// The generated code compiles, the users of NewCachedUsers included.
-	cmd := exec.Command("go", "vet", "./...")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go vet: %v\n%s", err, out)
-	}
+	goVet(t, dir)
 }
 
 // The format cache gives what go/format gives, reuses its entries, and
@@ -468,11 +475,7 @@ type Repo interface {
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command("go", "vet", "./...")
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go vet: %v\n%s", err, out)
-	}
+	goVet(t, dir)
 }
 
 // An import that does not compile (a type error, a syntax error, an import

@@ -465,17 +465,7 @@ func refreshFaults(t *testing.T, srv rfServers) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var reads, writes, unknown int
-	for _, op := range ops {
-		switch {
-		case op.Unknown():
-			unknown++
-		case op.Kind == history.Read:
-			reads++
-		default:
-			writes++
-		}
-	}
+	reads, writes, unknown := history.Tally(ops)
 	t.Logf("%d ops (%d reads, %d writes, %d unknown: a write whose invalidation was not delivered, or a failed read); "+
 		"%d keys evicted, %d junk writes refused (OOM), %d restarts, %d connections killed; %d reloads, %d stale hits\n%s",
 		len(ops), reads, writes, unknown, evicted, ooms, restarts, kills, refreshes, stales, strings.Join(summary, "\n"))

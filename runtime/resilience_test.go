@@ -1160,17 +1160,7 @@ func TestHistories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var reads, writes, unknown int
-	for _, op := range ops {
-		switch {
-		case op.Unknown():
-			unknown++
-		case op.Kind == history.Read:
-			reads++
-		default:
-			writes++
-		}
-	}
+	reads, writes, unknown := history.Tally(ops)
 	t.Logf("histories: %d ops (%d reads, %d writes, %d unknown: a write whose invalidation returned an error, or a failed read); "+
 		"%d CLIENT KILLs closed %d connections\n%s", len(ops), reads, writes, unknown, kills, killed, strings.Join(summary, "\n"))
 	if reads == 0 || writes == 0 {

@@ -56,6 +56,22 @@ type Op struct {
 // error or never returned.
 func (o Op) Unknown() bool { return o.Err != "" || o.Return == 0 }
 
+// Tally counts the reads, the writes and the operations whose outcome is
+// unknown (failed or never returned; counted apart from both).
+func Tally(ops []Op) (reads, writes, unknown int) {
+	for _, op := range ops {
+		switch {
+		case op.Unknown():
+			unknown++
+		case op.Kind == Read:
+			reads++
+		default:
+			writes++
+		}
+	}
+	return reads, writes, unknown
+}
+
 func (o Op) String() string {
 	var what string
 	if o.Kind == Write {
