@@ -120,16 +120,7 @@ func loadPackages(cfg Config, flags, patterns []string, guess map[string]bool) (
 	// The imports' export data, built while the packages named are parsed.
 	need := map[string]bool{}
 	for _, lp := range listed {
-		imports := lp.Imports
-		if len(lp.CgoFiles) > 0 {
-			// What cgo's rewrite imports besides the package's own.
-			imports = append(imports, "runtime/cgo", "syscall")
-		}
-		for _, id := range imports {
-			if roots[id] == nil && id != "unsafe" && id != "C" {
-				need[id] = true
-			}
-		}
+		addImports(need, lp, func(id string) bool { return roots[id] != nil })
 	}
 	var exports exportList
 	done := make(chan struct{})
@@ -163,7 +154,8 @@ func loadPackages(cfg Config, flags, patterns []string, guess map[string]bool) (
 		return nil, exports.err
 	}
 
-	tc := &typeChecker{dir: cfg.Dir, flags: flags, fset: fset, roots: roots, listed: map[string]*listedPackage{}, exports: exports.pkgs, imported: map[string]*types.Package{}, fromSource: map[string]*packages.Package{}, sizes: sizes()}
+	tc := &typeChecker{dir: cfg.Dir, flags: flags, fset: fset, roots: roots, listed: map[string]*listedPackage{}, exports: exports.pkgs,
+		imported: map[string]*types.Package{}, checking: map[string]bool{}, fromSource: map[string]*packages.Package{}, sizes: sizes()}
 	for _, lp := range listed {
 		tc.listed[lp.ImportPath] = lp
 	}
@@ -171,6 +163,23 @@ func loadPackages(cfg Config, flags, patterns []string, guess map[string]bool) (
 		tc.check(roots[lp.ImportPath], lp)
 	}
 	return pkgs, nil
+}
+
+// cgoImports are what cgo's rewrite of a file imports besides its own.
+var cgoImports = []string{"runtime/cgo", "syscall"}
+
+// addImports adds to set the imports of lp that need export data (its own,
+// which go list reports resolved, and cgo's), except those known.
+func addImports(set map[string]bool, lp *listedPackage, known func(id string) bool) {
+	imports := lp.Imports
+	if len(lp.CgoFiles) > 0 {
+		imports = append(slices.Clip(imports), cgoImports...)
+	}
+	for _, id := range imports {
+		if id != "unsafe" && id != "C" && !known(id) {
+			set[id] = true
+		}
+	}
 }
 
 // exportList is the export data go list built for some packages, by path.
@@ -207,22 +216,7 @@ func guessFlags(flags []string) []string {
 	if goflags == "" {
 		goflags = goEnvFile("GOFLAGS")
 	}
-	mode := ""
-	args := append(strings.Fields(goflags), flags...)
-	for i := 0; i < len(args); i++ {
-		f, ok := strings.CutPrefix(args[i], "-")
-		if !ok {
-			continue // a value
-		}
-		f = strings.TrimPrefix(f, "-")
-		if v, ok := strings.CutPrefix(f, "mod="); ok {
-			mode = v
-		} else if f == "mod" && i+1 < len(args) {
-			mode = args[i+1]
-			i++
-		}
-	}
-	if mode != "mod" {
+	if mode, _ := flagValue(append(strings.Fields(goflags), flags...), "mod"); mode != "mod" {
 		return flags
 	}
 	return append(append([]string(nil), flags...), "-mod=readonly")
@@ -303,61 +297,55 @@ func absJoin(dir string, lists ...[]string) []string {
 	return out
 }
 
-// parseAll parses the compiled files of every package, one goroutine per
-// CPU: our own earlier outputs as a bare package clause (what the overlay
-// makes of them), everything else whole.
+// parseAll parses the compiled files of every package in parallel: our own
+// earlier outputs as a bare package clause (what the overlay makes of
+// them), everything else whole.
 func parseAll(fset *token.FileSet, pkgs []*packages.Package) {
 	type job struct {
 		p *packages.Package
 		i int
 	}
 	var jobs []job
-	errs := make([][]error, len(pkgs))
 	for _, p := range pkgs {
 		p.Syntax = make([]*ast.File, len(p.CompiledGoFiles))
 		for i := range p.CompiledGoFiles {
 			jobs = append(jobs, job{p, i})
 		}
 	}
-	fileErrs := make([]error, len(jobs))
+	errs := make([]error, len(jobs))
+	parallel(len(jobs), func(j int) {
+		p, i := jobs[j].p, jobs[j].i
+		p.Syntax[i], errs[j] = parseSource(fset, p.CompiledGoFiles[i])
+	})
+	for j, jb := range jobs { // in file order: errors keep it
+		if errs[j] != nil {
+			jb.p.Errors = append(jb.p.Errors, parseErrors(errs[j])...)
+		}
+	}
+	for _, p := range pkgs {
+		p.Syntax = slices.DeleteFunc(p.Syntax, func(f *ast.File) bool { return f == nil })
+	}
+}
+
+// parallel runs f(0) … f(n-1) on one goroutine per CPU and returns when
+// all have.
+func parallel(n int, f func(i int)) {
 	var wg sync.WaitGroup
 	next := make(chan int)
-	for range min(goruntime.GOMAXPROCS(0), len(jobs)) {
+	for range min(goruntime.GOMAXPROCS(0), n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := range next {
-				p, i := jobs[j].p, jobs[j].i
-				p.Syntax[i], fileErrs[j] = parseSource(fset, p.CompiledGoFiles[i])
+			for i := range next {
+				f(i)
 			}
 		}()
 	}
-	for j := range jobs {
-		next <- j
+	for i := range n {
+		next <- i
 	}
 	close(next)
 	wg.Wait()
-	for j, jb := range jobs {
-		if fileErrs[j] != nil {
-			for k, p := range pkgs {
-				if p == jb.p {
-					errs[k] = append(errs[k], fileErrs[j])
-				}
-			}
-		}
-	}
-	for k, p := range pkgs {
-		syntax := p.Syntax[:0]
-		for _, f := range p.Syntax {
-			if f != nil {
-				syntax = append(syntax, f)
-			}
-		}
-		p.Syntax = syntax
-		for _, err := range errs[k] {
-			p.Errors = append(p.Errors, parseErrors(err)...)
-		}
-	}
 }
 
 func parseSource(fset *token.FileSet, filename string) (*ast.File, error) {
@@ -455,9 +443,6 @@ type typeChecker struct {
 func (tc *typeChecker) check(p *packages.Package, lp *listedPackage) {
 	if p.Types != nil {
 		return
-	}
-	if tc.checking == nil {
-		tc.checking = map[string]bool{}
 	}
 	if tc.checking[p.ID] {
 		return // an import cycle, which go list reports
@@ -600,14 +585,7 @@ func (tc *typeChecker) checkFromSource(id string) *types.Package {
 	parseAll(tc.fset, []*packages.Package{p})
 	// Its imports not listed yet, in one go list.
 	missing := map[string]bool{}
-	for _, imp := range lp.Imports {
-		if to, ok := lp.ImportMap[imp]; ok {
-			imp = to
-		}
-		if tc.roots[imp] == nil && tc.exports[imp] == nil && imp != "unsafe" && imp != "C" {
-			missing[imp] = true
-		}
-	}
+	addImports(missing, lp, func(id string) bool { return tc.roots[id] != nil || tc.exports[id] != nil })
 	if len(missing) > 0 {
 		if more := listExports(tc.dir, tc.flags, missing); more.err == nil {
 			maps.Copy(tc.exports, more.pkgs)

@@ -56,7 +56,8 @@ const formatCacheMaxEntry = 64 << 20
 func readFormatEntry(path string) ([]byte, bool) {
 	// Only a regular file is read: a FIFO or a link to a device in its
 	// place would hang the run or fill the memory.
-	if fi, err := os.Lstat(path); err != nil || !fi.Mode().IsRegular() || fi.Size() > formatCacheMaxEntry {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() > formatCacheMaxEntry {
 		return nil, false
 	}
 	b, err := os.ReadFile(path)
@@ -68,7 +69,7 @@ func readFormatEntry(path string) ([]byte, bool) {
 		return nil, false
 	}
 	// Entries in use stay; the trim removes those unused for a while.
-	if fi, err := os.Stat(path); err == nil && time.Since(fi.ModTime()) > time.Hour {
+	if time.Since(fi.ModTime()) > time.Hour {
 		now := time.Now()
 		os.Chtimes(path, now, now)
 	}

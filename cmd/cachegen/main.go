@@ -10,7 +10,8 @@
 //
 // Formatted outputs are kept in the user's cache directory (cachegen/format),
 // so a rerun that renders the same source skips go/format; CACHEGEN_CACHE
-// names another directory, or "off". Entries unused for a week are removed.
+// names another (absolute) directory, or "off". Entries unused for a week
+// are removed.
 package main
 
 import (

@@ -18,21 +18,10 @@ const PerFile = 20
 // files of PerFile, each with two gets (one with a result tag), a put and an
 // evict, and an uncached method.
 func WriteMany(dir string, n int) error {
-	var b strings.Builder
-	flush := func(file int) error {
-		return os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%d.go", file)), []byte(b.String()), 0o666)
-	}
-	for i := 0; i < n; i++ {
-		if i%PerFile == 0 {
-			if i > 0 {
-				if err := flush(i/PerFile - 1); err != nil {
-					return err
-				}
-			}
-			b.Reset()
-			b.WriteString("package many\n\nimport (\n\t\"context\"\n\t\"time\"\n)\n\n")
-		}
-		fmt.Fprintf(&b, `type T%[1]d struct {
+	return writeFiles(dir, "f", n, func(b *strings.Builder, file int) {
+		b.WriteString("package many\n\nimport (\n\t\"context\"\n\t\"time\"\n)\n\n")
+	}, func(b *strings.Builder, i int) {
+		fmt.Fprintf(b, `type T%[1]d struct {
 	ID    int64
 	Name  string
 	Tags  []string
@@ -56,8 +45,24 @@ type R%[1]d interface {
 }
 
 `, i)
+	})
+}
+
+// writeFiles writes n repositories into files <prefix>0.go, <prefix>1.go, …
+// of PerFile each: head starts a file, repo writes the i-th repository.
+func writeFiles(dir, prefix string, n int, head func(b *strings.Builder, file int), repo func(b *strings.Builder, i int)) error {
+	var b strings.Builder
+	for file := 0; file*PerFile < n; file++ {
+		b.Reset()
+		head(&b, file)
+		for i := file * PerFile; i < min(n, (file+1)*PerFile); i++ {
+			repo(&b, i)
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s%d.go", prefix, file)), []byte(b.String()), 0o666); err != nil {
+			return err
+		}
 	}
-	return flush((n - 1) / PerFile)
+	return nil
 }
 
 // Touch gives the package's first file a new trailing comment, as an edit
@@ -109,22 +114,11 @@ func Edited(b *testing.B, dir string, run func()) {
 // generated code is measured on (TestInstantiationsIndependentOfTypes,
 // docs/runtime.md "Code layout").
 func WriteValues(dir string, n int) error {
-	var b strings.Builder
-	flush := func(file int) error {
-		return os.WriteFile(filepath.Join(dir, fmt.Sprintf("v%d.go", file)), []byte(b.String()), 0o666)
-	}
-	for i := 0; i < n; i++ {
-		if i%PerFile == 0 {
-			if i > 0 {
-				if err := flush(i/PerFile - 1); err != nil {
-					return err
-				}
-			}
-			b.Reset()
-			b.WriteString("package values\n\nimport (\n\t\"context\"\n\t\"errors\"\n\t\"time\"\n)\n\n")
-			fmt.Fprintf(&b, "var errNotFound%d = errors.New(\"not found\")\n\n", i/PerFile)
-		}
-		fmt.Fprintf(&b, `type V%[1]d struct {
+	return writeFiles(dir, "v", n, func(b *strings.Builder, file int) {
+		b.WriteString("package values\n\nimport (\n\t\"context\"\n\t\"errors\"\n\t\"time\"\n)\n\n")
+		fmt.Fprintf(b, "var errNotFound%d = errors.New(\"not found\")\n\n", file)
+	}, func(b *strings.Builder, i int) {
+		fmt.Fprintf(b, `type V%[1]d struct {
 	ID   int64
 	Name string
 	Tags []string
@@ -148,6 +142,5 @@ type VR%[1]d interface {
 }
 
 `, i, i/PerFile)
-	}
-	return flush((n - 1) / PerFile)
+	})
 }
