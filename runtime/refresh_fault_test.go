@@ -273,24 +273,9 @@ func refreshFaults(t *testing.T, srv rfServers) {
 	db := privateClient(t, dbAddr)
 	ns := testNamespace(t)
 	dir := t.TempDir()
-	// The initial versions are writes too: every row starts at v1.
-	initial, err := history.Create(filepath.Join(dir, "init.jsonl"), 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for id := range int64(rfIDs) {
-		invoke := time.Now().UnixNano()
-		if err := db.Set(ctx, ns+":v:"+strconv.FormatInt(id, 10), 1, 0).Err(); err != nil {
-			t.Fatal(err)
-		}
-		if err := initial.Append(history.Op{Key: "row" + strconv.FormatInt(id, 10), Kind: history.Write, Value: 1,
-			Invoke: invoke, Return: time.Now().UnixNano()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := initial.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeInitialRows(t, filepath.Join(dir, "init.jsonl"), 1000, rfIDs, func(id int64) error {
+		return db.Set(ctx, ns+":v:"+strconv.FormatInt(id, 10), 1, 0).Err()
+	})
 	nodes := make([]*redis.Client, len(srv.addrs))
 	for i, a := range srv.addrs {
 		nodes[i] = privateClient(t, a)

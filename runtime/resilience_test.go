@@ -1070,6 +1070,30 @@ const (
 	historyRun        = 4 * time.Second
 )
 
+// writeInitialRows sets every row 0…rows-1 to version 1 with set and records
+// those writes (as process) in the history at path: the initial versions
+// are writes too.
+func writeInitialRows(t *testing.T, path string, process, rows int, set func(id int64) error) {
+	t.Helper()
+	initial, err := history.Create(path, process)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range int64(rows) {
+		invoke := time.Now().UnixNano()
+		if err := set(id); err != nil {
+			t.Fatal(err)
+		}
+		if err := initial.Append(history.Op{Key: "row" + strconv.FormatInt(id, 10), Kind: history.Write, Value: 1,
+			Invoke: invoke, Return: time.Now().UnixNano()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := initial.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestHistories: several OS processes (this test binary re-executed; see
 // historyChild) read rows by id and by name through their own Cache and
 // write them (UPDATE in PostgreSQL, then invalidate by key and result tag)
@@ -1098,24 +1122,10 @@ func TestHistories(t *testing.T) {
 		}
 	})
 	dir := t.TempDir()
-	// The initial versions are writes too: every key starts at v1.
-	initial, err := history.Create(filepath.Join(dir, "init.jsonl"), historyProcs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for id := range int64(historyRows) {
-		invoke := time.Now().UnixNano()
-		if _, err := pool.Exec(ctx, "INSERT INTO "+table+" VALUES ($1, $2, 1)", id, "n"+strconv.FormatInt(id, 10)); err != nil {
-			t.Fatal(err)
-		}
-		if err := initial.Append(history.Op{Key: "row" + strconv.FormatInt(id, 10), Kind: history.Write, Value: 1,
-			Invoke: invoke, Return: time.Now().UnixNano()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := initial.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeInitialRows(t, filepath.Join(dir, "init.jsonl"), historyProcs, historyRows, func(id int64) error {
+		_, err := pool.Exec(ctx, "INSERT INTO "+table+" VALUES ($1, $2, 1)", id, "n"+strconv.FormatInt(id, 10))
+		return err
+	})
 
 	ns := testNamespace(t)
 	start := time.Now().Add(time.Second) // every child is up by then
